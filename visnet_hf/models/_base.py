@@ -1,0 +1,119 @@
+"""What VSENet and FRN share: the backbone part of their configs and the pretrained-model base.
+
+Both families are ``transformers`` models over a timm backbone. The pieces here keep that contract
+in one place: configs that record the backbone and its data config, a model base class whose
+``from_pretrained`` refuses other model families and pickles, and whose ``save_pretrained`` writes
+the image processor next to the weights.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch.nn as nn
+from transformers import PreTrainedConfig, PreTrainedModel
+
+from ..backbones import LOADING_ONLY_KWARGS
+from ..image_processing import image_processor_from_data_config
+
+
+class VisnetConfig(PreTrainedConfig):
+    """Fields common to every visnet_hf model: the timm backbone and how images are prepared for it.
+
+    Args:
+        backbone: a ``timm.create_model`` name.
+        backbone_kwargs: architecture keywords for ``timm.create_model`` (``drop_rate``, ``in_chans``, ...).
+            Loading-only keywords (``pretrained_cfg_overlay``...) are never stored here.
+        num_features: the backbone's pooled feature width; filled in when the model is first built.
+        data_config: timm's eval data config (``input_size``, ``mean``, ``std``, ``interpolation``,
+            ``crop_pct``); filled in from the backbone when the model is first built.
+    """
+
+    backbone: str = "resnet18"
+    backbone_kwargs: dict[str, Any] | None = None
+    num_features: int | None = None
+    data_config: dict[str, Any] | None = None
+
+    def _choice(self, problems: list[str], name: str, choices: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value not in choices:
+            problems.append(f"{name}={value!r} is not one of {list(choices)}")
+
+    def _check(self, problems: list[str]) -> None:
+        """Report every invalid field at once, so a config with three mistakes gets one error."""
+        stored_loading_kwargs = sorted(LOADING_ONLY_KWARGS & set(self.backbone_kwargs or {}))
+        if stored_loading_kwargs:
+            problems.append(
+                f"backbone_kwargs may not hold loading-only keywords {stored_loading_kwargs}; pass them to "
+                "visnet_hf.create_model(...) instead"
+            )
+        if problems:
+            listed = "\n  - ".join(problems)
+            raise ValueError(f"Invalid {type(self).__name__}:\n  - {listed}")
+
+
+class VisnetPreTrainedModel(PreTrainedModel):
+    """Base class of both model families.
+
+    ``from_pretrained`` loads safetensors only and checks the checkpoint's ``model_type`` before
+    touching weights; ``save_pretrained`` also writes ``preprocessor_config.json``.
+    """
+
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    base_model_prefix = "visnet"
+    supports_gradient_checkpointing = False
+    accepts_loss_kwargs = False
+    _no_split_modules: list[str] = []
+
+    def _mark_backbone(self, backbone: nn.Module) -> None:
+        # timm initialises its own modules (e.g. ResNet's zero-init of the last BN in each block);
+        # transformers' generic init must not overwrite that when a model is built from a config.
+        for module in backbone.modules():
+            module._visnet_backbone = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if getattr(module, "_visnet_backbone", False):
+            if hasattr(module, "init_non_persistent_buffers"):
+                module.init_non_persistent_buffers()
+            return
+        super()._init_weights(module)
+
+    def image_processor(self):
+        """The eval-time image processor for this model's backbone (a ``BitImageProcessor``)."""
+        return image_processor_from_data_config(self.config.data_config)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """``PreTrainedModel.save_pretrained`` plus the image processor, so pipelines work from the folder."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self.image_processor().save_pretrained(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
+        """Load a saved model (a local folder or a Hub id: the same code path), safetensors only.
+
+        Raises:
+            ValueError: the folder holds another model family; the message names the right class.
+        """
+        if not isinstance(kwargs.get("config"), PreTrainedConfig):
+            _check_model_type(cls, pretrained_model_name_or_path, kwargs)
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+
+_HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+def _check_model_type(cls: type[PreTrainedModel], path: str | os.PathLike, kwargs: dict[str, Any]) -> None:
+    hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+    config_dict, _ = PreTrainedConfig.get_config_dict(path, **hub_kwargs)
+    expected = cls.config_class.model_type
+    found = config_dict.get("model_type")
+    if found != expected:
+        raise ValueError(
+            f"{str(path)!r} holds a model of type {found!r}, not {expected!r}, so {cls.__name__} cannot load it. "
+            "Load it with transformers.AutoModelForImageClassification.from_pretrained (after `import visnet_hf`), "
+            "which picks the right class, or with that family's own class."
+        )

@@ -1,0 +1,80 @@
+"""The one place where a new model meets pretrained backbone weights.
+
+``build_model`` splits a factory call's keywords into config fields and timm keywords, creates the
+backbone once (pretrained if asked), records its feature width and data config in the model config,
+builds the model from that config (which never downloads) and copies the backbone weights in.
+After that the weights live in the model's own ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, Callable
+
+import torch
+
+from ..backbones import LOADING_ONLY_KWARGS, create_backbone, resolve_data_config
+
+# Keywords a factory understands that are neither config fields nor timm keywords.
+_CONFIG_PROPERTIES = frozenset({"num_labels"})
+
+
+def config_fields(config_class: type) -> set[str]:
+    return {field.name for field in dataclasses.fields(config_class)} | _CONFIG_PROPERTIES
+
+
+def build_model(
+    model_class: type,
+    *,
+    pretrained: bool,
+    image_size: int | None,
+    overrides: dict[str, Any],
+    buffers: Callable[[Any], dict[str, torch.Tensor]] | None = None,
+):
+    """Create a model of ``model_class`` from factory keywords (preset defaults already merged in).
+
+    ``model_class.backbone_num_classes(config)`` says whether timm's classifier stays (``None``)
+    or goes (0). ``buffers(config)`` computes tensors once at creation, such as VSENet's class
+    embeddings; they are copied into the built model (and may update the config first).
+    """
+    config_class = model_class.config_class
+    fields = config_fields(config_class)
+    config_kwargs = {k: v for k, v in overrides.items() if k in fields}
+    timm_kwargs = {k: v for k, v in overrides.items() if k not in fields}
+    architecture_kwargs = {k: v for k, v in timm_kwargs.items() if k not in LOADING_ONLY_KWARGS}
+    config_kwargs["backbone_kwargs"] = {**(config_kwargs.get("backbone_kwargs") or {}), **architecture_kwargs}
+
+    config = config_class(**config_kwargs)
+    try:
+        backbone = create_backbone(
+            config.backbone,
+            pretrained=pretrained,
+            num_classes=model_class.backbone_num_classes(config),
+            **{**config.backbone_kwargs, **timm_kwargs},
+        )
+    except TypeError as error:
+        raise TypeError(_unknown_keywords_message(config_class, sorted(architecture_kwargs), error)) from error
+    config.num_features = int(backbone.num_features)
+    config.data_config = resolve_data_config(backbone, image_size)
+    initial_buffers = buffers(config) if buffers is not None else {}
+
+    model = model_class(config)
+    model.backbone.load_state_dict(backbone.state_dict())
+    for name, value in initial_buffers.items():
+        getattr(model, name).copy_(value)
+    return model.eval()
+
+
+def _unknown_keywords_message(config_class: type, keywords: list[str], error: Exception) -> str:
+    fields = sorted(config_field for config_field in config_fields(config_class) if not config_field.startswith("_"))
+    hints = []
+    for keyword in keywords:
+        close = difflib.get_close_matches(keyword, fields, n=3, cutoff=0.6)
+        if close:
+            hints.append(f"{keyword!r} (did you mean {', '.join(repr(c) for c in close)}?)")
+    hint = (" Possible typos: " + "; ".join(hints) + ".") if hints else ""
+    return (
+        f"Keywords {keywords} are neither {config_class.__name__} fields nor accepted by the timm backbone: "
+        f"{error}.{hint} {config_class.__name__} fields: {', '.join(fields)}."
+    )

@@ -1,0 +1,2 @@
+from .configuration_frn import FRNConfig
+from .modeling_frn import FRNForImageClassification, FRNOutput, FRNPreTrainedModel, create_frn

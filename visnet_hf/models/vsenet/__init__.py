@@ -1,0 +1,2 @@
+from .configuration_vsenet import VSENetConfig
+from .modeling_vsenet import VSENetForImageClassification, VSENetOutput, VSENetPreTrainedModel, create_vsenet

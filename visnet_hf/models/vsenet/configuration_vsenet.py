@@ -1,0 +1,110 @@
+"""Configuration of VSENet, the visual-semantic embedding network (the seed's section 4.1)."""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+
+from ...text_encoders import DEFAULT_TEXT_ENCODER, POOLINGS
+from .._base import VisnetConfig
+
+HEADS = ("semantic", "softmax", "both")
+OBJECTIVES = ("align", "finetune", "joint")
+PROJECTIONS = ("linear", "mlp")
+
+
+@strict
+class VSENetConfig(VisnetConfig):
+    """A timm backbone, a projection into a text encoder's space, and a softmax head.
+
+    Args:
+        text_encoder: Hub id or local path of the ``transformers`` text encoder that embeds class
+            names; only needed to (re)compute class embeddings, never for inference.
+        text_pooling: ``"mean"`` or ``"cls"`` pooling of the text encoder's last hidden states.
+        class_names: the current vocabulary; ``id2label`` follows it.
+        class_descriptions: optional descriptions, one list per class, averaged into its embedding.
+        templates: prompt templates with ``{}`` for the name, averaged (default ``"a photo of a {}."``).
+        trained_class_names: the vocabulary the softmax head was trained on. While ``class_names``
+            equals it the softmax head takes part; after ``set_classes`` to other names the semantic
+            head alone predicts, with ``calibration`` applied to any trained names among them.
+        embedding_dim: width of the text space (set from the text encoder by the factory).
+        projection: ``"linear"`` or ``"mlp"`` (Linear-GELU-Linear) from visual to text space.
+        projection_hidden_dim: hidden width of the MLP projection.
+        dropout: dropout on the visual vector before both heads.
+        head: which head predicts: ``"semantic"`` (cosine to class embeddings), ``"softmax"``
+            (``Wv + b``) or ``"both"`` (their log-probabilities mixed by ``softmax_weight``).
+        softmax_weight: weight of the softmax head in ``"both"``.
+        temperature: initial temperature of the cosine logits (learnable).
+        min_temperature: lower clamp of the temperature, so logits cannot explode.
+        gamma: bandwidth of the RBF-softmax class similarity ``S``.
+        objective: ``"align"`` (stage 1: visual vectors towards their class's text vector, with soft
+            targets from ``S``), ``"finetune"`` (stage 2: cross-entropy of the predicting heads plus
+            ``L_w``) or ``"joint"`` (both).
+        structure_weight: share of the stage-1 target taken from ``S`` rather than the one-hot label.
+        weight_reg: coefficient of ``L_w``, the squared L2 norm of the head weights.
+        calibration: offset subtracted from trained classes' scores in a mixed (generalised
+            zero-shot) vocabulary, so new classes are not swamped; see ``fit_calibration``.
+    """
+
+    model_type = "vsenet"
+
+    text_encoder: str = DEFAULT_TEXT_ENCODER
+    text_pooling: str = "mean"
+    class_names: list[str] | None = None
+    class_descriptions: list[list[str]] | None = None
+    templates: list[str] | None = None
+    trained_class_names: list[str] | None = None
+    embedding_dim: int = 384
+    projection: str = "linear"
+    projection_hidden_dim: int = 1024
+    dropout: float = 0.0
+    head: str = "both"
+    softmax_weight: float = 0.5
+    temperature: float = 0.07
+    min_temperature: float = 0.01
+    gamma: float = 1.0
+    objective: str = "finetune"
+    structure_weight: float = 0.1
+    weight_reg: float = 1e-4
+    calibration: float = 0.0
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        problems: list[str] = []
+        if self.class_names is not None:
+            if kwargs.get("num_labels") not in (None, len(self.class_names)):
+                problems.append(f"num_labels={kwargs['num_labels']} but {len(self.class_names)} class_names were given")
+            if len(set(self.class_names)) != len(self.class_names):
+                problems.append("class_names must be unique")
+            self.id2label = dict(enumerate(self.class_names))
+            self.label2id = {name: index for index, name in enumerate(self.class_names)}
+        else:
+            self.class_names = [self.id2label[i] for i in range(len(self.id2label))]
+        if self.trained_class_names is None:
+            self.trained_class_names = list(self.class_names)
+        if self.class_descriptions is not None and len(self.class_descriptions) != len(self.class_names):
+            problems.append(
+                f"class_descriptions has {len(self.class_descriptions)} entries for {len(self.class_names)} classes"
+            )
+        self._choice(problems, "text_pooling", POOLINGS)
+        self._choice(problems, "head", HEADS)
+        self._choice(problems, "objective", OBJECTIVES)
+        self._choice(problems, "projection", PROJECTIONS)
+        if not 0.0 <= self.softmax_weight <= 1.0:
+            problems.append(f"softmax_weight={self.softmax_weight} must lie in [0, 1]")
+        if not 0.0 < self.min_temperature <= self.temperature:
+            problems.append(
+                f"temperatures must satisfy 0 < min_temperature <= temperature, got "
+                f"{self.min_temperature} and {self.temperature}"
+            )
+        if self.gamma <= 0:
+            problems.append(f"gamma={self.gamma} must be positive")
+        if not 0.0 <= self.structure_weight <= 1.0:
+            problems.append(f"structure_weight={self.structure_weight} must lie in [0, 1]")
+        if self.weight_reg < 0:
+            problems.append(f"weight_reg={self.weight_reg} must be >= 0")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout={self.dropout} must lie in [0, 1)")
+        self._check(problems)
+
+
+__all__ = ["VSENetConfig"]

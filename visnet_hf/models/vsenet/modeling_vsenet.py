@@ -1,0 +1,383 @@
+"""VSENet: a timm backbone projected into the space where a text encoder embedded the class names.
+
+Read top to bottom: output → pretrained base → model → factory → presets.
+
+The model classifies by cosine similarity between its projected visual vector ``z`` and the class
+embeddings ``C`` (the semantic head), by a softmax head ``Wv + b`` on the visual vector ``v``, or by
+both. Because classes are text, ``set_classes`` swaps the vocabulary of a trained model for names it
+never saw (zero-shot) without retraining.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers.utils import ModelOutput
+
+from ... import semantics
+from ...backbones import create_backbone, resolve_data_config
+from ...registry import register_preset
+from ...text_encoders import ClassTexts, TextEncoder
+from .._base import VisnetPreTrainedModel
+from .._factory import build_model
+from .configuration_vsenet import VSENetConfig
+
+
+@dataclass
+class VSENetOutput(ModelOutput):
+    """What VSENet returns.
+
+    Args:
+        loss: the training objective selected by ``config.objective`` (when ``labels`` are given).
+        logits: the scores that predict, over the current vocabulary ``config.class_names``.
+        semantic_logits: temperature-scaled cosine similarities of ``z`` to every class embedding.
+        softmax_logits: ``Wv + b`` over the trained classes (``None`` in a zero-shot vocabulary).
+        image_embeds: ``z``, the projected visual vectors, unit-normalised.
+        pooler_output: ``v``, the backbone's pooled visual vectors.
+        last_hidden_state: the backbone's final feature map (for spatial Soft Tuning constraints).
+        loss_terms: each term of ``loss`` on its own, for logging.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    semantic_logits: torch.Tensor | None = None
+    softmax_logits: torch.Tensor | None = None
+    image_embeds: torch.Tensor | None = None
+    pooler_output: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    loss_terms: dict[str, torch.Tensor] | None = None
+
+
+class VSENetPreTrainedModel(VisnetPreTrainedModel):
+    config_class = VSENetConfig
+    config: VSENetConfig
+
+
+class VSENetForImageClassification(VSENetPreTrainedModel):
+    """VSENet for image classification over a vocabulary of class names.
+
+    Example:
+        >>> import visnet_hf
+        >>> model = visnet_hf.create_model("vsenet_resnet18", class_names=["cat", "dog"], text_encoder=PATH)
+        >>> model(pixel_values).logits.shape
+        torch.Size([B, 2])
+    """
+
+    def __init__(self, config: VSENetConfig):
+        super().__init__(config)
+        self.backbone = create_backbone(config.backbone, num_classes=0, **(config.backbone_kwargs or {}))
+        self._mark_backbone(self.backbone)
+        config.num_features = int(self.backbone.num_features)
+        if config.data_config is None:
+            config.data_config = resolve_data_config(self.backbone)
+
+        self.dropout = nn.Dropout(config.dropout)
+        self.projection = _projection(config)
+        self.classifier = nn.Linear(config.num_features, len(config.trained_class_names))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.temperature)))
+        self.register_buffer("class_embeddings", torch.zeros(len(config.class_names), config.embedding_dim))
+        self._sync_vocabulary()
+        self.post_init()
+
+    # -- hooks used by the factory ------------------------------------------------------------
+
+    @classmethod
+    def backbone_num_classes(cls, config: VSENetConfig) -> int:
+        return 0
+
+    # -- forward ------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> VSENetOutput | tuple:
+        feature_map = self.backbone.forward_features(pixel_values)
+        visual = self.dropout(self.backbone.forward_head(feature_map, pre_logits=True))
+        image_embeds = F.normalize(self.projection(visual), dim=-1)
+        semantic_logits = self.logit_scale_value() * image_embeds @ self.normalized_class_embeddings().T
+
+        if self._seen_columns is None:  # the trained vocabulary: both heads are available
+            softmax_logits = self.classifier(visual)
+            logits = self._combine(semantic_logits, softmax_logits)
+        else:  # a zero-shot vocabulary: the semantic head predicts, calibrated
+            softmax_logits = None
+            logits = self._calibrate(semantic_logits)
+
+        loss, loss_terms = None, None
+        if labels is not None:
+            loss_terms = self.loss_terms(semantic_logits, softmax_logits, labels)
+            loss = torch.stack(list(loss_terms.values())).sum()
+
+        output = VSENetOutput(
+            loss=loss,
+            logits=logits,
+            semantic_logits=semantic_logits,
+            softmax_logits=softmax_logits,
+            image_embeds=image_embeds,
+            pooler_output=visual,
+            last_hidden_state=feature_map,
+            loss_terms=loss_terms,
+        )
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
+
+    def logit_scale_value(self) -> torch.Tensor:
+        """The cosine logits' scale ``1 / temperature``, clamped at ``1 / min_temperature``."""
+        return self.logit_scale.exp().clamp(max=1.0 / self.config.min_temperature)
+
+    def normalized_class_embeddings(self) -> torch.Tensor:
+        return F.normalize(self.class_embeddings, dim=-1)
+
+    def _combine(self, semantic_logits: torch.Tensor, softmax_logits: torch.Tensor) -> torch.Tensor:
+        head = self.config.head
+        if head == "semantic":
+            return semantic_logits
+        if head == "softmax":
+            return softmax_logits
+        weight = self.config.softmax_weight
+        return (1 - weight) * semantic_logits.float().log_softmax(-1) + weight * softmax_logits.float().log_softmax(-1)
+
+    def _calibrate(self, semantic_logits: torch.Tensor) -> torch.Tensor:
+        if not self._seen_columns or self.config.calibration == 0:
+            return semantic_logits
+        offset = torch.zeros(semantic_logits.shape[-1], device=semantic_logits.device, dtype=semantic_logits.dtype)
+        offset[self._seen_columns] = self.config.calibration
+        return semantic_logits - offset
+
+    # -- objectives ---------------------------------------------------------------------------
+
+    def loss_terms(
+        self, semantic_logits: torch.Tensor, softmax_logits: torch.Tensor | None, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The terms of the objective ``config.objective`` selects, each in float32.
+
+        * ``align`` (stage 1): cross-entropy of the cosine logits against targets that mix the
+          one-hot label with the text side's similarity column ``S[:, y]``, so visual vectors move
+          towards their class's semantic vector while keeping the class structure.
+        * ``finetune`` (stage 2): cross-entropy of each predicting head.
+        * ``weight_reg``: ``L_w``, the squared L2 norm of the head weights.
+        """
+        config = self.config
+        semantic_logits = semantic_logits.float()
+        terms: dict[str, torch.Tensor] = {}
+        if config.objective in ("align", "joint"):
+            similarity = self.class_similarity()
+            one_hot = F.one_hot(labels, num_classes=semantic_logits.shape[-1]).float()
+            targets = (1 - config.structure_weight) * one_hot + config.structure_weight * similarity[:, labels].T
+            terms["align"] = -(targets * semantic_logits.log_softmax(-1)).sum(-1).mean()
+        if config.objective in ("finetune", "joint"):
+            if config.head in ("semantic", "both") or softmax_logits is None:
+                terms["semantic_ce"] = F.cross_entropy(semantic_logits, labels)
+            if config.head in ("softmax", "both") and softmax_logits is not None:
+                terms["softmax_ce"] = F.cross_entropy(softmax_logits.float(), labels)
+        if config.weight_reg > 0:
+            squared = sum(p.float().pow(2).sum() for n, p in self.named_parameters() if _is_head_weight(n))
+            terms["weight_reg"] = config.weight_reg * squared
+        return terms
+
+    # -- the seed's semantic matrices ---------------------------------------------------------
+
+    def class_centres(self) -> torch.Tensor:
+        """Mean-centred class centres of the current vocabulary."""
+        return semantics.class_centres(self.normalized_class_embeddings())
+
+    def class_distances(self) -> torch.Tensor:
+        """``D_ij = ||c_i - c_j||^2`` between class centres."""
+        return semantics.class_distances(self.normalized_class_embeddings())
+
+    def class_similarity(self, gamma: float | None = None) -> torch.Tensor:
+        """The RBF-softmax similarity ``S`` (columns sum to one), bandwidth ``gamma`` (default: config)."""
+        return semantics.class_similarity(self.normalized_class_embeddings(), gamma or self.config.gamma)
+
+    def association(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """The visual-semantic association matrix ``A`` (cosines, ``(B, K)``) for a batch's ``image_embeds``."""
+        return semantics.association(image_embeds, self.class_embeddings)
+
+    # -- vocabulary ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def set_classes(
+        self,
+        names: Sequence[str],
+        descriptions: Sequence[str | Sequence[str] | None] | None = None,
+        templates: Sequence[str] | None = None,
+        class_embeddings: torch.Tensor | None = None,
+    ) -> "VSENetForImageClassification":
+        """Switch to another vocabulary (zero-shot), embedding it with the text encoder in the config.
+
+        Args:
+            names: the new class names; may include trained names (generalised zero-shot).
+            descriptions: optional per-class descriptions (a string or list of strings per class).
+            templates: prompt templates; default: those the model was created with.
+            class_embeddings: precomputed embeddings ``(len(names), embedding_dim)``; skips the encoder.
+        """
+        config = self.config
+        templates = list(templates) if templates else config.templates
+        texts = ClassTexts.build(names, descriptions, templates)
+        if class_embeddings is None:
+            class_embeddings = TextEncoder(config.text_encoder, pooling=config.text_pooling).embed_classes(texts)
+        if tuple(class_embeddings.shape) != (len(names), config.embedding_dim):
+            raise ValueError(
+                f"Class embeddings of shape {tuple(class_embeddings.shape)} do not fit this model, which expects "
+                f"({len(names)}, {config.embedding_dim}): the text encoder must be the one the model was trained "
+                f"with ({config.text_encoder!r}) or one with the same width."
+            )
+        self.class_embeddings = F.normalize(class_embeddings.float(), dim=-1).to(self.class_embeddings.device)
+        config.class_names = list(texts.names)
+        config.class_descriptions = [list(d) for d in texts.descriptions] if texts.descriptions else None
+        config.templates = list(templates) if templates else None
+        config.id2label = dict(enumerate(config.class_names))
+        config.label2id = {name: index for index, name in enumerate(config.class_names)}
+        self._sync_vocabulary()
+        return self
+
+    def _sync_vocabulary(self) -> None:
+        """Cache which columns of the current vocabulary were trained (``None``: it is the trained one)."""
+        names, trained = self.config.class_names, self.config.trained_class_names
+        if list(names) == list(trained):
+            self._seen_columns = None
+        else:
+            trained_set = set(trained)
+            self._seen_columns = [index for index, name in enumerate(names) if name in trained_set]
+
+    @torch.no_grad()
+    def fit_calibration(self, batches: Iterable[Any]) -> dict[str, float]:
+        """Fit ``config.calibration`` on held-out data of a mixed vocabulary (generalised zero-shot).
+
+        Chooses the offset on trained classes' scores that maximises the harmonic mean of the
+        accuracy on images of trained classes and on images of new classes (calibrated stacking).
+
+        Args:
+            batches: ``(pixel_values, labels)`` pairs or dicts with those keys; labels index
+                ``config.class_names``.
+
+        Returns:
+            ``{"calibration", "seen_accuracy", "unseen_accuracy", "harmonic_mean"}``.
+        """
+        if not self._seen_columns or len(self._seen_columns) == len(self.config.class_names):
+            raise ValueError(
+                "fit_calibration needs a vocabulary that mixes trained and new class names; "
+                "call set_classes(trained_names + new_names) first."
+            )
+        was_training = self.training
+        self.eval()
+        scores, labels = [], []
+        for batch in batches:
+            pixel_values, batch_labels = (batch["pixel_values"], batch["labels"]) if isinstance(batch, dict) else batch
+            scores.append(self(pixel_values.to(self.device)).semantic_logits.float().cpu())
+            labels.append(torch.as_tensor(batch_labels).cpu())
+        self.train(was_training)
+        scores, labels = torch.cat(scores), torch.cat(labels)
+
+        seen = torch.zeros(scores.shape[1], dtype=torch.bool)
+        seen[self._seen_columns] = True
+        is_seen_image = seen[labels]
+        if is_seen_image.all() or not is_seen_image.any():
+            raise ValueError("fit_calibration needs held-out images of both trained and new classes.")
+        # Decisions only change where the offset equals a gap between the best seen and best unseen score.
+        gaps = scores[:, seen].max(1).values - scores[:, ~seen].max(1).values
+        candidates = torch.cat([torch.zeros(1), gaps.sort().values + 1e-6])
+        if len(candidates) > 1024:
+            candidates = candidates[torch.linspace(0, len(candidates) - 1, 1024).long()]
+
+        best = {"harmonic_mean": -1.0}
+        for offset in candidates.tolist():
+            predictions = (scores - offset * seen.float()).argmax(1)
+            correct = predictions == labels
+            seen_accuracy = correct[is_seen_image].float().mean().item()
+            unseen_accuracy = correct[~is_seen_image].float().mean().item()
+            harmonic = _harmonic_mean(seen_accuracy, unseen_accuracy)
+            if harmonic > best["harmonic_mean"]:
+                best = {
+                    "calibration": offset,
+                    "seen_accuracy": seen_accuracy,
+                    "unseen_accuracy": unseen_accuracy,
+                    "harmonic_mean": harmonic,
+                }
+        self.config.calibration = float(best["calibration"])
+        return best
+
+
+def _initial_class_embeddings(config: VSENetConfig, class_embeddings: torch.Tensor | None) -> dict:
+    """Embed the class names once, with the text encoder, when a new model is created."""
+    if class_embeddings is None:
+        encoder = TextEncoder(config.text_encoder, pooling=config.text_pooling)
+        texts = ClassTexts.build(config.class_names, config.class_descriptions, config.templates)
+        class_embeddings = encoder.embed_classes(texts)
+    class_embeddings = torch.as_tensor(class_embeddings, dtype=torch.float32)
+    if class_embeddings.ndim != 2 or class_embeddings.shape[0] != len(config.class_names):
+        raise ValueError(
+            f"class_embeddings of shape {tuple(class_embeddings.shape)} do not fit {len(config.class_names)} "
+            "class names; give one row per class."
+        )
+    config.embedding_dim = int(class_embeddings.shape[1])
+    return {"class_embeddings": F.normalize(class_embeddings, dim=-1)}
+
+
+def _projection(config: VSENetConfig) -> nn.Module:
+    if config.projection == "linear":
+        return nn.Linear(config.num_features, config.embedding_dim)
+    return nn.Sequential(
+        nn.Linear(config.num_features, config.projection_hidden_dim),
+        nn.GELU(),
+        nn.Linear(config.projection_hidden_dim, config.embedding_dim),
+    )
+
+
+def _is_head_weight(name: str) -> bool:
+    return name.endswith("weight") and name.startswith(("projection.", "classifier."))
+
+
+def _harmonic_mean(a: float, b: float) -> float:
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+# -- factory and presets ----------------------------------------------------------------------
+
+
+def create_vsenet(
+    pretrained: bool = False,
+    image_size: int | None = None,
+    class_embeddings: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> VSENetForImageClassification:
+    """Create a new VSENet: backbone (pretrained if asked) and class embeddings computed once.
+
+    Args:
+        pretrained: load the backbone's pretrained weights.
+        image_size: train/eval resolution (e.g. 32 for CIFAR at native size); default: the backbone's.
+        class_embeddings: precomputed ``(num_classes, dim)`` embeddings instead of the text encoder.
+        **kwargs: ``VSENetConfig`` fields (``class_names`` is required) and timm keywords.
+    """
+    if kwargs.get("class_names") is None and kwargs.get("id2label") is None:
+        raise ValueError(
+            "VSENet needs class names to embed: create_model('vsenet_resnet18', class_names=['cat', 'dog', ...], "
+            "text_encoder=HUB_ID_OR_PATH)."
+        )
+    model = build_model(
+        VSENetForImageClassification,
+        pretrained=pretrained,
+        image_size=image_size,
+        overrides=kwargs,
+        buffers=lambda config: _initial_class_embeddings(config, class_embeddings),
+    )
+    return model
+
+
+register_preset("vsenet_resnet18", create_vsenet, "VSENet on timm resnet18 (the seed's backbone)", backbone="resnet18")
+register_preset(
+    "vsenet_tf_efficientnet_lite0",
+    create_vsenet,
+    "VSENet on timm tf_efficientnet_lite0",
+    backbone="tf_efficientnet_lite0",
+)
+
+__all__ = ["VSENetOutput", "VSENetPreTrainedModel", "VSENetForImageClassification", "create_vsenet"]

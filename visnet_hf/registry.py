@@ -1,0 +1,61 @@
+"""Named presets and ``create_model``: the timm-style way to get a new visnet_hf model.
+
+Each model file registers its presets at import; a preset is a factory plus config defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    factory: Callable[..., Any]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+_PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(name: str, factory: Callable[..., Any], description: str = "", **defaults: Any) -> None:
+    """Register ``name`` so that ``create_model(name)`` calls ``factory(**defaults, **overrides)``."""
+    if name in _PRESETS:
+        raise ValueError(f"A preset named {name!r} is already registered.")
+    _PRESETS[name] = Preset(name, factory, dict(defaults), description)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of the registered presets that match a shell-style ``pattern`` (like ``timm.list_models``)."""
+    return sorted(name for name in _PRESETS if fnmatch.fnmatch(name, pattern))
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return _PRESETS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _PRESETS, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f"Unknown model {name!r}.{hint} Registered models: {', '.join(list_models())} "
+            "(see visnet_hf.list_models())."
+        ) from None
+
+
+def create_model(name: str, pretrained: bool = False, **overrides: Any):
+    """Create a new model from a registered preset.
+
+    Args:
+        name: a preset from ``list_models()``, e.g. ``"vsenet_resnet18"`` or ``"frn_resnet18"``.
+        pretrained: load the backbone's pretrained weights (from the Hub, or from a local file given
+            as ``pretrained_cfg_overlay=dict(file=...)``). Done once, here; the weights then live in
+            the model's own ``model.safetensors``.
+        **overrides: config fields (``class_names``, ``num_labels``, ``id2label``, ``text_encoder``,
+            ...), ``image_size``, and any other keyword, which goes to ``timm.create_model``.
+    """
+    preset = get_preset(name)
+    return preset.factory(pretrained=pretrained, **{**preset.defaults, **overrides})
