@@ -8,6 +8,7 @@ Importing the package registers both model families with transformers' Auto clas
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
 from .backbones import UnknownBackboneError, create_backbone
+from . import semantics
 from .image_processing import image_processor_from_data_config
 from .models import (
     FRNConfig,

