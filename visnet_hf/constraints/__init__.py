@@ -1,0 +1,29 @@
+"""Soft Tuning constraints: the interface, plugin discovery and the weighted terms in the loss."""
+
+from .base import Constraint, NoParams, validate_params
+from .plugins import (
+    GROUP,
+    ConstraintLoadError,
+    PluginInfo,
+    check_loads,
+    create_constraint,
+    list_constraints,
+    load_constraint_class,
+)
+from .soft_tuning import ConstraintError, ConstraintSpec, SoftTuning
+
+__all__ = [
+    "GROUP",
+    "Constraint",
+    "ConstraintError",
+    "ConstraintLoadError",
+    "ConstraintSpec",
+    "NoParams",
+    "PluginInfo",
+    "SoftTuning",
+    "check_loads",
+    "create_constraint",
+    "list_constraints",
+    "load_constraint_class",
+    "validate_params",
+]

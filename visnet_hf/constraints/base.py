@@ -1,0 +1,102 @@
+"""The Soft Tuning constraint interface.
+
+A constraint is a weighted term added to the training loss. Subclass ``Constraint``, declare its
+parameters as a dataclass ``Params``, implement ``__call__``; publish it through the entry-point
+group ``visnet_hf.constraints`` and any config can name it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, ClassVar, Mapping
+
+import torch
+import torch.nn as nn
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    """For constraints without parameters."""
+
+
+class Constraint:
+    """Base class of every Soft Tuning constraint.
+
+    Subclasses set ``Params`` to a frozen dataclass (its fields are the config's ``params``; raise
+    ``ValueError`` in ``__post_init__`` for impossible values) and implement ``__call__``.
+
+    Attributes:
+        name: the entry-point name, set when the constraint is loaded.
+        params: the validated ``Params`` instance.
+    """
+
+    Params: ClassVar[type] = NoParams
+    name: str = ""
+
+    def __init__(self, **params: Any):
+        self.params = validate_params(self.Params, params)
+
+    def setup(self, model: nn.Module) -> None:
+        """Called once, after the model is built and before training (e.g. to snapshot weights)."""
+
+    def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor], outputs: Any) -> torch.Tensor:
+        """Return one scalar tensor: the unweighted term for this batch."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """State that must survive a resume (tensors and plain values)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+
+def validate_params(params_class: type, params: Mapping[str, Any]) -> Any:
+    """Build ``params_class(**params)``, reporting unknown names and wrong types all at once.
+
+    Raises:
+        ValueError: listing every problem, with close matches for misspelled names.
+    """
+    fields = {f.name: f for f in dataclasses.fields(params_class)}
+    hints = typing.get_type_hints(params_class)
+    problems = []
+    for key, value in params.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            problems.append(f"unknown parameter {key!r}{hint}; valid: {sorted(fields) or 'none'}")
+        elif not _matches(value, hints.get(key, Any)):
+            problems.append(f"parameter {key!r} expects {_type_name(hints[key])}, got {value!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    try:
+        return params_class(**params)
+    except (TypeError, ValueError) as error:
+        raise ValueError(str(error)) from error
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(
+            _matches(v, typing.get_args(hint)[0]) for v in value if typing.get_args(hint)
+        )
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
