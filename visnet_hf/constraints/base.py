@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Mapping
 import torch
 import torch.nn as nn
 
+from .._typecheck import matches, type_name
+
 
 @dataclasses.dataclass(frozen=True)
 class NoParams:
@@ -67,36 +69,11 @@ def validate_params(params_class: type, params: Mapping[str, Any]) -> Any:
             close = difflib.get_close_matches(key, fields, n=3, cutoff=0.6)
             hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
             problems.append(f"unknown parameter {key!r}{hint}; valid: {sorted(fields) or 'none'}")
-        elif not _matches(value, hints.get(key, Any)):
-            problems.append(f"parameter {key!r} expects {_type_name(hints[key])}, got {value!r}")
+        elif not matches(value, hints.get(key, Any)):
+            problems.append(f"parameter {key!r} expects {type_name(hints[key])}, got {value!r}")
     if problems:
         raise ValueError("; ".join(problems))
     try:
         return params_class(**params)
     except (TypeError, ValueError) as error:
         raise ValueError(str(error)) from error
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return True
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        return any(_matches(value, h) for h in typing.get_args(hint))
-    if origin is typing.Literal:
-        return value in typing.get_args(hint)
-    if origin in (list, tuple):
-        return isinstance(value, (list, tuple)) and all(
-            _matches(v, typing.get_args(hint)[0]) for v in value if typing.get_args(hint)
-        )
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint) if isinstance(hint, type) else True
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -1,0 +1,51 @@
+"""Checkpoints with ``accelerator.save_state``, written atomically; resume picks the newest complete one."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+STATE_FILE = "trainer_state.json"
+
+
+def checkpoint_dir(output_dir: Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def save_checkpoint(accelerator, output_dir: Path, state, keep: int) -> Path:
+    """Save to ``step_N.tmp``, write the trainer state last, then rename to ``step_N``.
+
+    A kill at any moment leaves either the previous checkpoints or a ``.tmp`` folder that resume
+    ignores; never a corrupt "latest".
+    """
+    root = checkpoint_dir(output_dir)
+    final = root / f"step_{state.global_step:08d}"
+    temporary = root / f"step_{state.global_step:08d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(temporary))
+    if accelerator.is_main_process:
+        (temporary / STATE_FILE).write_text(json.dumps(dataclasses.asdict(state)))
+        if final.exists():
+            shutil.rmtree(final)
+        temporary.rename(final)
+        for old in complete_checkpoints(output_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def complete_checkpoints(output_dir: Path) -> list[Path]:
+    root = checkpoint_dir(output_dir)
+    if not root.exists():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp") and (p / STATE_FILE).exists())
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    checkpoints = complete_checkpoints(output_dir)
+    return checkpoints[-1] if checkpoints else None

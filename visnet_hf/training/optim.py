@@ -1,0 +1,61 @@
+"""Optimizers, learning-rate schedules and freezing."""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import torch
+import torch.nn as nn
+
+from .config import OptimConfig
+
+
+def freeze(model: nn.Module, config: OptimConfig) -> None:
+    """``backbone``: a linear probe (only the heads train); ``partial``: only ``trainable_prefixes`` train."""
+    if config.freeze == "none":
+        return
+    for name, param in model.named_parameters():
+        if config.freeze == "backbone":
+            param.requires_grad_(not name.startswith("backbone."))
+        else:
+            param.requires_grad_(name.startswith(tuple(config.trainable_prefixes)))
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"optim.trainable_prefixes={config.trainable_prefixes} match no parameter; nothing would train.")
+
+
+def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
+    """SGD or AdamW; the backbone may have its own learning rate; no weight decay on biases and norms."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        key = (name.startswith("backbone."), param.ndim <= 1)
+        groups.setdefault(key, []).append(param)
+    param_groups = []
+    for (is_backbone, no_decay), params in groups.items():
+        lr = config.backbone_lr if (is_backbone and config.backbone_lr is not None) else config.lr
+        param_groups.append({"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else config.weight_decay})
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
+    return torch.optim.AdamW(param_groups, lr=config.lr)
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, config: OptimConfig, steps_per_epoch: int, epochs: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then cosine to zero over the whole run, or step decay at epoch ``milestones``."""
+    total = max(1, steps_per_epoch * epochs)
+    milestones = sorted(m * steps_per_epoch for m in config.milestones)
+
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.scheduler == "cosine":
+            progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        if config.scheduler == "multistep":
+            return config.decay ** bisect.bisect_right(milestones, step)
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
