@@ -81,3 +81,26 @@ def cifar10_sample() -> tuple[list[Image.Image], list[int], list[str]]:
 def pixel_batch() -> torch.Tensor:
     torch.manual_seed(0)
     return torch.randn(4, 3, 32, 32)
+
+
+@pytest.fixture(scope="session")
+def tiny_parquet(tmp_path_factory) -> str:
+    """A 96-image, 4-class parquet dataset (real CIFAR-10 images when available) with a ClassLabel column."""
+    import datasets
+
+    directory = tmp_path_factory.mktemp("tiny_data")
+    if CIFAR10.exists():
+        source = datasets.Dataset.from_parquet(str(CIFAR10), split="train")
+        names = source.features["label"].names
+        keep = [names.index(n) for n in ("cat", "dog", "automobile", "ship")]
+        source = source.filter(lambda label: label in keep, input_columns="label").select(range(96))
+        images = list(source["image"])
+        labels = [keep.index(label) for label in source["label"]]
+    else:
+        images = generated_images(96)
+        labels = [i % 4 for i in range(96)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog", "car", "ship"])})
+    dataset = datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+    path = directory / "train.parquet"
+    dataset.to_parquet(str(path))
+    return str(path)

@@ -21,6 +21,109 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if all(r["same"] and r["last_loss"] < r["first_loss"] for r in results.values()) else 1
 
 
+def _plugins_list(args: argparse.Namespace) -> int:
+    from .constraints import check_loads, list_constraints
+
+    plugins = list_constraints()
+    for info in plugins:
+        ok, reason = check_loads(info.name)
+        status = "loads" if ok else f"FAILS: {reason}"
+        print(f"{info.name:22s} {info.distribution} {info.version:10s} {status}")
+    if not plugins:
+        print("No constraints installed (entry-point group visnet_hf.constraints).")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training import main as train_main
+
+    train_main(["--config", args.config, *(["--resume"] if args.resume else []), *args.overrides])
+    return 0
+
+
+def _load(model_dir: str):
+    from transformers import AutoModelForImageClassification
+
+    import visnet_hf  # noqa: F401  (registers the Auto classes)
+
+    return AutoModelForImageClassification.from_pretrained(model_dir).eval()
+
+
+def _image_files(paths: list[str]) -> list:
+    from pathlib import Path
+
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise SystemExit(f"visnet: {path} does not exist")
+    return files
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+    from PIL import Image
+
+    model = _load(args.model)
+    if getattr(args, "classes", None):
+        if not hasattr(model, "set_classes"):
+            raise SystemExit("visnet zero-shot: only VSENet models can switch to new class names.")
+        model.set_classes([name.strip() for name in args.classes.split(",") if name.strip()])
+    processor = model.image_processor()
+    for file in _image_files(args.images):
+        try:
+            image = Image.open(file).convert("RGB")
+        except OSError as error:
+            print(json.dumps({"file": str(file), "error": f"cannot read image: {error}"}))
+            continue
+        with torch.no_grad():
+            probabilities = model(**processor(image, return_tensors="pt")).logits.float().softmax(-1)[0]
+        top = probabilities.topk(min(args.top_k, probabilities.numel()))
+        predictions = [
+            {"label": model.config.id2label[int(i)], "score": round(float(p), 4)} for p, i in zip(top.values, top.indices)
+        ]
+        print(json.dumps({"file": str(file), "predictions": predictions}))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
+
+    from .data import load_splits, with_transform
+    from .data.transforms import build_transforms, collate
+    from .training.config import DataConfig
+    from .training.loop import evaluate_model
+    from .training.reports import write_reports
+
+    model = _load(args.model)
+    data = DataConfig(source=args.source, path=args.data, eval_split=args.split, max_eval_samples=args.max_samples)
+    splits = load_splits(data)
+    names = list(model.config.id2label[i] for i in range(len(model.config.id2label)))
+    if names != splits.class_names:
+        raise SystemExit(f"visnet eval: the model's classes {names[:5]}... differ from the data's {splits.class_names[:5]}...")
+    _, eval_transform = build_transforms(model.config.data_config, data.augment)
+    loader = DataLoader(with_transform(splits.eval, eval_transform), batch_size=args.batch_size, collate_fn=collate)
+    accelerator = Accelerator()
+    model, loader = accelerator.prepare(model, loader)
+    results = evaluate_model(accelerator, model, loader, splits.class_names)
+    output = Path(args.output_dir or Path(args.model) / "eval")
+    output.mkdir(parents=True, exist_ok=True)
+    files = write_reports(output, results, [], splits.class_names)
+    print(json.dumps({"accuracy": results["accuracy"], "top5_accuracy": results.get("top5_accuracy"),
+                      "loss": results["loss"], **files}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="visnet", description="Image classifiers supervised by language and labels.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +137,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=10)
     demo.add_argument("--text-encoder", default=None, help="Hub id or local path (default: MiniLM from PyPI)")
     demo.set_defaults(run=_demo)
+
+    train = commands.add_parser("train", help="train from a YAML config (same as train.py; use with accelerate launch)")
+    train.add_argument("--config", required=True)
+    train.add_argument("--resume", action="store_true")
+    train.add_argument("overrides", nargs="*", help="key=value overrides")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a saved model: top-1, top-5, per-class report, confusion matrix")
+    evaluate.add_argument("--model", required=True, help="a folder written by save_pretrained (or a Hub id)")
+    evaluate.add_argument("--data", required=True, help="parquet file, image folder or Hub dataset id")
+    evaluate.add_argument("--source", default="parquet", choices=["parquet", "imagefolder", "hub", "fashion_mnist"])
+    evaluate.add_argument("--split", default=None, help="split to evaluate (default: a held-out part of train)")
+    evaluate.add_argument("--max-samples", type=int, default=None)
+    evaluate.add_argument("--batch-size", type=int, default=128)
+    evaluate.add_argument("--output-dir", default=None)
+    evaluate.set_defaults(run=_eval)
+
+    predict = commands.add_parser("predict", help="classify image files or folders with a saved model")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("images", nargs="+")
+    predict.set_defaults(run=_predict)
+
+    zero_shot = commands.add_parser("zero-shot", help="classify images among new class names (VSENet)")
+    zero_shot.add_argument("--model", required=True)
+    zero_shot.add_argument("--classes", required=True, help='comma-separated names, e.g. "zebra,lorry,cat"')
+    zero_shot.add_argument("--top-k", type=int, default=3)
+    zero_shot.add_argument("images", nargs="+")
+    zero_shot.set_defaults(run=_predict)
+
+    plugins = commands.add_parser("plugins", help="Soft Tuning constraint plugins")
+    plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
+    plugin_list = plugin_commands.add_parser("list", help="installed constraints, their package, version and whether they load")
+    plugin_list.set_defaults(run=_plugins_list)
     return parser
 
 
