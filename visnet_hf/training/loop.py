@@ -217,9 +217,17 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         state.stage += 1
         state.epoch = 0
 
-    results = {"output_dir": str(output_dir), "model_dir": str(output_dir / "model"), "state": state.__dict__}
+    # One checksum of the weights per process: DDP replicas that drifted apart would show here.
+    checksum = torch.tensor([sum(p.detach().double().sum().item() for p in inner.parameters())], device=accelerator.device)
+    run_info = {
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "rank_checksums": accelerator.gather(checksum).cpu().tolist(),
+        "skipped_steps": state.skipped_steps,
+    }
+    results = {"output_dir": str(output_dir), "model_dir": str(output_dir / "model"), "state": state.__dict__, **run_info}
     if last_eval and accelerator.is_main_process:
-        results.update(write_reports(output_dir, last_eval, state.history, splits.class_names))
+        results.update(write_reports(output_dir, {**last_eval, "run": run_info}, state.history, splits.class_names))
         accelerator.print(
             f"Done. Model: {output_dir / 'model'}  Metrics: {results['metrics_file']}  "
             f"Plots: {results['confusion_png']}, {results['curve_png']}"

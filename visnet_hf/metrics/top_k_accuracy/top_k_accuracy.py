@@ -18,6 +18,5 @@ class TopKAccuracy(evaluate.Metric):
 
     def _compute(self, predictions, references, k=5):
         scores, references = np.asarray(predictions), np.asarray(references)
-        k = min(k, scores.shape[1])
-        top = np.argsort(-scores, axis=1)[:, :k]
+        top = np.argsort(-scores, axis=1)[:, : min(k, scores.shape[1])]
         return {f"top{k}_accuracy": float((top == references[:, None]).any(1).mean()) if len(references) else 0.0}
