@@ -28,7 +28,24 @@ def test_api_snippet_runs_as_written(minilm_path, tmp_path, monkeypatch, capsys)
 def test_readme_starts_with_the_two_commands():
     text = README.read_text()
     commands = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
-    assert 'pip install -e ".[test]" && visnet demo' in commands
+    assert 'pip install -e ".[test]" && HF_HUB_OFFLINE=1 accelerate launch --cpu train.py --config configs/quickstart.yaml' in commands
     assert 'pip install -e ".[test]" && HF_HUB_OFFLINE=1 python -m pytest' in commands
     ci = (README.parent / ".ci" / "run").read_text()
     assert 'pip install -e ".[test]"' in ci and "python -m pytest" in ci
+
+
+def test_constraint_snippet_is_a_working_constraint():
+    from types import SimpleNamespace
+
+    import torch
+
+    from visnet_hf.constraints import Constraint
+
+    namespace: dict = {}
+    exec(compile(snippet("constraint"), "README.md", "exec"), namespace)
+    constraint = namespace["LogitNorm"](target=1.0)
+    assert isinstance(constraint, Constraint)
+    value = constraint(None, {}, SimpleNamespace(logits=torch.tensor([[3.0, 4.0]])))
+    assert value.item() == pytest.approx(16.0)
+    with pytest.raises(ValueError, match="unknown parameter 'targt'"):
+        namespace["LogitNorm"](targt=1.0)
