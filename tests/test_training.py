@@ -101,20 +101,23 @@ def test_train_eval_predict_reload(model, tiny_parquet, tiny_text_encoder, tmp_p
 
 
 def test_resume_continues_exactly(tiny_parquet, tmp_path):
+    """Constraint state (filter_values' reference weights) and the EMA go through save_state / load_state too."""
     extra = "checkpoint_every_steps: 2\nkeep_checkpoints: 20\ntrackers: []\n"
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra=extra)
-    uninterrupted = train_main(["--config", str(config)])
+    constraint = "stages.0.constraints=[{name: filter_values, weight: 0.01}, {name: label_deviation, weight: 0.5}]"
+    uninterrupted = train_main(["--config", str(config), constraint, "optim.ema_decay=0.9"])
     reference = load_file(tmp_path / "run" / "model" / "model.safetensors")
     history = uninterrupted["state"]["history"]
 
-    # Pretend the run was killed after step 4 (mid-epoch 2): drop everything written after it.
+    # Pretend the run was killed after step 4 (the end of epoch 1): drop every checkpoint written after it.
+    # (Resuming from a mid-epoch checkpoint does not yet reproduce the run exactly; see issue 4.)
     checkpoints = sorted((tmp_path / "run" / "checkpoints").iterdir())
     for later in checkpoints:
         if int(later.name.split("_")[1]) > 4:
             import shutil
 
             shutil.rmtree(later)
-    resumed = train_main(["--config", str(config), "--resume"])
+    resumed = train_main(["--config", str(config), "--resume", constraint, "optim.ema_decay=0.9"])
     assert resumed["state"]["global_step"] == uninterrupted["state"]["global_step"]
     assert [h["train_loss"] for h in resumed["state"]["history"]] == pytest.approx([h["train_loss"] for h in history], abs=1e-6)
     final = load_file(tmp_path / "run" / "model" / "model.safetensors")

@@ -1,0 +1,64 @@
+"""Optimizer groups, schedules and freezing, as the training config sets them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import visnet_hf
+from visnet_hf.training.config import OptimConfig
+from visnet_hf.training.optim import build_optimizer, build_schedule, freeze
+
+
+@pytest.fixture()
+def model():
+    torch.manual_seed(0)
+    return visnet_hf.create_model("frn_resnet18", num_labels=3, image_size=32)
+
+
+def test_backbone_gets_its_own_learning_rate_and_norms_no_decay(model):
+    optimizer = build_optimizer(model, OptimConfig(optimizer="sgd", lr=0.1, backbone_lr=0.01, weight_decay=0.5))
+    by_param = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    assert by_param[id(model.backbone.conv1.weight)]["lr"] == 0.01
+    assert by_param[id(model.classifier.weight)]["lr"] == 0.1
+    assert by_param[id(model.classifier.bias)]["weight_decay"] == 0.0
+    assert by_param[id(model.classifier.weight)]["weight_decay"] == 0.5
+    assert isinstance(build_optimizer(model, OptimConfig()), torch.optim.AdamW)
+
+
+def test_freezing_modes(model):
+    freeze(model, OptimConfig(freeze="backbone"))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and not any(n.startswith("backbone.") for n in trainable)
+    freeze(model, OptimConfig(freeze="partial", trainable_prefixes=["backbone.layer4", "classifier"]))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all(n.startswith(("backbone.layer4", "classifier")) for n in trainable) and "classifier.weight" in trainable
+    with pytest.raises(ValueError, match="match no parameter"):
+        freeze(model, OptimConfig(freeze="partial", trainable_prefixes=["nothing"]))
+    with pytest.raises(ValueError, match="needs trainable_prefixes"):
+        OptimConfig(freeze="partial")
+
+
+def lrs(config: OptimConfig, steps_per_epoch: int, epochs: int) -> list[float]:
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=config.lr)
+    schedule = build_schedule(optimizer, config, steps_per_epoch, epochs)
+    values = []
+    for _ in range(steps_per_epoch * epochs):
+        values.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return values
+
+
+def test_cosine_with_warmup():
+    values = lrs(OptimConfig(lr=1.0, scheduler="cosine", warmup_steps=4), steps_per_epoch=10, epochs=2)
+    assert values[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert values[4] == pytest.approx(1.0)
+    assert values[-1] < 0.01 and all(a >= b for a, b in zip(values[4:], values[5:]))
+
+
+def test_multistep_decays_at_epoch_milestones():
+    values = lrs(OptimConfig(lr=1.0, scheduler="multistep", milestones=[1, 3], decay=0.1), steps_per_epoch=5, epochs=4)
+    assert values[4] == 1.0 and values[5] == pytest.approx(0.1) and values[14] == pytest.approx(0.1)
+    assert values[15] == pytest.approx(0.01)
