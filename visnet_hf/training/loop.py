@@ -145,6 +145,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             loader = accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
             model.train()
             sums: dict[str, float] = {}
+            counted = 0  # batches summed in this process's run of the epoch (fewer after a mid-epoch resume)
             started = time.perf_counter()
             progress = tqdm(
                 total=steps_per_epoch,
@@ -177,6 +178,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 state.global_step += 1
                 state.batches_done += 1
                 progress.update(1)
+                counted += 1
                 for name, value in {"loss": loss, **terms}.items():
                     sums[name] = sums.get(name, 0.0) + float(value.detach())
                 if state.global_step % config.log_every_steps == 0:
@@ -193,7 +195,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 "stage": stage.name,
                 "epoch": _epoch_index(config, state) + 1,
                 "step": state.global_step,
-                **{f"train_{k}": v / max(1, state.batches_done) for k, v in sums.items()},
+                **{f"train_{k}": v / max(1, counted) for k, v in sums.items()},
                 "eval_loss": last_eval["loss"],
                 "eval_accuracy": last_eval["accuracy"],
                 "eval_top5_accuracy": last_eval.get("top5_accuracy"),
