@@ -99,8 +99,7 @@ def _eval(args: argparse.Namespace) -> int:
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
 
-    from .data import load_splits, with_transform
-    from .data.transforms import build_transforms, collate
+    from .data import TransformedDataset, build_transforms, collate, load_splits
     from .training.config import DataConfig
     from .training.loop import evaluate_model
     from .training.reports import write_reports
@@ -112,7 +111,7 @@ def _eval(args: argparse.Namespace) -> int:
     if names != splits.class_names:
         raise SystemExit(f"visnet eval: the model's classes {names[:5]}... differ from the data's {splits.class_names[:5]}...")
     _, eval_transform = build_transforms(model.config.data_config, data.augment)
-    loader = DataLoader(with_transform(splits.eval, eval_transform), batch_size=args.batch_size, collate_fn=collate)
+    loader = DataLoader(TransformedDataset(splits.eval, eval_transform), batch_size=args.batch_size, collate_fn=collate)
     accelerator = Accelerator()
     model, loader = accelerator.prepare(model, loader)
     results = evaluate_model(accelerator, model, loader, splits.class_names)

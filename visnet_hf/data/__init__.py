@@ -1,6 +1,14 @@
 """Datasets through ``datasets``: Hub ids, local parquet, local imagefolder, Fashion-MNIST; transforms; class names."""
 
 from .loading import DataError, Splits, load_splits, read_descriptions
-from .transforms import build_transforms, with_transform
+from .transforms import TransformedDataset, build_transforms, collate
 
-__all__ = ["DataError", "Splits", "build_transforms", "load_splits", "read_descriptions", "with_transform"]
+__all__ = [
+    "DataError",
+    "Splits",
+    "TransformedDataset",
+    "build_transforms",
+    "collate",
+    "load_splits",
+    "read_descriptions",
+]

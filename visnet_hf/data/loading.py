@@ -40,11 +40,12 @@ def load_splits(config: DataConfig, seed: int = 0) -> Splits:
     train, evaluation = _load_source(config)
     train = _standardise(train, config, "train")
     class_names = _class_names(train, config)
+    train = _with_class_label(train, class_names)
     if evaluation is None:
         parts = train.train_test_split(test_size=config.val_fraction, seed=seed, stratify_by_column="label")
         train, evaluation = parts["train"], parts["test"]
     else:
-        evaluation = _standardise(evaluation, config, "eval")
+        evaluation = _with_class_label(_standardise(evaluation, config, "eval"), class_names)
     if config.max_train_samples:
         train = train.select(range(min(config.max_train_samples, len(train))))
     if config.max_eval_samples:
@@ -107,11 +108,21 @@ def _class_names(dataset: datasets.Dataset, config: DataConfig) -> list[str]:
             f"Column {config.label_column!r} has no class names (it is {feature}); give data.class_names: [...] "
             "in the config, one name per label."
         )
-    labels = np.asarray(dataset["label"])
-    if labels.size and (labels.min() < 0 or labels.max() >= len(names)):
-        bad = sorted({int(v) for v in labels if v < 0 or v >= len(names)})[:10]
-        raise DataError(f"Labels {bad} lie outside the {len(names)} classes {names[:5]}...; fix the labels or class_names.")
     return [str(n) for n in names]
+
+
+def _with_class_label(dataset: datasets.Dataset, class_names: list[str]) -> datasets.Dataset:
+    """Check the labels, and make ``label`` a ``ClassLabel`` with the run's names (stratified splits need it)."""
+    labels = np.asarray(dataset["label"])
+    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
+        bad = sorted({int(v) for v in labels if v < 0 or v >= len(class_names)})[:10]
+        raise DataError(
+            f"Labels {bad} lie outside the {len(class_names)} classes {class_names[:5]}...; fix the labels or class_names."
+        )
+    feature = dataset.features["label"]
+    if isinstance(feature, datasets.ClassLabel) and list(feature.names) == class_names:
+        return dataset
+    return dataset.cast_column("label", datasets.ClassLabel(names=class_names))
 
 
 def read_descriptions(path: str, class_names: list[str]) -> list[list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any, Callable
 
 import timm.data
@@ -37,16 +38,37 @@ def build_transforms(data_config: dict[str, Any], augment: AugmentConfig) -> tup
     return T.Compose(steps), eval_transform
 
 
-def with_transform(dataset, transform: Callable):
-    """Attach ``transform`` lazily: batches come out as ``pixel_values`` and ``labels``."""
+class TransformedDataset(torch.utils.data.Dataset):
+    """A ``datasets.Dataset`` of ``image`` / ``label`` as ``pixel_values`` / ``labels`` for a DataLoader.
 
-    def apply(batch: dict[str, list]) -> dict[str, Any]:
-        return {
-            "pixel_values": [transform(image.convert("RGB")) for image in batch["image"]],
-            "labels": batch["label"],
-        }
+    Random augmentation is a pure function of ``(seed, epoch, index)``: each example is transformed
+    under its own seed, with the global torch and Python RNGs left untouched. A resumed run (even
+    mid-epoch, after a DataLoader that had prefetched past the checkpoint) therefore sees exactly
+    the images an uninterrupted run sees, whatever the number of workers or processes.
+    """
 
-    return dataset.with_transform(apply)
+    def __init__(self, dataset, transform: Callable, seed: int = 0):
+        self.dataset = dataset
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        example = self.dataset[int(index)]
+        example_seed = ((self.seed * 1_000_003 + self.epoch) * 1_000_003 + int(index)) % 2**63
+        python_state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(example_seed)
+            random.seed(example_seed)
+            pixel_values = self.transform(example["image"].convert("RGB"))
+        random.setstate(python_state)
+        return {"pixel_values": pixel_values, "labels": example["label"]}
 
 
 def collate(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

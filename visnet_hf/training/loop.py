@@ -19,8 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..constraints import SoftTuning
-from ..data import build_transforms, load_splits, with_transform
-from ..data.transforms import collate
+from ..data import TransformedDataset, build_transforms, collate, load_splits
 from ..metrics import compute_all
 from ..registry import create_model
 from ..text_encoders import default_text_encoder
@@ -44,6 +43,8 @@ class TrainerState:
     batches_done: int = 0  # within the epoch
     best_accuracy: float = -1.0
     skipped_steps: int = 0
+    epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of this epoch's losses
+    epoch_batches: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -88,8 +89,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         soft_tuning.setup(model)
     freeze(model, config.optim)
     train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
+    train_dataset = TransformedDataset(splits.train, train_transform, seed=config.seed)
     train_loader = DataLoader(
-        with_transform(splits.train, train_transform),
+        train_dataset,
         batch_size=config.batch_size,
         shuffle=True,
         collate_fn=collate,
@@ -97,7 +99,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         drop_last=len(splits.train) > config.batch_size,
     )
     eval_loader = DataLoader(
-        with_transform(splits.eval, eval_transform),
+        TransformedDataset(splits.eval, eval_transform),
         batch_size=config.eval_batch_size or config.batch_size,
         collate_fn=collate,
         num_workers=config.data.num_workers,
@@ -134,10 +136,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         soft_tuning = stage_constraints[state.stage]
         while state.epoch < stage.epochs:
             train_loader.set_epoch(_epoch_index(config, state))
+            train_dataset.set_epoch(_epoch_index(config, state))
             loader = accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
             model.train()
-            sums: dict[str, float] = {}
-            counted = 0  # batches summed in this process's run of the epoch (fewer after a mid-epoch resume)
             started = time.perf_counter()
             progress = tqdm(
                 total=steps_per_epoch,
@@ -170,9 +171,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 state.global_step += 1
                 state.batches_done += 1
                 progress.update(1)
-                counted += 1
+                state.epoch_batches += 1
                 for name, value in {"loss": loss, **terms}.items():
-                    sums[name] = sums.get(name, 0.0) + float(value.detach())
+                    state.epoch_sums[name] = state.epoch_sums.get(name, 0.0) + float(value.detach())
                 if state.global_step % config.log_every_steps == 0:
                     logged = {f"train/{k}": float(v.detach()) for k, v in {"loss": loss, **terms}.items()}
                     logged["train/lr"] = scheduler.get_last_lr()[0]
@@ -187,7 +188,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 "stage": stage.name,
                 "epoch": _epoch_index(config, state) + 1,
                 "step": state.global_step,
-                **{f"train_{k}": v / max(1, counted) for k, v in sums.items()},
+                **{f"train_{k}": v / max(1, state.epoch_batches) for k, v in state.epoch_sums.items()},
                 "eval_loss": last_eval["loss"],
                 "eval_accuracy": last_eval["accuracy"],
                 "eval_top5_accuracy": last_eval.get("top5_accuracy"),
@@ -205,6 +206,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             state.best_accuracy = max(state.best_accuracy, last_eval["accuracy"])
             state.epoch += 1
             state.batches_done = 0
+            state.epoch_sums, state.epoch_batches = {}, 0
             if is_best:
                 _export(accelerator, ema.module if ema is not None else inner, output_dir / "model")
             save_checkpoint(accelerator, output_dir, state, config.keep_checkpoints)

