@@ -73,7 +73,8 @@ def cifar10_sample() -> tuple[list[Image.Image], list[int], list[str]]:
         pytest.skip(f"real CIFAR-10 data not found at {CIFAR10}")
     from datasets import Dataset
 
-    dataset = Dataset.from_parquet(str(CIFAR10), split="train").select(range(64))
+    # The file is ordered by class: shuffle before taking a sample.
+    dataset = Dataset.from_parquet(str(CIFAR10), split="train").shuffle(seed=0).select(range(64))
     return list(dataset["image"]), list(dataset["label"]), dataset.features["label"].names
 
 
@@ -93,7 +94,8 @@ def tiny_parquet(tmp_path_factory) -> str:
         source = datasets.Dataset.from_parquet(str(CIFAR10), split="train")
         names = source.features["label"].names
         keep = [names.index(n) for n in ("cat", "dog", "automobile", "ship")]
-        source = source.filter(lambda label: label in keep, input_columns="label").select(range(96))
+        by_class = [source.filter(lambda label, k=k: label == k, input_columns="label").select(range(24)) for k in keep]
+        source = datasets.concatenate_datasets(by_class).shuffle(seed=0)  # 24 of each class, mixed
         images = list(source["image"])
         labels = [keep.index(label) for label in source["label"]]
     else:

@@ -187,3 +187,15 @@ def test_augmentation_depends_only_on_seed_epoch_and_index(tiny_parquet):
     state = torch.get_rng_state()
     dataset[6]
     assert torch.equal(torch.get_rng_state(), state)  # and is not consumed
+
+
+def test_include_classes_filters_and_relabels_after_the_split(tiny_parquet):
+    everything = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25))
+    subset = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25, include_classes=["ship", "cat"]))
+    assert subset.class_names == ["ship", "cat"]
+    assert subset.train.features["label"].names == ["ship", "cat"]
+    ship, cat = everything.class_names.index("ship"), everything.class_names.index("cat")
+    expected = [{ship: 0, cat: 1}[label] for label in everything.eval["label"] if label in (ship, cat)]
+    assert subset.eval["label"] == expected  # the same held-out images, relabelled
+    with pytest.raises(DataError, match=r"'shp' \(did you mean 'ship'\?\)"):
+        load_splits(DataConfig(path=tiny_parquet, include_classes=["shp"]))

@@ -228,3 +228,24 @@ def test_community_plugin_installs_and_trains_next_to_built_ins(tiny_parquet, tm
     events = EventAccumulator(str(next((tmp_path / "run" / "logs").rglob("events.out.tfevents*")).parent))
     events.Reload()
     assert {"train/label_deviation", "train/filter_values", "train/confidence_penalty"} <= set(events.Tags()["scalars"])
+
+
+def test_zero_shot_evaluation_on_classes_held_out_of_training(tiny_parquet, tiny_text_encoder, tmp_path, capsys):
+    config = write_config(
+        tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder,
+        extra="trackers: []\n",
+    )
+    results = train_main(["--config", str(config), "stages.0.epochs=1", "data.include_classes=[cat, dog, car]"])
+    assert results["model"].config.class_names == ["cat", "dog", "car"]
+    capsys.readouterr()
+    model_dir = str(tmp_path / "run" / "model")
+    assert cli(["eval", "--model", model_dir, "--data", tiny_parquet, "--val-fraction", "0.25"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    zero_shot = report["generalised_zero_shot"]
+    assert set(zero_shot) == {"seen_accuracy", "unseen_accuracy", "harmonic_mean"}
+    metrics = json.loads(Path(report["metrics_file"]).read_text())
+    assert metrics["class_names"] == ["cat", "dog", "car", "ship"]
+    # Held out before filtering: the 24 eval images are the training run's 18 held-out ones plus the 6 'ship' ones.
+    assert sum(map(sum, metrics["confusion_matrix"])) == 24
+    unseen_row = metrics["confusion_matrix"][3]
+    assert zero_shot["unseen_accuracy"] == pytest.approx(unseen_row[3] / sum(unseen_row))

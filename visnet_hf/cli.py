@@ -94,32 +94,21 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
-    from accelerate import Accelerator
-    from torch.utils.data import DataLoader
-
-    from .data import TransformedDataset, build_transforms, collate, load_splits
+    from .evaluation import evaluate_saved_model
     from .training.config import DataConfig
-    from .training.loop import evaluate_model
-    from .training.reports import write_reports
 
-    model = _load(args.model)
-    data = DataConfig(source=args.source, path=args.data, eval_split=args.split, max_eval_samples=args.max_samples)
-    splits = load_splits(data)
-    names = list(model.config.id2label[i] for i in range(len(model.config.id2label)))
-    if names != splits.class_names:
-        raise SystemExit(f"visnet eval: the model's classes {names[:5]}... differ from the data's {splits.class_names[:5]}...")
-    _, eval_transform = build_transforms(model.config.data_config, data.augment)
-    loader = DataLoader(TransformedDataset(splits.eval, eval_transform), batch_size=args.batch_size, collate_fn=collate)
-    accelerator = Accelerator()
-    model, loader = accelerator.prepare(model, loader)
-    results = evaluate_model(accelerator, model, loader, splits.class_names)
-    output = Path(args.output_dir or Path(args.model) / "eval")
-    output.mkdir(parents=True, exist_ok=True)
-    files = write_reports(output, results, [], splits.class_names)
-    print(json.dumps({"accuracy": results["accuracy"], "top5_accuracy": results.get("top5_accuracy"),
-                      "loss": results["loss"], **files}))
+    data = DataConfig(
+        source=args.source,
+        path=args.data,
+        eval_split=args.split,
+        val_fraction=args.val_fraction,
+        max_eval_samples=args.max_samples,
+    )
+    results = evaluate_saved_model(
+        args.model, data, seed=args.seed, batch_size=args.batch_size, output_dir=args.output_dir, calibration=args.calibration
+    )
+    print(json.dumps(results))
     return 0
 
 
@@ -148,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="parquet file, image folder or Hub dataset id")
     evaluate.add_argument("--source", default="parquet", choices=["parquet", "imagefolder", "hub", "fashion_mnist"])
     evaluate.add_argument("--split", default=None, help="split to evaluate (default: a held-out part of train)")
+    evaluate.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction when there is no --split")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the held-out split (the training run's seed)")
+    evaluate.add_argument("--calibration", type=float, default=None, help="VSENet: offset on trained classes' scores")
     evaluate.add_argument("--max-samples", type=int, default=None)
     evaluate.add_argument("--batch-size", type=int, default=128)
     evaluate.add_argument("--output-dir", default=None)

@@ -35,7 +35,9 @@ class Splits:
 def load_splits(config: DataConfig, seed: int = 0) -> Splits:
     """The train and eval splits, with ``image`` / ``label`` columns and the class names.
 
-    When the source has no eval split, a stratified ``val_fraction`` of train is held out (fixed seed).
+    When the source has no eval split, a stratified ``val_fraction`` of train is held out (fixed
+    seed). The split is made before ``include_classes`` filters the classes, so a run on a subset of
+    classes and a later evaluation on all of them (zero-shot) hold out the same images.
     """
     train, evaluation = _load_source(config)
     train = _standardise(train, config, "train")
@@ -46,6 +48,10 @@ def load_splits(config: DataConfig, seed: int = 0) -> Splits:
         train, evaluation = parts["train"], parts["test"]
     else:
         evaluation = _with_class_label(_standardise(evaluation, config, "eval"), class_names)
+    if config.include_classes:
+        keep = _class_indices(config.include_classes, class_names)
+        train, evaluation = (_keep_classes(split, keep, config.include_classes) for split in (train, evaluation))
+        class_names = list(config.include_classes)
     if config.max_train_samples:
         train = train.select(range(min(config.max_train_samples, len(train))))
     if config.max_eval_samples:
@@ -109,6 +115,31 @@ def _class_names(dataset: datasets.Dataset, config: DataConfig) -> list[str]:
             "in the config, one name per label."
         )
     return [str(n) for n in names]
+
+
+def _class_indices(wanted: list[str], class_names: list[str]) -> list[int]:
+    import difflib
+
+    unknown = [name for name in wanted if name not in class_names]
+    if unknown:
+        hints = {n: difflib.get_close_matches(n, class_names, n=1) for n in unknown}
+        listed = ", ".join(f"{n!r}" + (f" (did you mean {hints[n][0]!r}?)" if hints[n] else "") for n in unknown)
+        raise DataError(f"data.include_classes names classes the dataset does not have: {listed}. Its classes: {class_names}.")
+    return [class_names.index(name) for name in wanted]
+
+
+def _keep_classes(dataset: datasets.Dataset, keep: list[int], names: list[str]) -> datasets.Dataset:
+    """Only the examples of the ``keep`` classes, relabelled ``0..len(keep)-1`` in that order."""
+    new_label = {old: new for new, old in enumerate(keep)}
+    dataset = dataset.filter(lambda labels: [label in new_label for label in labels], input_columns="label", batched=True)
+    features = dataset.features.copy()
+    features["label"] = datasets.ClassLabel(names=list(names))
+    return dataset.map(
+        lambda labels: {"label": [new_label[label] for label in labels]},
+        input_columns="label",
+        batched=True,
+        features=features,
+    )
 
 
 def _with_class_label(dataset: datasets.Dataset, class_names: list[str]) -> datasets.Dataset:

@@ -52,7 +52,8 @@ class DataConfig:
 
     ``source``: ``parquet`` (``path``: a file or list of files), ``imagefolder`` (``path``: a folder),
     ``hub`` (``path``: a Hub dataset id, ``subset``: its config name) or ``fashion_mnist`` (Debian's
-    ``dataset-fashion-mnist`` files when present, the Hub otherwise).
+    ``dataset-fashion-mnist`` files when present, the Hub otherwise). ``include_classes`` trains on
+    a subset of the classes (by name, in that order), e.g. to keep others for zero-shot evaluation.
     """
 
     source: Literal["parquet", "imagefolder", "hub", "fashion_mnist"] = "parquet"
@@ -64,6 +65,7 @@ class DataConfig:
     image_column: str = "image"
     label_column: str = "label"
     class_names: list[str] | None = None
+    include_classes: list[str] | None = None
     descriptions_file: str | None = None
     val_fraction: float = 0.1
     max_train_samples: int | None = None
