@@ -112,6 +112,35 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _card(args: argparse.Namespace) -> int:
+    from .hub import write_card
+
+    print(write_card(args.model, model_id=args.repo_id, license=args.license))
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .hub import push_model
+
+    uploaded = push_model(args.model, args.repo_id, private=args.private, license=args.license)
+    print(f"Uploaded {len(uploaded)} files to https://huggingface.co/{args.repo_id}: {', '.join(uploaded)}")
+    return 0
+
+
+def _export_timm(args: argparse.Namespace) -> int:
+    from .hub import export_timm_backbone
+
+    print(export_timm_backbone(args.model, args.output_dir))
+    return 0
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from .hub import bundle_text_encoder
+
+    print(bundle_text_encoder(args.model))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="visnet", description="Image classifiers supervised by language and labels.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +186,28 @@ def build_parser() -> argparse.ArgumentParser:
     zero_shot.add_argument("--top-k", type=int, default=3)
     zero_shot.add_argument("images", nargs="+")
     zero_shot.set_defaults(run=_predict)
+
+    card = commands.add_parser("card", help="render the model card (README.md) of a saved model folder")
+    card.add_argument("model")
+    card.add_argument("--repo-id", default=None, help="the id the usage snippet loads (default: the folder)")
+    card.add_argument("--license", default="apache-2.0")
+    card.set_defaults(run=_card)
+
+    push = commands.add_parser("push", help="upload a saved model folder, with its card, to the Hugging Face Hub")
+    push.add_argument("model")
+    push.add_argument("--repo-id", required=True)
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--license", default="apache-2.0")
+    push.set_defaults(run=_push)
+
+    export = commands.add_parser("export-timm", help="write the trained backbone in timm's format")
+    export.add_argument("model")
+    export.add_argument("output_dir")
+    export.set_defaults(run=_export_timm)
+
+    bundle = commands.add_parser("bundle-text-encoder", help="copy a VSENet's text encoder into its folder (offline bundle)")
+    bundle.add_argument("model")
+    bundle.set_defaults(run=_bundle)
 
     plugins = commands.add_parser("plugins", help="Soft Tuning constraint plugins")
     plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)

@@ -139,6 +139,20 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class HubConfig:
+    """Sharing at the end of training: the card's licence, and an optional push of the best model."""
+
+    push: bool = False
+    repo_id: str | None = None
+    private: bool = False
+    license: str = "apache-2.0"
+
+    def __post_init__(self):
+        if self.push and not self.repo_id:
+            raise ValueError("hub.push needs hub.repo_id, e.g. 'your-name/vsenet-cifar10'")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -157,6 +171,7 @@ class TrainConfig:
     on_nonfinite: Literal["stop", "skip"] = "stop"
     plugins_allow: list[str] | None = None
     plugins_deny: list[str] = field(default_factory=list)
+    hub: HubConfig = field(default_factory=HubConfig)
 
     def __post_init__(self):
         problems = []

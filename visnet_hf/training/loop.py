@@ -18,6 +18,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .. import hub
 from ..constraints import SoftTuning
 from ..data import TransformedDataset, build_transforms, collate, load_splits
 from ..metrics import compute_all
@@ -208,7 +209,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             state.batches_done = 0
             state.epoch_sums, state.epoch_batches = {}, 0
             if is_best:
-                _export(accelerator, ema.module if ema is not None else inner, output_dir / "model")
+                _export(accelerator, ema.module if ema is not None else inner, output_dir / "model", config, last_eval)
             save_checkpoint(accelerator, output_dir, state, config.keep_checkpoints)
         state.stage += 1
         state.epoch = 0
@@ -228,6 +229,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             f"Done. Model: {output_dir / 'model'}  Metrics: {results['metrics_file']}  "
             f"Plots: {results['confusion_png']}, {results['curve_png']}"
         )
+    if config.hub.push and accelerator.is_main_process:
+        results["pushed_files"] = hub.push_model(
+            output_dir / "model", config.hub.repo_id, private=config.hub.private, license=config.hub.license
+        )
+        accelerator.print(f"Pushed {len(results['pushed_files'])} files to https://huggingface.co/{config.hub.repo_id}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     results["final_eval"] = {k: v for k, v in last_eval.items() if k != "scores"}
@@ -283,13 +289,19 @@ def _build_ema(model, config: TrainConfig):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True)
 
 
-def _export(accelerator: Accelerator, model, directory: Path) -> None:
-    """``save_pretrained`` to a temporary folder, then swap it in: a kill never leaves half a model."""
+def _export(accelerator: Accelerator, model, directory: Path, config: TrainConfig, evaluation: dict) -> None:
+    """Save the model with its training config, metrics and card to a temporary folder, then swap
+    it in: a kill never leaves half a model."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         temporary = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(temporary, ignore_errors=True)
         accelerator.unwrap_model(model).save_pretrained(temporary)
+        (temporary / hub.TRAINING_CONFIG).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        summary = {k: evaluation[k] for k in ("accuracy", "top5_accuracy", "loss") if k in evaluation}
+        summary.update(split="validation", num_examples=int(sum(map(sum, evaluation["confusion_matrix"]))))
+        (temporary / hub.EVAL_RESULTS).write_text(json.dumps(summary, indent=2))
+        hub.write_card(temporary, model_id=config.hub.repo_id or str(directory), license=config.hub.license)
         previous = directory.with_name(directory.name + ".old")
         if directory.exists():
             directory.rename(previous)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -223,7 +224,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         templates = list(templates) if templates else config.templates
         texts = ClassTexts.build(names, descriptions, templates)
         if class_embeddings is None:
-            class_embeddings = TextEncoder(config.text_encoder, pooling=config.text_pooling).embed_classes(texts)
+            class_embeddings = TextEncoder(self.text_encoder_path(), pooling=config.text_pooling).embed_classes(texts)
         if tuple(class_embeddings.shape) != (len(names), config.embedding_dim):
             raise ValueError(
                 f"Class embeddings of shape {tuple(class_embeddings.shape)} do not fit this model, which expects "
@@ -238,6 +239,14 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         config.label2id = {name: index for index, name in enumerate(config.class_names)}
         self._sync_vocabulary()
         return self
+
+    def text_encoder_path(self) -> str:
+        """The text encoder ``set_classes`` uses: a copy bundled in the folder the model was loaded from
+        (``visnet bundle-text-encoder``), else ``config.text_encoder`` (a Hub id or a path)."""
+        bundled = Path(self.config.name_or_path or "") / "text_encoder"
+        if (bundled / "config.json").exists():
+            return str(bundled)
+        return self.config.text_encoder
 
     def _sync_vocabulary(self) -> None:
         """Cache which columns of the current vocabulary were trained (``None``: it is the trained one)."""

@@ -1,0 +1,1 @@
+"""Model-card templates (installed as ``visnet_hf.hub_cards``)."""
