@@ -68,7 +68,8 @@ def _predict(args: argparse.Namespace) -> int:
     import json
 
     import torch
-    from PIL import Image
+
+    from .data.images import BadImageError, decode
 
     model = _load(args.model)
     if getattr(args, "classes", None):
@@ -78,9 +79,9 @@ def _predict(args: argparse.Namespace) -> int:
     processor = model.image_processor()
     for file in _image_files(args.images):
         try:
-            image = Image.open(file).convert("RGB")
-        except OSError as error:
-            print(json.dumps({"file": str(file), "error": f"cannot read image: {error}"}))
+            image = decode(file, str(file))
+        except BadImageError as error:
+            print(json.dumps({"file": str(file), "error": str(error)}))
             continue
         with torch.no_grad():
             probabilities = model(**processor(image, return_tensors="pt")).logits.float().softmax(-1)[0]

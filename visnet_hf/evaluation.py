@@ -43,7 +43,11 @@ def evaluate_saved_model(
     if calibration is not None:
         model.config.calibration = calibration
     _, eval_transform = build_transforms(model.config.data_config, data.augment)
-    loader = DataLoader(TransformedDataset(splits.eval, eval_transform), batch_size=batch_size, collate_fn=collate)
+    loader = DataLoader(
+        TransformedDataset(splits.eval, eval_transform, on_bad_image=data.on_bad_image, substitute=False, split="eval"),
+        batch_size=batch_size,
+        collate_fn=collate,
+    )
     accelerator = Accelerator()
     prepared_model, loader = accelerator.prepare(model, loader)
     results = evaluate_model(accelerator, prepared_model, loader, splits.class_names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,20 +76,30 @@ def _load_source(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset
         for file in [f for value in files.values() for f in ([value] if isinstance(value, str) else value)]:
             if not Path(file).exists():
                 raise DataError(f"Parquet file {file!r} does not exist.")
-        loaded = datasets.load_dataset("parquet", data_files=files)
+        loaded = _load_dataset("parquet", data_files=files)
         return loaded["train"], loaded.get("eval")
     if config.source == "imagefolder":
         if not Path(config.path).is_dir():
             raise DataError(f"Image folder {config.path!r} does not exist.")
-        loaded = datasets.load_dataset("imagefolder", data_dir=config.path)
+        loaded = _load_dataset("imagefolder", data_dir=config.path)
     else:
-        loaded = datasets.load_dataset(config.path, config.subset)
+        loaded = _load_dataset(config.path, config.subset)
     if config.train_split not in loaded:
         raise DataError(f"Split {config.train_split!r} not found; the dataset has {sorted(loaded)}.")
     eval_split = config.eval_split if config.eval_split in loaded else None
     if config.eval_split and eval_split is None:
         raise DataError(f"Split {config.eval_split!r} not found; the dataset has {sorted(loaded)}.")
     return loaded[config.train_split], loaded[eval_split] if eval_split else None
+
+
+def _load_dataset(*args, **kwargs) -> datasets.DatasetDict:
+    try:
+        return datasets.load_dataset(*args, **kwargs)
+    except ValueError as error:
+        match = re.search(r'Instruction "(\w+)" corresponds to no data', str(error))
+        if match:
+            raise DataError(f"The {match.group(1)} split is empty; check data.path and its files.") from error
+        raise
 
 
 def _standardise(dataset: datasets.Dataset, config: DataConfig, split: str) -> datasets.Dataset:

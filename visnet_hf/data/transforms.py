@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
+import datasets
 import timm.data
 import torch
 from torchvision import transforms as T
 
 from ..training.config import AugmentConfig
+from .images import BadImageError, decode
 
 _INTERPOLATION = {
     "bilinear": T.InterpolationMode.BILINEAR,
@@ -45,13 +47,24 @@ class TransformedDataset(torch.utils.data.Dataset):
     under its own seed, with the global torch and Python RNGs left untouched. A resumed run (even
     mid-epoch, after a DataLoader that had prefetched past the checkpoint) therefore sees exactly
     the images an uninterrupted run sees, whatever the number of workers or processes.
+
+    Unreadable images stop the run naming the image (``on_bad_image="stop"``), or are skipped and
+    reported in the batch's ``bad_images`` (``"skip"``): in training an unreadable example is
+    replaced by the next readable one, so every process keeps the same batch size; in evaluation
+    (``substitute=False``) it is dropped.
     """
 
-    def __init__(self, dataset, transform: Callable, seed: int = 0):
-        self.dataset = dataset
+    def __init__(
+        self, dataset, transform: Callable, seed: int = 0, on_bad_image: str = "stop", substitute: bool = True,
+        split: str = "train",
+    ):
+        self.dataset = dataset.cast_column("image", datasets.Image(decode=False))
         self.transform = transform
         self.seed = seed
         self.epoch = 0
+        self.on_bad_image = on_bad_image
+        self.substitute = substitute
+        self.split = split
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -59,20 +72,47 @@ class TransformedDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        example = self.dataset[int(index)]
-        example_seed = ((self.seed * 1_000_003 + self.epoch) * 1_000_003 + int(index)) % 2**63
+    def _describe(self, index: int, value: Any) -> str:
+        path = value.get("path") if isinstance(value, dict) else None
+        return f"Image {index} of the {self.split} split" + (f" ({path})" if path else "")
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        index = int(index)
+        bad: list[str] = []
+        for attempt in range(len(self.dataset)):
+            position = (index + attempt) % len(self.dataset)
+            example = self.dataset[position]
+            try:
+                image = decode(example["image"], self._describe(position, example["image"]))
+            except BadImageError as error:
+                if self.on_bad_image == "stop":
+                    raise BadImageError(f"{error}. Fix or remove it, or set data.on_bad_image: skip.") from None
+                bad.append(str(error))
+                if not self.substitute:
+                    return {"bad_images": bad}
+                continue
+            return {**self._transformed(image, index), "labels": example["label"], "bad_images": bad}
+        raise BadImageError(f"No image of the {self.split} split can be decoded; the first error: {bad[0]}")
+
+    def _transformed(self, image, index: int) -> dict[str, Any]:
+        example_seed = ((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index) % 2**63
         python_state = random.getstate()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(example_seed)
             random.seed(example_seed)
-            pixel_values = self.transform(example["image"].convert("RGB"))
+            pixel_values = self.transform(image)
         random.setstate(python_state)
-        return {"pixel_values": pixel_values, "labels": example["label"]}
+        return {"pixel_values": pixel_values}
 
 
-def collate(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    return {
-        "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
-        "labels": torch.tensor([e["labels"] for e in examples], dtype=torch.long),
+def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the readable examples; ``bad_images`` lists the unreadable ones met on the way."""
+    kept = [e for e in examples if "pixel_values" in e]
+    batch: dict[str, Any] = {
+        "pixel_values": torch.stack([e["pixel_values"] for e in kept]) if kept else torch.empty(0),
+        "labels": torch.tensor([e["labels"] for e in kept], dtype=torch.long),
     }
+    bad = [message for e in examples for message in e.get("bad_images", [])]
+    if bad:
+        batch["bad_images"] = bad
+    return batch

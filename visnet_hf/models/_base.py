@@ -94,9 +94,22 @@ class VisnetPreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
         """Load a saved model (a local folder or a Hub id: the same code path), safetensors only.
 
+        Pickle weights (``pytorch_model.bin``) are refused unless the caller opts in with
+        ``use_safetensors=False``; transformers then reads them with ``torch.load(weights_only=True)``.
+
         Raises:
             ValueError: the folder holds another model family; the message names the right class.
         """
+        if kwargs.get("trust_remote_code"):
+            raise ValueError(
+                "visnet_hf models never run code from a model folder; drop trust_remote_code=True "
+                "(the model classes come from the installed visnet_hf package)."
+            )
+        if kwargs.get("weights_only") is False:
+            raise ValueError(
+                "weights_only=False would let a pickle file run arbitrary code; visnet_hf loads safetensors, "
+                "or pickle files only with use_safetensors=False and torch.load(weights_only=True)."
+            )
         if not isinstance(kwargs.get("config"), PreTrainedConfig):
             _check_model_type(cls, pretrained_model_name_or_path, kwargs)
         kwargs.setdefault("use_safetensors", True)

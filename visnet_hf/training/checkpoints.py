@@ -10,6 +10,10 @@ from pathlib import Path
 STATE_FILE = "trainer_state.json"
 
 
+class CheckpointError(OSError):
+    """A checkpoint could not be written; the previous ones are untouched."""
+
+
 def checkpoint_dir(output_dir: Path) -> Path:
     return Path(output_dir) / "checkpoints"
 
@@ -27,9 +31,19 @@ def save_checkpoint(accelerator, output_dir: Path, state, keep: int) -> Path:
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(temporary))
+    try:
+        accelerator.save_state(str(temporary))
+        if accelerator.is_main_process:
+            (temporary / STATE_FILE).write_text(json.dumps(dataclasses.asdict(state)))
+    except OSError as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        previous = latest_checkpoint(output_dir)
+        kept = f"the previous checkpoint {previous} is intact" if previous else "there is no earlier checkpoint"
+        raise CheckpointError(
+            f"Saving the checkpoint of step {state.global_step} to {temporary} failed ({error}); {kept}. "
+            "Free disk space (or set keep_checkpoints lower), then run again with --resume."
+        ) from error
     if accelerator.is_main_process:
-        (temporary / STATE_FILE).write_text(json.dumps(dataclasses.asdict(state)))
         if final.exists():
             shutil.rmtree(final)
         temporary.rename(final)

@@ -233,6 +233,25 @@ def _merge(defaults: Any, data: Any) -> Any:
     return data
 
 
+def _model_problems(model: ModelConfig) -> list[str]:
+    """Unknown presets and backbones, caught before any data is read."""
+    from ..backbones import UnknownBackboneError, check_backbone_name
+    from ..registry import get_preset
+
+    problems = []
+    try:
+        get_preset(model.name)
+    except ValueError as error:
+        problems.append(f"model.name: {error}")
+    backbone = model.overrides.get("backbone")
+    if backbone is not None:
+        try:
+            check_backbone_name(str(backbone))
+        except UnknownBackboneError as error:
+            problems.append(f"model.overrides.backbone: {error}")
+    return problems
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config, apply ``key=value`` overrides, validate everything, report once.
 
@@ -255,6 +274,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"Override {dotted}={value!r} does not address a config entry.") from None
     problems: list[str] = []
     config = build(TrainConfig, data, "", problems)
+    model = build(ModelConfig, data.get("model"), "model", [])  # its own problems are already listed
+    if model is not None:
+        problems += _model_problems(model)
     if problems:
         where = f" in {path}" if path else ""
         raise ConfigError(f"{len(problems)} problem(s){where}:\n  - " + "\n  - ".join(problems))

@@ -44,6 +44,7 @@ class TrainerState:
     batches_done: int = 0  # within the epoch
     best_accuracy: float = -1.0
     skipped_steps: int = 0
+    bad_images: list[str] = field(default_factory=list)  # unreadable images skipped (on_bad_image: skip)
     epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of this epoch's losses
     epoch_batches: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -90,7 +91,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         soft_tuning.setup(model)
     freeze(model, config.optim)
     train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
-    train_dataset = TransformedDataset(splits.train, train_transform, seed=config.seed)
+    train_dataset = TransformedDataset(splits.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image)
     train_loader = DataLoader(
         train_dataset,
         batch_size=config.batch_size,
@@ -100,7 +101,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         drop_last=len(splits.train) > config.batch_size,
     )
     eval_loader = DataLoader(
-        TransformedDataset(splits.eval, eval_transform),
+        TransformedDataset(splits.eval, eval_transform, on_bad_image=config.data.on_bad_image, substitute=False, split="eval"),
         batch_size=config.eval_batch_size or config.batch_size,
         collate_fn=collate,
         num_workers=config.data.num_workers,
@@ -151,6 +152,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             for batch in loader:
                 if state.batches_done >= steps_per_epoch:
                     break
+                for message in batch.pop("bad_images", []):
+                    if message not in state.bad_images:
+                        state.bad_images.append(message)
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
                         outputs = model(**batch)
@@ -216,11 +220,15 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     # One checksum of the weights per process: DDP replicas that drifted apart would show here.
     checksum = torch.tensor([sum(p.detach().double().sum().item() for p in inner.parameters())], device=accelerator.device)
+    if state.bad_images or last_eval.get("bad_images"):
+        skipped = state.bad_images + [m for m in last_eval.get("bad_images", []) if m not in state.bad_images]
+        accelerator.print(f"Skipped {len(skipped)} unreadable image(s) (data.on_bad_image: skip):\n  " + "\n  ".join(skipped))
     run_info = {
         "num_processes": accelerator.num_processes,
         "mixed_precision": accelerator.mixed_precision,
         "rank_checksums": accelerator.gather(checksum).cpu().tolist(),
         "skipped_steps": state.skipped_steps,
+        "bad_images": state.bad_images,
     }
     results = {"output_dir": str(output_dir), "model_dir": str(output_dir / "model"), "state": state.__dict__, **run_info}
     if last_eval and accelerator.is_main_process:
@@ -245,18 +253,25 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 def evaluate_model(accelerator: Accelerator, model, loader, class_names: list[str]) -> dict[str, Any]:
     """Loss, top-1, top-5, per-class report and confusion matrix over the whole eval split (all ranks)."""
     model.eval()
-    scores, labels, losses = [], [], []
+    rows: list[tuple[torch.Tensor, int, float]] = []
+    bad_images: list[str] = []
     for batch in loader:
-        with accelerator.autocast():
-            logits = model(pixel_values=batch["pixel_values"]).logits.float()
-        loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
-        logits, target, loss = accelerator.gather_for_metrics((logits, batch["labels"], loss))
-        scores.append(logits.cpu())
-        labels.append(target.cpu())
-        losses.append(loss.cpu())
-    scores_all, labels_all = torch.cat(scores), torch.cat(labels)
-    results = compute_all(scores_all.numpy(), labels_all.numpy(), class_names, k=5)
-    results["loss"] = float(torch.cat(losses).mean())
+        bad_images += batch.get("bad_images", [])
+        if len(batch["labels"]) == 0:
+            local: list = []
+        else:
+            with accelerator.autocast():
+                logits = model(pixel_values=batch["pixel_values"]).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+            local = list(zip(logits.cpu(), batch["labels"].cpu().tolist(), loss.cpu().tolist()))
+        # Objects, not tensors: batches may be ragged where unreadable images were dropped.
+        rows += accelerator.gather_for_metrics(local, use_gather_object=True)
+    scores = torch.stack([row[0] for row in rows])
+    labels = torch.tensor([row[1] for row in rows])
+    results = compute_all(scores.numpy(), labels.numpy(), class_names, k=5)
+    results["loss"] = float(torch.tensor([row[2] for row in rows]).mean())
+    if bad_images:
+        results["bad_images"] = bad_images
     return results
 
 

@@ -1,0 +1,66 @@
+"""Decoding images from datasets: every PIL mode to RGB, and unreadable files named, not hidden."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
+
+
+class BadImageError(ValueError):
+    """An image that cannot be decoded; the message names it and what to do."""
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image as 8-bit RGB.
+
+    Greyscale and palette images are expanded, transparent ones composited on white (dropping the
+    alpha channel would show whatever colour the transparent pixels happen to hold), and 16-bit,
+    32-bit integer and float images are scaled to 0-255 instead of being clipped.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode in _SIXTEEN_BIT or image.mode in ("I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        if image.mode in _SIXTEEN_BIT:
+            array = array / 257.0
+        elif image.mode == "I":
+            array = array / 257.0 if array.max(initial=0) > 255 else array
+        elif array.max(initial=0) <= 1.0:
+            array = array * 255.0
+        return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), mode="L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode(value: Any, where: str) -> Image.Image:
+    """Decode an undecoded ``datasets.Image`` value (``{"bytes", "path"}``), a path or a PIL image, fully.
+
+    Raises:
+        BadImageError: naming ``where`` (index and file) and the cause.
+    """
+    try:
+        if isinstance(value, Image.Image):
+            image = value
+        elif isinstance(value, dict):
+            source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
+            if source is None:
+                raise BadImageError(f"{where} has neither bytes nor a path")
+            image = Image.open(source)
+        else:
+            image = Image.open(value)
+        image.load()  # decode everything now: a truncated file fails here, not halfway through a batch
+        return to_rgb(image)
+    except BadImageError:
+        raise
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+        raise BadImageError(f"{where} cannot be decoded: {type(error).__name__}: {error}") from error
