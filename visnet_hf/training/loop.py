@@ -186,6 +186,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 if config.checkpoint_every_steps and state.global_step % config.checkpoint_every_steps == 0:
                     save_checkpoint(accelerator, output_dir, state, config.keep_checkpoints)
             progress.close()
+            train_seconds = time.perf_counter() - started
 
             last_eval = evaluate_model(accelerator, ema.module if ema is not None else model, eval_loader, splits.class_names)
             seconds = time.perf_counter() - started
@@ -198,12 +199,17 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 "eval_accuracy": last_eval["accuracy"],
                 "eval_top5_accuracy": last_eval.get("top5_accuracy"),
                 "seconds": seconds,
+                "train_seconds": train_seconds,
             }
             state.history.append(epoch_record)
             accelerator.log({f"eval/{k}": v for k, v in epoch_record.items() if k.startswith("eval_")}, step=state.global_step)
             accelerator.print(
                 f"[{stage.name} {state.epoch + 1}/{stage.epochs}] step {state.global_step}  "
-                + "  ".join(f"{k.removeprefix('train_')} {v:.4f}" for k, v in epoch_record.items() if k.startswith("train_"))
+                + "  ".join(
+                    f"{k.removeprefix('train_')} {v:.4f}"
+                    for k, v in epoch_record.items()
+                    if k.startswith("train_") and k != "train_seconds"
+                )
                 + f"  eval_loss {last_eval['loss']:.4f}  acc {last_eval['accuracy']:.4f}"
                 + f"  top5 {last_eval.get('top5_accuracy', float('nan')):.4f}  ({seconds:.0f}s)"
             )

@@ -1,0 +1,164 @@
+"""Benchmarks 1, 2 and 4: training and inference images/s of visnet_hf models against plain timm, and peak RSS.
+
+The baseline is what a user writes instead: ``timm.create_model("resnet18", num_classes=10)`` and a
+plain torch step (and transformers' ``TimmWrapperForImageClassification`` for inference). Models run
+alternately, round after round, in one process; the reported ratio is the median of per-round ratios.
+
+    python benchmarks/bench_overhead.py [--size 224] [--batch 16] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from contextlib import nullcontext
+
+import torch
+
+from _common import ROOT, alternate, peak_rss_mib, ratio, write_result
+
+NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def build(name: str, size: int):
+    import timm
+
+    import visnet_hf
+
+    torch.manual_seed(0)
+    if name == "timm_resnet18":
+        return timm.create_model("resnet18", num_classes=10)
+    if name == "timm_wrapper_resnet18":
+        from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+        return TimmWrapperForImageClassification(TimmWrapperConfig(architecture="resnet18", num_labels=10))
+    if name == "frn_resnet18":
+        return visnet_hf.create_model("frn_resnet18", num_labels=10, image_size=size)
+    if name == "vsenet_resnet18":
+        from visnet_hf.text_encoders import default_text_encoder
+
+        return visnet_hf.create_model("vsenet_resnet18", class_names=NAMES, text_encoder=default_text_encoder(), image_size=size)
+    if name == "vsenet_resnet18_saved":
+        from transformers import AutoModelForImageClassification
+
+        directory = tempfile.mkdtemp()
+        build("vsenet_resnet18", size).save_pretrained(directory)
+        return AutoModelForImageClassification.from_pretrained(directory)
+    raise ValueError(name)
+
+
+def logits(model, pixel_values):
+    output = model(pixel_values=pixel_values) if hasattr(model, "config") else model(pixel_values)
+    return output.logits if hasattr(output, "logits") else output
+
+
+def train_step_fn(name: str, model, pixel_values, labels, precision: str):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    model.train()
+
+    def step():
+        with autocast:
+            if name.startswith("timm"):
+                loss = torch.nn.functional.cross_entropy(logits(model, pixel_values).float(), labels)
+            else:
+                loss = model(pixel_values=pixel_values, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def infer_fn(model, pixel_values, precision: str):
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    model.eval()
+
+    @torch.no_grad()
+    def step():
+        with autocast:
+            logits(model, pixel_values)
+
+    return step
+
+
+def memory(name: str, mode: str, precision: str, size: int, batch: int) -> float:
+    """Peak RSS (MiB) while a fresh process that built ``name`` runs three steps.
+
+    The kernel's high-water mark is reset after the imports and the model build (``clear_refs``),
+    so the figure is the model's working set, not the import-time peak every process shares.
+    """
+    code = (
+        "import sys; sys.path.insert(0, 'benchmarks'); import torch, bench_overhead as b;"
+        f"m = b.build({name!r}, {size}); x = torch.randn({batch}, 3, {size}, {size}); y = torch.randint(0, 10, ({batch},));"
+        f"f = b.train_step_fn({name!r}, m, x, y, {precision!r}) if {mode!r} == 'train' else b.infer_fn(m, x, {precision!r});"
+        "open('/proc/self/clear_refs', 'w').write('5');"
+        "[f() for _ in range(3)];"
+        "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    pixel_values = torch.randn(args.batch, 3, args.size, args.size)
+    labels = torch.randint(0, 10, (args.batch,))
+    results: dict = {"size": args.size, "batch": args.batch, "rounds": args.rounds, "repeat": args.repeat, "train": {}, "inference": {}}
+
+    for precision in ("fp32", "bf16"):
+        names = ["timm_resnet18", "frn_resnet18", "vsenet_resnet18"]
+        steps = {n: train_step_fn(n, build(n, args.size), pixel_values, labels, precision) for n in names}
+        times = alternate(steps, args.rounds, args.repeat)
+        results["train"][precision] = {
+            n: {
+                "images_per_s": args.batch * args.repeat / min(times[n]),
+                "ratio_to_timm": ratio(times, n, "timm_resnet18"),
+                "peak_rss_mib": memory(n, "train", precision, args.size, args.batch),
+            }
+            for n in names
+        }
+        print(precision, "train", json.dumps(results["train"][precision], indent=1))
+
+        names = ["timm_resnet18", "timm_wrapper_resnet18", "frn_resnet18", "vsenet_resnet18", "vsenet_resnet18_saved"]
+        steps = {n: infer_fn(build(n, args.size), pixel_values, precision) for n in names}
+        times = alternate(steps, args.rounds, args.repeat * 2)
+        results["inference"][precision] = {
+            n: {
+                "images_per_s": args.batch * args.repeat * 2 / min(times[n]),
+                "ratio_to_timm": ratio(times, n, "timm_resnet18"),
+                "peak_rss_mib": memory(n, "inference", precision, args.size, args.batch),
+            }
+            for n in names
+        }
+        print(precision, "inference", json.dumps(results["inference"][precision], indent=1))
+
+    # VSENet inference as the vocabulary grows: the extra cost should be the final matrix product alone.
+    model = build("vsenet_resnet18", args.size).eval()
+    embeds = torch.nn.functional.normalize(torch.randn(args.batch, model.config.embedding_dim), dim=-1)
+    vocabulary = {}
+    for size in (10, 100, 1000):
+        model.set_classes([f"class {i}" for i in range(size)], class_embeddings=torch.randn(size, model.config.embedding_dim))
+        classes = model.normalized_class_embeddings()
+        steps = {"model": infer_fn(model, pixel_values, "fp32"), "matmul": lambda c=classes: embeds @ c.T}
+        times = alternate(steps, args.rounds, args.repeat * 2)
+        vocabulary[size] = {"seconds_per_batch": min(times["model"]) / (args.repeat * 2), "matmul_seconds": min(times["matmul"]) / (args.repeat * 2)}
+    base = vocabulary[10]["seconds_per_batch"]
+    for size, row in vocabulary.items():
+        row["extra_over_10_classes"] = row["seconds_per_batch"] - base
+    results["vocabulary"] = vocabulary
+    results["peak_rss_mib_this_process"] = peak_rss_mib()
+    write_result(f"overhead_{args.size}", results)
+
+
+if __name__ == "__main__":
+    main()

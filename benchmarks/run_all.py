@@ -1,0 +1,39 @@
+"""Regenerate every benchmark and BENCHMARKS.md, one script at a time (so that none competes for the cores).
+
+    python benchmarks/run_all.py            # about 45 minutes on 2 CPU cores
+    python benchmarks/run_all.py --report   # only re-render BENCHMARKS.md from benchmarks/results/
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = [
+    ["bench_embeddings.py"],
+    ["bench_overhead.py", "--size", "224", "--batch", "16", "--rounds", "5"],
+    ["bench_overhead.py", "--size", "32", "--batch", "128", "--rounds", "5", "--repeat", "3"],
+    ["bench_data.py", "--rounds", "2"],
+    ["bench_cifar10.py", "--recipe", "resnet18_scratch"],
+    ["bench_cifar10.py", "--recipe", "efficientnet_lite0_finetune"],
+    ["bench_zeroshot.py", "--epochs", "3"],
+]
+
+
+def main() -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    if "--report" not in sys.argv:
+        for run in RUNS:
+            start = time.perf_counter()
+            print(f"== {' '.join(run)}", flush=True)
+            subprocess.run([sys.executable, *run], cwd=HERE, env=env, check=True)
+            print(f"== done in {time.perf_counter() - start:.0f}s", flush=True)
+    subprocess.run([sys.executable, "report.py"], cwd=HERE, check=True)
+
+
+if __name__ == "__main__":
+    main()
