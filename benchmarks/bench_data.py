@@ -1,7 +1,7 @@
 """Benchmark 3: one epoch of `visnet train` on CIFAR-10 (decode, augment, collate, step) against the
 pure model compute for the same steps on pre-decoded tensors. Alternated, two rounds.
 
-    python benchmarks/bench_data.py [--rounds 2]
+    python benchmarks/bench_data.py [--rounds 2] [--num-workers 0]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CIFAR10 = SHARED / "data" / "cifar10" / "train.parquet"
 BATCH = 128
 
 
-def framework_epoch(output_dir: str) -> dict:
+def framework_epoch(output_dir: str, num_workers: int) -> dict:
     from accelerate.state import AcceleratorState
 
     from visnet_hf.training import main as train_main
@@ -31,7 +31,7 @@ def framework_epoch(output_dir: str) -> dict:
             "--config", str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"),
             "model.name=frn_resnet18", "data.max_train_samples=null", "data.val_fraction=0.1",
             f"data.path={CIFAR10}", f"batch_size={BATCH}", "stages.0.epochs=1", f"output_dir={output_dir}",
-            "trackers=[]", "data.max_eval_samples=256",
+            "trackers=[]", "data.max_eval_samples=256", f"data.num_workers={num_workers}",
         ]
     )
     record = results["state"]["history"][-1]
@@ -71,12 +71,13 @@ def predecoded() -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of the framework side")
     args = parser.parse_args()
     images = predecoded()
     rows = []
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as directory:
-            framework = framework_epoch(directory)
+            framework = framework_epoch(directory, args.num_workers)
         compute = compute_only(framework["steps"], images)
         rows.append({"framework_seconds": framework["seconds"], "compute_seconds": compute, "steps": framework["steps"]})
         print(rows[-1])
@@ -85,7 +86,7 @@ def main() -> None:
         {
             "dataset": str(CIFAR10),
             "model": "frn_resnet18 at 32x32, AdamW, batch 128, random crop (padding 4) + flip",
-            "num_workers": 0,
+            "num_workers": args.num_workers,
             "rows": rows,
             "ratio": statistics.median(r["framework_seconds"] / r["compute_seconds"] for r in rows),
         },
