@@ -199,3 +199,92 @@ def test_include_classes_filters_and_relabels_after_the_split(tiny_parquet):
     assert subset.eval["label"] == expected  # the same held-out images, relabelled
     with pytest.raises(DataError, match=r"'shp' \(did you mean 'ship'\?\)"):
         load_splits(DataConfig(path=tiny_parquet, include_classes=["shp"]))
+
+
+def jpeg_bytes(image, **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+def test_recipe_transform_gives_one_of_torchvisions_crops_and_flips(tiny_parquet):
+    """The tensor recipe against torchvision's PIL route, every crop offset and flip enumerated."""
+    import datasets
+    from torchvision.transforms import functional as F
+
+    from visnet_hf.data.images import decode, decode_tensor
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    train, _ = build_transforms(
+        {"input_size": [3, 32, 32], "mean": mean, "std": std, "interpolation": "bilinear", "crop_pct": 1.0},
+        AugmentConfig(random_crop_padding=4, hflip=True),
+    )
+    value = datasets.Dataset.from_parquet(tiny_parquet).cast_column("image", datasets.Image(decode=False))[0]["image"]
+    image = decode(value, "test")
+    candidates = {
+        (top, left, flip): F.normalize(F.to_tensor((F.hflip if flip else (lambda x: x))(F.crop(F.pad(image, 4), top, left, 32, 32))), mean, std)
+        for top in range(9) for left in range(9) for flip in (False, True)
+    }
+    seen = []
+    for seed in range(300):
+        output = train(decode_tensor(value, "test"), torch.Generator().manual_seed(seed))
+        matches = [key for key, expected in candidates.items() if torch.allclose(output, expected, atol=1e-5)]
+        assert len(matches) >= 1, f"seed {seed}: not one of torchvision's crops"
+        seen.append(matches[0])
+    tops, lefts, flips = zip(*seen)
+    assert set(tops) == set(range(9)) and set(lefts) == set(range(9)) and set(flips) == {False, True}
+    assert 0.35 < sum(flips) / len(flips) < 0.65
+
+
+def test_recipe_transform_resizes_other_sizes_like_pil():
+    from PIL import Image
+    from torchvision.transforms import functional as F
+
+    from visnet_hf.data import RecipeTransform
+    from visnet_hf.data.images import decode, decode_tensor
+
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(0, 256, (12, 20, 3)), np.ones((4, 4, 1))).astype(np.uint8)  # 48x80, blocky
+    value = {"bytes": png_bytes(Image.fromarray(smooth))}
+    transform = RecipeTransform((32, 32), padding=0, hflip=False, mean=[0.5] * 3, std=[0.5] * 3)
+    output = transform(decode_tensor(value, "test"))
+    expected = F.normalize(F.to_tensor(F.resize(decode(value, "test"), [32, 32])), [0.5] * 3, [0.5] * 3)
+    assert output.shape == (3, 32, 32) and output.dtype == torch.float32
+    assert (output - expected).abs().mean() < 0.02  # torch's antialiased bilinear against PIL's
+
+
+def test_decode_tensor_agrees_with_pil_for_every_kind_of_file(tmp_path):
+    """JPEG (colour, grey, CMYK, from a path) through the fast decoder or its fallback, PNG with alpha through PIL."""
+    from PIL import Image
+
+    from visnet_hf.data.images import BadImageError, decode, decode_tensor
+
+    rng = np.random.default_rng(1)
+    colour = Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8))
+    (tmp_path / "colour.jpg").write_bytes(jpeg_bytes(colour))
+    values = [
+        {"bytes": jpeg_bytes(colour)},
+        {"bytes": jpeg_bytes(colour.convert("L"))},
+        {"bytes": jpeg_bytes(colour.convert("CMYK"))},
+        {"bytes": None, "path": str(tmp_path / "colour.jpg")},
+        str(tmp_path / "colour.jpg"),
+        {"bytes": png_bytes(Image.new("RGBA", (5, 3), (10, 20, 30, 0)))},
+    ]
+    for value in values:
+        tensor = decode_tensor(value, "test")
+        assert tensor.dtype == torch.uint8 and tensor.shape[0] == 3
+        assert torch.equal(tensor, torch.from_numpy(np.array(decode(value, "test"))).permute(2, 0, 1))
+    whole = jpeg_bytes(colour)
+    for broken in (whole[: len(whole) // 2], b"\xff\xd8 not a JPEG after all \xff\xd9"):
+        with pytest.raises(BadImageError, match=r"Image 3 of the train split \(cut\.jpg\) cannot be decoded"):
+            decode_tensor({"bytes": broken, "path": "cut.jpg"}, "Image 3 of the train split (cut.jpg)")
+
+
+def png_bytes(image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

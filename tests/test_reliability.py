@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 import visnet_hf
 from visnet_hf.data import DataError, load_splits
-from visnet_hf.data.images import BadImageError, decode, to_rgb
+from visnet_hf.data.images import BadImageError, decode, decode_tensor, to_rgb
 from visnet_hf.training import ConfigError, load_config
 from visnet_hf.training import main as train_main
 from visnet_hf.training.checkpoints import CheckpointError, latest_checkpoint
@@ -100,6 +100,24 @@ def test_decoding_arbitrary_bytes_gives_an_image_or_a_named_error(data):
         assert str(error).startswith("Image 7 of the train split (fuzz.bin)")
     else:
         assert image.mode == "RGB"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=300), cut=st.integers(0, 2000), flips=st.lists(st.integers(0, 2000), max_size=4))
+def test_decoding_jpeg_like_bytes_to_tensors_gives_an_image_or_a_named_error(data, cut, flips):
+    """The fast JPEG decoder gets framed garbage and damaged real JPEGs; PIL names what it rejects."""
+    buffer = io.BytesIO()
+    generated_images(1, size=24)[0].save(buffer, format="JPEG")
+    damaged = bytearray(buffer.getvalue()[: max(4, cut)])
+    for position in flips:
+        damaged[position % len(damaged)] ^= 0xFF
+    for candidate in (b"\xff\xd8" + data + b"\xff\xd9", bytes(damaged), bytes(damaged) + b"\xff\xd9"):
+        try:
+            image = decode_tensor({"bytes": candidate, "path": "fuzz.jpg"}, "Image 7 of the train split (fuzz.jpg)")
+        except BadImageError as error:
+            assert str(error).startswith("Image 7 of the train split (fuzz.jpg)")
+        else:
+            assert image.dtype == torch.uint8 and image.ndim == 3 and image.shape[0] == 3
 
 
 @settings(max_examples=40, deadline=None)

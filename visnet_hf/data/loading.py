@@ -155,7 +155,7 @@ def _keep_classes(dataset: datasets.Dataset, keep: list[int], names: list[str]) 
 
 def _with_class_label(dataset: datasets.Dataset, class_names: list[str]) -> datasets.Dataset:
     """Check the labels, and make ``label`` a ``ClassLabel`` with the run's names (stratified splits need it)."""
-    labels = np.asarray(dataset["label"])
+    labels = np.asarray(dataset["label"][:])  # [:] reads the column at once; iterating it goes row by row
     if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
         bad = sorted({int(v) for v in labels if v < 0 or v >= len(class_names)})[:10]
         raise DataError(
