@@ -1,5 +1,5 @@
 """Benchmark 3: one epoch of `visnet train` on CIFAR-10 (decode, augment, collate, step) against the
-pure model compute for the same steps on pre-decoded tensors. Alternated, two rounds.
+pure model compute for the same steps on pre-decoded tensors, alternated in ABBA order.
 
     python benchmarks/bench_data.py [--rounds 2] [--num-workers 0]
 """
@@ -75,18 +75,28 @@ def main() -> None:
     args = parser.parse_args()
     images = predecoded()
     rows = []
-    for _ in range(args.rounds):
-        with tempfile.TemporaryDirectory() as directory:
-            framework = framework_epoch(directory, args.num_workers)
-        compute = compute_only(framework["steps"], images)
+    steps = len(range(0, 45000 - BATCH + 1, BATCH))  # the framework's drop_last batches per epoch
+    for round_index in range(args.rounds):
+        # ABBA order: a machine that speeds up or slows down over the run favours neither side.
+        order = ("framework", "compute") if round_index % 2 == 0 else ("compute", "framework")
+        measured = {}
+        for side in order:
+            if side == "framework":
+                with tempfile.TemporaryDirectory() as directory:
+                    measured["framework"] = framework_epoch(directory, args.num_workers)
+            else:
+                measured["compute"] = compute_only(steps, images)
+        framework, compute = measured["framework"], measured["compute"]
+        assert framework["steps"] == steps, (framework["steps"], steps)
         rows.append({"framework_seconds": framework["seconds"], "compute_seconds": compute, "steps": framework["steps"]})
         print(rows[-1])
     write_result(
-        "data_pipeline",
+        "data_pipeline" + (f"_workers{args.num_workers}" if args.num_workers else ""),
         {
             "dataset": str(CIFAR10),
             "model": "frn_resnet18 at 32x32, AdamW, batch 128, random crop (padding 4) + flip",
             "num_workers": args.num_workers,
+            "order": "ABBA",
             "rows": rows,
             "ratio": statistics.median(r["framework_seconds"] / r["compute_seconds"] for r in rows),
         },

@@ -85,15 +85,18 @@ def main() -> None:
         if result:
             lines += overhead_section(result)
 
-    data = load("data_pipeline")
-    if data:
+    pipelines = [load(name) for name in ("data_pipeline", "data_pipeline_workers1")]
+    if any(pipelines):
+        lines += ["## 3. Data pipeline", ""]
+    for data in filter(None, pipelines):
         lines += [
-            "## 3. Data pipeline",
+            f"### {data['num_workers']} data worker(s)",
             "",
             machine_line(data),
             "",
-            f"One epoch of `visnet train` ({data['model']}, {data['num_workers']} data workers) on",
-            f"`{Path(data['dataset']).name}` (45,000 training images) against the same steps on pre-decoded tensors.",
+            f"One epoch of `visnet train` ({data['model']}, `data.num_workers: {data['num_workers']}`) on",
+            f"`{Path(data['dataset']).name}` (45,000 training images) against the same steps on pre-decoded tensors,",
+            "in ABBA order (framework first in odd rounds, compute first in even ones)." if data.get("order") == "ABBA" else "framework first in every round.",
             "",
             "| round | framework epoch (s) | compute only (s) | ratio |",
             "|---|---|---|---|",
