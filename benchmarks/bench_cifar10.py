@@ -55,6 +55,7 @@ def framework(recipe: str) -> dict:
         "accuracy": results["final_eval"]["accuracy"],
         "top5_accuracy": results["final_eval"]["top5_accuracy"],
         "per_epoch_accuracy": [r["eval_accuracy"] for r in history],
+        "per_epoch_train_seconds": [r["train_seconds"] for r in history],
     }
 
 
