@@ -76,16 +76,16 @@ def main() -> None:
     images = predecoded()
     rows = []
     steps = len(range(0, 45000 - BATCH + 1, BATCH))  # the framework's drop_last batches per epoch
+
+    def framework_side() -> dict:
+        with tempfile.TemporaryDirectory() as directory:
+            return framework_epoch(directory, args.num_workers)
+
+    sides = {"framework": framework_side, "compute": lambda: compute_only(steps, images)}
     for round_index in range(args.rounds):
         # ABBA order: a machine that speeds up or slows down over the run favours neither side.
-        order = ("framework", "compute") if round_index % 2 == 0 else ("compute", "framework")
-        measured = {}
-        for side in order:
-            if side == "framework":
-                with tempfile.TemporaryDirectory() as directory:
-                    measured["framework"] = framework_epoch(directory, args.num_workers)
-            else:
-                measured["compute"] = compute_only(steps, images)
+        order = list(sides) if round_index % 2 == 0 else list(reversed(sides))
+        measured = {side: sides[side]() for side in order}
         framework, compute = measured["framework"], measured["compute"]
         assert framework["steps"] == steps, (framework["steps"], steps)
         rows.append({"framework_seconds": framework["seconds"], "compute_seconds": compute, "steps": framework["steps"]})

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -68,15 +69,10 @@ def overhead_section(result: dict) -> list[str]:
 
 def _within_budget(result: dict) -> float | None:
     """The framework's best evaluated accuracy among epochs that ended within the plain loop's training time."""
-    seconds = result["framework"].get("per_epoch_train_seconds")
-    if not seconds:
-        return None
-    elapsed, best = 0.0, None
-    for epoch_seconds, accuracy in zip(seconds, result["framework"]["per_epoch_accuracy"]):
-        elapsed += epoch_seconds
-        if elapsed <= result["plain"]["train_seconds"]:
-            best = max(best or 0.0, accuracy)
-    return best
+    framework = result["framework"]
+    ended = itertools.accumulate(framework.get("per_epoch_train_seconds", []))
+    within = [accuracy for end, accuracy in zip(ended, framework["per_epoch_accuracy"]) if end <= result["plain"]["train_seconds"]]
+    return max(within) if within else None
 
 
 def main() -> None:
@@ -116,12 +112,9 @@ def main() -> None:
             "| round | framework epoch (s) | compute only (s) | ratio |",
             "|---|---|---|---|",
         ]
-        for index, row in enumerate(data["rows"], 1):
-            lines.append(
-                f"| {index} | {row['framework_seconds']:.1f} | {row['compute_seconds']:.1f} | "
-                f"{row['framework_seconds'] / row['compute_seconds']:.3f} |"
-            )
         ratios = [row["framework_seconds"] / row["compute_seconds"] for row in data["rows"]]
+        for index, (row, ratio) in enumerate(zip(data["rows"], ratios), 1):
+            lines.append(f"| {index} | {row['framework_seconds']:.1f} | {row['compute_seconds']:.1f} | {ratio:.3f} |")
         lines += [
             "",
             f"Median ratio {data['ratio']:.3f}; goal <= 1.10: {verdict(data['ratio'] <= 1.10)}. Rounds range from "

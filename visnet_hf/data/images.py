@@ -85,9 +85,9 @@ def decode_tensor(value: Any, where: str) -> torch.Tensor:
 
     Whole greyscale or colour JPEG bytes (most photo datasets) go through TorchCodec's libjpeg
     decoder (torchvision's where TorchCodec is missing): the same pixels as PIL in a third of the
-    time, without building a PIL image. Anything
-    else, including a JPEG that libjpeg rejects (truncated, CMYK, ...), goes through :func:`decode`,
-    which converts it or raises the named :class:`BadImageError`.
+    time, without building a PIL image. Anything else, including a JPEG that libjpeg rejects
+    (truncated, CMYK, ...), goes through :func:`decode`, which converts it or raises the named
+    :class:`BadImageError`.
     """
     data = _encoded_bytes(value)
     if data is not None and data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9":
@@ -97,7 +97,8 @@ def decode_tensor(value: Any, where: str) -> torch.Tensor:
             image = None
         if image is not None and image.shape[0] in (1, 3):
             return image.expand(3, -1, -1) if image.shape[0] == 1 else image
-    return torch.from_numpy(np.array(decode(value, where))).permute(2, 0, 1)
+    source = value if data is None else {"bytes": data}  # a file already read is not read again
+    return torch.from_numpy(np.array(decode(source, where))).permute(2, 0, 1)
 
 
 def _encoded_bytes(value: Any) -> bytes | None:

@@ -106,7 +106,8 @@ class TransformedDataset(torch.utils.data.Dataset):
         self.on_bad_image = on_bad_image
         self.substitute = substitute
         self.split = split
-        self._decode = decode_tensor if isinstance(transform, RecipeTransform) else decode
+        self._tensor_route = isinstance(transform, RecipeTransform)  # uint8 tensors and an explicit generator
+        self._decode = decode_tensor if self._tensor_route else decode
         self._generator = torch.Generator()
 
     def set_epoch(self, epoch: int) -> None:
@@ -147,7 +148,7 @@ class TransformedDataset(torch.utils.data.Dataset):
 
     def _transformed(self, image, index: int) -> dict[str, Any]:
         example_seed = ((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index) % 2**63
-        if isinstance(self.transform, RecipeTransform):
+        if self._tensor_route:
             return {"pixel_values": self.transform(image, self._generator.manual_seed(example_seed))}
         # Any other transform draws from the global RNGs: seed them for this example, then put them back.
         python_state = random.getstate()
