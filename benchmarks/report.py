@@ -42,21 +42,39 @@ def overhead_section(result: dict) -> list[str]:
         lines += [
             f"{mode.capitalize()} (median of {result['rounds']} alternating rounds; goal: time ratio <= {goal}):",
             "",
-            "| model | precision | images/s | time ratio to timm | goal | peak RSS during steps |",
-            "|---|---|---|---|---|---|",
+            "| model | precision | images/s | time ratio to timm | goal | ratio to the same model hand-written | peak RSS during steps |",
+            "|---|---|---|---|---|---|---|",
         ]
         for precision, rows in result[mode].items():
             for name, row in rows.items():
-                is_baseline = name == "timm_resnet18"
+                if name == "timm_resnet18":
+                    goal_cell = "baseline"
+                elif name.startswith("torch_"):
+                    goal_cell = "hand-written twin"
+                else:
+                    goal_cell = verdict(row["ratio_to_timm"] <= goal)
+                hand_written = f"{row['ratio_to_hand_written']:.3f}" if "ratio_to_hand_written" in row else "-"
                 lines.append(
-                    f"| {name} | {precision} | {row['images_per_s']:.1f} | {row['ratio_to_timm']:.3f} | "
-                    f"{'baseline' if is_baseline else verdict(row['ratio_to_timm'] <= goal)} | {row['peak_rss_mib']:.0f} MiB |"
+                    f"| {name} | {precision} | {row['images_per_s']:.1f} | {row['ratio_to_timm']:.3f} | {goal_cell} | "
+                    f"{hand_written} | {row['peak_rss_mib']:.0f} MiB |"
                 )
         lines.append("")
+    if any(name.startswith("torch_") for rows in result["train"].values() for name in rows):
+        lines += [
+            "`torch_frn_resnet18` is FRN's architecture written by hand in plain torch (timm resnet18 with its",
+            "1000-way classifier, the same extra head, the softmax concatenated): FRN's ratio to it is the framework's",
+            "own overhead; its ratio to timm adds the cost of the extra head, which is part of the model.",
+            "",
+        ]
+    head = result.get("vocabulary_zero_shot_head", "semantic")
+    products = "the cosines of each image's vector to every name" + (
+        " and of its ConSE vector to every name" if head != "semantic" else ""
+    )
     lines += [
-        "VSENet inference cost against vocabulary size (fp32): the growth should be the final matrix product alone.",
+        f"VSENet inference cost against vocabulary size (fp32, zero-shot head `{head}`): the growth should be the",
+        f"final matrix products alone ({products}).",
         "",
-        "| classes | seconds per batch | extra over 10 classes | the matrix product alone |",
+        "| classes | seconds per batch | extra over 10 classes | the matrix products alone |",
         "|---|---|---|---|",
     ]
     for size, row in result["vocabulary"].items():
@@ -65,6 +83,15 @@ def overhead_section(result: dict) -> list[str]:
             f"{row['matmul_seconds'] * 1000:.3f} ms |"
         )
     return lines + [""]
+
+
+def _zero_shot_row(name: str, head: str, seconds: str, scores: dict, seen_accuracy: float) -> str:
+    g = scores["generalised"]
+    return (
+        f"| {name} | {head} | {seconds} | {pct(scores['zero_shot_top1'])} | {pct(scores['zero_shot_top5'])} | {pct(seen_accuracy)} | "
+        f"{pct(g['uncalibrated']['harmonic_mean'])} | {pct(g['calibrated']['harmonic_mean'])} | "
+        f"{pct(g['calibrated']['seen'])} / {pct(g['calibrated']['unseen'])} |"
+    )
 
 
 def _within_budget(result: dict) -> float | None:
@@ -128,7 +155,9 @@ def main() -> None:
         if not result:
             continue
         r = result["recipe"]
-        ok = result["framework"]["accuracy"] >= result["plain"]["accuracy"] and result["time_ratio"] <= 1.03
+        plain_accuracy, within = result["plain"]["accuracy"], _within_budget(result)
+        same_time = result["framework"]["accuracy"] >= plain_accuracy and result["time_ratio"] <= 1.03
+        ok = same_time or (within is not None and within >= plain_accuracy)
         lines += [
             f"### {recipe}",
             "",
@@ -145,16 +174,18 @@ def main() -> None:
             f"| plain timm loop | {r['plain_model']} | {result['plain']['train_seconds']:.0f} | {pct(result['plain']['accuracy'])} | {pct(result['plain']['top5_accuracy'])} |",
             f"| visnet_hf | {r['framework_model']} | {result['framework']['train_seconds']:.0f} | {pct(result['framework']['accuracy'])} | {pct(result['framework']['top5_accuracy'])} |",
             "",
-            f"Time ratio {result['time_ratio']:.3f} (\"the same time\": <= 1.03). Goal (equal or better accuracy in the same time): {verdict(ok)}.",
+            f"Time ratio {result['time_ratio']:.3f} (\"the same time\": <= 1.03).",
+        ]
+        if within is not None:
+            lines.append(
+                f"At the plain loop's budget ({result['plain']['train_seconds']:.0f} s of training), the framework's best "
+                f"end-of-epoch accuracy was {pct(within)} (plain: {pct(plain_accuracy)})."
+            )
+        lines += [
+            f"Goal (equal or better accuracy in the same time: over the whole run at a time ratio <= 1.03, or at an "
+            f"epoch that ended within the plain loop's budget): {verdict(ok)}.",
             "",
         ]
-        within = _within_budget(result)
-        if within is not None:
-            lines += [
-                f"At the plain loop's budget ({result['plain']['train_seconds']:.0f} s of training), the framework's best "
-                f"end-of-epoch accuracy was {pct(within)} (plain: {pct(result['plain']['accuracy'])}).",
-                "",
-            ]
 
     zero = load("tinyimagenet_zeroshot")
     if zero:
@@ -164,34 +195,35 @@ def main() -> None:
             "",
             machine_line(zero),
             "",
-            "VSENet on EfficientNet-Lite0 (pretrained on ImageNet-1k, 64x64), trained "
-            f"{zero['epochs']} epochs (1 align + {zero['epochs'] - 1} joint) on the 150 seen classes (90% of",
-            "`seen_train.parquet`; the other 10% is the seen test set), then switched to the 25 `unseen_dev` names.",
+            "VSENet on EfficientNet-Lite0 (pretrained on ImageNet-1k, 64x64; `configs/vsenet_tinyimagenet_zeroshot.yaml`,",
+            f"frozen backbone unless the variant says otherwise), trained {zero['epochs']} epochs (1 align + {zero['epochs'] - 1} joint)",
+            "on the 150 seen classes (90% of `seen_train.parquet`; the other 10% is the seen test set), then switched to",
+            "the 25 `unseen_dev` names and scored by each zero-shot head: `semantic` (cosine of the projected image to",
+            "each name), `conse` (the trained-class prediction's top 10 classes' embeddings averaged by probability) and",
+            "`both` (their sum, the default).",
             "**The pretrained backbone saw ImageNet-1k, of which Tiny-ImageNet (seen and unseen classes) is a subset.**",
             "References use the same frozen pretrained features: DeViSE-style (linear projection to MiniLM class",
             "embeddings, cosine softmax, temperature 0.1) and a softmax linear probe. Generalised zero-shot: all 175",
-            "names; offsets fitted on one half of each test set, figures on the other half.",
+            "names; offsets fitted on one half of each test set, figures on the other half. The 25 `unseen_dev`",
+            "classes are the only unseen classes here, so the defaults (frozen backbone, `both`) were chosen on them:",
+            "the figures are development-set figures, not a held-out test. With 1,250 unseen images (50 per class), a",
+            "top-1 near 23% has a standard error of about 1.2 points: differences under 2 points are within noise.",
             "",
             f"Chance (zero-shot top-1): {pct(zero['chance_zero_shot_top1'])}. Linear probe, seen accuracy: {pct(zero['linear_probe_seen_accuracy'])}.",
             "",
-            "| model | train (s) | zero-shot top-1 | top-5 | seen acc. | GZSL H (no calibration) | GZSL H (calibrated) | GZSL seen / unseen (calibrated) |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| DeViSE reference | - | {pct(devise['zero_shot_top1'])} | {pct(devise['zero_shot_top5'])} | {pct(devise['seen_accuracy'])} | "
-            f"{pct(devise['generalised']['uncalibrated']['harmonic_mean'])} | {pct(devise['generalised']['calibrated']['harmonic_mean'])} | "
-            f"{pct(devise['generalised']['calibrated']['seen'])} / {pct(devise['generalised']['calibrated']['unseen'])} |",
+            "| model | zero-shot head | train (s) | zero-shot top-1 | top-5 | seen acc. | GZSL H (no calibration) | GZSL H (calibrated) | GZSL seen / unseen (calibrated) |",
+            "|---|---|---|---|---|---|---|---|---|",
+            _zero_shot_row("DeViSE reference", "-", "-", devise, devise["seen_accuracy"]),
         ]
         for name, row in zero["variants"].items():
-            g = row["generalised"]
-            lines.append(
-                f"| {name} | {row['train_seconds']:.0f} | {pct(row['zero_shot_top1'])} | {pct(row['zero_shot_top5'])} | {pct(row['seen_accuracy'])} | "
-                f"{pct(g['uncalibrated']['harmonic_mean'])} | {pct(g['calibrated']['harmonic_mean'])} | "
-                f"{pct(g['calibrated']['seen'])} / {pct(g['calibrated']['unseen'])} |"
-            )
+            for head, scores in row.get("zero_shot_heads", {row.get("default_zero_shot_head", "semantic"): row}).items():
+                lines.append(_zero_shot_row(name, head, f"{row['train_seconds']:.0f}", scores, row["seen_accuracy"]))
         best = max(zero["variants"].items(), key=lambda item: item[1]["zero_shot_top1"])
         base = zero["variants"].get("vsenet")
+        default_head = best[1].get("default_zero_shot_head", "semantic")
         lines += [
             "",
-            "Goals:",
+            f"Goals (each variant scored by its default zero-shot head, `{default_head}`):",
             f"- zero-shot top-1 >= 1.25x the reference ({pct(1.25 * devise['zero_shot_top1'])}): best VSENet `{best[0]}` "
             f"{pct(best[1]['zero_shot_top1'])}, {verdict(best[1]['zero_shot_top1'] >= 1.25 * devise['zero_shot_top1'])};",
             f"- generalised harmonic mean >= 20%: `{best[0]}` calibrated {pct(best[1]['generalised']['calibrated']['harmonic_mean'])}, "
@@ -200,7 +232,8 @@ def main() -> None:
             f"{verdict(best[1]['seen_accuracy'] >= zero['linear_probe_seen_accuracy'])}.",
         ]
         if base:
-            helped = [n for n, r in zero["variants"].items() if n != "vsenet" and r["zero_shot_top1"] > base["zero_shot_top1"]]
+            constrained = [n for n in zero["variants"] if n.startswith("vsenet+")]
+            helped = [n for n in constrained if zero["variants"][n]["zero_shot_top1"] > base["zero_shot_top1"]]
             lines.append(
                 "- Soft Tuning constraints that raised zero-shot top-1 over plain VSENet in this run: "
                 + (", ".join(f"`{n}`" for n in helped) if helped else "none")

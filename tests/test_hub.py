@@ -72,6 +72,16 @@ def test_card_command_renders_the_same_card(trained_run, tmp_path):
     assert (copy / "README.md").read_text() == original
 
 
+def test_card_of_a_zero_shot_vocabulary_names_the_head_and_calibration(trained_run, tmp_path):
+    model = visnet_hf.VSENetForImageClassification.from_pretrained(trained_run)
+    model.set_classes([*CLASS_NAMES, "zebra"])
+    model.config.zero_shot_head, model.config.calibration = "conse", 1.5
+    model.save_pretrained(tmp_path)
+    text = str(hub.render_card(tmp_path))
+    assert "Trained on (4): cat, dog, car, ship. The names not among them" in text
+    assert "scored by the `conse` zero-shot head; `config.calibration` = 1.5" in text
+
+
 class RecordingApi:
     """A stand-in for huggingface_hub.HfApi that records what would go out."""
 

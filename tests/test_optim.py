@@ -7,7 +7,7 @@ import torch
 
 import visnet_hf
 from visnet_hf.training.config import OptimConfig
-from visnet_hf.training.optim import build_optimizer, build_schedule, freeze
+from visnet_hf.training.optim import build_optimizer, build_schedule, freeze, train_mode
 
 
 @pytest.fixture()
@@ -37,6 +37,29 @@ def test_freezing_modes(model):
         freeze(model, OptimConfig(freeze="partial", trainable_prefixes=["nothing"]))
     with pytest.raises(ValueError, match="needs trainable_prefixes"):
         OptimConfig(freeze="partial")
+
+
+def test_a_frozen_backbone_keeps_its_batch_norm_statistics(model):
+    """A linear probe: while the heads train, the frozen backbone's features equal its eval-mode features."""
+    freeze(model, OptimConfig(freeze="backbone"))
+    before = {n: b.clone() for n, b in model.backbone.named_buffers()}
+    images, labels = torch.randn(8, 3, 32, 32), torch.tensor([0, 1, 2] * 2 + [0, 1])
+    optimizer = build_optimizer(model, OptimConfig(lr=0.1))
+    train_mode(model)
+    assert model.training and model.classifier.training and not model.backbone.bn1.training
+    for _ in range(2):
+        output = model(pixel_values=images, labels=labels)
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+    for name, buffer in model.backbone.named_buffers():
+        torch.testing.assert_close(buffer, before[name], msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(output.pooler_output, model.eval()(pixel_values=images).pooler_output)
+
+    freeze(model, OptimConfig(freeze="partial", trainable_prefixes=["backbone.layer4", "head", "classifier"]))
+    train_mode(model)
+    assert model.backbone.layer4[0].bn1.training and not model.backbone.layer3[0].bn1.training
 
 
 def lrs(config: OptimConfig, steps_per_epoch: int, epochs: int) -> list[float]:

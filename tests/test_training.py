@@ -90,9 +90,14 @@ def test_train_eval_predict_reload(model, tiny_parquet, tiny_text_encoder, tmp_p
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines() if line.startswith("{")]
     assert len(lines) == 2 and lines[0]["predictions"][0]["label"] in {"cat", "dog", "car", "ship"}
     if model.startswith("vsenet"):
-        assert cli(["zero-shot", "--model", str(run / "model"), "--classes", "zebra, lorry", str(image_dir / "0.png")]) == 0
-        line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        assert {p["label"] for p in line["predictions"]} == {"zebra", "lorry"}
+        scores = {}
+        for head in ("semantic", "conse", "both"):
+            command = ["zero-shot", "--model", str(run / "model"), "--classes", "zebra, lorry", "--zero-shot-head", head]
+            assert cli([*command, str(image_dir / "0.png")]) == 0
+            line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+            assert {p["label"] for p in line["predictions"]} == {"zebra", "lorry"}
+            scores[head] = {p["label"]: p["score"] for p in line["predictions"]}
+        assert scores["semantic"] != scores["both"]  # the option reaches the model
 
     from transformers import AutoModelForImageClassification
 
@@ -138,6 +143,15 @@ def test_bf16_training_with_constraints(tiny_parquet, tmp_path, monkeypatch):
     assert results["mixed_precision"] == "bf16"
     assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in results["state"]["history"])
     assert {"train_label_deviation", "train_grey_values", "train_ce"} <= set(results["state"]["history"][0])
+
+
+def test_a_frozen_backbone_stays_as_built(tiny_parquet, tmp_path):
+    """freeze: backbone trains the heads only; the backbone's batch norms never see a training batch."""
+    config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\n")
+    results = train_main(["--config", str(config), "stages.0.epochs=1", "optim.freeze=backbone"])
+    model = results["model"]
+    assert int(model.backbone.bn1.num_batches_tracked) == 0
+    assert results["state"]["global_step"] > 0
 
 
 def _free_port() -> int:

@@ -129,6 +129,7 @@ def test_temperature_is_learnable_and_clamped(vsenet, pixel_batch):
 
 
 def test_set_classes_switches_labels_and_predictions_follow_names(vsenet, pixel_batch, tmp_path):
+    vsenet.config.zero_shot_head = "semantic"  # scores a reordered vocabulary exactly as the trained one
     before = vsenet(pixel_batch).logits
     reordered = list(reversed(CLASS_NAMES))
     vsenet.set_classes(reordered)
@@ -160,9 +161,70 @@ def test_softmax_head_takes_part_only_in_the_trained_vocabulary(tiny_text_encode
     mixed = (1 - weight) * output.semantic_logits.log_softmax(-1) + weight * output.softmax_logits.log_softmax(-1)
     torch.testing.assert_close(output.logits, mixed)
     model.set_classes(CLASS_NAMES + ["zebra"])
+    model.config.zero_shot_head = "semantic"
     output = model(pixel_batch)
     assert output.softmax_logits is None
     torch.testing.assert_close(output.logits, output.semantic_logits)
+
+
+def _conse_by_hand(model, trained_logits, image_embeds, top_k):
+    """ConSE as Norouzi et al. write it: the top-k trained classes' embeddings averaged by probability."""
+    probabilities = trained_logits.softmax(-1)
+    top = probabilities.topk(top_k)
+    trained = model.trained_class_embeddings
+    mixed = torch.stack([(p[:, None] * trained[i]).sum(0) for p, i in zip(top.values, top.indices)])
+    return model.logit_scale_value() * F.normalize(mixed, dim=-1) @ model.normalized_class_embeddings().T
+
+
+@pytest.mark.parametrize("head", ["semantic", "softmax", "both"])
+def test_conse_zero_shot_head_averages_the_trained_prediction(tiny_text_encoder, pixel_batch, tmp_path, head):
+    torch.manual_seed(0)
+    model = visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, head=head, conse_top_k=2
+    ).eval()
+    with torch.no_grad():
+        trained = model(pixel_batch)  # in the trained vocabulary, logits are the prediction ConSE averages
+        trained_embeddings = model.class_embeddings.clone()
+        new_names = ["zebra", "ox", "hippopotamus"]
+        model.set_classes(new_names)
+        torch.testing.assert_close(model.trained_class_embeddings, trained_embeddings)
+
+        model.config.zero_shot_head = "conse"
+        conse = model(pixel_batch)
+        expected = _conse_by_hand(model, trained.logits.float(), trained.image_embeds, top_k=2)
+        torch.testing.assert_close(conse.logits, expected, atol=1e-5, rtol=1e-5)
+
+        model.config.zero_shot_head = "both"
+        both = model(pixel_batch)
+        torch.testing.assert_close(both.logits, both.semantic_logits + expected, atol=1e-5, rtol=1e-5)
+
+        # The trained embeddings travel with the checkpoint, so a saved zero-shot model scores the same.
+        model.save_pretrained(tmp_path)
+        reloaded = VSENetForImageClassification.from_pretrained(tmp_path).eval()
+        assert reloaded.config.zero_shot_head == "both" and reloaded.config.class_names == new_names
+        torch.testing.assert_close(reloaded(pixel_batch).logits, both.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_conse_with_one_class_names_the_trained_prediction(tiny_text_encoder, pixel_batch):
+    """With top-1, ConSE's vector is the predicted trained class's own embedding, so among names that
+    include the trained ones (in any order) it picks the name the trained vocabulary predicts."""
+    torch.manual_seed(0)
+    model = visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32,
+        zero_shot_head="conse", conse_top_k=1,
+    ).eval()
+    with torch.no_grad():
+        predicted = [CLASS_NAMES[i] for i in model(pixel_batch).logits.argmax(-1)]
+        names = ["zebra", *reversed(CLASS_NAMES), "ox"]
+        model.set_classes(names)
+        assert [names[i] for i in model(pixel_batch).logits.argmax(-1)] == predicted
+
+
+def test_zero_shot_head_options_are_checked(tiny_text_encoder):
+    with pytest.raises(ValueError, match=r"zero_shot_head='clip' is not one of .*\n  - conse_top_k=0 must be >= 1"):
+        visnet_hf.create_model(
+            "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, zero_shot_head="clip", conse_top_k=0
+        )
 
 
 def test_calibration_lowers_trained_classes_and_is_fitted(vsenet):
@@ -174,7 +236,7 @@ def test_calibration_lowers_trained_classes_and_is_fitted(vsenet):
     embeddings[:4] = F.normalize(embeddings[:4], dim=-1) + 3 * mean_embed
     vsenet.set_classes(CLASS_NAMES + ["zebra", "ox"], class_embeddings=embeddings)
     with torch.no_grad():
-        scores = vsenet(images).semantic_logits
+        scores = vsenet(images).logits  # uncalibrated: config.calibration is still 0
     seen = torch.tensor([True] * 4 + [False] * 2)
     # Ground truth that only a calibrated model gets right: predictions after an offset of `true_offset`.
     gaps = (scores[:, seen].max(1).values - scores[:, ~seen].max(1).values).sort().values

@@ -76,6 +76,8 @@ def _predict(args: argparse.Namespace) -> int:
         if not hasattr(model, "set_classes"):
             raise SystemExit("visnet zero-shot: only VSENet models can switch to new class names.")
         model.set_classes([name.strip() for name in args.classes.split(",") if name.strip()])
+        if args.zero_shot_head:
+            model.config.zero_shot_head = args.zero_shot_head
     processor = model.image_processor()
     for file in _image_files(args.images):
         try:
@@ -185,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     zero_shot.add_argument("--model", required=True)
     zero_shot.add_argument("--classes", required=True, help='comma-separated names, e.g. "zebra,lorry,cat"')
     zero_shot.add_argument("--top-k", type=int, default=3)
+    zero_shot.add_argument(
+        "--zero-shot-head",
+        choices=["semantic", "conse", "both"],
+        help="how the new names are scored (default: the model's config.zero_shot_head)",
+    )
     zero_shot.add_argument("images", nargs="+")
     zero_shot.set_defaults(run=_predict)
 

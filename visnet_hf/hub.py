@@ -151,6 +151,7 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         class_names=class_names,
         trained_class_names=config.get("trained_class_names") or class_names,
         calibration=config.get("calibration", 0.0),
+        zero_shot_head=config.get("zero_shot_head", "semantic"),
         constraints=_constraints(training_config),
         training_config=yaml.safe_dump(training_config, sort_keys=False) if training_config else None,
     )

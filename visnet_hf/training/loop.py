@@ -26,7 +26,7 @@ from ..registry import create_model
 from ..text_encoders import default_text_encoder
 from .checkpoints import latest_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .optim import build_optimizer, build_schedule, freeze
+from .optim import build_optimizer, build_schedule, freeze, train_mode
 from .reports import write_reports
 
 
@@ -140,7 +140,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             train_loader.set_epoch(_epoch_index(config, state))
             train_dataset.set_epoch(_epoch_index(config, state))
             loader = accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
-            model.train()
+            train_mode(model)
             started = time.perf_counter()
             progress = tqdm(
                 total=steps_per_epoch,

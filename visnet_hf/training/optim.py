@@ -24,6 +24,18 @@ def freeze(model: nn.Module, config: OptimConfig) -> None:
         raise ValueError(f"optim.trainable_prefixes={config.trainable_prefixes} match no parameter; nothing would train.")
 
 
+def train_mode(model: nn.Module) -> None:
+    """``model.train()``, except that batch-norm layers whose parameters are all frozen keep their
+    running statistics (eval mode). A frozen backbone then computes the same features while the
+    heads train as at evaluation, as a linear probe should; its statistics never drift."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            parameters = list(module.parameters(recurse=False))
+            if parameters and not any(p.requires_grad for p in parameters):
+                module.eval()
+
+
 def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
     """SGD or AdamW; the backbone may have its own learning rate; no weight decay on biases and norms."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}

@@ -10,6 +10,7 @@ from .._base import VisnetConfig
 HEADS = ("semantic", "softmax", "both")
 OBJECTIVES = ("align", "finetune", "joint")
 PROJECTIONS = ("linear", "mlp")
+ZERO_SHOT_HEADS = ("semantic", "conse", "both")
 
 
 @strict
@@ -24,8 +25,8 @@ class VSENetConfig(VisnetConfig):
         class_descriptions: optional descriptions, one list per class, averaged into its embedding.
         templates: prompt templates with ``{}`` for the name, averaged (default ``"a photo of a {}."``).
         trained_class_names: the vocabulary the softmax head was trained on. While ``class_names``
-            equals it the softmax head takes part; after ``set_classes`` to other names the semantic
-            head alone predicts, with ``calibration`` applied to any trained names among them.
+            equals it the softmax head takes part; after ``set_classes`` to other names the
+            ``zero_shot_head`` predicts, with ``calibration`` applied to any trained names among them.
         embedding_dim: width of the text space (set from the text encoder by the factory).
         projection: ``"linear"`` or ``"mlp"`` (Linear-GELU-Linear) from visual to text space.
         projection_hidden_dim: hidden width of the MLP projection.
@@ -41,6 +42,11 @@ class VSENetConfig(VisnetConfig):
             ``L_w``) or ``"joint"`` (both).
         structure_weight: share of the stage-1 target taken from ``S`` rather than the one-hot label.
         weight_reg: coefficient of ``L_w``, the squared L2 norm of the head weights.
+        zero_shot_head: how a vocabulary other than the trained one is scored: ``"semantic"``
+            (cosine of the projected image to each name), ``"conse"`` (the trained-class prediction's
+            top classes' text embeddings, averaged by probability, against each name) or ``"both"``
+            (their sum).
+        conse_top_k: how many of the most probable trained classes ConSE averages.
         calibration: offset subtracted from trained classes' scores in a mixed (generalised
             zero-shot) vocabulary, so new classes are not swamped; see ``fit_calibration``.
     """
@@ -65,6 +71,8 @@ class VSENetConfig(VisnetConfig):
     objective: str = "finetune"
     structure_weight: float = 0.1
     weight_reg: float = 1e-4
+    zero_shot_head: str = "both"
+    conse_top_k: int = 10
     calibration: float = 0.0
 
     def __post_init__(self, **kwargs):
@@ -89,6 +97,9 @@ class VSENetConfig(VisnetConfig):
         self._choice(problems, "head", HEADS)
         self._choice(problems, "objective", OBJECTIVES)
         self._choice(problems, "projection", PROJECTIONS)
+        self._choice(problems, "zero_shot_head", ZERO_SHOT_HEADS)
+        if self.conse_top_k < 1:
+            problems.append(f"conse_top_k={self.conse_top_k} must be >= 1")
         if not 0.0 <= self.softmax_weight <= 1.0:
             problems.append(f"softmax_weight={self.softmax_weight} must lie in [0, 1]")
         if not 0.0 < self.min_temperature <= self.temperature:

@@ -5,7 +5,8 @@ Read top to bottom: output → pretrained base → model → factory → presets
 The model classifies by cosine similarity between its projected visual vector ``z`` and the class
 embeddings ``C`` (the semantic head), by a softmax head ``Wv + b`` on the visual vector ``v``, or by
 both. Because classes are text, ``set_classes`` swaps the vocabulary of a trained model for names it
-never saw (zero-shot) without retraining.
+never saw (zero-shot) without retraining; ``config.zero_shot_head`` then scores the new names by the
+cosine head, by ConSE (the trained-class prediction mapped into the text space), or by both.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self.classifier = nn.Linear(config.num_features, len(config.trained_class_names))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.temperature)))
         self.register_buffer("class_embeddings", torch.zeros(len(config.class_names), config.embedding_dim))
+        self.register_buffer(
+            "trained_class_embeddings", torch.zeros(len(config.trained_class_names), config.embedding_dim)
+        )
         self._sync_vocabulary()
         self.post_init()
 
@@ -109,9 +113,9 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         if self._seen_columns is None:  # the trained vocabulary: both heads are available
             softmax_logits = self.classifier(visual)
             logits = self._combine(semantic_logits, softmax_logits)
-        else:  # a zero-shot vocabulary: the semantic head predicts, calibrated
+        else:  # a zero-shot vocabulary: scored through the text space, calibrated
             softmax_logits = None
-            logits = self._calibrate(semantic_logits)
+            logits = self._calibrate(self._zero_shot_logits(semantic_logits, image_embeds, visual))
 
         loss, loss_terms = None, None
         if labels is not None:
@@ -146,12 +150,37 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         weight = self.config.softmax_weight
         return (1 - weight) * semantic_logits.float().log_softmax(-1) + weight * softmax_logits.float().log_softmax(-1)
 
-    def _calibrate(self, semantic_logits: torch.Tensor) -> torch.Tensor:
-        if not self._seen_columns or self.config.calibration == 0:
+    def _zero_shot_logits(
+        self, semantic_logits: torch.Tensor, image_embeds: torch.Tensor, visual: torch.Tensor
+    ) -> torch.Tensor:
+        """Scores over a vocabulary the model did not train on, as ``config.zero_shot_head`` picks.
+
+        * ``semantic``: the cosine logits of ``z`` to each name's embedding.
+        * ``conse``: ConSE (Norouzi et al., 2014): the model's prediction over its trained classes
+          (both heads, as ``config.head`` combines them), cut to its ``conse_top_k`` most probable
+          classes, averages their text embeddings by probability; that vector's cosine logits to
+          each name score the image.
+        * ``both``: the sum of the two.
+        """
+        mode = self.config.zero_shot_head
+        if mode == "semantic":
             return semantic_logits
-        offset = torch.zeros(semantic_logits.shape[-1], device=semantic_logits.device, dtype=semantic_logits.dtype)
+        scale = self.logit_scale_value()
+        trained = F.normalize(self.trained_class_embeddings, dim=-1)
+        trained_logits = self._combine(scale * image_embeds @ trained.T, self.classifier(visual))
+        probabilities = trained_logits.float().softmax(-1)
+        top = probabilities.topk(min(self.config.conse_top_k, probabilities.shape[-1]))
+        weights = torch.zeros_like(probabilities).scatter(-1, top.indices, top.values)
+        conse_embeds = F.normalize(weights @ trained.float(), dim=-1)
+        conse_logits = (scale * conse_embeds @ self.normalized_class_embeddings().float().T).to(semantic_logits.dtype)
+        return conse_logits if mode == "conse" else semantic_logits + conse_logits
+
+    def _calibrate(self, logits: torch.Tensor) -> torch.Tensor:
+        if not self._seen_columns or self.config.calibration == 0:
+            return logits
+        offset = torch.zeros(logits.shape[-1], device=logits.device, dtype=logits.dtype)
         offset[self._seen_columns] = self.config.calibration
-        return semantic_logits - offset
+        return logits - offset
 
     # -- objectives ---------------------------------------------------------------------------
 
@@ -231,6 +260,8 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
                 f"({len(names)}, {config.embedding_dim}): the text encoder must be the one the model was trained "
                 f"with ({config.text_encoder!r}) or one with the same width."
             )
+        if self._seen_columns is None:  # leaving the trained vocabulary: keep its embeddings for ConSE
+            self.trained_class_embeddings = self.class_embeddings.clone()
         self.class_embeddings = F.normalize(class_embeddings.float(), dim=-1).to(self.class_embeddings.device)
         config.class_names = list(texts.names)
         config.class_descriptions = [list(d) for d in texts.descriptions] if texts.descriptions else None
@@ -276,14 +307,18 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
                 "fit_calibration needs a vocabulary that mixes trained and new class names; "
                 "call set_classes(trained_names + new_names) first."
             )
-        was_training = self.training
+        was_training, calibration = self.training, self.config.calibration
         self.eval()
+        self.config.calibration = 0.0  # score uncalibrated; the fitted offset replaces it below
         scores, labels = [], []
-        for batch in batches:
-            pixel_values, batch_labels = (batch["pixel_values"], batch["labels"]) if isinstance(batch, dict) else batch
-            scores.append(self(pixel_values.to(self.device)).semantic_logits.float().cpu())
-            labels.append(torch.as_tensor(batch_labels).cpu())
-        self.train(was_training)
+        try:
+            for batch in batches:
+                pixel_values, batch_labels = (batch["pixel_values"], batch["labels"]) if isinstance(batch, dict) else batch
+                scores.append(self(pixel_values.to(self.device)).logits.float().cpu())
+                labels.append(torch.as_tensor(batch_labels).cpu())
+        finally:
+            self.train(was_training)
+            self.config.calibration = calibration
         scores, labels = torch.cat(scores), torch.cat(labels)
 
         seen = torch.zeros(scores.shape[1], dtype=torch.bool)
@@ -328,7 +363,8 @@ def _initial_class_embeddings(config: VSENetConfig, class_embeddings: torch.Tens
             "class names; give one row per class."
         )
     config.embedding_dim = int(class_embeddings.shape[1])
-    return {"class_embeddings": F.normalize(class_embeddings, dim=-1)}
+    class_embeddings = F.normalize(class_embeddings, dim=-1)
+    return {"class_embeddings": class_embeddings, "trained_class_embeddings": class_embeddings.clone()}
 
 
 def _projection(config: VSENetConfig) -> nn.Module:
