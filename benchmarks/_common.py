@@ -63,14 +63,17 @@ def timed(function: Callable[[], Any], repeat: int) -> float:
 
 
 def alternate(candidates: dict[str, Callable[[], Any]], rounds: int, repeat: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Time every candidate once per round, in turn, so that drift on a noisy machine hits all alike."""
+    """Time every candidate once per round, in turn, so that drift on a noisy machine hits all alike.
+    The order rotates from round to round, so no candidate always runs first or after the same one."""
     for function in candidates.values():
         for _ in range(warmup):
             function()
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, function in candidates.items():
-            times[name].append(timed(function, repeat))
+    names = list(candidates)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(timed(candidates[name], repeat))
     return times
 
 

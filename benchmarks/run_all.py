@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 RUNS = [
     ["bench_embeddings.py"],
     ["bench_overhead.py", "--size", "224", "--batch", "16", "--rounds", "5"],
-    ["bench_overhead.py", "--size", "32", "--batch", "128", "--rounds", "5", "--repeat", "3"],
+    ["bench_overhead.py", "--size", "32", "--batch", "128", "--rounds", "15", "--repeat", "3"],
     ["bench_data.py", "--rounds", "4"],
     ["bench_data.py", "--rounds", "4", "--num-workers", "1"],
     ["bench_cifar10.py", "--recipe", "resnet18_scratch"],
