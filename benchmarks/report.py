@@ -160,6 +160,12 @@ def main() -> None:
             f"{min(ratios):.3f} to {max(ratios):.3f} on this shared machine: read the median, and run more rounds to narrow it.",
             "",
         ]
+    if all(pipelines) and pipelines[1]["ratio"] > pipelines[0]["ratio"]:
+        lines += [
+            f"On {pipelines[0]['machine']['cores']} cores a data worker process takes CPU from the training step's own threads,",
+            "so `data.num_workers: 0` (the default) is the faster setting here; workers are for machines with cores to spare.",
+            "",
+        ]
 
     lines += ["## 5a. CIFAR-10 accuracy, same recipe and time", ""]
     for recipe in ("resnet18_scratch", "efficientnet_lite0_finetune"):
