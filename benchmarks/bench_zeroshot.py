@@ -37,12 +37,13 @@ VARIANTS = {
 
 
 def splits():
+    """Seen train and test parts (the training loop's own stratified 10%, seed 0), unseen images, and the names."""
     import datasets
 
     seen = datasets.Dataset.from_parquet(str(DATA / "seen_train.parquet")).select_columns(["image", "label"])
     parts = seen.train_test_split(test_size=0.1, seed=0, stratify_by_column="label")
     unseen = datasets.Dataset.from_parquet(str(DATA / "unseen_dev.parquet")).select_columns(["image", "label"])
-    return parts["test"], unseen, seen.features["label"].names, unseen.features["label"].names
+    return parts["train"], parts["test"], unseen, seen.features["label"].names, unseen.features["label"].names
 
 
 def loader(dataset, transform, batch=128):
@@ -124,21 +125,20 @@ def evaluate_vsenet(model, seen_test, unseen, seen_names, unseen_names) -> dict:
     seen_data, unseen_data = loader(seen_test, transform), loader(unseen, transform)
     seen_logits, seen_labels = logits_and_labels(model, seen_data)
     results = {"seen_accuracy": topk(seen_logits, seen_labels, 1), "default_zero_shot_head": model.config.zero_shot_head}
-    heads = {}
-    for head in ZERO_SHOT_HEADS:
+    heads = {head: {} for head in ZERO_SHOT_HEADS}
+    model.set_classes(unseen_names)  # each vocabulary is embedded once; the heads only rescore it
+    for head, scores in heads.items():
         model.config.zero_shot_head = head
-        model.set_classes(unseen_names)
         zero_shot, unseen_labels = logits_and_labels(model, unseen_data)
-        model.set_classes(seen_names + unseen_names)
-        model.config.calibration = 0.0
+        scores.update(zero_shot_top1=topk(zero_shot, unseen_labels, 1), zero_shot_top5=topk(zero_shot, unseen_labels, 5))
+    model.set_classes(seen_names + unseen_names)
+    model.config.calibration = 0.0
+    for head, scores in heads.items():
+        model.config.zero_shot_head = head
         everything_seen, _ = logits_and_labels(model, seen_data)
         everything_unseen, _ = logits_and_labels(model, unseen_data)
-        heads[head] = {
-            "zero_shot_top1": topk(zero_shot, unseen_labels, 1),
-            "zero_shot_top5": topk(zero_shot, unseen_labels, 5),
-            "generalised": calibrated(everything_seen, seen_labels, everything_unseen, unseen_labels, len(seen_names)),
-        }
-        model.set_classes(seen_names)
+        scores["generalised"] = calibrated(everything_seen, seen_labels, everything_unseen, unseen_labels, len(seen_names))
+    model.set_classes(seen_names)
     model.config.zero_shot_head = results["default_zero_shot_head"]
     return {**results, **heads[results["default_zero_shot_head"]], "zero_shot_heads": heads}
 
@@ -175,8 +175,6 @@ def fit_linear(features, labels, out_dim, logits_fn, epochs=30):
 
 
 def main() -> None:
-    import datasets
-
     from visnet_hf import TextEncoder, ClassTexts
     from visnet_hf.text_encoders import default_text_encoder
 
@@ -184,12 +182,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     args = parser.parse_args()
-    seen_test, unseen, seen_names, unseen_names = splits()
+    seen_train, seen_test, unseen, seen_names, unseen_names = splits()
     results: dict = {"chance_zero_shot_top1": 1 / len(unseen_names), "epochs": args.epochs, "variants": {}}
 
     # References on frozen pretrained features.
-    seen_all = datasets.Dataset.from_parquet(str(DATA / "seen_train.parquet")).select_columns(["image", "label"])
-    seen_train = seen_all.train_test_split(test_size=0.1, seed=0, stratify_by_column="label")["train"]
     (train_x, train_y), (seen_x, seen_y), (unseen_x, unseen_y) = frozen_features(seen_train, seen_test, unseen)
     encoder = TextEncoder(default_text_encoder())
     seen_c = encoder.embed_classes(ClassTexts.build(seen_names))

@@ -24,20 +24,16 @@ TEMPLATES = ["a photo of a {}.", "a blurry photo of a {}.", "a close-up photo of
 
 
 def main() -> None:
-    import datasets
-
     from visnet_hf import ClassTexts, TextEncoder
     from visnet_hf.text_encoders import default_text_encoder
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--cache", help="where to keep the frozen features between runs")
     args = parser.parse_args()
-    seen_test, unseen, seen_names, unseen_names = splits()
+    seen_train, seen_test, unseen, seen_names, unseen_names = splits()
     if args.cache and os.path.exists(args.cache):
         (train_x, train_y), (seen_x, seen_y), (unseen_x, unseen_y) = torch.load(args.cache)
     else:
-        seen_all = datasets.Dataset.from_parquet(str(DATA / "seen_train.parquet")).select_columns(["image", "label"])
-        seen_train = seen_all.train_test_split(test_size=0.1, seed=0, stratify_by_column="label")["train"]
         features = frozen_features(seen_train, seen_test, unseen)
         if args.cache:
             torch.save(features, args.cache)

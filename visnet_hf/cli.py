@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
+
 
 def _models(args: argparse.Namespace) -> int:
     from .registry import get_preset, list_models
@@ -189,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     zero_shot.add_argument("--top-k", type=int, default=3)
     zero_shot.add_argument(
         "--zero-shot-head",
-        choices=["semantic", "conse", "both"],
+        choices=ZERO_SHOT_HEADS,
         help="how the new names are scored (default: the model's config.zero_shot_head)",
     )
     zero_shot.add_argument("images", nargs="+")
