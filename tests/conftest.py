@@ -106,3 +106,104 @@ def tiny_parquet(tmp_path_factory) -> str:
     path = directory / "train.parquet"
     dataset.to_parquet(str(path))
     return str(path)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate keeps one AcceleratorState per process; each in-process run must read its own settings."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+def write_config(tmp_path: Path, data_path: str, model: str, text_encoder: str | None = None, extra: str = "") -> Path:
+    """A small training config: 2 epochs of SGD on ``data_path`` at 32x32, a quarter held out."""
+    model_section = f"  name: {model}\n  image_size: 32\n"
+    if text_encoder:
+        model_section += f"  text_encoder: {text_encoder}\n"
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"""model:
+{model_section}data:
+  source: parquet
+  path: {data_path}
+  val_fraction: 0.25
+optim:
+  optimizer: sgd
+  lr: 0.05
+  scheduler: cosine
+  warmup_steps: 2
+stages:
+  - name: train
+    epochs: 2
+batch_size: 16
+output_dir: {tmp_path / 'run'}
+log_every_steps: 2
+{extra}"""
+    )
+    return path
+
+
+TEST_PLUGINS = '''
+import torch
+from dataclasses import dataclass
+from visnet_hf.constraints import Constraint
+
+
+class Constant(Constraint):
+    """A term of exactly 1: its logged value is the weight the schedule gave it at that step."""
+
+    def __call__(self, model, batch, outputs):
+        return outputs.logits.sum() * 0.0 + 1.0
+
+
+class NaNOnCall(Constraint):
+    """NaN on the ``call``-th call (0-based) on process ``rank``, zero otherwise; the call count is
+    constraint state, so it survives a resume."""
+
+    @dataclass(frozen=True)
+    class Params:
+        call: int = 3
+        rank: int = 0
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.calls = 0
+
+    def __call__(self, model, batch, outputs):
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        bad = self.calls == self.params.call and rank == self.params.rank
+        self.calls += 1
+        return outputs.logits.float().mean() * 0.0 + (float("nan") if bad else 0.0)
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.calls = state["calls"]
+'''
+
+
+@pytest.fixture()
+def test_plugins(tmp_path_factory, monkeypatch) -> Path:
+    """A distribution ``visnet-test-plugins`` with the constraints ``constant`` and ``nan_on_call``, on
+    sys.path (add the returned folder to PYTHONPATH for a subprocess)."""
+    from visnet_hf.constraints import refresh
+
+    folder = tmp_path_factory.mktemp("test_plugins")
+    (folder / "visnet_test_plugins.py").write_text(TEST_PLUGINS)
+    dist = folder / "visnet_test_plugins-0.1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: visnet-test-plugins\nVersion: 0.1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[visnet_hf.constraints]\nconstant = visnet_test_plugins:Constant\nnan_on_call = visnet_test_plugins:NaNOnCall\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    refresh()
+    yield folder
+    monkeypatch.undo()
+    refresh()

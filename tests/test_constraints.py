@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import visnet_hf
+from visnet_hf.errors import ConfigError
 from visnet_hf.constraints import (
     ConstraintError,
     ConstraintLoadError,
@@ -20,6 +21,7 @@ from visnet_hf.constraints import (
     SoftTuning,
     create_constraint,
     list_constraints,
+    refresh,
 )
 
 from .conftest import CLASS_NAMES
@@ -212,8 +214,8 @@ def test_every_problem_is_reported_once_with_close_matches():
         SoftTuning.build(specs)
     message = str(error.value)
     assert "Unknown constraint 'label_deviaton'. Did you mean 'label_deviation'?" in message
-    assert "Constraint 'grey_values' (from visnet-hf 0.1.0) has bad parameters: unknown parameter 'strength'" in message
-    assert "parameter 'mode' expects one of ['shift', 'crop', 'region'], got 'rotate'" in message
+    assert "Constraint 'grey_values' (from visnet-hf 0.1.0) has bad parameters: params.strength: unknown key. Valid keys: none" in message
+    assert "params.mode: expected one of ['shift', 'crop', 'region'], got 'rotate'" in message
 
 
 def test_allow_and_deny_lists():
@@ -257,7 +259,10 @@ def fake_plugins(tmp_path, monkeypatch):
         "nan_term = fake_plugins:NaN\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    return tmp_path
+    refresh()
+    yield tmp_path
+    monkeypatch.undo()
+    refresh()
 
 
 def test_plugin_failures_name_the_constraint_distribution_and_cause(fake_plugins, batch):
@@ -280,3 +285,46 @@ def test_plugins_list_command_reports_failures(fake_plugins, capsys):
     out = capsys.readouterr().out
     assert "label_deviation        visnet-hf 0.1.0      loads" in out
     assert "broken                 fake-plugins 1.2.3      FAILS: Constraint 'broken'" in out
+
+
+def test_two_distributions_registering_one_name_is_an_error_naming_both(tmp_path, monkeypatch):
+    for dist_name, module in (("first-plugins", "first_plugins"), ("second-plugins", "second_plugins")):
+        (tmp_path / f"{module}.py").write_text("from visnet_hf.constraints import Constraint\nclass Smooth(Constraint):\n    pass\n")
+        dist = tmp_path / f"{module}-1.0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
+        (dist / "entry_points.txt").write_text(f"[visnet_hf.constraints]\nsmooth = {module}:Smooth\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    refresh()
+    try:
+        message = (
+            r"Constraint 'smooth' is registered by 2 distributions: (first|second)-plugins 1.0 \((first|second)_plugins:Smooth\)"
+            r" and (first|second)-plugins 1.0 .*Uninstall all but one"
+        )
+        with pytest.raises(ConstraintLoadError, match=message):
+            create_constraint("smooth")
+        from visnet_hf.training import load_config
+
+        with pytest.raises(ConfigError, match=r"stages\[0\].constraints\[0\].name: Constraint 'smooth' is registered by 2"):
+            load_config(None, ["data.path=x", "stages=[{name: a, constraints: [{name: smooth}]}]"])
+    finally:
+        monkeypatch.undo()
+        refresh()
+    assert "smooth" not in {info.name for info in list_constraints()}
+
+
+def test_plugins_are_found_once_per_process(monkeypatch):
+    import importlib.metadata
+
+    import visnet_hf.constraints.plugins as plugins
+
+    refresh()
+    calls = []
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(plugins, "entry_points", lambda **kw: calls.append(kw) or real(**kw))
+    refresh()
+    for _ in range(3):
+        list_constraints()
+        create_constraint("label_deviation")
+    assert len(calls) == 1
+    refresh()

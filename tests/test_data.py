@@ -6,6 +6,7 @@ import gzip
 import importlib.util
 import re
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from visnet_hf.data import DataError, TransformedDataset, build_transforms, load_splits
 from visnet_hf.training import load_config
 from visnet_hf.training import main as train_main
-from visnet_hf.training.config import AugmentConfig, DataConfig
+from visnet_hf.data import AugmentConfig, DataConfig
 
 from .conftest import generated_images
 
@@ -129,7 +130,7 @@ def test_hub_source_goes_through_load_dataset(tiny_parquet, tmp_path):
     full.select(range(64, 96)).to_parquet(str(tmp_path / "repo" / "data" / "test-00000-of-00001.parquet"))
     splits = load_splits(DataConfig(source="hub", path=str(tmp_path / "repo"), eval_split="test"))
     assert (len(splits.train), len(splits.eval)) == (64, 32)
-    with pytest.raises(DataError, match=r"Split 'validation' not found; the dataset has \['test', 'train'\]"):
+    with pytest.raises(DataError, match=r"Split 'validation' not found in the Hub dataset .*repo; it has \['test', 'train'\]"):
         load_splits(DataConfig(source="hub", path=str(tmp_path / "repo"), eval_split="validation"))
 
 
@@ -197,7 +198,7 @@ def test_include_classes_filters_and_relabels_after_the_split(tiny_parquet):
     ship, cat = everything.class_names.index("ship"), everything.class_names.index("cat")
     expected = [{ship: 0, cat: 1}[label] for label in everything.eval["label"] if label in (ship, cat)]
     assert subset.eval["label"] == expected  # the same held-out images, relabelled
-    with pytest.raises(DataError, match=r"'shp' \(did you mean 'ship'\?\)"):
+    with pytest.raises(DataError, match=r"'shp' \(Did you mean 'ship'\?\)"):
         load_splits(DataConfig(path=tiny_parquet, include_classes=["shp"]))
 
 
@@ -288,3 +289,28 @@ def png_bytes(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_a_missing_local_file_falls_back_to_the_hub_copy(tiny_parquet, monkeypatch):
+    """The quickstart's data section: the local parquet when present, else the same set from the Hub."""
+    import datasets
+
+    calls = []
+    hub_copy = datasets.Dataset.from_parquet(tiny_parquet).rename_column("image", "img")
+    real_load = datasets.load_dataset
+
+    def load_dataset(path, *args, **kwargs):
+        if path == "uoft-cs/cifar10":
+            calls.append(path)
+            return datasets.DatasetDict(train=hub_copy)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    config = load_config(ROOT / "configs" / "quickstart.yaml", ["data.path=/nowhere/train.parquet", "data.max_train_samples=null", "data.val_fraction=0.25"]).data
+    splits = load_splits(config)
+    assert calls == ["uoft-cs/cifar10"]
+    assert len(splits.train) + len(splits.eval) == 96 and splits.class_names == ["cat", "dog", "car", "ship"]
+    assert splits.eval_description == "a stratified 25% held out of the Hub dataset uoft-cs/cifar10 (seed 0)"
+    # With the local file present the Hub is never asked.
+    calls.clear()
+    assert len(load_splits(replace(config, path=tiny_parquet)).eval) == 24 and calls == []

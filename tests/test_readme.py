@@ -47,5 +47,5 @@ def test_constraint_snippet_is_a_working_constraint():
     assert isinstance(constraint, Constraint)
     value = constraint(None, {}, SimpleNamespace(logits=torch.tensor([[3.0, 4.0]])))
     assert value.item() == pytest.approx(16.0)
-    with pytest.raises(ValueError, match="unknown parameter 'targt'"):
+    with pytest.raises(ValueError, match="params.targt: unknown key. Did you mean 'target'"):
         namespace["LogitNorm"](targt=1.0)

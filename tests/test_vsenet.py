@@ -221,7 +221,7 @@ def test_conse_with_one_class_names_the_trained_prediction(tiny_text_encoder, pi
 
 
 def test_zero_shot_head_options_are_checked(tiny_text_encoder):
-    with pytest.raises(ValueError, match=r"zero_shot_head='clip' is not one of .*\n  - conse_top_k=0 must be >= 1"):
+    with pytest.raises(ValueError, match=r"zero_shot_head: expected one of \['semantic', 'conse', 'both'\], got 'clip'\n  - conse_top_k=0 must be >= 1"):
         visnet_hf.create_model(
             "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, zero_shot_head="clip", conse_top_k=0
         )

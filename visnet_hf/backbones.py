@@ -10,11 +10,13 @@ A backbone is created in two situations that must not be confused:
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import timm
 import torch.nn as nn
+
+from ._validation import did_you_mean
+from .errors import ConfigError, VisnetError
 
 # timm keywords that only say where pretrained weights come from. They are used once, by the
 # factory, and never stored in a model config (a path on one machine means nothing on another).
@@ -24,8 +26,16 @@ LOADING_ONLY_KWARGS = frozenset({"pretrained_cfg_overlay", "pretrained_cfg", "ch
 DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
-class UnknownBackboneError(ValueError):
+class UnknownBackboneError(VisnetError, ValueError):
     """Raised for a backbone name that timm does not know."""
+
+
+class BackboneKeywordError(ConfigError, TypeError):
+    """timm's model constructor rejected a keyword."""
+
+
+class PretrainedWeightsError(VisnetError, OSError):
+    """The backbone's pretrained weights could not be loaded (offline, a wrong file)."""
 
 
 def check_backbone_name(name: str) -> None:
@@ -37,9 +47,7 @@ def check_backbone_name(name: str) -> None:
     architecture = name.split(".", 1)[0]
     if timm.is_model(architecture):
         return
-    candidates = timm.list_models()
-    close = difflib.get_close_matches(architecture, candidates, n=5, cutoff=0.6)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(architecture, timm.list_models(), n=5)
     pattern = architecture[:4] + "*"
     raise UnknownBackboneError(
         f"Unknown backbone {name!r}.{hint} See timm.list_models({pattern!r}) for the names timm can build."
@@ -67,14 +75,14 @@ def create_backbone(
     try:
         return timm.create_model(name, pretrained=pretrained, **timm_kwargs)
     except TypeError as error:
-        raise TypeError(
+        raise BackboneKeywordError(
             f"timm could not build backbone {name!r} with keywords {sorted(timm_kwargs)}: {error}. "
             "Check the keyword names against the timm model's constructor."
         ) from error
     except (OSError, RuntimeError) as error:
         if not pretrained:
             raise
-        raise OSError(
+        raise PretrainedWeightsError(
             f"Could not load pretrained weights for backbone {name!r}: {error}. Offline, point timm at a "
             "local file: pretrained_cfg_overlay=dict(file='path/to/weights.safetensors'), "
             "or use pretrained=False."

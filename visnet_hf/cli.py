@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .errors import DataError, reported_as_cli_errors
+from .data.config import SOURCES
 from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
 
 
@@ -39,16 +41,9 @@ def _plugins_list(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .training import main as train_main
 
-    train_main(["--config", args.config, *(["--resume"] if args.resume else []), *args.overrides])
+    flags = [*(["--resume"] if args.resume else []), *(["--debug"] if args.debug else [])]
+    train_main(["--config", args.config, *flags, *args.overrides], prog="visnet train")
     return 0
-
-
-def _load(model_dir: str):
-    from transformers import AutoModelForImageClassification
-
-    import visnet_hf  # noqa: F401  (registers the Auto classes)
-
-    return AutoModelForImageClassification.from_pretrained(model_dir).eval()
 
 
 def _image_files(paths: list[str]) -> list:
@@ -62,7 +57,9 @@ def _image_files(paths: list[str]) -> list:
         elif path.exists():
             files.append(path)
         else:
-            raise SystemExit(f"visnet: {path} does not exist")
+            raise DataError(f"{path} does not exist; give image files or folders of images.")
+    if not files:
+        raise DataError(f"No image files ({', '.join(sorted(suffixes))}) in {', '.join(paths)}.")
     return files
 
 
@@ -72,16 +69,22 @@ def _predict(args: argparse.Namespace) -> int:
     import torch
 
     from .data.images import BadImageError, decode
+    from .errors import ConfigError
+    from .hub import load_model
 
-    model = _load(args.model)
-    if getattr(args, "classes", None):
+    files = _image_files(args.images)
+    model = load_model(args.model)
+    if getattr(args, "classes", None) is not None:
         if not hasattr(model, "set_classes"):
-            raise SystemExit("visnet zero-shot: only VSENet models can switch to new class names.")
-        model.set_classes([name.strip() for name in args.classes.split(",") if name.strip()])
+            raise ConfigError(f"{args.model} is not a VSENet; only a VSENet can switch to new class names.")
+        names = [name.strip() for name in args.classes.split(",") if name.strip()]
+        if not names:
+            raise ConfigError('--classes names no class; give comma-separated names, e.g. --classes "zebra,lorry,cat".')
+        model.set_classes(names)
         if args.zero_shot_head:
             model.config.zero_shot_head = args.zero_shot_head
     processor = model.image_processor()
-    for file in _image_files(args.images):
+    for file in files:
         try:
             image = decode(file, str(file))
         except BadImageError as error:
@@ -100,18 +103,25 @@ def _predict(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import json
 
+    from ._validation import validate
+    from .data import DataConfig
+    from .errors import ConfigError
     from .evaluation import evaluate_saved_model
-    from .training.config import DataConfig
 
-    data = DataConfig(
-        source=args.source,
-        path=args.data,
-        eval_split=args.split,
-        val_fraction=args.val_fraction,
-        max_eval_samples=args.max_samples,
-    )
+    data = None
+    if args.data is not None:
+        options = dict(source=args.source, path=args.data, eval_split=args.split, val_fraction=args.val_fraction)
+        data = validate(DataConfig, options, ConfigError, "the data options")
     results = evaluate_saved_model(
-        args.model, data, seed=args.seed, batch_size=args.batch_size, output_dir=args.output_dir, calibration=args.calibration
+        args.model,
+        data,
+        seed=args.seed,
+        held_out=args.held_out,
+        all_classes=args.all_classes,
+        max_samples=args.max_samples,
+        batch_size=args.batch_size,
+        output_dir=args.output_dir,
+        calibration=args.calibration,
     )
     print(json.dumps(results))
     return 0
@@ -146,8 +156,18 @@ def _bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="visnet", description="Image classifiers supervised by language and labels.")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error in the input (also: VISNET_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     models = commands.add_parser("models", help="list the registered model presets")
@@ -156,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="build, train a few steps, save, reload and predict with both models")
     demo.add_argument("--output-dir", default=None, help="where the models are saved (default: a temporary folder)")
-    demo.add_argument("--steps", type=int, default=10)
+    demo.add_argument("--steps", type=_positive_int, default=10)
     demo.add_argument("--text-encoder", default=None, help="Hub id or local path (default: MiniLM from PyPI)")
     demo.set_defaults(run=_demo)
 
@@ -166,29 +186,37 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", help="key=value overrides")
     train.set_defaults(run=_train)
 
-    evaluate = commands.add_parser("eval", help="evaluate a saved model: top-1, top-5, per-class report, confusion matrix")
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate a saved model: top-1, top-5, per-class report, confusion matrix",
+        description="Scores every image of --data (a file, a folder, or one --split of a Hub dataset). With "
+        "--held-out it scores only the part a training run held out: of --data (with --val-fraction and --seed), "
+        "or, without --data, exactly the run's own eval split, read from the model folder's training_config.yaml.",
+    )
     evaluate.add_argument("--model", required=True, help="a folder written by save_pretrained (or a Hub id)")
-    evaluate.add_argument("--data", required=True, help="parquet file, image folder or Hub dataset id")
-    evaluate.add_argument("--source", default="parquet", choices=["parquet", "imagefolder", "hub", "fashion_mnist"])
-    evaluate.add_argument("--split", default=None, help="split to evaluate (default: a held-out part of train)")
-    evaluate.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction when there is no --split")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the held-out split (the training run's seed)")
+    evaluate.add_argument("--data", default=None, help="parquet file, image folder or Hub dataset id (scored whole)")
+    evaluate.add_argument("--source", default="parquet", choices=list(SOURCES))
+    evaluate.add_argument("--split", default=None, help="the split to score, for a source with several")
+    evaluate.add_argument("--held-out", action="store_true", help="score only the held-out part of the training data")
+    evaluate.add_argument("--all-classes", action="store_true", help="with --held-out: every class, not only the run's include_classes")
+    evaluate.add_argument("--val-fraction", type=float, default=0.1, help="with --held-out and --data: the held-out fraction")
+    evaluate.add_argument("--seed", type=int, default=None, help="with --held-out: the split's seed (default: the run's, or 0)")
     evaluate.add_argument("--calibration", type=float, default=None, help="VSENet: offset on trained classes' scores")
-    evaluate.add_argument("--max-samples", type=int, default=None)
-    evaluate.add_argument("--batch-size", type=int, default=128)
+    evaluate.add_argument("--max-samples", type=_positive_int, default=None, help="score only the first N images")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=128)
     evaluate.add_argument("--output-dir", default=None)
     evaluate.set_defaults(run=_eval)
 
     predict = commands.add_parser("predict", help="classify image files or folders with a saved model")
     predict.add_argument("--model", required=True)
-    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--top-k", type=_positive_int, default=3)
     predict.add_argument("images", nargs="+")
     predict.set_defaults(run=_predict)
 
     zero_shot = commands.add_parser("zero-shot", help="classify images among new class names (VSENet)")
     zero_shot.add_argument("--model", required=True)
     zero_shot.add_argument("--classes", required=True, help='comma-separated names, e.g. "zebra,lorry,cat"')
-    zero_shot.add_argument("--top-k", type=int, default=3)
+    zero_shot.add_argument("--top-k", type=_positive_int, default=3)
     zero_shot.add_argument(
         "--zero-shot-head",
         choices=ZERO_SHOT_HEADS,
@@ -227,8 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``visnet COMMAND ...``; a mistake in the input ends it with ``visnet: error: <what to fix>`` and status 2."""
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    with reported_as_cli_errors("visnet", debug=args.debug):
+        return args.run(args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""Evaluate a saved model on a dataset: what ``visnet eval`` runs.
+"""Scoring a model on a dataset: used by training (each evaluation) and by ``visnet eval``.
+
+Every result states how many images it was computed on (``num_examples``) and which part of the
+data they are (``scored``). ``visnet eval`` scores a given file, folder or Hub split whole; the part
+a training run held out only when asked (``held_out=True``), and then with that run's own data
+section and seed read from the model folder's ``training_config.yaml``, so it is exactly the run's
+eval split.
 
 A VSENet evaluated on a dataset whose class names differ from its own switches to the dataset's
 names first (zero-shot); when they mix trained and new names, the report adds the accuracy on
@@ -7,66 +13,69 @@ images of trained classes, on images of new classes, and their harmonic mean (ge
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from .data import TransformedDataset, build_transforms, collate, load_splits
-from .training.config import DataConfig
-from .training.loop import evaluate_model
-from .training.reports import write_reports
+from ._validation import validate
+from .data import DataConfig, EvalData, TransformedDataset, build_transforms, collate, load_eval_data
+from .errors import ConfigError, DataError, ModelLoadError
+from .metrics import compute_all
+from .hub import TRAINING_CONFIG, load_model, model_file
+from .reports import write_reports
 
 
-def evaluate_saved_model(
-    model_dir: str,
-    data: DataConfig,
-    seed: int = 0,
-    batch_size: int = 128,
-    output_dir: str | None = None,
-    calibration: float | None = None,
-) -> dict[str, Any]:
-    from transformers import AutoModelForImageClassification
-
-    model = AutoModelForImageClassification.from_pretrained(model_dir).eval()
-    splits = load_splits(data, seed=seed)
-    model_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-    if model_names != splits.class_names:
-        if not hasattr(model, "set_classes"):
-            raise ValueError(
-                f"The model's classes {model_names[:5]}... differ from the data's {splits.class_names[:5]}...; "
-                "only a VSENet can switch to other class names."
-            )
-        model.set_classes(splits.class_names)
-    if calibration is not None:
-        model.config.calibration = calibration
-    _, eval_transform = build_transforms(model.config.data_config, data.augment)
-    loader = DataLoader(
-        TransformedDataset(splits.eval, eval_transform, on_bad_image=data.on_bad_image, substitute=False, split="eval"),
+def eval_loader(dataset, transform, batch_size: int, data: DataConfig, **loader_kwargs: Any) -> DataLoader:
+    """A loader over ``dataset`` with the eval transform; unreadable images are dropped or stop the run."""
+    return DataLoader(
+        TransformedDataset(dataset, transform, on_bad_image=data.on_bad_image, substitute=False, split="eval"),
         batch_size=batch_size,
         collate_fn=collate,
+        num_workers=data.num_workers,
+        **loader_kwargs,
     )
-    accelerator = Accelerator()
-    prepared_model, loader = accelerator.prepare(model, loader)
-    results = evaluate_model(accelerator, prepared_model, loader, splits.class_names)
-
-    trained = set(getattr(model.config, "trained_class_names", None) or model_names)
-    seen = torch.tensor([name in trained for name in splits.class_names])
-    if not seen.all() and seen.any():
-        results["generalised_zero_shot"] = _seen_unseen(results["confusion_matrix"], seen)
-
-    output = Path(output_dir or Path(model_dir) / "eval")
-    output.mkdir(parents=True, exist_ok=True)
-    files = write_reports(output, results, [], splits.class_names)
-    summary = {k: results[k] for k in ("accuracy", "top5_accuracy", "loss") if k in results}
-    if "generalised_zero_shot" in results:
-        summary["generalised_zero_shot"] = results["generalised_zero_shot"]
-    return {**summary, **files}
 
 
-def _seen_unseen(confusion: list[list[int]], seen: torch.Tensor) -> dict[str, float]:
+@torch.no_grad()
+def evaluate_model(accelerator: Accelerator, model, loader, class_names: list[str]) -> dict[str, Any]:
+    """Loss, top-1, top-5, per-class report and confusion matrix over the whole loader (all ranks).
+
+    Each image is counted once: ``gather_for_metrics`` drops the samples accelerate repeats to make
+    the last batch even across processes.
+    """
+    model.eval()
+    rows: list[tuple[torch.Tensor, int, float]] = []
+    bad_images: list[str] = []
+    for batch in loader:
+        bad_images += batch.get("bad_images", [])
+        if len(batch["labels"]) == 0:
+            local: list = []
+        else:
+            with accelerator.autocast():
+                logits = model(pixel_values=batch["pixel_values"]).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+            local = list(zip(logits.cpu(), batch["labels"].cpu().tolist(), loss.cpu().tolist()))
+        # Objects, not tensors: batches may be ragged where unreadable images were dropped.
+        rows += accelerator.gather_for_metrics(local, use_gather_object=True)
+    if not rows:
+        raise DataError("No image could be scored: every image of the eval split was unreadable.")
+    scores = torch.stack([row[0] for row in rows])
+    labels = torch.tensor([row[1] for row in rows])
+    results = compute_all(scores.numpy(), labels.numpy(), class_names, k=5)
+    results["loss"] = float(torch.tensor([row[2] for row in rows]).mean())
+    results["num_examples"] = len(rows)
+    if bad_images:
+        results["bad_images"] = bad_images
+    return results
+
+
+def seen_unseen(confusion: list[list[int]], seen: torch.Tensor) -> dict[str, float]:
+    """Accuracy on images of trained classes, of new classes, and their harmonic mean."""
     matrix = torch.tensor(confusion, dtype=torch.float64)
     correct, support = matrix.diagonal(), matrix.sum(1)
     seen_accuracy = float(correct[seen].sum() / support[seen].sum().clamp_min(1))
@@ -76,4 +85,93 @@ def _seen_unseen(confusion: list[list[int]], seen: torch.Tensor) -> dict[str, fl
         "seen_accuracy": seen_accuracy,
         "unseen_accuracy": unseen_accuracy,
         "harmonic_mean": 0.0 if total == 0 else 2 * seen_accuracy * unseen_accuracy / total,
+        "seen_images": int(support[seen].sum()),
+        "unseen_images": int(support[~seen].sum()),
     }
+
+
+def run_data_config(model_dir: str | Path) -> tuple[DataConfig, int]:
+    """The data section and seed of the run that trained the model in ``model_dir``.
+
+    Raises:
+        ModelLoadError: the folder has no ``training_config.yaml`` (it was not written by ``visnet train``).
+    """
+    path = model_file(model_dir, TRAINING_CONFIG)
+    if path is None:
+        raise ModelLoadError(
+            f"{model_dir} has no {TRAINING_CONFIG}, so the run's held-out split is unknown; give the training "
+            "data with --data (and its --val-fraction and --seed) instead."
+        )
+    run = yaml.safe_load(Path(path).read_text()) or {}
+    data = validate(DataConfig, run.get("data") or {}, ConfigError, f"the data section of {path}")
+    return data, int(run.get("seed", 0))
+
+
+def evaluate_saved_model(
+    model_dir: str,
+    data: DataConfig | None = None,
+    seed: int | None = None,
+    held_out: bool = False,
+    all_classes: bool = False,
+    max_samples: int | None = None,
+    batch_size: int = 128,
+    output_dir: str | None = None,
+    calibration: float | None = None,
+) -> dict[str, Any]:
+    """What ``visnet eval`` runs.
+
+    Args:
+        model_dir: a folder written by ``save_pretrained`` / ``visnet train``, or a Hub id.
+        data: the data to score; ``None`` with ``held_out=True`` takes the run's own data section.
+        seed: the seed of the held-out split (default: the run's, else 0).
+        held_out: score only the part a training run held out, instead of the whole file or split.
+        all_classes: with the run's data section, drop its ``include_classes`` (zero-shot evaluation
+            on the held-out images of every class).
+        max_samples: score only the first ``max_samples`` images.
+        calibration: VSENet: the offset on trained classes' scores in a mixed vocabulary.
+
+    Returns:
+        The summary (accuracy, top-5, loss, ``num_examples``, ``scored``, generalised zero-shot
+        figures where they apply) and the paths of the files written.
+    """
+    if data is None:
+        if not held_out:
+            raise ConfigError("Give the data to evaluate (--data), or --held-out for the training run's held-out split.")
+        data, run_seed = run_data_config(model_dir)
+        seed = run_seed if seed is None else seed
+        if all_classes:
+            data = replace(data, include_classes=None)
+    if max_samples is not None:
+        data = replace(data, max_eval_samples=max_samples)
+    evaluation = load_eval_data(data, seed=seed or 0, held_out=held_out)
+    model = load_model(model_dir)  # the data first: a wrong path is reported before the model loads
+    results = evaluate_on(model, evaluation, data, batch_size=batch_size, calibration=calibration)
+    output = Path(output_dir) if output_dir else (Path(model_dir) / "eval" if Path(model_dir).is_dir() else Path("eval"))
+    output.mkdir(parents=True, exist_ok=True)
+    files = write_reports(output, results, [], evaluation.class_names)
+    summary_keys = ("accuracy", "top5_accuracy", "loss", "num_examples", "scored", "generalised_zero_shot")
+    return {**{k: results[k] for k in summary_keys if k in results}, **files}
+
+
+def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int = 128, calibration: float | None = None):
+    """Score ``model`` on ``evaluation``, switching a VSENet to the data's class names when they differ."""
+    model_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    if model_names != evaluation.class_names:
+        if not hasattr(model, "set_classes"):
+            raise ConfigError(
+                f"The model's classes {model_names[:5]}... differ from the data's {evaluation.class_names[:5]}...; "
+                "only a VSENet can switch to other class names."
+            )
+        model.set_classes(evaluation.class_names)
+    if calibration is not None:
+        model.config.calibration = calibration
+    _, eval_transform = build_transforms(model.config.data_config, data.augment)
+    accelerator = Accelerator()
+    prepared_model, loader = accelerator.prepare(model, eval_loader(evaluation.dataset, eval_transform, batch_size, data))
+    results = evaluate_model(accelerator, prepared_model, loader, evaluation.class_names)
+    results["scored"] = evaluation.description
+    trained = set(getattr(model.config, "trained_class_names", None) or model_names)
+    seen = torch.tensor([name in trained for name in evaluation.class_names])
+    if not seen.all() and seen.any():
+        results["generalised_zero_shot"] = seen_unseen(results["confusion_matrix"], seen)
+    return results

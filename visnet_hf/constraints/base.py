@@ -8,14 +8,12 @@ group ``visnet_hf.constraints`` and any config can name it.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
 from typing import Any, ClassVar, Mapping
 
 import torch
 import torch.nn as nn
 
-from .._typecheck import matches, type_name
+from .._validation import build
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,24 +54,13 @@ class Constraint:
 
 
 def validate_params(params_class: type, params: Mapping[str, Any]) -> Any:
-    """Build ``params_class(**params)``, reporting unknown names and wrong types all at once.
+    """Build ``params_class(**params)`` with the project's one config validation (:mod:`visnet_hf._validation`).
 
     Raises:
-        ValueError: listing every problem, with close matches for misspelled names.
+        ValueError: listing every problem (unknown names with close matches, wrong types, impossible values).
     """
-    fields = {f.name: f for f in dataclasses.fields(params_class)}
-    hints = typing.get_type_hints(params_class)
-    problems = []
-    for key, value in params.items():
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=3, cutoff=0.6)
-            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-            problems.append(f"unknown parameter {key!r}{hint}; valid: {sorted(fields) or 'none'}")
-        elif not matches(value, hints.get(key, Any)):
-            problems.append(f"parameter {key!r} expects {type_name(hints[key])}, got {value!r}")
+    problems: list[str] = []
+    built = build(params_class, dict(params), "params", problems)
     if problems:
         raise ValueError("; ".join(problems))
-    try:
-        return params_class(**params)
-    except (TypeError, ValueError) as error:
-        raise ValueError(str(error)) from error
+    return built

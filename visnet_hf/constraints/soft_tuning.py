@@ -8,6 +8,7 @@ from typing import Any, Literal, Mapping
 import torch
 import torch.nn as nn
 
+from ..errors import VisnetError
 from .base import Constraint
 from .plugins import ConstraintLoadError, create_constraint
 
@@ -58,7 +59,7 @@ class ConstraintSpec:
         return self.weight
 
 
-class ConstraintError(RuntimeError):
+class ConstraintError(VisnetError, RuntimeError):
     """A constraint misbehaved during training (non-scalar result)."""
 
 
@@ -102,7 +103,11 @@ class SoftTuning:
     def terms(
         self, model: nn.Module, batch: Mapping[str, torch.Tensor], outputs: Any, step: int, epoch: int
     ) -> dict[str, torch.Tensor]:
-        """Weighted terms in float32, keyed by constraint name; inactive constraints are not called."""
+        """Weighted terms in float32, keyed by constraint name; inactive constraints are not called.
+
+        ``step`` and ``epoch`` count from the start of the stage these constraints belong to
+        (the run's :class:`~visnet_hf.training.steps.StepCounter` gives them).
+        """
         terms = {}
         for spec, constraint in zip(self.specs, self.constraints):
             weight = spec.weight_at(step, epoch)

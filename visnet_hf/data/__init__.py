@@ -1,15 +1,25 @@
-"""Datasets through ``datasets``: Hub ids, local parquet, local imagefolder, Fashion-MNIST; transforms; class names."""
+"""Datasets through ``datasets``: Hub ids, local parquet, local imagefolder, Fashion-MNIST; transforms; class names.
 
-from .loading import DataError, Splits, load_splits, read_descriptions
+The data layer imports nothing from training: the training config composes :class:`DataConfig`.
+"""
+
+from ..errors import DataError
+from .config import AugmentConfig, DataConfig, DataSource
+from .loading import EvalData, Splits, load_eval_data, load_splits, read_descriptions
 from .transforms import RecipeTransform, TransformedDataset, build_transforms, collate
 
 __all__ = [
+    "AugmentConfig",
+    "DataConfig",
     "DataError",
+    "DataSource",
+    "EvalData",
     "RecipeTransform",
     "Splits",
     "TransformedDataset",
     "build_transforms",
     "collate",
+    "load_eval_data",
     "load_splits",
     "read_descriptions",
 ]

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import VisnetError
+
 try:  # TorchCodec's image decoders supersede torchvision.io's (deprecated since torchvision 0.29)
     from torchcodec.decoders import decode_jpeg as _decode_jpeg
 except Exception:  # not installed, or built for another torch
@@ -25,7 +27,7 @@ except Exception:  # not installed, or built for another torch
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
 
 
-class BadImageError(ValueError):
+class BadImageError(VisnetError, ValueError):
     """An image that cannot be decoded; the message names it and what to do."""
 
 

@@ -1,18 +1,30 @@
-"""Load train and eval splits as ``datasets.Dataset`` with columns ``image`` and ``label``."""
+"""Load train and eval splits as ``datasets.Dataset`` with columns ``image`` and ``label``.
+
+Two questions are answered here, and every result says which answer it got:
+
+* **training** (:func:`load_splits`): the train split, and the eval split of the source or, when it
+  has none, a stratified ``val_fraction`` held out of train with the run's seed;
+* **evaluation** (:func:`load_eval_data`): a file, folder or Hub split given for evaluation is scored
+  whole; the held-out part of a training set only when asked for (``held_out=True``), and then it is
+  exactly the part a training run with the same data section and seed held out.
+"""
 
 from __future__ import annotations
 
 import gzip
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import datasets
 import numpy as np
 from PIL import Image
 
-from ..training.config import DataConfig
+from .._validation import did_you_mean
+from ..errors import DataError
+from .config import DataConfig
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HUB = "zalando-datasets/fashion_mnist"
@@ -20,76 +32,176 @@ FASHION_MNIST_NAMES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
 
-
-class DataError(ValueError):
-    """A dataset that cannot be used as configured; the message says what to change."""
+T = TypeVar("T")
 
 
 @dataclass
 class Splits:
+    """The splits of a training run.
+
+    Attributes:
+        eval_description: which images the eval split holds, in words (for reports and cards).
+    """
+
     train: datasets.Dataset
     eval: datasets.Dataset
     class_names: list[str]
     descriptions: list[list[str]] | None = None
+    eval_description: str = ""
+
+
+@dataclass
+class EvalData:
+    """The images an evaluation scores, their class names, and which part of the data they are."""
+
+    dataset: datasets.Dataset
+    class_names: list[str]
+    description: str
 
 
 def load_splits(config: DataConfig, seed: int = 0) -> Splits:
     """The train and eval splits, with ``image`` / ``label`` columns and the class names.
 
-    When the source has no eval split, a stratified ``val_fraction`` of train is held out (fixed
-    seed). The split is made before ``include_classes`` filters the classes, so a run on a subset of
+    When the source has no eval split, a stratified ``val_fraction`` of train is held out (``seed``).
+    The split is made before ``include_classes`` filters the classes, so a run on a subset of
     classes and a later evaluation on all of them (zero-shot) hold out the same images.
+    ``max_train_samples`` / ``max_eval_samples`` cut the splits after that.
     """
-    train, evaluation = _load_source(config)
+    return _with_fallback(config, lambda section: _load_splits(section, seed))
+
+
+def load_eval_data(config: DataConfig, seed: int = 0, held_out: bool = False) -> EvalData:
+    """The images to evaluate on.
+
+    Args:
+        config: the data section: ``path`` (and ``eval_split`` for a source with several splits).
+        seed: the seed of the held-out split (the training run's ``seed``).
+        held_out: score the part a training run held out (``val_fraction``, ``seed``, and
+            ``include_classes`` if set) instead of the whole file, folder or split.
+    """
+    if held_out:
+        splits = load_splits(config, seed)
+        return EvalData(splits.eval, splits.class_names, splits.eval_description)
+    return _with_fallback(config, _load_whole)
+
+
+def _load_splits(config: DataConfig, seed: int) -> Splits:
+    train, evaluation, where = _load_source(config)
     train = _standardise(train, config, "train")
     class_names = _class_names(train, config)
     train = _with_class_label(train, class_names)
     if evaluation is None:
         parts = train.train_test_split(test_size=config.val_fraction, seed=seed, stratify_by_column="label")
         train, evaluation = parts["train"], parts["test"]
+        eval_description = f"a stratified {_percent(config.val_fraction)} held out of {where['train']} (seed {seed})"
     else:
         evaluation = _with_class_label(_standardise(evaluation, config, "eval"), class_names)
+        eval_description = where["eval"]
     if config.include_classes:
         keep = _class_indices(config.include_classes, class_names)
         train, evaluation = (_keep_classes(split, keep, config.include_classes) for split in (train, evaluation))
         class_names = list(config.include_classes)
+        eval_description += f", classes {', '.join(class_names)} only"
     if config.max_train_samples:
         train = train.select(range(min(config.max_train_samples, len(train))))
-    if config.max_eval_samples:
-        evaluation = evaluation.select(range(min(config.max_eval_samples, len(evaluation))))
+    if config.max_eval_samples and config.max_eval_samples < len(evaluation):
+        evaluation = evaluation.select(range(config.max_eval_samples))
+        eval_description += f", its first {config.max_eval_samples} images"
     for name, split in (("train", train), ("eval", evaluation)):
         if len(split) == 0:
             raise DataError(f"The {name} split is empty; check data.path / data.{name}_split.")
     descriptions = read_descriptions(config.descriptions_file, class_names) if config.descriptions_file else None
-    return Splits(train, evaluation, class_names, descriptions)
+    return Splits(train, evaluation, class_names, descriptions, eval_description)
 
 
-def _load_source(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+def _load_whole(config: DataConfig) -> EvalData:
+    """Every image of the file, folder or chosen split (``max_eval_samples`` cuts it)."""
+    loaded, where = _load_dataset_dict(config)
+    split = config.eval_split
+    if split is None:
+        if len(loaded) > 1:
+            raise DataError(
+                f"{where} has the splits {sorted(loaded)}; choose the one to evaluate with --split "
+                "(data.eval_split), or --held-out for the part a training run held out."
+            )
+        split = next(iter(loaded))
+    elif split not in loaded:
+        raise DataError(f"Split {split!r} not found in {where}; it has {sorted(loaded)}.{did_you_mean(split, loaded)}")
+    dataset = _standardise(loaded[split], config, split)
+    class_names = _class_names(dataset, config)
+    dataset = _with_class_label(dataset, class_names)
+    description = f"all of {where}" if len(loaded) == 1 else f"the {split!r} split of {where}"
+    if config.max_eval_samples and config.max_eval_samples < len(dataset):
+        dataset = dataset.select(range(config.max_eval_samples))
+        description += f", its first {config.max_eval_samples} images"
+    if len(dataset) == 0:
+        raise DataError(f"{where} holds no images; check --data.")
+    return EvalData(dataset, class_names, description)
+
+
+def _with_fallback(config: DataConfig, load: Callable[[DataConfig], T]) -> T:
+    """``load(config)``; when its files are missing (or its Hub dataset out of reach), the same from its fallback."""
+    try:
+        return load(config)
+    except DataError as error:
+        if config.fallback is None:
+            raise
+        first = str(error)
+    try:
+        return load(config.with_fallback())
+    except DataError as error:
+        raise DataError(
+            f"No data could be loaded. {first} The fallback failed too: {error} "
+            "Point data.path at a local copy (e.g. data.path=/path/to/train.parquet), or go online."
+        ) from None
+
+
+def _load_source(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset | None, dict[str, str]]:
+    """The train split, the source's own eval split (or ``None``), and a description of each."""
     if config.source == "fashion_mnist":
         return _fashion_mnist(config)
+    if config.source == "parquet" and config.eval_path:
+        loaded, where = _load_dataset_dict(config)
+        evaluation, eval_where = _load_dataset_dict(replace(config, path=config.eval_path, eval_path=None))
+        return loaded["train"], next(iter(evaluation.values())), {"train": where, "eval": f"all of {eval_where}"}
+    loaded, where = _load_dataset_dict(config)
+    if config.train_split not in loaded:
+        raise DataError(
+            f"Split {config.train_split!r} not found in {where}; it has {sorted(loaded)}."
+            f"{did_you_mean(config.train_split, loaded)}"
+        )
+    described = {"train": f"the {config.train_split!r} split of {where}" if len(loaded) > 1 else where}
+    if config.eval_split is None:
+        return loaded[config.train_split], None, described
+    if config.eval_split not in loaded:
+        raise DataError(
+            f"Split {config.eval_split!r} not found in {where}; it has {sorted(loaded)}.{did_you_mean(config.eval_split, loaded)}"
+        )
+    return loaded[config.train_split], loaded[config.eval_split], {**described, "eval": f"the {config.eval_split!r} split of {where}"}
+
+
+def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
+    """The source as a ``DatasetDict``, and its name in words."""
+    if config.source == "fashion_mnist":
+        train, test, _ = _fashion_mnist(config)
+        return datasets.DatasetDict(train=train, test=test), "Fashion-MNIST"
     if config.path is None:
         raise DataError(f"data.path is required for source {config.source!r}.")
     if config.source == "parquet":
-        files = {"train": config.path}
-        if config.eval_path:
-            files["eval"] = config.eval_path
-        for file in [f for value in files.values() for f in ([value] if isinstance(value, str) else value)]:
+        files = [config.path] if isinstance(config.path, str) else list(config.path)
+        for file in files:
             if not Path(file).exists():
                 raise DataError(f"Parquet file {file!r} does not exist.")
-        loaded = _load_dataset("parquet", data_files=files)
-        return loaded["train"], loaded.get("eval")
+        return _load_dataset("parquet", data_files={"train": files}), ", ".join(Path(f).name for f in files)
     if config.source == "imagefolder":
         if not Path(config.path).is_dir():
             raise DataError(f"Image folder {config.path!r} does not exist.")
-        loaded = _load_dataset("imagefolder", data_dir=config.path)
-    else:
+        return _load_dataset("imagefolder", data_dir=config.path), f"the image folder {config.path}"
+    try:
         loaded = _load_dataset(config.path, config.subset)
-    if config.train_split not in loaded:
-        raise DataError(f"Split {config.train_split!r} not found; the dataset has {sorted(loaded)}.")
-    eval_split = config.eval_split if config.eval_split in loaded else None
-    if config.eval_split and eval_split is None:
-        raise DataError(f"Split {config.eval_split!r} not found; the dataset has {sorted(loaded)}.")
-    return loaded[config.train_split], loaded[eval_split] if eval_split else None
+    except (ConnectionError, FileNotFoundError) as error:  # offline, or no such dataset
+        raise DataError(f"The Hub dataset {config.path!r} cannot be loaded ({error}).") from error
+    return loaded, f"the Hub dataset {config.path}" + (f" ({config.subset})" if config.subset else "")
 
 
 def _load_dataset(*args, **kwargs) -> datasets.DatasetDict:
@@ -102,12 +214,17 @@ def _load_dataset(*args, **kwargs) -> datasets.DatasetDict:
         raise
 
 
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.4g}%"
+
+
 def _standardise(dataset: datasets.Dataset, config: DataConfig, split: str) -> datasets.Dataset:
     """Rename the configured columns to ``image`` / ``label`` and drop the rest."""
     for role, column in (("image_column", config.image_column), ("label_column", config.label_column)):
         if column not in dataset.column_names:
             raise DataError(
                 f"data.{role}={column!r} is not a column of the {split} split; its columns are {dataset.column_names}."
+                f"{did_you_mean(column, dataset.column_names)}"
             )
     dataset = dataset.select_columns([config.image_column, config.label_column])
     renames = {config.image_column: "image", config.label_column: "label"}
@@ -129,12 +246,10 @@ def _class_names(dataset: datasets.Dataset, config: DataConfig) -> list[str]:
 
 
 def _class_indices(wanted: list[str], class_names: list[str]) -> list[int]:
-    import difflib
-
     unknown = [name for name in wanted if name not in class_names]
     if unknown:
-        hints = {n: difflib.get_close_matches(n, class_names, n=1) for n in unknown}
-        listed = ", ".join(f"{n!r}" + (f" (did you mean {hints[n][0]!r}?)" if hints[n] else "") for n in unknown)
+        hints = {n: did_you_mean(n, class_names, n=1).strip() for n in unknown}
+        listed = ", ".join(f"{n!r} ({hints[n]})" if hints[n] else repr(n) for n in unknown)
         raise DataError(f"data.include_classes names classes the dataset does not have: {listed}. Its classes: {class_names}.")
     return [class_names.index(name) for name in wanted]
 
@@ -171,6 +286,8 @@ def read_descriptions(path: str, class_names: list[str]) -> list[list[str]]:
     """A YAML/JSON mapping ``class name -> description or list of descriptions``."""
     import yaml
 
+    if not Path(path).exists():
+        raise DataError(f"Descriptions file {path!r} does not exist.")
     mapping = yaml.safe_load(Path(path).read_text()) or {}
     unknown = sorted(set(mapping) - set(class_names))
     if unknown:
@@ -193,14 +310,15 @@ def _find(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def _fashion_mnist(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+def _fashion_mnist(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, str]]:
     """Debian's ``dataset-fashion-mnist`` IDX files when installed, else the Hub copy."""
     directory = Path(config.path) if config.path else FASHION_MNIST_DIR
     files = {split: (_find(directory, f"{prefix}-images-idx3-ubyte"), _find(directory, f"{prefix}-labels-idx1-ubyte"))
              for split, prefix in (("train", "train"), ("test", "t10k"))}
+    described = {"train": "the Fashion-MNIST training set", "eval": "the Fashion-MNIST test set"}
     if not all(all(pair) for pair in files.values()):
-        loaded = datasets.load_dataset(FASHION_MNIST_HUB)
-        return loaded["train"], loaded["test"]
+        loaded, _ = _load_dataset_dict(replace(config, source="hub", path=FASHION_MNIST_HUB, subset=None))
+        return loaded["train"], loaded["test"], described
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_NAMES)})
     splits = []
     for images_path, labels_path in files.values():
@@ -211,4 +329,4 @@ def _fashion_mnist(config: DataConfig) -> tuple[datasets.Dataset, datasets.Datas
                 features=features,
             )
         )
-    return splits[0], splits[1]
+    return splits[0], splits[1], described

@@ -10,7 +10,7 @@ import timm.data
 import torch
 from torchvision import transforms as T
 
-from ..training.config import AugmentConfig
+from .config import AugmentConfig
 from .images import BadImageError, decode, decode_tensor
 
 _INTERPOLATION = {

@@ -9,17 +9,23 @@ the image processor next to the weights.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import torch.nn as nn
 from transformers import PreTrainedConfig, PreTrainedModel
 
+from .._validation import check_types, own_field_hints, raise_problems
 from ..backbones import LOADING_ONLY_KWARGS
+from ..errors import ConfigError
 from ..image_processing import image_processor_from_data_config
 
 
 class VisnetConfig(PreTrainedConfig):
     """Fields common to every visnet_hf model: the timm backbone and how images are prepared for it.
+
+    Each field's annotation says what it accepts (``Literal`` for a choice); :meth:`__post_init__`
+    checks them with the project's one validation (:mod:`visnet_hf._validation`), then the values
+    (:meth:`_check_values`), and reports every problem in one :class:`~visnet_hf.errors.ConfigError`.
 
     Args:
         backbone: a ``timm.create_model`` name.
@@ -35,22 +41,40 @@ class VisnetConfig(PreTrainedConfig):
     num_features: int | None = None
     data_config: dict[str, Any] | None = None
 
-    def _choice(self, problems: list[str], name: str, choices: tuple[str, ...]) -> None:
-        value = getattr(self, name)
-        if value not in choices:
-            problems.append(f"{name}={value!r} is not one of {list(choices)}")
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        problems: list[str] = []
+        hints = own_field_hints(type(self), PreTrainedConfig)
+        check_types({name: getattr(self, name) for name in hints}, hints, "", problems)
+        checks = FieldChecks(self, problems, wrong={problem.split(":")[0] for problem in problems})
+        self._check_values(checks, kwargs)
+        raise_problems(problems, ConfigError, type(self).__name__)
 
-    def _check(self, problems: list[str]) -> None:
-        """Report every invalid field at once, so a config with three mistakes gets one error."""
+    def _check_values(self, checks: "FieldChecks", kwargs: dict[str, Any]) -> None:
+        """Check (and derive) values; subclasses extend it. Fields of the wrong type are skipped."""
         stored_loading_kwargs = sorted(LOADING_ONLY_KWARGS & set(self.backbone_kwargs or {}))
         if stored_loading_kwargs:
-            problems.append(
+            checks.problems.append(
                 f"backbone_kwargs may not hold loading-only keywords {stored_loading_kwargs}; pass them to "
                 "visnet_hf.create_model(...) instead"
             )
-        if problems:
-            listed = "\n  - ".join(problems)
-            raise ValueError(f"Invalid {type(self).__name__}:\n  - {listed}")
+
+
+class FieldChecks:
+    """Value checks for a config whose fields were type-checked first: a field already reported
+    for its type is not checked again (a comparison on it would fail, and say less)."""
+
+    def __init__(self, config: Any, problems: list[str], wrong: set[str]):
+        self.config, self.problems, self.wrong = config, problems, wrong
+
+    def ok(self, *names: str) -> bool:
+        """Whether every field in ``names`` had the right type."""
+        return not self.wrong.intersection(names)
+
+    def require(self, name: str, condition: Callable[[Any], bool], message: str) -> None:
+        value = getattr(self.config, name)
+        if self.ok(name) and not condition(value):
+            self.problems.append(f"{name}={value!r} {message}")
 
 
 class VisnetPreTrainedModel(PreTrainedModel):

@@ -9,12 +9,13 @@ After that the weights live in the model's own ``model.safetensors``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any, Callable
 
 import torch
 
-from ..backbones import LOADING_ONLY_KWARGS, create_backbone, resolve_data_config
+from .._validation import did_you_mean
+from ..errors import ConfigError
+from ..backbones import LOADING_ONLY_KWARGS, BackboneKeywordError, create_backbone, resolve_data_config
 
 # Keywords a factory understands that are neither config fields nor timm keywords.
 _CONFIG_PROPERTIES = frozenset({"num_labels"})
@@ -53,8 +54,8 @@ def build_model(
             num_classes=model_class.backbone_num_classes(config),
             **{**config.backbone_kwargs, **timm_kwargs},
         )
-    except TypeError as error:
-        raise TypeError(_unknown_keywords_message(config_class, sorted(architecture_kwargs), error)) from error
+    except BackboneKeywordError as error:
+        raise ConfigError(_unknown_keywords_message(config_class, sorted(architecture_kwargs), error)) from error
     config.num_features = int(backbone.num_features)
     config.data_config = resolve_data_config(backbone, image_size)
     initial_buffers = buffers(config) if buffers is not None else {}
@@ -68,12 +69,8 @@ def build_model(
 
 def _unknown_keywords_message(config_class: type, keywords: list[str], error: Exception) -> str:
     fields = sorted(config_field for config_field in config_fields(config_class) if not config_field.startswith("_"))
-    hints = []
-    for keyword in keywords:
-        close = difflib.get_close_matches(keyword, fields, n=3, cutoff=0.6)
-        if close:
-            hints.append(f"{keyword!r} (did you mean {', '.join(repr(c) for c in close)}?)")
-    hint = (" Possible typos: " + "; ".join(hints) + ".") if hints else ""
+    hints = [f"{keyword!r}:{did_you_mean(keyword, fields)}" for keyword in keywords if did_you_mean(keyword, fields)]
+    hint = (" Possible typos: " + " ".join(hints)) if hints else ""
     return (
         f"Keywords {keywords} are neither {config_class.__name__} fields nor accepted by the timm backbone: "
         f"{error}.{hint} {config_class.__name__} fields: {', '.join(fields)}."

@@ -1,23 +1,48 @@
-"""Training: config schema and loading, the loop, checkpoints and reports."""
+"""Training: the run's config, its one step counter, the loop's parts, checkpoints.
 
-from .config import ConfigError, TrainConfig, load_config
+The layers point one way: ``training`` composes the models, the data and the evaluation; none of
+them imports anything from here.
+"""
 
-__all__ = ["ConfigError", "TrainConfig", "load_config", "main", "train"]
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import ConfigError, reported_as_cli_errors
+from .config import TrainConfig, load_config
+from .loop import NonFiniteLossError, make_accelerator, train
+from .steps import RunPlan, StepCounter
+
+__all__ = [
+    "ConfigError",
+    "NonFiniteLossError",
+    "RunPlan",
+    "StepCounter",
+    "TrainConfig",
+    "load_config",
+    "main",
+    "make_accelerator",
+    "train",
+]
 
 
-def train(config: TrainConfig, resume: bool = False):
-    from .loop import train as _train
-
-    return _train(config, resume=resume)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """``train.py`` / ``visnet train``: ``--config X.yaml [--resume] [key=value ...]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="train.py", description="Train a visnet_hf model (use with accelerate launch).")
+def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Train a visnet_hf model (use with accelerate launch).")
     parser.add_argument("--config", required=True, help="YAML experiment config, e.g. configs/quickstart.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a configuration or data error")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=0.01 stages.0.epochs=2")
-    args = parser.parse_args(argv)
-    return train(load_config(args.config, args.overrides), resume=args.resume)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "train.py") -> dict[str, Any]:
+    """``train.py`` / ``visnet train``: ``--config X.yaml [--resume] [key=value ...]``.
+
+    The entry point owns the ``Accelerator`` and passes it down. A mistake in the config or the data
+    ends the command with ``train.py: error: <what to fix>`` and exit status 2.
+    """
+    args = build_parser(prog).parse_args(argv)
+    with reported_as_cli_errors(prog, debug=args.debug):
+        config = load_config(args.config, args.overrides)
+        return train(config, make_accelerator(config), resume=args.resume)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
+
+from ..errors import VisnetError
 
 STATE_FILE = "trainer_state.json"
 
 
-class CheckpointError(OSError):
+class CheckpointError(VisnetError, OSError):
     """A checkpoint could not be written; the previous ones are untouched."""
 
 
@@ -18,15 +20,15 @@ def checkpoint_dir(output_dir: Path) -> Path:
     return Path(output_dir) / "checkpoints"
 
 
-def save_checkpoint(accelerator, output_dir: Path, state, keep: int) -> Path:
-    """Save to ``step_N.tmp``, write the trainer state last, then rename to ``step_N``.
+def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Save to ``step_N.tmp``, write the trainer state (``state``, plain JSON) last, then rename to ``step_N``.
 
     A kill at any moment leaves either the previous checkpoints or a ``.tmp`` folder that resume
     ignores; never a corrupt "latest".
     """
     root = checkpoint_dir(output_dir)
-    final = root / f"step_{state.global_step:08d}"
-    temporary = root / f"step_{state.global_step:08d}.tmp"
+    final = root / f"step_{step:08d}"
+    temporary = root / f"step_{step:08d}.tmp"
     if accelerator.is_main_process:
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir(parents=True)
@@ -34,13 +36,13 @@ def save_checkpoint(accelerator, output_dir: Path, state, keep: int) -> Path:
     try:
         accelerator.save_state(str(temporary))
         if accelerator.is_main_process:
-            (temporary / STATE_FILE).write_text(json.dumps(dataclasses.asdict(state)))
+            (temporary / STATE_FILE).write_text(json.dumps(state))
     except OSError as error:
         shutil.rmtree(temporary, ignore_errors=True)
         previous = latest_checkpoint(output_dir)
         kept = f"the previous checkpoint {previous} is intact" if previous else "there is no earlier checkpoint"
         raise CheckpointError(
-            f"Saving the checkpoint of step {state.global_step} to {temporary} failed ({error}); {kept}. "
+            f"Saving the checkpoint of step {step} to {temporary} failed ({error}); {kept}. "
             "Free disk space (or set keep_checkpoints lower), then run again with --resume."
         ) from error
     if accelerator.is_main_process:
@@ -63,3 +65,8 @@ def complete_checkpoints(output_dir: Path) -> list[Path]:
 def latest_checkpoint(output_dir: Path) -> Path | None:
     checkpoints = complete_checkpoints(output_dir)
     return checkpoints[-1] if checkpoints else None
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    """The trainer state a checkpoint holds."""
+    return json.loads((Path(checkpoint) / STATE_FILE).read_text())

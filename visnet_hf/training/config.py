@@ -13,12 +13,10 @@ from typing import Any, Literal
 
 import yaml
 
-from .._typecheck import build
+from .._validation import build, raise_problems
 from ..constraints import ConstraintSpec
-
-
-class ConfigError(ValueError):
-    """Every problem found in a config, listed together."""
+from ..data.config import AugmentConfig, DataConfig
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -35,51 +33,6 @@ class ModelConfig:
     image_size: int | None = None
     text_encoder: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """The seed's augmentation (random crop with padding, horizontal flip) or timm's ``create_transform`` options."""
-
-    random_crop_padding: int = 4
-    hflip: bool = True
-    timm: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the images come from.
-
-    ``source``: ``parquet`` (``path``: a file or list of files), ``imagefolder`` (``path``: a folder),
-    ``hub`` (``path``: a Hub dataset id, ``subset``: its config name) or ``fashion_mnist`` (Debian's
-    ``dataset-fashion-mnist`` files when present, the Hub otherwise). ``include_classes`` trains on
-    a subset of the classes (by name, in that order), e.g. to keep others for zero-shot evaluation.
-    """
-
-    source: Literal["parquet", "imagefolder", "hub", "fashion_mnist"] = "parquet"
-    path: str | list[str] | None = None
-    eval_path: str | list[str] | None = None
-    subset: str | None = None
-    train_split: str = "train"
-    eval_split: str | None = None
-    image_column: str = "image"
-    label_column: str = "label"
-    class_names: list[str] | None = None
-    include_classes: list[str] | None = None
-    descriptions_file: str | None = None
-    val_fraction: float = 0.1
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    num_workers: int = 0
-    on_bad_image: Literal["skip", "stop"] = "stop"
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def __post_init__(self):
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction={self.val_fraction} must lie in (0, 1)")
-        for name in ("max_train_samples", "max_eval_samples"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -122,20 +75,30 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One stage of training: epochs, VSENet's objective, and the Soft Tuning constraints active in it.
+    """One stage of training: its length, VSENet's objective, and the Soft Tuning constraints active in it.
 
+    A stage lasts ``epochs`` passes over the data (1 when neither is given) or ``steps`` optimizer
+    steps; the constraints' ``start`` / ``stop`` / ``warmup`` count from the stage's first step.
     The seed's recipe is three stages: initialise (``epochs: 0`` or a short warm-up), train the
     exploration task, then add constraints and train again.
     """
 
     name: str = "train"
-    epochs: int = 1
+    epochs: int | None = None
+    steps: int | None = None
     objective: Literal["align", "finetune", "joint"] | None = None
     constraints: list[ConstraintSpec] = field(default_factory=list)
 
     def __post_init__(self):
-        if self.epochs < 0:
-            raise ValueError(f"stage {self.name!r}: epochs={self.epochs} must be >= 0")
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError(
+                f"stage {self.name!r}: give epochs or steps, not both (override one with null, e.g. stages.0.epochs=null)"
+            )
+        if self.epochs is None and self.steps is None:
+            object.__setattr__(self, "epochs", 1)
+        for name in ("epochs", "steps"):
+            if (getattr(self, name) or 0) < 0:
+                raise ValueError(f"stage {self.name!r}: {name}={getattr(self, name)} must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -164,6 +127,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     seed: int = 0
     output_dir: str = "outputs/run"
+    eval_every_steps: int | None = None
     checkpoint_every_steps: int | None = None
     keep_checkpoints: int = 2
     log_every_steps: int = 10
@@ -181,8 +145,11 @@ class TrainConfig:
             problems.append(f"eval_batch_size={self.eval_batch_size} must be >= 1")
         if self.gradient_accumulation_steps < 1:
             problems.append(f"gradient_accumulation_steps={self.gradient_accumulation_steps} must be >= 1")
-        if self.checkpoint_every_steps is not None and self.checkpoint_every_steps < 1:
-            problems.append(f"checkpoint_every_steps={self.checkpoint_every_steps} must be >= 1")
+        for name in ("checkpoint_every_steps", "eval_every_steps", "max_steps_per_epoch"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be >= 1")
+        if self.log_every_steps < 1:
+            problems.append(f"log_every_steps={self.log_every_steps} must be >= 1")
         if self.keep_checkpoints < 1:
             problems.append(f"keep_checkpoints={self.keep_checkpoints} must be >= 1")
         if not self.stages:
@@ -192,10 +159,6 @@ class TrainConfig:
             problems.append(f"stage names must be unique, got {names}")
         if problems:
             raise ValueError("; ".join(problems))
-
-    @property
-    def total_epochs(self) -> int:
-        return sum(stage.epochs for stage in self.stages)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -233,22 +196,57 @@ def _merge(defaults: Any, data: Any) -> Any:
     return data
 
 
-def _model_problems(model: ModelConfig) -> list[str]:
+def _model_problems(model: ModelConfig, stages: list[StageConfig]) -> list[str]:
     """Unknown presets and backbones, caught before any data is read."""
     from ..backbones import UnknownBackboneError, check_backbone_name
     from ..registry import get_preset
 
     problems = []
     try:
-        get_preset(model.name)
-    except ValueError as error:
+        family = get_preset(model.name).family
+    except ConfigError as error:
         problems.append(f"model.name: {error}")
+        family = None
+    if family not in (None, "vsenet"):
+        problems += [
+            f"stages[{index}].objective: {stage.objective!r} is a VSENet objective; {model.name!r} is not a VSENet"
+            for index, stage in enumerate(stages)
+            if stage.objective is not None
+        ]
     backbone = model.overrides.get("backbone")
     if backbone is not None:
         try:
             check_backbone_name(str(backbone))
         except UnknownBackboneError as error:
             problems.append(f"model.overrides.backbone: {error}")
+    return problems
+
+
+def _constraint_problems(data: dict[str, Any]) -> list[str]:
+    """Constraint names that no installed plugin (or two of them) registers, or that the allow / deny
+    lists forbid; found from package metadata, without importing any plugin. Read from the raw
+    config, so they are reported even when other parts of it are wrong."""
+    from ..constraints.plugins import conflict_message, discover, unknown_constraint_message
+
+    installed = discover().plugins
+    allow, deny = data.get("plugins_allow"), data.get("plugins_deny") or []
+    stages = data.get("stages") if isinstance(data.get("stages"), list) else []
+    problems = []
+    for i, stage in enumerate(stages):
+        constraints = stage.get("constraints") if isinstance(stage, dict) else None
+        for j, spec in enumerate(constraints if isinstance(constraints, list) else []):
+            name = spec.get("name") if isinstance(spec, dict) else None
+            if not isinstance(name, str):
+                continue  # reported by the type checks
+            where = f"stages[{i}].constraints[{j}].name"
+            if name not in installed:
+                problems.append(f"{where}: {unknown_constraint_message(name)}")
+            elif conflict_message(name):
+                problems.append(f"{where}: {conflict_message(name)}")
+            elif isinstance(allow, list) and name not in allow:
+                problems.append(f"{where}: {name!r} is not in plugins_allow {allow}")
+            elif isinstance(deny, list) and name in deny:
+                problems.append(f"{where}: {name!r} is in plugins_deny")
     return problems
 
 
@@ -276,8 +274,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     config = build(TrainConfig, data, "", problems)
     model = build(ModelConfig, data.get("model"), "model", [])  # its own problems are already listed
     if model is not None:
-        problems += _model_problems(model)
-    if problems:
-        where = f" in {path}" if path else ""
-        raise ConfigError(f"{len(problems)} problem(s){where}:\n  - " + "\n  - ".join(problems))
+        problems += _model_problems(model, config.stages if config is not None else [])
+    problems += _constraint_problems(data)
+    raise_problems(problems, ConfigError, str(path) if path else "the config")
     return config

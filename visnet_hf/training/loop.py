@@ -1,13 +1,22 @@
-"""The training run, in the order accelerate's own examples use:
-Accelerator → seed → build → one ``prepare`` → loop (accumulate, autocast) → evaluate → save.
+"""The training run, laid out as timm's ``train.py`` and accelerate's examples are.
+
+    accelerator = make_accelerator(config)      # the entry point owns it and passes it down
+    run = setup(config, accelerator)            # data, model, constraints, optimizer, one prepare
+    while not run.finished:
+        train_one_epoch(run)                    # micro-batches → optimizer steps
+        end_epoch(run)                          # evaluate, export the best, checkpoint
+    finish(run)                                 # reports, push, end_training
+
+One :class:`~visnet_hf.training.steps.StepCounter` is the run's clock: the learning-rate schedule,
+the constraints (counted from their stage's first step), logging, evaluation and checkpoints all
+read it.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,42 +29,123 @@ from tqdm.auto import tqdm
 
 from .. import hub
 from ..constraints import SoftTuning
-from ..data import TransformedDataset, build_transforms, collate, load_splits
-from ..metrics import compute_all
-from ..registry import create_model
+from ..data import Splits, TransformedDataset, build_transforms, collate, load_splits
+from ..evaluation import eval_loader, evaluate_model
+from ..registry import create_model, get_preset
+from ..reports import write_reports
 from ..text_encoders import default_text_encoder
-from .checkpoints import latest_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .checkpoints import latest_checkpoint, read_state, save_checkpoint
+from .config import StageConfig, TrainConfig
+from .losses import LossMeter, NonFiniteGuard, NonFiniteLossError
 from .optim import build_optimizer, build_schedule, freeze, train_mode
-from .reports import write_reports
+from .steps import RunPlan, StagePlan, StepCounter
 
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss or one of its terms turned NaN or infinite; the message names them and the step."""
+__all__ = ["NonFiniteLossError", "Run", "TrainerState", "make_accelerator", "setup", "train"]
 
 
 @dataclass
 class TrainerState:
-    """Where a run is; saved in every checkpoint so that ``--resume`` continues exactly there."""
+    """Where a run is and what it has seen; saved (as JSON) in every checkpoint for ``--resume``."""
 
-    global_step: int = 0
-    stage: int = 0
-    epoch: int = 0  # within the stage
-    batches_done: int = 0  # within the epoch
+    counter: StepCounter = field(default_factory=StepCounter)
     best_accuracy: float = -1.0
     skipped_steps: int = 0
     bad_images: list[str] = field(default_factory=list)  # unreadable images skipped (on_bad_image: skip)
-    epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of this epoch's losses
-    epoch_batches: int = 0
+    epoch_losses: dict[str, Any] = field(default_factory=dict)  # the epoch's running sums, at the checkpoint
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> TrainerState:
+        return cls(**{**state, "counter": StepCounter(**state["counter"])})
+
+
+@dataclass
+class Run:
+    """Everything a training run holds, built once by :func:`setup`."""
+
+    config: TrainConfig
+    accelerator: Accelerator
+    splits: Splits
+    model: torch.nn.Module  # prepared (possibly wrapped for DDP)
+    optimizer: Any
+    scheduler: Any
+    train_dataset: TransformedDataset
+    train_loader: DataLoader
+    eval_loader: DataLoader
+    soft_tuning: list[SoftTuning]  # one per stage
+    ema: Any
+    plan: RunPlan
+    guard: NonFiniteGuard
+    state: TrainerState = field(default_factory=TrainerState)
+    epoch_losses: LossMeter = field(default_factory=LossMeter)
+    window_losses: LossMeter = field(default_factory=LossMeter)  # since the last log line
+    last_eval: dict[str, Any] = field(default_factory=dict)
+    last_eval_step: int = -1
+    epoch_started: float = 0.0
+    eval_seconds: float = 0.0  # spent evaluating in this epoch
+
+    @property
+    def counter(self) -> StepCounter:
+        return self.state.counter
+
+    @property
+    def inner(self) -> torch.nn.Module:
+        """The model itself, unwrapped."""
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """What is evaluated and exported: the EMA weights when kept, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    @property
+    def stage(self) -> StageConfig:
+        return self.config.stages[self.counter.stage]
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+    @property
+    def finished(self) -> bool:
+        return self.counter.finished(self.plan)
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """The run's ``Accelerator``: gradient accumulation and trackers from the config; processes,
+    devices and precision from ``accelerate launch`` / ``accelerate config``."""
+    output_dir = Path(config.output_dir)
+    return Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=config.trackers or None,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+
+
+def train(config: TrainConfig, accelerator: Accelerator | None = None, resume: bool = False) -> dict[str, Any]:
+    """Run a whole training job; returns the final evaluation and where everything was written."""
+    accelerator = accelerator or make_accelerator(config)
+    run = setup(config, accelerator)
+    if resume:
+        restore(run)
+    start(run)
+    while not run.finished:
+        train_one_epoch(run)
+        end_epoch(run)
+    return finish(run)
+
+
+# -- setup ------------------------------------------------------------------------------------
 
 
 def build_model(config: TrainConfig, class_names: list[str], descriptions=None):
+    """A new model from the config's preset, for the data's class names."""
     model_config = config.model
     kwargs: dict[str, Any] = dict(model_config.overrides)
     if model_config.pretrained_file:
         kwargs["pretrained_cfg_overlay"] = dict(file=model_config.pretrained_file)
-    if model_config.name.startswith("vsenet"):
+    if get_preset(model_config.name).family == "vsenet":
         kwargs.update(class_names=class_names, text_encoder=model_config.text_encoder or default_text_encoder())
         if descriptions is not None:
             kwargs["class_descriptions"] = descriptions
@@ -69,26 +159,17 @@ def build_model(config: TrainConfig, class_names: list[str], descriptions=None):
     )
 
 
-def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """Run a whole training job; returns the final evaluation and where everything was written."""
-    output_dir = Path(config.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        log_with=config.trackers or None,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
+def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
+    """Data, model, constraints (all validated before the first step), optimizer, one ``prepare``, the plan."""
     set_seed(config.seed)
-
-    # Build: data, model, constraints (all validated before the first step).
     splits = load_splits(config.data, seed=config.seed)
     model = build_model(config, splits.class_names, splits.descriptions)
-    stage_constraints = [
+    soft_tuning = [
         SoftTuning.build(list(stage.constraints), allow=config.plugins_allow, deny=config.plugins_deny)
         for stage in config.stages
     ]
-    for soft_tuning in stage_constraints:
-        soft_tuning.setup(model)
+    for stage_constraints in soft_tuning:
+        stage_constraints.setup(model)
     freeze(model, config.optim)
     train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
     train_dataset = TransformedDataset(splits.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image)
@@ -100,206 +181,277 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         num_workers=config.data.num_workers,
         drop_last=len(splits.train) > config.batch_size,
     )
-    eval_loader = DataLoader(
-        TransformedDataset(splits.eval, eval_transform, on_bad_image=config.data.on_bad_image, substitute=False, split="eval"),
-        batch_size=config.eval_batch_size or config.batch_size,
-        collate_fn=collate,
-        num_workers=config.data.num_workers,
-    )
+    evaluation = eval_loader(splits.eval, eval_transform, config.eval_batch_size or config.batch_size, config.data)
     optimizer = build_optimizer(model, config.optim)
-    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+    model, optimizer, train_loader, evaluation = accelerator.prepare(model, optimizer, train_loader, evaluation)
 
-    steps_per_epoch = _steps_per_epoch(len(train_loader), config)
-    scheduler = build_schedule(optimizer, config.optim, steps_per_epoch, config.total_epochs)
+    plan = RunPlan.build(
+        [StagePlan(epochs=stage.epochs, steps=stage.steps) for stage in config.stages],
+        loader_batches=len(train_loader),
+        accumulation=config.gradient_accumulation_steps,
+        max_steps_per_epoch=config.max_steps_per_epoch,
+    )
+    scheduler = build_schedule(optimizer, config.optim, plan.total_steps, plan.steps_per_epoch)
     ema = _build_ema(accelerator.unwrap_model(model), config)
-    accelerator.register_for_checkpointing(scheduler, *stage_constraints, *([ema] if ema is not None else []))
+    accelerator.register_for_checkpointing(scheduler, *soft_tuning, *([ema] if ema is not None else []))
+    return Run(
+        config=config,
+        accelerator=accelerator,
+        splits=splits,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_dataset=train_dataset,
+        train_loader=train_loader,
+        eval_loader=evaluation,
+        soft_tuning=soft_tuning,
+        ema=ema,
+        plan=plan,
+        guard=NonFiniteGuard(config.on_nonfinite, accelerator),
+    )
 
-    state = TrainerState()
-    if resume:
-        checkpoint = latest_checkpoint(output_dir)
-        if checkpoint is None:
-            accelerator.print(f"No complete checkpoint under {output_dir / 'checkpoints'}; starting from scratch.")
-        else:
-            accelerator.load_state(str(checkpoint))
-            state = TrainerState(**json.loads((checkpoint / "trainer_state.json").read_text()))
-            accelerator.print(f"Resumed from {checkpoint} (step {state.global_step}).")
 
+def restore(run: Run) -> None:
+    """Continue from the newest complete checkpoint (model, optimizer, schedule, constraints, EMA, RNG, trainer state)."""
+    checkpoint = latest_checkpoint(run.output_dir)
+    if checkpoint is None:
+        run.accelerator.print(f"No complete checkpoint under {run.output_dir / 'checkpoints'}; starting from scratch.")
+        return
+    run.accelerator.load_state(str(checkpoint))
+    run.state = TrainerState.from_dict(read_state(checkpoint))
+    run.epoch_losses.load_state_dict(run.state.epoch_losses, run.accelerator.device)
+    run.accelerator.print(f"Resumed from {checkpoint} (step {run.counter.step}).")
+
+
+def start(run: Run) -> None:
+    """Write the resolved config, open the trackers, say what the run trains and evaluates on."""
+    config, accelerator = run.config, run.accelerator
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        (run.output_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     accelerator.init_trackers("visnet", config=_flat_hparams(config))
+    run.counter.skip_empty_stages(run.plan)
+    per_epoch = f"{run.plan.steps_per_epoch} optimizer steps per epoch, " if run.plan.steps_per_epoch else ""
+    accelerator.print(
+        f"Training on {len(run.splits.train)} images of {len(run.splits.class_names)} classes; evaluating on "
+        f"{len(run.splits.eval)} images: {run.splits.eval_description}. {per_epoch}{run.plan.total_steps} in all."
+    )
 
-    inner = accelerator.unwrap_model(model)
-    last_eval: dict[str, Any] = {}
-    while state.stage < len(config.stages):
-        stage = config.stages[state.stage]
-        if stage.objective is not None and hasattr(inner.config, "objective"):
-            inner.config.objective = stage.objective
-        soft_tuning = stage_constraints[state.stage]
-        while state.epoch < stage.epochs:
-            train_loader.set_epoch(_epoch_index(config, state))
-            train_dataset.set_epoch(_epoch_index(config, state))
-            loader = accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
-            train_mode(model)
-            started = time.perf_counter()
-            progress = tqdm(
-                total=steps_per_epoch,
-                initial=state.batches_done,
-                disable=not accelerator.is_local_main_process,
-                desc=f"{stage.name} {state.epoch + 1}/{stage.epochs}",
-                leave=False,
-            )
-            for batch in loader:
-                if state.batches_done >= steps_per_epoch:
-                    break
-                for message in batch.pop("bad_images", []):
-                    if message not in state.bad_images:
-                        state.bad_images.append(message)
-                with accelerator.accumulate(model):
-                    with accelerator.autocast():
-                        outputs = model(**batch)
-                        terms = {name: value.float() for name, value in outputs.loss_terms.items()}
-                        terms.update(soft_tuning.terms(model, batch, outputs, state.global_step, state.epoch))
-                    loss = torch.stack(list(terms.values())).sum()
-                    if not _finite(loss, terms, state, config, accelerator):
-                        optimizer.zero_grad()
-                        continue
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and config.optim.grad_clip:
-                        accelerator.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                    if ema is not None:
-                        ema.update_parameters(inner)
-                state.global_step += 1
-                state.batches_done += 1
-                progress.update(1)
-                state.epoch_batches += 1
-                for name, value in {"loss": loss, **terms}.items():
-                    state.epoch_sums[name] = state.epoch_sums.get(name, 0.0) + float(value.detach())
-                if state.global_step % config.log_every_steps == 0:
-                    logged = {f"train/{k}": float(v.detach()) for k, v in {"loss": loss, **terms}.items()}
-                    logged["train/lr"] = scheduler.get_last_lr()[0]
-                    accelerator.log(logged, step=state.global_step)
-                if config.checkpoint_every_steps and state.global_step % config.checkpoint_every_steps == 0:
-                    save_checkpoint(accelerator, output_dir, state, config.keep_checkpoints)
-            progress.close()
-            train_seconds = time.perf_counter() - started
 
-            last_eval = evaluate_model(accelerator, ema.module if ema is not None else model, eval_loader, splits.class_names)
-            seconds = time.perf_counter() - started
-            epoch_record = {
-                "stage": stage.name,
-                "epoch": _epoch_index(config, state) + 1,
-                "step": state.global_step,
-                **{f"train_{k}": v / max(1, state.epoch_batches) for k, v in state.epoch_sums.items()},
-                "eval_loss": last_eval["loss"],
-                "eval_accuracy": last_eval["accuracy"],
-                "eval_top5_accuracy": last_eval.get("top5_accuracy"),
-                "seconds": seconds,
-                "train_seconds": train_seconds,
-            }
-            state.history.append(epoch_record)
-            accelerator.log({f"eval/{k}": v for k, v in epoch_record.items() if k.startswith("eval_")}, step=state.global_step)
-            accelerator.print(
-                f"[{stage.name} {state.epoch + 1}/{stage.epochs}] step {state.global_step}  "
-                + "  ".join(
-                    f"{k.removeprefix('train_')} {v:.4f}"
-                    for k, v in epoch_record.items()
-                    if k.startswith("train_") and k != "train_seconds"
+# -- the loop ---------------------------------------------------------------------------------
+
+
+def train_one_epoch(run: Run) -> None:
+    """Micro-batches until the epoch's data, or its stage's steps, run out."""
+    counter, accelerator = run.counter, run.accelerator
+    if run.stage.objective is not None:
+        run.inner.config.objective = run.stage.objective
+    run.train_loader.set_epoch(counter.data_epoch)
+    run.train_dataset.set_epoch(counter.data_epoch)
+    loader = accelerator.skip_first_batches(run.train_loader, counter.batch) if counter.batch else run.train_loader
+    train_mode(run.model)
+    run.epoch_started, run.eval_seconds = time.perf_counter(), 0.0
+    progress = tqdm(
+        total=_steps_left_in_epoch(run),
+        disable=not accelerator.is_local_main_process,
+        desc=_where(run),
+        leave=False,
+    )
+    for batch in loader:
+        if counter.epoch_done(run.plan):
+            break
+        if train_step(run, batch):
+            progress.update(1)
+            after_step(run)
+    progress.close()
+
+
+def train_step(run: Run, batch: dict[str, Any]) -> bool:
+    """One micro-batch; returns whether it completed an optimizer step."""
+    accelerator, counter, state, model = run.accelerator, run.counter, run.state, run.model
+    for message in batch.pop("bad_images", []):
+        if message not in state.bad_images:
+            state.bad_images.append(message)
+    skipped = False
+    with accelerator.accumulate(model):
+        with accelerator.autocast():
+            outputs = model(**batch)
+            terms = {name: value.float() for name, value in outputs.loss_terms.items()}
+            terms.update(
+                run.soft_tuning[counter.stage].terms(
+                    model, batch, outputs, counter.step_in_stage(run.plan), counter.epoch
                 )
-                + f"  eval_loss {last_eval['loss']:.4f}  acc {last_eval['accuracy']:.4f}"
-                + f"  top5 {last_eval.get('top5_accuracy', float('nan')):.4f}  ({seconds:.0f}s)"
             )
-            is_best = last_eval["accuracy"] > state.best_accuracy
-            state.best_accuracy = max(state.best_accuracy, last_eval["accuracy"])
-            state.epoch += 1
-            state.batches_done = 0
-            state.epoch_sums, state.epoch_batches = {}, 0
-            if is_best:
-                _export(accelerator, ema.module if ema is not None else inner, output_dir / "model", config, last_eval)
-            save_checkpoint(accelerator, output_dir, state, config.keep_checkpoints)
-        state.stage += 1
-        state.epoch = 0
+        loss = torch.stack(list(terms.values())).sum()
+        finite = run.guard.observe(loss, terms, counter.step)
+        keep = finite if run.config.on_nonfinite == "skip" else None
+        for meter in (run.epoch_losses, run.window_losses):
+            meter.add({"loss": loss, **terms}, keep)
+        accelerator.backward(loss)  # on every process, always: the gradient all-reduces stay paired
+        synced = accelerator.sync_gradients
+        if synced:
+            skipped = run.guard.skip_update()
+            if not skipped:
+                if run.config.optim.grad_clip:
+                    accelerator.clip_grad_norm_(model.parameters(), run.config.optim.grad_clip)
+                run.optimizer.step()
+            run.optimizer.zero_grad(set_to_none=True)
+    counter.batch += 1
+    if not synced:
+        return False
+    run.scheduler.step()
+    if skipped:
+        state.skipped_steps += 1
+        accelerator.print(f"Skipped step {counter.step}: a loss was not finite (on_nonfinite: skip).")
+    elif run.ema is not None:
+        run.ema.update_parameters(run.inner)
+    counter.step += 1
+    return True
 
+
+def after_step(run: Run) -> None:
+    """Logging, evaluation and checkpoints every so many optimizer steps."""
+    config, step = run.config, run.counter.step
+    if step % config.log_every_steps == 0:
+        run.guard.check()
+        logged = {f"train/{name}": value for name, value in run.window_losses.means().items()}
+        logged["train/lr"] = run.scheduler.get_last_lr()[0]
+        run.window_losses.reset()
+        run.accelerator.log(logged, step=step)
+    if config.eval_every_steps and step % config.eval_every_steps == 0 and not run.counter.epoch_done(run.plan):
+        evaluate(run)
+        train_mode(run.model)
+    if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
+        checkpoint(run)
+
+
+def end_epoch(run: Run) -> None:
+    """Evaluate, close the epoch (moving to the next stage when this one is done), checkpoint."""
+    if run.last_eval_step != run.counter.step:
+        evaluate(run)
+    run.counter.end_epoch(run.plan)
+    run.epoch_losses.reset()
+    checkpoint(run)
+
+
+def evaluate(run: Run) -> dict[str, Any]:
+    """Score the eval split, record it in the history and the trackers, export the model when it is the best."""
+    run.guard.check()
+    started = time.perf_counter()
+    result = evaluate_model(run.accelerator, run.eval_model, run.eval_loader, run.splits.class_names)
+    run.eval_seconds += time.perf_counter() - started
+    counter, state = run.counter, run.state
+    seconds = time.perf_counter() - run.epoch_started
+    record = {
+        "stage": run.stage.name,
+        "epoch": counter.data_epoch + 1,
+        "step": counter.step,
+        **{f"train_{name}": value for name, value in run.epoch_losses.means().items()},
+        "eval_loss": result["loss"],
+        "eval_accuracy": result["accuracy"],
+        "eval_top5_accuracy": result.get("top5_accuracy"),
+        "eval_images": result["num_examples"],
+        "seconds": seconds,
+        "train_seconds": seconds - run.eval_seconds,
+    }
+    state.history.append(record)
+    run.accelerator.log({f"eval/{k}": v for k, v in record.items() if k.startswith("eval_")}, step=counter.step)
+    losses = "  ".join(f"{k.removeprefix('train_')} {v:.4f}" for k, v in record.items() if k.startswith("train_") and k != "train_seconds")
+    run.accelerator.print(
+        f"[{_where(run)}] step {counter.step}  {losses}  eval_loss {result['loss']:.4f}  acc {result['accuracy']:.4f}"
+        f"  top5 {result.get('top5_accuracy', float('nan')):.4f}  on {result['num_examples']} images  ({seconds:.0f}s)"
+    )
+    run.last_eval, run.last_eval_step = result, counter.step
+    if result["accuracy"] > state.best_accuracy:
+        state.best_accuracy = result["accuracy"]
+        export(run, run.output_dir / "model", result)
+    return result
+
+
+def checkpoint(run: Run) -> Path:
+    """Save everything ``--resume`` needs; never a run that has gone non-finite."""
+    run.guard.check()
+    run.state.epoch_losses = run.epoch_losses.state_dict()
+    return save_checkpoint(run.accelerator, run.output_dir, run.counter.step, asdict(run.state), run.config.keep_checkpoints)
+
+
+def export(run: Run, directory: Path, evaluation: dict[str, Any]) -> None:
+    """Save the model with its training config, metrics and card to a temporary folder, then swap
+    it in: a kill never leaves half a model."""
+    accelerator, config = run.accelerator, run.config
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        temporary = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(temporary, ignore_errors=True)
+        accelerator.unwrap_model(run.eval_model).save_pretrained(temporary)
+        (temporary / hub.TRAINING_CONFIG).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        summary = {k: evaluation[k] for k in ("accuracy", "top5_accuracy", "loss", "num_examples") if k in evaluation}
+        summary.update(split=run.splits.eval_description, step=run.counter.step)
+        (temporary / hub.EVAL_RESULTS).write_text(_json(summary))
+        hub.write_card(temporary, model_id=config.hub.repo_id or str(directory), license=config.hub.license)
+        previous = directory.with_name(directory.name + ".old")
+        if directory.exists():
+            directory.rename(previous)
+        temporary.rename(directory)
+        shutil.rmtree(previous, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def finish(run: Run) -> dict[str, Any]:
+    """Reports, the optional push, and the run's summary; ends the trackers."""
+    accelerator, state, config = run.accelerator, run.state, run.config
     # One checksum of the weights per process: DDP replicas that drifted apart would show here.
-    checksum = torch.tensor([sum(p.detach().double().sum().item() for p in inner.parameters())], device=accelerator.device)
-    if state.bad_images or last_eval.get("bad_images"):
-        skipped = state.bad_images + [m for m in last_eval.get("bad_images", []) if m not in state.bad_images]
-        accelerator.print(f"Skipped {len(skipped)} unreadable image(s) (data.on_bad_image: skip):\n  " + "\n  ".join(skipped))
+    checksum = torch.tensor([sum(p.detach().double().sum().item() for p in run.inner.parameters())], device=accelerator.device)
+    skipped = torch.tensor([state.skipped_steps], device=accelerator.device)
+    last_eval = run.last_eval
+    bad_images = state.bad_images + [m for m in last_eval.get("bad_images", []) if m not in state.bad_images]
+    if bad_images:
+        accelerator.print(f"Skipped {len(bad_images)} unreadable image(s) (data.on_bad_image: skip):\n  " + "\n  ".join(bad_images))
     run_info = {
         "num_processes": accelerator.num_processes,
         "mixed_precision": accelerator.mixed_precision,
         "rank_checksums": accelerator.gather(checksum).cpu().tolist(),
+        "rank_skipped_steps": accelerator.gather(skipped).cpu().tolist(),
         "skipped_steps": state.skipped_steps,
         "bad_images": state.bad_images,
     }
-    results = {"output_dir": str(output_dir), "model_dir": str(output_dir / "model"), "state": state.__dict__, **run_info}
+    results: dict[str, Any] = {"output_dir": str(run.output_dir), "model_dir": str(run.output_dir / "model"), "state": asdict(state), **run_info}
     if last_eval and accelerator.is_main_process:
-        results.update(write_reports(output_dir, {**last_eval, "run": run_info}, state.history, splits.class_names))
+        report = {**last_eval, "scored": run.splits.eval_description, "run": run_info}
+        results.update(write_reports(run.output_dir, report, state.history, run.splits.class_names))
         accelerator.print(
-            f"Done. Model: {output_dir / 'model'}  Metrics: {results['metrics_file']}  "
+            f"Done. Model: {run.output_dir / 'model'}  Metrics: {results['metrics_file']}  "
             f"Plots: {results['confusion_png']}, {results['curve_png']}"
         )
     if config.hub.push and accelerator.is_main_process:
         results["pushed_files"] = hub.push_model(
-            output_dir / "model", config.hub.repo_id, private=config.hub.private, license=config.hub.license
+            run.output_dir / "model", config.hub.repo_id, private=config.hub.private, license=config.hub.license
         )
         accelerator.print(f"Pushed {len(results['pushed_files'])} files to https://huggingface.co/{config.hub.repo_id}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     results["final_eval"] = {k: v for k, v in last_eval.items() if k != "scores"}
-    results["model"] = inner
+    results["model"] = run.inner
     return results
 
 
-@torch.no_grad()
-def evaluate_model(accelerator: Accelerator, model, loader, class_names: list[str]) -> dict[str, Any]:
-    """Loss, top-1, top-5, per-class report and confusion matrix over the whole eval split (all ranks)."""
-    model.eval()
-    rows: list[tuple[torch.Tensor, int, float]] = []
-    bad_images: list[str] = []
-    for batch in loader:
-        bad_images += batch.get("bad_images", [])
-        if len(batch["labels"]) == 0:
-            local: list = []
-        else:
-            with accelerator.autocast():
-                logits = model(pixel_values=batch["pixel_values"]).logits.float()
-            loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
-            local = list(zip(logits.cpu(), batch["labels"].cpu().tolist(), loss.cpu().tolist()))
-        # Objects, not tensors: batches may be ragged where unreadable images were dropped.
-        rows += accelerator.gather_for_metrics(local, use_gather_object=True)
-    scores = torch.stack([row[0] for row in rows])
-    labels = torch.tensor([row[1] for row in rows])
-    results = compute_all(scores.numpy(), labels.numpy(), class_names, k=5)
-    results["loss"] = float(torch.tensor([row[2] for row in rows]).mean())
-    if bad_images:
-        results["bad_images"] = bad_images
-    return results
+# -- helpers ----------------------------------------------------------------------------------
 
 
-def _steps_per_epoch(batches: int, config: TrainConfig) -> int:
-    return min(batches, config.max_steps_per_epoch) if config.max_steps_per_epoch else batches
+def _where(run: Run) -> str:
+    """``stage 2/3`` (epochs) or ``stage step 40/100`` (a stage counted in steps)."""
+    stage, counter = run.stage, run.counter
+    if stage.steps is not None:
+        return f"{stage.name} step {counter.step_in_stage(run.plan)}/{stage.steps}"
+    return f"{stage.name} {counter.epoch + 1}/{stage.epochs}"
 
 
-def _epoch_index(config: TrainConfig, state: TrainerState) -> int:
-    return sum(stage.epochs for stage in config.stages[: state.stage]) + state.epoch
-
-
-def _finite(loss, terms, state: TrainerState, config: TrainConfig, accelerator: Accelerator) -> bool:
-    if torch.isfinite(loss):
-        return True
-    values = ", ".join(f"{name}={float(value.detach()):.4g}" for name, value in terms.items())
-    bad = [name for name, value in terms.items() if not torch.isfinite(value)]
-    message = f"Non-finite loss at step {state.global_step}: {values}; non-finite term(s): {bad}."
-    if config.on_nonfinite == "skip":
-        state.skipped_steps += 1
-        accelerator.print(message + " Skipping this step (on_nonfinite: skip).")
-        return False
-    raise NonFiniteLossError(message + " Lower the learning rate or the weights, or set on_nonfinite: skip.")
+def _steps_left_in_epoch(run: Run) -> int | None:
+    in_stage = run.plan.stage_steps[run.counter.stage] - run.counter.step_in_stage(run.plan)
+    if run.plan.steps_per_epoch is None:
+        return in_stage
+    done = run.counter.batch // run.plan.accumulation
+    return min(in_stage, run.plan.steps_per_epoch - done)
 
 
 def _build_ema(model, config: TrainConfig):
@@ -310,25 +462,10 @@ def _build_ema(model, config: TrainConfig):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True)
 
 
-def _export(accelerator: Accelerator, model, directory: Path, config: TrainConfig, evaluation: dict) -> None:
-    """Save the model with its training config, metrics and card to a temporary folder, then swap
-    it in: a kill never leaves half a model."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        temporary = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(temporary, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(temporary)
-        (temporary / hub.TRAINING_CONFIG).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        summary = {k: evaluation[k] for k in ("accuracy", "top5_accuracy", "loss") if k in evaluation}
-        summary.update(split="validation", num_examples=int(sum(map(sum, evaluation["confusion_matrix"]))))
-        (temporary / hub.EVAL_RESULTS).write_text(json.dumps(summary, indent=2))
-        hub.write_card(temporary, model_id=config.hub.repo_id or str(directory), license=config.hub.license)
-        previous = directory.with_name(directory.name + ".old")
-        if directory.exists():
-            directory.rename(previous)
-        temporary.rename(directory)
-        shutil.rmtree(previous, ignore_errors=True)
-    accelerator.wait_for_everyone()
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2)
 
 
 def _flat_hparams(config: TrainConfig) -> dict[str, Any]:
@@ -345,4 +482,3 @@ def _flat_hparams(config: TrainConfig) -> dict[str, Any]:
 
     visit("", config.to_dict())
     return flat
-

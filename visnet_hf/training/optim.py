@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
 from .config import OptimConfig
 
 
@@ -21,7 +22,7 @@ def freeze(model: nn.Module, config: OptimConfig) -> None:
         else:
             param.requires_grad_(name.startswith(tuple(config.trainable_prefixes)))
     if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError(f"optim.trainable_prefixes={config.trainable_prefixes} match no parameter; nothing would train.")
+        raise ConfigError(f"optim.trainable_prefixes={config.trainable_prefixes} match no parameter; nothing would train.")
 
 
 def train_mode(model: nn.Module) -> None:
@@ -54,11 +55,20 @@ def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimi
 
 
 def build_schedule(
-    optimizer: torch.optim.Optimizer, config: OptimConfig, steps_per_epoch: int, epochs: int
+    optimizer: torch.optim.Optimizer, config: OptimConfig, total_steps: int, steps_per_epoch: int | None
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up, then cosine to zero over the whole run, or step decay at epoch ``milestones``."""
-    total = max(1, steps_per_epoch * epochs)
-    milestones = sorted(m * steps_per_epoch for m in config.milestones)
+    """Linear warm-up, then cosine to zero over the whole run, or step decay at epoch ``milestones``.
+
+    Counted in optimizer steps (the run's :class:`~visnet_hf.training.steps.StepCounter`), so
+    gradient accumulation changes neither the curve nor the warm-up.
+
+    Raises:
+        ConfigError: epoch milestones over a stream of unknown length.
+    """
+    total = max(1, total_steps)
+    if config.milestones and steps_per_epoch is None:
+        raise ConfigError("optim.milestones count epochs, which a stream of unknown length does not have.")
+    milestones = sorted(m * (steps_per_epoch or 0) for m in config.milestones)
 
     def factor(step: int) -> float:
         if step < config.warmup_steps:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from huggingface_hub.dataclasses import strict
+from typing import Any, Literal, get_args
 
-from .._base import VisnetConfig
+from .._base import FieldChecks, VisnetConfig
 
-HEAD_TYPES = ("mlp", "conv")
-MIDDLES = ("dense", "pool")
+HeadType = Literal["mlp", "conv"]
+Middle = Literal["dense", "pool"]
+HEAD_TYPES = get_args(HeadType)
+MIDDLES = get_args(Middle)
 
 
-@strict
 class FRNConfig(VisnetConfig):
     """A timm backbone that keeps its own classifier, plus an extra head before the final classifier.
 
@@ -31,27 +32,20 @@ class FRNConfig(VisnetConfig):
 
     model_type = "frn"
 
-    head_type: str = "mlp"
-    middle: str = "dense"
+    head_type: HeadType = "mlp"
+    middle: Middle = "dense"
     hidden_dim: int = 512
     head_out_dim: int = 256
     dropout: float = 0.0
     concat_backbone_probs: bool = True
     backbone_num_classes: int | None = None
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        problems: list[str] = []
-        self._choice(problems, "head_type", HEAD_TYPES)
-        self._choice(problems, "middle", MIDDLES)
+    def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
+        super()._check_values(checks, kwargs)
         for name in ("hidden_dim", "head_out_dim"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}={getattr(self, name)} must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            problems.append(f"dropout={self.dropout} must lie in [0, 1)")
-        if self.backbone_num_classes is not None and self.backbone_num_classes < 1:
-            problems.append(f"backbone_num_classes={self.backbone_num_classes} must be >= 1 (or None)")
-        self._check(problems)
+            checks.require(name, lambda v: v >= 1, "must be >= 1")
+        checks.require("dropout", lambda v: 0.0 <= v < 1.0, "must lie in [0, 1)")
+        checks.require("backbone_num_classes", lambda v: v is None or v >= 1, "must be >= 1 (or None)")
 
 
 __all__ = ["FRNConfig"]

@@ -184,6 +184,7 @@ def create_frn(pretrained: bool = False, image_size: int | None = None, **kwargs
     return build_model(FRNForImageClassification, pretrained=pretrained, image_size=image_size, overrides=kwargs)
 
 
+create_frn.family = "frn"
 register_preset("frn_resnet18", create_frn, "FRN on timm resnet18, MLP head with dense middle", backbone="resnet18")
 register_preset(
     "frn_resnet18_pool", create_frn, "FRN on timm resnet18, MLP head with pooling middle", backbone="resnet18", middle="pool"

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from huggingface_hub.dataclasses import strict
+from typing import Any, Literal, get_args
 
-from ...text_encoders import DEFAULT_TEXT_ENCODER, POOLINGS
-from .._base import VisnetConfig
+from ...text_encoders import DEFAULT_TEXT_ENCODER, TextPooling
+from .._base import FieldChecks, VisnetConfig
 
-HEADS = ("semantic", "softmax", "both")
-OBJECTIVES = ("align", "finetune", "joint")
-PROJECTIONS = ("linear", "mlp")
-ZERO_SHOT_HEADS = ("semantic", "conse", "both")
+Head = Literal["semantic", "softmax", "both"]
+Objective = Literal["align", "finetune", "joint"]
+Projection = Literal["linear", "mlp"]
+ZeroShotHead = Literal["semantic", "conse", "both"]
+HEADS, OBJECTIVES, PROJECTIONS, ZERO_SHOT_HEADS = (get_args(t) for t in (Head, Objective, Projection, ZeroShotHead))
 
 
-@strict
 class VSENetConfig(VisnetConfig):
     """A timm backbone, a projection into a text encoder's space, and a softmax head.
 
@@ -54,68 +54,57 @@ class VSENetConfig(VisnetConfig):
     model_type = "vsenet"
 
     text_encoder: str = DEFAULT_TEXT_ENCODER
-    text_pooling: str = "mean"
+    text_pooling: TextPooling = "mean"
     class_names: list[str] | None = None
     class_descriptions: list[list[str]] | None = None
     templates: list[str] | None = None
     trained_class_names: list[str] | None = None
     embedding_dim: int = 384
-    projection: str = "linear"
+    projection: Projection = "linear"
     projection_hidden_dim: int = 1024
     dropout: float = 0.0
-    head: str = "both"
+    head: Head = "both"
     softmax_weight: float = 0.5
     temperature: float = 0.07
     min_temperature: float = 0.01
     gamma: float = 1.0
-    objective: str = "finetune"
+    objective: Objective = "finetune"
     structure_weight: float = 0.1
     weight_reg: float = 1e-4
-    zero_shot_head: str = "both"
+    zero_shot_head: ZeroShotHead = "both"
     conse_top_k: int = 10
     calibration: float = 0.0
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        problems: list[str] = []
-        if self.class_names is not None:
-            if kwargs.get("num_labels") not in (None, len(self.class_names)):
-                problems.append(f"num_labels={kwargs['num_labels']} but {len(self.class_names)} class_names were given")
-            if len(set(self.class_names)) != len(self.class_names):
-                problems.append("class_names must be unique")
-            self.id2label = dict(enumerate(self.class_names))
-            self.label2id = {name: index for index, name in enumerate(self.class_names)}
-        else:
-            self.class_names = [self.id2label[i] for i in range(len(self.id2label))]
-        if self.trained_class_names is None:
-            self.trained_class_names = list(self.class_names)
-        if self.class_descriptions is not None and len(self.class_descriptions) != len(self.class_names):
-            problems.append(
-                f"class_descriptions has {len(self.class_descriptions)} entries for {len(self.class_names)} classes"
-            )
-        self._choice(problems, "text_pooling", POOLINGS)
-        self._choice(problems, "head", HEADS)
-        self._choice(problems, "objective", OBJECTIVES)
-        self._choice(problems, "projection", PROJECTIONS)
-        self._choice(problems, "zero_shot_head", ZERO_SHOT_HEADS)
-        if self.conse_top_k < 1:
-            problems.append(f"conse_top_k={self.conse_top_k} must be >= 1")
-        if not 0.0 <= self.softmax_weight <= 1.0:
-            problems.append(f"softmax_weight={self.softmax_weight} must lie in [0, 1]")
-        if not 0.0 < self.min_temperature <= self.temperature:
+    def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
+        super()._check_values(checks, kwargs)
+        problems = checks.problems
+        if checks.ok("class_names", "trained_class_names", "class_descriptions"):
+            if self.class_names is not None:
+                if kwargs.get("num_labels") not in (None, len(self.class_names)):
+                    problems.append(f"num_labels={kwargs['num_labels']} but {len(self.class_names)} class_names were given")
+                if len(set(self.class_names)) != len(self.class_names):
+                    problems.append("class_names must be unique")
+                self.id2label = dict(enumerate(self.class_names))
+                self.label2id = {name: index for index, name in enumerate(self.class_names)}
+            else:
+                self.class_names = [self.id2label[i] for i in range(len(self.id2label))]
+            if self.trained_class_names is None:
+                self.trained_class_names = list(self.class_names)
+            if self.class_descriptions is not None and len(self.class_descriptions) != len(self.class_names):
+                problems.append(
+                    f"class_descriptions has {len(self.class_descriptions)} entries for {len(self.class_names)} classes"
+                )
+        checks.require("conse_top_k", lambda v: v >= 1, "must be >= 1")
+        checks.require("softmax_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
+        if checks.ok("min_temperature", "temperature") and not 0.0 < self.min_temperature <= self.temperature:
             problems.append(
                 f"temperatures must satisfy 0 < min_temperature <= temperature, got "
                 f"{self.min_temperature} and {self.temperature}"
             )
-        if self.gamma <= 0:
-            problems.append(f"gamma={self.gamma} must be positive")
-        if not 0.0 <= self.structure_weight <= 1.0:
-            problems.append(f"structure_weight={self.structure_weight} must lie in [0, 1]")
-        if self.weight_reg < 0:
-            problems.append(f"weight_reg={self.weight_reg} must be >= 0")
-        if not 0.0 <= self.dropout < 1.0:
-            problems.append(f"dropout={self.dropout} must lie in [0, 1)")
-        self._check(problems)
+        checks.require("gamma", lambda v: v > 0, "must be positive")
+        checks.require("structure_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
+        checks.require("weight_reg", lambda v: v >= 0, "must be >= 0")
+        checks.require("dropout", lambda v: 0.0 <= v < 1.0, "must lie in [0, 1)")
 
 
 __all__ = ["VSENetConfig"]

@@ -417,6 +417,7 @@ def create_vsenet(
     return model
 
 
+create_vsenet.family = "vsenet"
 register_preset("vsenet_resnet18", create_vsenet, "VSENet on timm resnet18 (the seed's backbone)", backbone="resnet18")
 register_preset(
     "vsenet_tf_efficientnet_lite0",

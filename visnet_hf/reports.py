@@ -1,4 +1,4 @@
-"""What a finished run leaves behind: metrics JSON, a confusion-matrix PNG and a training-curve PNG."""
+"""What an evaluation leaves behind: metrics JSON, a confusion-matrix PNG and, for a training run, a training-curve PNG."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def write_reports(output_dir: Path, evaluation: dict[str, Any], history: list[di
     axes.set_yticks(range(len(class_names)), class_names, fontsize=7)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_title(f"Confusion matrix (accuracy {evaluation['accuracy']:.3f})")
+    axes.set_title(f"Confusion matrix (accuracy {evaluation['accuracy']:.3f}, {evaluation['num_examples']} images)")
     if len(class_names) <= 20:
         for row, values in enumerate(matrix):
             for column, value in enumerate(values):
@@ -35,20 +35,27 @@ def write_reports(output_dir: Path, evaluation: dict[str, Any], history: list[di
     figure.savefig(confusion_png, dpi=120)
     plt.close(figure)
 
+    files = {"metrics_file": str(metrics_file), "confusion_png": str(confusion_png)}
+    if history:
+        files["curve_png"] = str(_training_curves(plt, history, output_dir / "training_curves.png"))
+    return files
+
+
+def _training_curves(plt, history: list[dict], path: Path) -> Path:
+    """Loss and eval accuracy at each evaluation, against optimizer steps."""
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(9, 3.5))
-    epochs = [record["epoch"] for record in history]
-    loss_axes.plot(epochs, [r.get("train_loss") for r in history], marker="o", label="train")
-    loss_axes.plot(epochs, [r["eval_loss"] for r in history], marker="o", label="eval")
-    loss_axes.set_xlabel("epoch")
+    steps = [record["step"] for record in history]
+    loss_axes.plot(steps, [r.get("train_loss") for r in history], marker="o", label="train")
+    loss_axes.plot(steps, [r["eval_loss"] for r in history], marker="o", label="eval")
+    loss_axes.set_xlabel("optimizer step")
     loss_axes.set_ylabel("loss")
     loss_axes.legend()
-    accuracy_axes.plot(epochs, [r["eval_accuracy"] for r in history], marker="o", label="top-1")
-    accuracy_axes.plot(epochs, [r.get("eval_top5_accuracy") for r in history], marker="o", label="top-5")
-    accuracy_axes.set_xlabel("epoch")
+    accuracy_axes.plot(steps, [r["eval_accuracy"] for r in history], marker="o", label="top-1")
+    accuracy_axes.plot(steps, [r.get("eval_top5_accuracy") for r in history], marker="o", label="top-5")
+    accuracy_axes.set_xlabel("optimizer step")
     accuracy_axes.set_ylabel("eval accuracy")
     accuracy_axes.legend()
     figure.tight_layout()
-    curve_png = output_dir / "training_curves.png"
-    figure.savefig(curve_png, dpi=120)
+    figure.savefig(path, dpi=120)
     plt.close(figure)
-    return {"metrics_file": str(metrics_file), "confusion_png": str(confusion_png), "curve_png": str(curve_png)}
+    return path

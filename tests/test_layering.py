@@ -1,0 +1,42 @@
+"""The layers point one way: models, data, metrics and evaluation import nothing from training."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "visnet_hf"
+LOWER_LAYERS = ["models", "data", "metrics", "constraints", "evaluation.py", "reports.py", "text_encoders.py", "backbones.py"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of the visnet_hf modules a file imports (relative imports resolved)."""
+    package = ["visnet_hf", *path.relative_to(PACKAGE).parent.parts]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            names.add(module)
+            names |= {f"{module}.{alias.name}" for alias in node.names}
+    return names
+
+
+@pytest.mark.parametrize("layer", LOWER_LAYERS)
+def test_lower_layers_do_not_import_training(layer):
+    files = [PACKAGE / layer] if layer.endswith(".py") else sorted((PACKAGE / layer).rglob("*.py"))
+    offenders = {
+        str(file.relative_to(PACKAGE)): sorted(m for m in imported_modules(file) if m.startswith("visnet_hf.training"))
+        for file in files
+    }
+    assert {file: modules for file, modules in offenders.items() if modules} == {}
+
+
+def test_the_check_sees_relative_imports():
+    training_loop = PACKAGE / "training" / "loop.py"
+    assert "visnet_hf.training.steps" in imported_modules(training_loop)
+    assert "visnet_hf.data" in imported_modules(training_loop)

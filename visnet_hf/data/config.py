@@ -1,0 +1,96 @@
+"""What the data section of a config says: where the images come from and how they are augmented.
+
+These dataclasses belong to the data layer; the training config composes them, and ``visnet eval``
+builds one for the file it scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+SOURCES = ("parquet", "imagefolder", "hub", "fashion_mnist")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The seed's augmentation (random crop with padding, horizontal flip) or timm's ``create_transform`` options."""
+
+    random_crop_padding: int = 4
+    hflip: bool = True
+    timm: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.random_crop_padding < 0:
+            raise ValueError(f"random_crop_padding={self.random_crop_padding} must be >= 0")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where else the same data lies: the location fields of a data section, used as its ``fallback``."""
+
+    source: Literal["parquet", "imagefolder", "hub", "fashion_mnist"] = "hub"
+    path: str | list[str] | None = None
+    eval_path: str | list[str] | None = None
+    subset: str | None = None
+    train_split: str = "train"
+    eval_split: str | None = None
+    image_column: str = "image"
+    label_column: str = "label"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from.
+
+    ``source``: ``parquet`` (``path``: a file or list of files), ``imagefolder`` (``path``: a folder),
+    ``hub`` (``path``: a Hub dataset id, ``subset``: its config name) or ``fashion_mnist`` (Debian's
+    ``dataset-fashion-mnist`` files when present, the Hub otherwise). ``include_classes`` trains on
+    a subset of the classes (by name, in that order), e.g. to keep others for zero-shot evaluation.
+    Without an eval split (``eval_path`` / ``eval_split``) a stratified ``val_fraction`` of the
+    training data is held out, with the run's seed.
+
+    ``fallback`` says where else the same data lies, used when this section's files do not exist or
+    its Hub dataset cannot be reached; every other setting stays (the quickstart reads
+    ``../shared/data`` when it is there and CIFAR-10 from the Hub otherwise).
+    """
+
+    source: Literal["parquet", "imagefolder", "hub", "fashion_mnist"] = "parquet"
+    path: str | list[str] | None = None
+    eval_path: str | list[str] | None = None
+    subset: str | None = None
+    train_split: str = "train"
+    eval_split: str | None = None
+    image_column: str = "image"
+    label_column: str = "label"
+    class_names: list[str] | None = None
+    include_classes: list[str] | None = None
+    descriptions_file: str | None = None
+    val_fraction: float = 0.1
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    num_workers: int = 0
+    on_bad_image: Literal["skip", "stop"] = "stop"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    fallback: DataSource | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 < self.val_fraction < 1:
+            problems.append(f"val_fraction={self.val_fraction} must lie in (0, 1)")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be >= 1")
+        if self.num_workers < 0:
+            problems.append(f"num_workers={self.num_workers} must be >= 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def with_fallback(self) -> DataConfig:
+        """This section with its fallback's location in place of its own."""
+        if self.fallback is None:
+            raise ValueError("this data section has no fallback")
+        return replace(self, **asdict(self.fallback), fallback=None)
+
+
+__all__ = ["SOURCES", "AugmentConfig", "DataConfig", "DataSource"]

@@ -1,0 +1,50 @@
+"""The errors a user can fix.
+
+Every exception the library raises for a mistake in its input (a config, a data file, a model
+folder, a plugin) derives from :class:`VisnetError`, and its message says what to do next. The
+command line prints such an error as ``visnet: error: <message>`` with exit status 2 (argparse's
+convention) instead of a traceback; ``--debug`` or ``VISNET_DEBUG=1`` shows the traceback too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+
+class VisnetError(Exception):
+    """Base class of the errors that describe a mistake the user can fix."""
+
+
+class ConfigError(VisnetError, ValueError):
+    """Every problem found in a config (training, data, model or constraint parameters), listed together."""
+
+
+class DataError(VisnetError, ValueError):
+    """A dataset that cannot be used as configured; the message says what to change."""
+
+
+class ModelLoadError(VisnetError, OSError):
+    """A saved model that cannot be found or read: not a folder, not a reachable Hub id, missing files."""
+
+
+
+
+@contextlib.contextmanager
+def reported_as_cli_errors(prog: str, debug: bool = False) -> Iterator[None]:
+    """Turn a :class:`VisnetError` into ``prog: error: <message>`` on stderr and exit status 2.
+
+    The traceback is shown too when ``debug`` is set or the environment has ``VISNET_DEBUG=1``.
+    """
+    try:
+        yield
+    except VisnetError as error:
+        if debug or os.environ.get("VISNET_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+__all__ = ["ConfigError", "DataError", "ModelLoadError", "VisnetError", "reported_as_cli_errors"]
