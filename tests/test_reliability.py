@@ -205,7 +205,7 @@ def test_resume_ignores_incomplete_checkpoints(tmp_path):
 
 
 def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tiny_parquet, tmp_path):
-    extra = "trackers: []\ncheckpoint_every_steps: 1\nkeep_checkpoints: 3\nbatch_size: 8\n"
+    extra = "trackers: []\ncheckpoint_every_steps: 3\nkeep_checkpoints: 3\nbatch_size: 8\n"
     overrides = ["stages.0.constraints=[{name: grey_values, weight: 0.1}]"]
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     reference_dir.mkdir(), killed_dir.mkdir()
@@ -224,7 +224,7 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tiny_parquet, tmp_pat
     checkpoints = killed_dir / "run" / "checkpoints"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        if checkpoints.exists() and len([p for p in checkpoints.iterdir() if not p.name.endswith(".tmp")]) >= 3:
+        if checkpoints.exists() and len([p for p in checkpoints.iterdir() if not p.name.endswith(".tmp")]) >= 2:
             break
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
