@@ -119,7 +119,7 @@ def evaluate_vsenet(model, seen_test, unseen, seen_names, unseen_names) -> dict:
     unseen names and generalised zero-shot over all names, scored by the model's own logits."""
     from visnet_hf.data import build_transforms
     from visnet_hf.models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
-    from visnet_hf.training.config import AugmentConfig
+    from visnet_hf.data import AugmentConfig
 
     _, transform = build_transforms(model.config.data_config, AugmentConfig())
     seen_data, unseen_data = loader(seen_test, transform), loader(unseen, transform)
