@@ -1,164 +1,230 @@
-"""Benchmark 5b: Tiny-ImageNet zero-shot and generalised zero-shot with VSENet.
+"""Benchmark 5b: Tiny-ImageNet zero-shot with VSENet, every default chosen without looking at the reported classes.
 
-VSENet (EfficientNet-Lite0 pretrained on ImageNet-1k, 64x64, ``configs/vsenet_tinyimagenet_zeroshot.yaml``:
-frozen backbone) trains on the 150 seen classes (``seen_train.parquet``; a stratified 10% is held out
-as the seen test set), then switches to the 25 ``unseen_dev`` class names it never trained on and is
-scored by each zero-shot head (semantic, ConSE, both). Variants add Soft Tuning constraints or
-fine-tune the backbone. References, on the same frozen pretrained backbone features: a DeViSE-style
-linear projection to the MiniLM class embeddings (cosine softmax, temperature 0.1), and a softmax
-linear probe for the seen accuracy.
+The protocol (:mod:`visnet_hf.selection`): the 150 seen classes are split into 5 folds of 30; for each
+fold a VSENet is trained on the other 120 and scored, by name alone, on the 30 it never saw
+(pseudo-unseen). Settings are chosen one knob at a time (resolution, class texts, projection,
+centring, objective), each by mean pseudo-unseen zero-shot top-1 over the folds, then the zero-shot
+head; the generalised zero-shot offset is the median of the folds' fitted offsets. Only then is the
+chosen VSENet trained on all 150 seen classes (90% of ``seen_train.parquet``; the other 10% is the
+seen test set) and scored, once, on the 25 ``unseen_dev`` classes.
 
-The pretrained backbone saw ImageNet-1k, of which Tiny-ImageNet (seen and unseen classes alike)
-is a subset: the zero-shot figures are transfer through names, not to concepts the backbone never saw.
+References, side by side, at the chosen resolution with the chosen class texts, on the same frozen
+backbone features: a DeViSE-style linear projection to the text embeddings (cosine softmax,
+temperature 0.1) and a softmax linear probe. The backbone (EfficientNet-Lite0) was pretrained on
+ImageNet-1k, of which Tiny-ImageNet's classes, seen and unseen, are a subset: zero-shot here is
+transfer through names, not to concepts the backbone never saw.
 
-    python benchmarks/bench_zeroshot.py [--epochs 3]
+    python benchmarks/bench_zeroshot.py                # the whole protocol, about 30 minutes on 2 cores
+    python benchmarks/bench_zeroshot.py --quick        # a smoke test of every part (2 folds, 1 resolution)
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import copy
+import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from _common import SHARED, write_result
+from _common import ROOT, SHARED, write_result
 
 DATA = SHARED / "data" / "tiny-imagenet"
 WEIGHTS = SHARED / "weights" / "tf_efficientnet_lite0.in1k.safetensors"
-# name: (Soft Tuning constraints, further config overrides)
-VARIANTS = {
-    "vsenet": ([], []),
-    "vsenet+semantic_structure": (["{name: semantic_structure, weight: 0.5}"], []),
-    "vsenet+label_deviation": (["{name: label_deviation, weight: 0.5}"], []),
-    "vsenet_finetuned_backbone": ([], ["optim.freeze=none"]),
+CONFIG = ROOT / "configs" / "vsenet_tinyimagenet_zeroshot.yaml"
+ALIGN_JOINT = "stages=[{name: align, epochs: 1, objective: align}, {name: finetune, epochs: 2, objective: joint}]"
+# One knob at a time; the first candidate of each is where the search starts.
+SEARCH = [
+    ("resolution", {"64": ["model.image_size=64"], "96": ["model.image_size=96"], "128": ["model.image_size=128"]}),
+    (
+        "class texts",
+        {
+            "names": ["data.class_texts_column=null", "model.overrides.templates=photo"],
+            "names + synonyms": ["data.class_texts_column=synonyms", "model.overrides.templates=photo"],
+            "names + synonyms, CLIP's 7 templates": ["data.class_texts_column=synonyms", "model.overrides.templates=clip7"],
+            "names + synonyms, CLIP's 80 templates": ["data.class_texts_column=synonyms", "model.overrides.templates=clip80"],
+        },
+    ),
+    ("projection", {"linear": ["model.overrides.projection=linear"], "mlp": ["model.overrides.projection=mlp"]}),
+    ("class centring", {"off": ["model.overrides.class_centering=false"], "on": ["model.overrides.class_centering=true"]}),
+    (
+        "objective",
+        {
+            "align, then joint": [ALIGN_JOINT],
+            "joint": ["stages=[{name: finetune, epochs: 3, objective: joint}]"],
+            "align with semantic_structure, then joint": [
+                "stages=[{name: align, epochs: 1, objective: align, constraints: [{name: semantic_structure, weight: 0.5}]},"
+                " {name: finetune, epochs: 2, objective: joint}]"
+            ],
+        },
+    ),
+]
+HEADS = {
+    "both": {"zero_shot_head": "both", "conse_top_k": 10},
+    "both, ConSE top-5": {"zero_shot_head": "both", "conse_top_k": 5},
+    "semantic": {"zero_shot_head": "semantic"},
+    "conse": {"zero_shot_head": "conse", "conse_top_k": 10},
 }
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def splits():
-    """Seen train and test parts (the training loop's own stratified 10%, seed 0), unseen images, and the names."""
-    import datasets
+def base_config(cache_dir: str | None):
+    from visnet_hf.training import load_config
 
-    seen = datasets.Dataset.from_parquet(str(DATA / "seen_train.parquet")).select_columns(["image", "label"])
-    parts = seen.train_test_split(test_size=0.1, seed=0, stratify_by_column="label")
-    unseen = datasets.Dataset.from_parquet(str(DATA / "unseen_dev.parquet")).select_columns(["image", "label"])
-    return parts["train"], parts["test"], unseen, seen.features["label"].names, unseen.features["label"].names
+    overrides = [
+        f"data.path={DATA / 'seen_train.parquet'}", f"model.pretrained_file={WEIGHTS}", "data.cache_features=true",
+        "trackers=[]", "log_every_steps=100000", "checkpoints=false", "export=false",
+    ]
+    if cache_dir:
+        overrides.append(f"data.feature_cache_dir={cache_dir}")
+    return load_config(CONFIG, overrides)
 
 
-def loader(dataset, transform, batch=128):
-    from visnet_hf.data import TransformedDataset, collate
+def merged(choice: dict[str, str]) -> list[str]:
+    return [f"{key}={value}" for key, value in choice.items()]
 
-    return torch.utils.data.DataLoader(TransformedDataset(dataset, transform, split="eval"), batch_size=batch, collate_fn=collate)
+
+def as_choice(overrides: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in overrides)
+
+
+def search(config, folds, log) -> dict:
+    """Coordinate search over SEARCH, each candidate trained on every fold; returns every stage's table and the choice."""
+    from visnet_hf.selection import cross_validate
+
+    choice: dict[str, str] = {}
+    for _, candidates in SEARCH:
+        choice.update(as_choice(next(iter(candidates.values()))))
+    seen: dict[tuple, object] = {}  # a setting already cross-validated is not trained again
+    stages = []
+    for knob, candidates in SEARCH:
+        rows = {}
+        for name, overrides in candidates.items():
+            trial = {**choice, **as_choice(overrides)}
+            key = tuple(sorted(trial.items()))
+            if key not in seen:
+                seen[key] = cross_validate(config, {name: merged(trial)}, folds, variants=HEADS, log=log)
+            table = seen[key]
+            label = table.choices()[0][0]
+            rows[name] = {head: _row(table, label, head) for head in HEADS}
+        best = max(rows, key=lambda name: max(rows[name][head]["zero_shot_top1"] for head in HEADS))
+        choice.update(as_choice(candidates[best]))
+        stages.append({"knob": knob, "candidates": rows, "chosen": best})
+        log(f"[protocol] {knob}: {best}")
+    final_rows = stages[-1]["candidates"][stages[-1]["chosen"]]
+    head = max(final_rows, key=lambda h: final_rows[h]["zero_shot_top1"])
+    return {"stages": stages, "overrides": merged(choice), "zero_shot_head": head, "calibration": final_rows[head]["calibration"],
+            "cv": final_rows[head]}
+
+
+def _row(table, candidate: str, head: str) -> dict:
+    summary = next(r for r in table.summary() if r["candidate"] == candidate and r["variant"] == head)
+    return {k: summary[k] for k in ("zero_shot_top1", "zero_shot_top5", "seen_accuracy", "gzsl_harmonic_mean", "calibration", "train_seconds")}
+
+
+def train_final(config, overrides: list[str], extra: list[str] = ()):
+    from visnet_hf.training import make_accelerator, override, train
+
+    final = override(config, [*overrides, *extra])
+    started = time.perf_counter()
+    results = train(final, make_accelerator(final))
+    return final, results, time.perf_counter() - started
 
 
 @torch.no_grad()
-def logits_and_labels(model, data):
-    """The model's own logits over its current vocabulary, and the labels."""
+def score_final(model, config, calibration: float) -> dict:
+    """Seen accuracy on the seen test split; zero-shot on unseen_dev; generalised zero-shot over all 175 names."""
+    from dataclasses import replace
+
+    from visnet_hf.calibration import gzsl_accuracy
+    from visnet_hf.data import load_splits
+    from visnet_hf.selection import _logits
+
+    seen = load_splits(config.data, seed=config.seed)
+    unseen = load_splits(replace(config.data, path=str(DATA / "unseen_dev.parquet"), val_fraction=0.5), seed=config.seed)
     model.eval()
-    logits, labels = [], []
-    for batch in data:
-        logits.append(model(pixel_values=batch["pixel_values"]).logits.float())
-        labels.append(batch["labels"])
-    return torch.cat(logits), torch.cat(labels)
-
-
-def topk(scores, labels, k):
-    return (scores.topk(min(k, scores.shape[1])).indices == labels[:, None]).any(1).float().mean().item()
-
-
-def harmonic(a, b):
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
-
-
-def gzsl(scores_seen, labels_seen, scores_unseen, labels_unseen, num_seen, offset=0.0):
-    """Accuracy over all 175 names, for seen-class and unseen-class images; offset lowers seen names."""
-    shift = torch.zeros(scores_seen.shape[1])
-    shift[:num_seen] = offset
-    seen_acc = ((scores_seen - shift).argmax(1) == labels_seen).float().mean().item()
-    unseen_acc = ((scores_unseen - shift).argmax(1) == labels_unseen + num_seen).float().mean().item()
-    return {"seen": seen_acc, "unseen": unseen_acc, "harmonic_mean": harmonic(seen_acc, unseen_acc)}
-
-
-def calibrated(scores_seen, labels_seen, scores_unseen, labels_unseen, num_seen):
-    """Fit the offset on the first half of each set (VSENet.fit_calibration's rule), report on the second half."""
-    half_s, half_u = len(labels_seen) // 2, len(labels_unseen) // 2
-    candidates = torch.cat([torch.zeros(1), torch.linspace(0, float(scores_seen.max() - scores_seen.min()), 400)])
-    best = max(
-        candidates.tolist(),
-        key=lambda o: gzsl(scores_seen[:half_s], labels_seen[:half_s], scores_unseen[:half_u], labels_unseen[:half_u], num_seen, o)["harmonic_mean"],
-    )
+    seen_logits, seen_labels = _logits(model, seen, "eval", config)
+    model.set_classes(unseen.class_names, synonyms=unseen.synonyms)
+    zero_shot, unseen_labels = _logits(model, unseen, "both", config)
+    model.set_classes(seen.class_names + unseen.class_names, synonyms=(seen.synonyms + unseen.synonyms) if seen.synonyms else None)
+    model.config.calibration = 0.0
+    scores = torch.cat([_logits(model, seen, "eval", config)[0], _logits(model, unseen, "both", config)[0]])
+    labels = torch.cat([seen_labels, unseen_labels + len(seen.class_names)])
+    seen_columns = torch.arange(scores.shape[1]) < len(seen.class_names)
+    model.set_classes(seen.class_names, synonyms=seen.synonyms)
     return {
-        "offset": best,
-        "uncalibrated": gzsl(scores_seen[half_s:], labels_seen[half_s:], scores_unseen[half_u:], labels_unseen[half_u:], num_seen),
-        "calibrated": gzsl(scores_seen[half_s:], labels_seen[half_s:], scores_unseen[half_u:], labels_unseen[half_u:], num_seen, best),
+        "seen_accuracy": topk(seen_logits, seen_labels, 1),
+        "seen_images": len(seen_labels),
+        "zero_shot_top1": topk(zero_shot, unseen_labels, 1),
+        "zero_shot_top5": topk(zero_shot, unseen_labels, 5),
+        "unseen_images": len(unseen_labels),
+        "gzsl_uncalibrated": gzsl_accuracy(scores, labels, seen_columns, 0.0),
+        "gzsl_calibrated": {"offset": calibration, **gzsl_accuracy(scores, labels, seen_columns, calibration)},
     }
 
 
-def train_vsenet(constraints: list[str], extra_overrides: list[str], epochs: int) -> tuple:
-    from accelerate.state import AcceleratorState
-
-    from visnet_hf.training import main as train_main
-
-    AcceleratorState._reset_state()
-    output = tempfile.mkdtemp()
-    overrides = [
-        f"data.path={DATA / 'seen_train.parquet'}", f"model.pretrained_file={WEIGHTS}", f"output_dir={output}",
-        "trackers=[]", "log_every_steps=1000", "data.val_fraction=0.1",
-        f"stages=[{{name: align, epochs: 1, objective: align, constraints: [{', '.join(constraints)}]}},"
-        f" {{name: finetune, epochs: {epochs - 1}, objective: joint, constraints: [{', '.join(constraints)}]}}]",
-        *extra_overrides,
-    ]
-    config = Path(__file__).resolve().parents[1] / "configs" / "vsenet_tinyimagenet_zeroshot.yaml"
-    results = train_main(["--config", str(config), *overrides])
-    return results["model"], sum(r["train_seconds"] for r in results["state"]["history"])
+def topk(scores, labels, k):
+    return float((scores.topk(min(k, scores.shape[1])).indices == labels[:, None]).any(1).float().mean())
 
 
-def evaluate_vsenet(model, seen_test, unseen, seen_names, unseen_names) -> dict:
-    """Seen accuracy in the trained vocabulary; then, for each zero-shot head, zero-shot over the
-    unseen names and generalised zero-shot over all names, scored by the model's own logits."""
-    from visnet_hf.data import build_transforms
-    from visnet_hf.models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
-    from visnet_hf.data import AugmentConfig
+def references(config, model, folds) -> dict:
+    """DeViSE-style projection and a linear probe on the same cached features and class texts; DeViSE also on the folds."""
+    from dataclasses import replace
 
-    _, transform = build_transforms(model.config.data_config, AugmentConfig())
-    seen_data, unseen_data = loader(seen_test, transform), loader(unseen, transform)
-    seen_logits, seen_labels = logits_and_labels(model, seen_data)
-    results = {"seen_accuracy": topk(seen_logits, seen_labels, 1), "default_zero_shot_head": model.config.zero_shot_head}
-    heads = {head: {} for head in ZERO_SHOT_HEADS}
-    model.set_classes(unseen_names)  # each vocabulary is embedded once; the heads only rescore it
-    for head, scores in heads.items():
-        model.config.zero_shot_head = head
-        zero_shot, unseen_labels = logits_and_labels(model, unseen_data)
-        scores.update(zero_shot_top1=topk(zero_shot, unseen_labels, 1), zero_shot_top5=topk(zero_shot, unseen_labels, 5))
-    model.set_classes(seen_names + unseen_names)
-    model.config.calibration = 0.0
-    for head, scores in heads.items():
-        model.config.zero_shot_head = head
-        everything_seen, _ = logits_and_labels(model, seen_data)
-        everything_unseen, _ = logits_and_labels(model, unseen_data)
-        scores["generalised"] = calibrated(everything_seen, seen_labels, everything_unseen, unseen_labels, len(seen_names))
-    model.set_classes(seen_names)
-    model.config.zero_shot_head = results["default_zero_shot_head"]
-    return {**results, **heads[results["default_zero_shot_head"]], "zero_shot_heads": heads}
+    from accelerate import PartialState
+
+    from visnet_hf.data import build_transforms, load_splits
+    from visnet_hf.training.features import FeatureCache, FeatureDataset
+
+    _, transform = build_transforms(model.config.data_config, config.data.augment)
+    cache = FeatureCache(config.data.feature_cache_dir)
+
+    def features(splits, part):
+        dataset, source = (splits.train, splits.train_source) if part == "train" else (splits.eval, splits.eval_source)
+        cached = FeatureDataset(dataset, cache.features(model, source, transform, PartialState()))
+        return cached.features, cached.labels
+
+    def embed(names, synonyms):
+        return model.embed_texts(_texts(model, names, synonyms)).cpu()
+
+    seen = load_splits(config.data, seed=config.seed)
+    unseen = load_splits(replace(config.data, path=str(DATA / "unseen_dev.parquet"), val_fraction=0.5), seed=config.seed)
+    train_x, train_y = features(seen, "train")
+    test_x, test_y = features(seen, "eval")
+    unseen_x = torch.cat([features(unseen, "train")[0], features(unseen, "eval")[0]])
+    unseen_y = torch.cat([features(unseen, "train")[1], features(unseen, "eval")[1]])
+    seen_c, unseen_c = embed(seen.class_names, seen.synonyms), embed(unseen.class_names, unseen.synonyms)
+    probe = fit_linear(train_x, train_y, len(seen.class_names), lambda z: z)
+    devise = fit_linear(train_x, train_y, seen_c.shape[1], lambda z: F.normalize(z, dim=-1) @ seen_c.T / 0.1)
+    with torch.no_grad():
+        results = {
+            "linear_probe_seen_accuracy": topk(probe(test_x), test_y, 1),
+            "devise": {
+                "seen_accuracy": topk(F.normalize(devise(test_x), dim=-1) @ seen_c.T, test_y, 1),
+                "zero_shot_top1": topk(F.normalize(devise(unseen_x), dim=-1) @ unseen_c.T, unseen_y, 1),
+                "zero_shot_top5": topk(F.normalize(devise(unseen_x), dim=-1) @ unseen_c.T, unseen_y, 5),
+            },
+        }
+    fold_scores = []
+    for fold in folds:
+        trained = load_splits(replace(config.data, include_classes=list(fold.trained)), seed=config.seed)
+        held = load_splits(replace(config.data, include_classes=list(fold.held_out), max_train_samples=None), seed=config.seed)
+        x, y = features(trained, "train")
+        held_x = torch.cat([features(held, "train")[0], features(held, "eval")[0]])
+        held_y = torch.cat([features(held, "train")[1], features(held, "eval")[1]])
+        trained_c, held_c = embed(trained.class_names, trained.synonyms), embed(held.class_names, held.synonyms)
+        layer = fit_linear(x, y, trained_c.shape[1], lambda z, c=trained_c: F.normalize(z, dim=-1) @ c.T / 0.1)
+        with torch.no_grad():
+            fold_scores.append(topk(F.normalize(layer(held_x), dim=-1) @ held_c.T, held_y, 1))
+    results["devise"]["cv_zero_shot_top1"] = sum(fold_scores) / len(fold_scores)
+    return results
 
 
-def frozen_features(seen_train, seen_test, unseen):
-    import timm
+def _texts(model, names, synonyms):
+    from visnet_hf import ClassTexts
 
-    backbone = timm.create_model("tf_efficientnet_lite0", pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(WEIGHTS))).eval()
-    config = {**timm.data.resolve_model_data_config(backbone), "input_size": (3, 64, 64), "crop_pct": 1.0}
-    transform = timm.data.create_transform(**config)
-
-    @torch.no_grad()
-    def features(dataset):
-        rows, labels = [], []
-        for batch in loader(dataset, transform, batch=256):
-            rows.append(backbone(batch["pixel_values"]))
-            labels.append(batch["labels"])
-        return torch.cat(rows), torch.cat(labels)
-
-    return features(seen_train), features(seen_test), features(unseen)
+    return ClassTexts.build(names, templates=model.config.templates, synonyms=synonyms, average=model.config.text_average)
 
 
 def fit_linear(features, labels, out_dim, logits_fn, epochs=30):
@@ -174,42 +240,92 @@ def fit_linear(features, labels, out_dim, logits_fn, epochs=30):
     return layer
 
 
+@torch.no_grad()
+def images_per_second(model, size: int, batch: int = 64, repeat: int = 2) -> float:
+    model.eval()
+    images = torch.randn(batch, 3, size, size)
+    model(pixel_values=images)
+    started = time.perf_counter()
+    for _ in range(repeat):
+        model(pixel_values=images)
+    return batch * repeat / (time.perf_counter() - started)
+
+
+def wise_ft_curve(config, overrides, calibration) -> list[dict]:
+    """Seen and zero-shot accuracy along the line from the aligned stage-1 weights to the fine-tuned ones."""
+    from visnet_hf.training import override
+    from visnet_hf.wise_ft import interpolate_state
+
+    stages = override(config, overrides).stages
+    curve_overrides = overrides if len(stages) > 1 else [*overrides, ALIGN_JOINT]
+    first = override(config, curve_overrides).stages[0].name
+    final, results, _ = train_final(config, curve_overrides, [f"wise_ft={{stage: {first}, alpha: 1.0}}"])
+    model, ends = results["model"], results["wise_ft_endpoints"]
+    curve = []
+    for alpha in ALPHAS:
+        model.load_state_dict(interpolate_state(ends["start"], ends["final"], alpha))
+        scored = score_final(model, final, calibration)
+        curve.append({"alpha": alpha, "seen_accuracy": scored["seen_accuracy"], "zero_shot_top1": scored["zero_shot_top1"]})
+    return curve
+
+
 def main() -> None:
-    from visnet_hf import TextEncoder, ClassTexts
-    from visnet_hf.text_encoders import default_text_encoder
+    from visnet_hf.data import load_splits
+    from visnet_hf.selection import pseudo_unseen_folds
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--per-fold", type=int, default=30)
+    parser.add_argument("--cache-dir", default=None, help="feature cache (default: visnet_hf's)")
+    parser.add_argument("--quick", action="store_true", help="a smoke test: 2 folds, the first candidate of each knob")
     args = parser.parse_args()
-    seen_train, seen_test, unseen, seen_names, unseen_names = splits()
-    results: dict = {"chance_zero_shot_top1": 1 / len(unseen_names), "epochs": args.epochs, "variants": {}}
+    started = time.perf_counter()
+    if args.quick:
+        for index, (knob, candidates) in enumerate(SEARCH):
+            SEARCH[index] = (knob, dict(list(candidates.items())[: 2 if knob == "projection" else 1]))
+        args.folds = 2
+    config = base_config(args.cache_dir)
+    folds = pseudo_unseen_folds(load_splits(config.data).class_names, args.folds, args.per_fold, seed=0)
+    log = lambda line: print(line, flush=True)  # noqa: E731
 
-    # References on frozen pretrained features.
-    (train_x, train_y), (seen_x, seen_y), (unseen_x, unseen_y) = frozen_features(seen_train, seen_test, unseen)
-    encoder = TextEncoder(default_text_encoder())
-    seen_c = encoder.embed_classes(ClassTexts.build(seen_names))
-    unseen_c = encoder.embed_classes(ClassTexts.build(unseen_names))
-    probe = fit_linear(train_x, train_y, len(seen_names), lambda z: z)
-    devise = fit_linear(train_x, train_y, seen_c.shape[1], lambda z: F.normalize(z, dim=-1) @ seen_c.T / 0.1)
-    with torch.no_grad():
-        projected_unseen = F.normalize(devise(unseen_x), dim=-1)
-        projected_seen = F.normalize(devise(seen_x), dim=-1)
-        everything = torch.cat([seen_c, unseen_c])
-        results["linear_probe_seen_accuracy"] = topk(probe(seen_x), seen_y, 1)
-        results["devise"] = {
-            "seen_accuracy": topk(projected_seen @ seen_c.T, seen_y, 1),
-            "zero_shot_top1": topk(projected_unseen @ unseen_c.T, unseen_y, 1),
-            "zero_shot_top5": topk(projected_unseen @ unseen_c.T, unseen_y, 5),
-            "generalised": calibrated(projected_seen @ everything.T / 0.1, seen_y, projected_unseen @ everything.T / 0.1, unseen_y, len(seen_names)),
-        }
-    print("references", results["linear_probe_seen_accuracy"], results["devise"])
+    chosen = search(config, folds, log)
+    log(f"[protocol] chosen: {chosen['overrides']}, zero-shot head {chosen['zero_shot_head']}, offset {chosen['calibration']:.3f}")
+    overrides = [*chosen["overrides"], *[f"model.overrides.{k}={v}" for k, v in HEADS[chosen["zero_shot_head"]].items()]]
+    final, results, seconds = train_final(config, overrides)
+    model = results["model"]
+    scored = score_final(model, final, chosen["calibration"])
+    log(f"[unseen_dev, once] {scored}")
+    reference = references(final, model, folds)
+    log(f"[references] {reference}")
 
-    for name in args.variants:
-        model, seconds = train_vsenet(*VARIANTS[name], args.epochs)
-        results["variants"][name] = {"train_seconds": seconds, **evaluate_vsenet(model, seen_test, unseen, seen_names, unseen_names)}
-        print(name, results["variants"][name])
-    write_result("tinyimagenet_zeroshot", results)
+    resolutions = []
+    for name, resolution_overrides in SEARCH[0][1].items():
+        size_overrides = [*overrides, *resolution_overrides]
+        size_config, size_results, size_seconds = train_final(config, size_overrides)
+        size_model = size_results["model"]
+        resolutions.append(
+            {
+                "resolution": int(name),
+                "cv": chosen["stages"][0]["candidates"][name][chosen["zero_shot_head"]],
+                "dev": score_final(size_model, size_config, chosen["calibration"]),
+                "images_per_s": images_per_second(copy.deepcopy(size_model), int(name)),
+                "train_seconds": size_seconds,
+            }
+        )
+    curve = wise_ft_curve(config, overrides, chosen["calibration"])
+    shipped = base_config(args.cache_dir)
+    from visnet_hf.training import override
+
+    matches = override(shipped, overrides).to_dict() == shipped.to_dict()
+    write_result(
+        "tinyimagenet_zeroshot",
+        {
+            "folds": args.folds, "per_fold": args.per_fold, "quick": args.quick,
+            "chance_zero_shot_top1": 1 / 25, "protocol": chosen, "final": {"train_seconds": seconds, **scored},
+            "references": reference, "resolutions": resolutions, "wise_ft": curve,
+            "shipped_config_matches_choice": matches, "seconds": time.perf_counter() - started,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -207,3 +207,28 @@ def test_plugins(tmp_path_factory, monkeypatch) -> Path:
     yield folder
     monkeypatch.undo()
     refresh()
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_text_encoder(tmp_path_factory) -> str:
+    """A 2-layer CLIP text tower with its projection (``CLIPTextModelWithProjection``) and a character-level BPE tokenizer."""
+    import json
+
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
+
+    directory = tmp_path_factory.mktemp("tiny_clip")
+    characters = list(string.ascii_lowercase) + list(".,:'-")
+    vocab = {c: i for i, c in enumerate(characters)}
+    vocab.update({f"{c}</w>": len(characters) + i for i, c in enumerate(characters)})
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    (directory / "vocab.json").write_text(json.dumps(vocab))
+    (directory / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(str(directory / "vocab.json"), str(directory / "merges.txt")).save_pretrained(directory)
+    config = CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=77, projection_dim=24, bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"],
+    )
+    torch.manual_seed(0)
+    CLIPTextModelWithProjection(config).save_pretrained(directory)
+    return str(directory)

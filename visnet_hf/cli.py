@@ -127,6 +127,33 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from ._validation import validate
+    from .data import DataConfig
+    from .errors import ConfigError
+    from .evaluation import calibrate_saved_model
+
+    data = None
+    if args.data is not None:
+        options = dict(source=args.source, path=args.data, eval_split=args.split, val_fraction=args.val_fraction)
+        data = validate(DataConfig, options, ConfigError, "the data options")
+    result = calibrate_saved_model(
+        args.model, offset=args.offset, data=data, held_out=args.held_out, pseudo_unseen=args.pseudo_unseen,
+        folds=args.folds, seed=args.seed, batch_size=args.batch_size,
+    )
+    print(json.dumps(result))
+    return 0
+
+
+def _wise_ft(args: argparse.Namespace) -> int:
+    from .wise_ft import wise_ft_folders
+
+    print(wise_ft_folders(args.zero_shot, args.fine_tuned, args.alpha, args.output))
+    return 0
+
+
 def _card(args: argparse.Namespace) -> int:
     from .hub import write_card
 
@@ -224,6 +251,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     zero_shot.add_argument("images", nargs="+")
     zero_shot.set_defaults(run=_predict)
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit a VSENet's generalised zero-shot offset and save it in the model folder",
+        description="The offset lowers trained classes' scores when trained and new names are mixed. Give it "
+        "(--offset), fit it on images of trained and new classes (--data), or fit it without any new-class "
+        "image (--pseudo-unseen N: retrain the run --folds times, each without N of its classes).",
+    )
+    calibrate.add_argument("--model", required=True, help="a model folder written by visnet train")
+    how = calibrate.add_mutually_exclusive_group(required=True)
+    how.add_argument("--offset", type=float, help="the offset to save")
+    how.add_argument("--data", help="images of trained and new classes (parquet file, image folder, Hub id)")
+    how.add_argument("--pseudo-unseen", type=_positive_int, help="classes held out of training per fold")
+    calibrate.add_argument("--folds", type=_positive_int, default=5, help="with --pseudo-unseen: how many folds")
+    calibrate.add_argument("--source", default="parquet", choices=list(SOURCES))
+    calibrate.add_argument("--split", default=None)
+    calibrate.add_argument("--held-out", action="store_true", help="with --data: only its held-out part")
+    calibrate.add_argument("--val-fraction", type=float, default=0.1)
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument("--batch-size", type=_positive_int, default=128)
+    calibrate.set_defaults(run=_calibrate)
+
+    wise = commands.add_parser("wise-ft", help="interpolate the weights of two checkpoints of one model (WiSE-FT)")
+    wise.add_argument("zero_shot", help="the model that transfers (e.g. the aligned stage-1 model)")
+    wise.add_argument("fine_tuned", help="the same model fine-tuned")
+    wise.add_argument("--alpha", type=float, required=True, help="0: the first model, 1: the second")
+    wise.add_argument("--output", required=True, help="where the interpolated model is saved")
+    wise.set_defaults(run=_wise_ft)
 
     card = commands.add_parser("card", help="render the model card (README.md) of a saved model folder")
     card.add_argument("model")

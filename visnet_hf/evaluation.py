@@ -13,6 +13,7 @@ images of trained classes, on images of new classes, and their harmonic mean (ge
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ._validation import validate
 from .data import DataConfig, EvalData, TransformedDataset, build_transforms, collate, load_eval_data
 from .errors import ConfigError, DataError, ModelLoadError
 from .metrics import compute_all
-from .hub import TRAINING_CONFIG, load_model, model_file
+from .hub import TRAINING_CONFIG, load_model, model_file, write_card
 from .reports import write_reports
 
 
@@ -56,8 +57,9 @@ def evaluate_model(accelerator: Accelerator, model, loader, class_names: list[st
         if len(batch["labels"]) == 0:
             local: list = []
         else:
+            inputs = {key: batch[key] for key in ("pixel_values", "image_features") if key in batch}
             with accelerator.autocast():
-                logits = model(pixel_values=batch["pixel_values"]).logits.float()
+                logits = model(**inputs).logits.float()
             loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
             local = list(zip(logits.cpu(), batch["labels"].cpu().tolist(), loss.cpu().tolist()))
         # Objects, not tensors: batches may be ragged where unreadable images were dropped.
@@ -162,7 +164,7 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
                 f"The model's classes {model_names[:5]}... differ from the data's {evaluation.class_names[:5]}...; "
                 "only a VSENet can switch to other class names."
             )
-        model.set_classes(evaluation.class_names)
+        model.set_classes(evaluation.class_names, synonyms=evaluation.synonyms)
     if calibration is not None:
         model.config.calibration = calibration
     _, eval_transform = build_transforms(model.config.data_config, data.augment)
@@ -175,3 +177,86 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
     if not seen.all() and seen.any():
         results["generalised_zero_shot"] = seen_unseen(results["confusion_matrix"], seen)
     return results
+
+
+def calibrate_saved_model(
+    model_dir: str,
+    offset: float | None = None,
+    data: DataConfig | None = None,
+    held_out: bool = False,
+    pseudo_unseen: int | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> dict[str, Any]:
+    """What ``visnet calibrate`` runs: fit a VSENet's generalised zero-shot offset and save it in the model.
+
+    One of:
+        offset: set it as given (e.g. the one :mod:`visnet_hf.selection` chose).
+        data: images of trained *and* new classes (their class names form the mixed vocabulary);
+            the offset maximises the harmonic mean of seen- and new-class accuracy on them.
+        pseudo_unseen: no new-class images at all: the run's own training config (the folder's
+            ``training_config.yaml``) is trained ``folds`` times, each time without ``pseudo_unseen``
+            of its classes, and the median of the offsets fitted on those held-out classes is kept.
+
+    Returns:
+        The offset, how it was fitted and on how many images; also written to ``calibration.json``.
+    """
+    from .calibration import calibrated_stacking
+
+    chosen = [name for name, value in (("--offset", offset), ("--data", data), ("--pseudo-unseen", pseudo_unseen)) if value is not None]
+    if len(chosen) != 1:
+        raise ConfigError(f"Give exactly one of --offset, --data and --pseudo-unseen (got {chosen or 'none'}).")
+    if not Path(model_dir).is_dir():
+        raise ModelLoadError(f"{model_dir} is not a model folder; calibration is saved into the folder, so it must be local.")
+    model = load_model(model_dir)
+    if not hasattr(model, "fit_calibration"):
+        raise ConfigError(f"{model_dir} is not a VSENet; only a VSENet switches to new class names and has an offset.")
+    trained = list(model.config.trained_class_names)
+    if offset is not None:
+        result: dict[str, Any] = {"calibration": float(offset), "method": "given"}
+    elif data is not None:
+        evaluation = load_eval_data(data, seed=seed, held_out=held_out)
+        seen_columns = torch.tensor([name in trained for name in evaluation.class_names])
+        if seen_columns.all() or not seen_columns.any():
+            raise ConfigError(
+                f"The data's classes must mix trained and new names to calibrate; it has "
+                f"{int(seen_columns.sum())} trained and {int((~seen_columns).sum())} new ones."
+            )
+        model.set_classes(evaluation.class_names, synonyms=evaluation.synonyms)
+        model.config.calibration = 0.0
+        scores, labels = _scores(model, evaluation, data, batch_size)
+        result = {**calibrated_stacking(scores, labels, seen_columns), "method": f"fitted on {evaluation.description}"}
+    else:
+        from .selection import cross_validate, pseudo_unseen_folds
+        from .training import load_config
+
+        path = model_file(model_dir, TRAINING_CONFIG)
+        if path is None:
+            raise ModelLoadError(f"{model_dir} has no {TRAINING_CONFIG}: --pseudo-unseen retrains the run, which needs its config.")
+        config = load_config(path)
+        table = cross_validate(config, {"run": []}, pseudo_unseen_folds(trained, folds, pseudo_unseen, seed=seed))
+        summary = table.summary()[0]
+        result = {
+            "calibration": table.calibration("run", "as trained"),
+            "method": f"median over {folds} folds, each holding {pseudo_unseen} of the {len(trained)} trained classes out of training",
+            "harmonic_mean": summary["gzsl_harmonic_mean"],
+            "fold_offsets": [score.calibration for score in table.scores],
+        }
+    model.set_classes(trained)  # the saved vocabulary stays the trained one; the offset applies once names mix
+    model.config.calibration = float(result["calibration"])
+    model.save_pretrained(model_dir)
+    (Path(model_dir) / "calibration.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_card(model_dir)
+    return result
+
+
+@torch.no_grad()
+def _scores(model, evaluation: EvalData, data: DataConfig, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    _, transform = build_transforms(model.config.data_config, data.augment)
+    scores, labels = [], []
+    for batch in eval_loader(evaluation.dataset, transform, batch_size, data):
+        if len(batch["labels"]):
+            scores.append(model(pixel_values=batch["pixel_values"]).logits.float())
+            labels.append(batch["labels"])
+    return torch.cat(scores), torch.cat(labels)

@@ -18,11 +18,12 @@ def write_reports(output_dir: Path, evaluation: dict[str, Any], history: list[di
     metrics_file.write_text(json.dumps({**evaluation, "class_names": class_names, "history": history}, indent=2))
 
     matrix = evaluation["confusion_matrix"]
-    size = max(4, 0.45 * len(class_names) + 2)
+    size = min(16, max(4, 0.45 * len(class_names) + 2))  # a few hundred classes stay a readable picture
     figure, axes = plt.subplots(figsize=(size, size))
-    axes.imshow(matrix, cmap="Blues")
-    axes.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
-    axes.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    axes.imshow(matrix, cmap="Blues", interpolation="nearest")
+    if len(class_names) <= 60:
+        axes.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+        axes.set_yticks(range(len(class_names)), class_names, fontsize=7)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(f"Confusion matrix (accuracy {evaluation['accuracy']:.3f}, {evaluation['num_examples']} images)")
@@ -32,7 +33,7 @@ def write_reports(output_dir: Path, evaluation: dict[str, Any], history: list[di
                 axes.text(column, row, str(value), ha="center", va="center", fontsize=6)
     figure.tight_layout()
     confusion_png = output_dir / "confusion_matrix.png"
-    figure.savefig(confusion_png, dpi=120)
+    figure.savefig(confusion_png, dpi=100)
     plt.close(figure)
 
     files = {"metrics_file": str(metrics_file), "confusion_png": str(confusion_png)}

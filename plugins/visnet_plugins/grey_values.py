@@ -22,6 +22,8 @@ def to_greyscale(pixel_values: torch.Tensor, mean: torch.Tensor, std: torch.Tens
 class GreyValues(Constraint):
     """``KL(p(x) || p(grey(x)))``: zero for a model that ignores colour."""
 
+    uses_images = True
+
     @dataclass(frozen=True)
     class Params:
         pass

@@ -22,6 +22,8 @@ class SpatialPosition(Constraint):
       feature map, ``region = [top, left, bottom, right]`` as fractions of its height and width.
     """
 
+    uses_images = True
+
     @dataclass(frozen=True)
     class Params:
         mode: Literal["shift", "crop", "region"] = "shift"

@@ -34,6 +34,8 @@ class Constraint:
 
     Params: ClassVar[type] = NoParams
     name: str = ""
+    # Whether the term runs the model on changed images (which pre-computed features do not allow).
+    uses_images: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         self.params = validate_params(self.Params, params)

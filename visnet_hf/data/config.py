@@ -47,8 +47,17 @@ class DataConfig:
     ``hub`` (``path``: a Hub dataset id, ``subset``: its config name) or ``fashion_mnist`` (Debian's
     ``dataset-fashion-mnist`` files when present, the Hub otherwise). ``include_classes`` trains on
     a subset of the classes (by name, in that order), e.g. to keep others for zero-shot evaluation.
+    ``class_texts_column`` names a column with more names for each example's class (``synonyms``:
+    ``"goldfish, Carassius auratus"``, split on ``class_texts_separator``); a VSENet embeds them with
+    its templates next to the class name.
     Without an eval split (``eval_path`` / ``eval_split``) a stratified ``val_fraction`` of the
     training data is held out, with the run's seed.
+
+    ``cache_features`` (with ``optim.freeze: backbone``) computes the frozen backbone's pooled features
+    of every image once, without augmentation, and trains the heads on them: a linear probe or a
+    VSENet's heads train in seconds instead of minutes. They are kept in ``feature_cache_dir``
+    (default ``$VISNET_CACHE`` or ``~/.cache/visnet_hf/features``), keyed by the backbone's weights,
+    its input size and the data, so later runs on the same data reuse them.
 
     ``fallback`` says where else the same data lies, used when this section's files do not exist or
     its Hub dataset cannot be reached; every other setting stays (the quickstart reads
@@ -65,6 +74,8 @@ class DataConfig:
     label_column: str = "label"
     class_names: list[str] | None = None
     include_classes: list[str] | None = None
+    class_texts_column: str | None = None
+    class_texts_separator: str = ","
     descriptions_file: str | None = None
     val_fraction: float = 0.1
     max_train_samples: int | None = None
@@ -72,6 +83,8 @@ class DataConfig:
     num_workers: int = 0
     on_bad_image: Literal["skip", "stop"] = "stop"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    cache_features: bool = False
+    feature_cache_dir: str | None = None
     fallback: DataSource | None = None
 
     def __post_init__(self) -> None:

@@ -39,7 +39,12 @@ T = TypeVar("T")
 class Splits:
     """The splits of a training run.
 
+    Every split has a ``source_index`` column: the example's row in ``train_source`` (for ``train``)
+    or ``eval_source`` (for ``eval``), the whole standardised source before any split or class filter
+    (what a feature cache is computed over).
+
     Attributes:
+        synonyms: more names per class, from ``data.class_texts_column``.
         eval_description: which images the eval split holds, in words (for reports and cards).
     """
 
@@ -48,15 +53,19 @@ class Splits:
     class_names: list[str]
     descriptions: list[list[str]] | None = None
     eval_description: str = ""
+    synonyms: list[list[str]] | None = None
+    train_source: datasets.Dataset | None = None
+    eval_source: datasets.Dataset | None = None
 
 
 @dataclass
 class EvalData:
-    """The images an evaluation scores, their class names, and which part of the data they are."""
+    """The images an evaluation scores, their class names (and synonyms), and which part of the data they are."""
 
     dataset: datasets.Dataset
     class_names: list[str]
     description: str
+    synonyms: list[list[str]] | None = None
 
 
 def load_splits(config: DataConfig, seed: int = 0) -> Splits:
@@ -81,27 +90,32 @@ def load_eval_data(config: DataConfig, seed: int = 0, held_out: bool = False) ->
     """
     if held_out:
         splits = load_splits(config, seed)
-        return EvalData(splits.eval, splits.class_names, splits.eval_description)
+        return EvalData(splits.eval, splits.class_names, splits.eval_description, splits.synonyms)
     return _with_fallback(config, _load_whole)
 
 
 def _load_splits(config: DataConfig, seed: int) -> Splits:
-    train, evaluation, where = _load_source(config)
-    train = _standardise(train, config, "train")
+    raw_train, raw_eval, where = _load_source(config)
+    train = _standardise(raw_train, config, "train")
     class_names = _class_names(train, config)
-    train = _with_class_label(train, class_names)
-    if evaluation is None:
+    train = train_source = _with_class_label(train, class_names)
+    synonyms = _class_texts(raw_train, config, class_names)
+    if raw_eval is None:
         parts = train.train_test_split(test_size=config.val_fraction, seed=seed, stratify_by_column="label")
         train, evaluation = parts["train"], parts["test"]
+        eval_source = train_source
         eval_description = f"a stratified {_percent(config.val_fraction)} held out of {where['train']} (seed {seed})"
     else:
-        evaluation = _with_class_label(_standardise(evaluation, config, "eval"), class_names)
+        evaluation = eval_source = _with_class_label(_standardise(raw_eval, config, "eval"), class_names)
         eval_description = where["eval"]
     if config.include_classes:
         keep = _class_indices(config.include_classes, class_names)
         train, evaluation = (_keep_classes(split, keep, config.include_classes) for split in (train, evaluation))
-        class_names = list(config.include_classes)
-        eval_description += f", classes {', '.join(class_names)} only"
+        synonyms = [synonyms[i] for i in keep] if synonyms else None
+        kept = list(config.include_classes)
+        listed = f"classes {', '.join(kept)}" if len(kept) <= 5 else f"{len(kept)} of its {len(class_names)} classes"
+        eval_description += f", {listed} only"
+        class_names = kept
     if config.max_train_samples:
         train = train.select(range(min(config.max_train_samples, len(train))))
     if config.max_eval_samples and config.max_eval_samples < len(evaluation):
@@ -111,7 +125,7 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
         if len(split) == 0:
             raise DataError(f"The {name} split is empty; check data.path / data.{name}_split.")
     descriptions = read_descriptions(config.descriptions_file, class_names) if config.descriptions_file else None
-    return Splits(train, evaluation, class_names, descriptions, eval_description)
+    return Splits(train, evaluation, class_names, descriptions, eval_description, synonyms, train_source, eval_source)
 
 
 def _load_whole(config: DataConfig) -> EvalData:
@@ -130,13 +144,14 @@ def _load_whole(config: DataConfig) -> EvalData:
     dataset = _standardise(loaded[split], config, split)
     class_names = _class_names(dataset, config)
     dataset = _with_class_label(dataset, class_names)
+    synonyms = _class_texts(loaded[split], config, class_names)
     description = f"all of {where}" if len(loaded) == 1 else f"the {split!r} split of {where}"
     if config.max_eval_samples and config.max_eval_samples < len(dataset):
         dataset = dataset.select(range(config.max_eval_samples))
         description += f", its first {config.max_eval_samples} images"
     if len(dataset) == 0:
         raise DataError(f"{where} holds no images; check --data.")
-    return EvalData(dataset, class_names, description)
+    return EvalData(dataset, class_names, description, synonyms)
 
 
 def _with_fallback(config: DataConfig, load: Callable[[DataConfig], T]) -> T:
@@ -219,8 +234,11 @@ def _percent(fraction: float) -> str:
 
 
 def _standardise(dataset: datasets.Dataset, config: DataConfig, split: str) -> datasets.Dataset:
-    """Rename the configured columns to ``image`` / ``label`` and drop the rest."""
-    for role, column in (("image_column", config.image_column), ("label_column", config.label_column)):
+    """Rename the configured columns to ``image`` / ``label``, drop the rest, number the rows (``source_index``)."""
+    columns = [("image_column", config.image_column), ("label_column", config.label_column)]
+    if config.class_texts_column:
+        columns.append(("class_texts_column", config.class_texts_column))
+    for role, column in columns:
         if column not in dataset.column_names:
             raise DataError(
                 f"data.{role}={column!r} is not a column of the {split} split; its columns are {dataset.column_names}."
@@ -231,7 +249,21 @@ def _standardise(dataset: datasets.Dataset, config: DataConfig, split: str) -> d
     dataset = dataset.rename_columns({k: v for k, v in renames.items() if k != v})
     if not isinstance(dataset.features["image"], datasets.Image):
         dataset = dataset.cast_column("image", datasets.Image())
-    return dataset
+    return dataset.add_column("source_index", np.arange(len(dataset)))
+
+
+def _class_texts(dataset: datasets.Dataset, config: DataConfig, class_names: list[str]) -> list[list[str]] | None:
+    """More names for each class from ``data.class_texts_column``: the distinct texts of its examples,
+    split on the separator, in order of appearance."""
+    if not config.class_texts_column:
+        return None
+    per_class: list[dict[str, None]] = [{} for _ in class_names]
+    labels = dataset[config.label_column][:]
+    for label, value in zip(labels, dataset[config.class_texts_column][:]):
+        for text in str(value or "").split(config.class_texts_separator):
+            if text.strip() and 0 <= label < len(class_names):
+                per_class[label][text.strip()] = None
+    return [list(texts) for texts in per_class]
 
 
 def _class_names(dataset: datasets.Dataset, config: DataConfig) -> list[str]:

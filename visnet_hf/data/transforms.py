@@ -97,7 +97,7 @@ class TransformedDataset(torch.utils.data.Dataset):
 
     def __init__(
         self, dataset, transform: Callable, seed: int = 0, on_bad_image: str = "stop", substitute: bool = True,
-        split: str = "train",
+        split: str = "train", with_indices: bool = False,
     ):
         self.dataset = dataset.cast_column("image", datasets.Image(decode=False))
         self.transform = transform
@@ -106,6 +106,7 @@ class TransformedDataset(torch.utils.data.Dataset):
         self.on_bad_image = on_bad_image
         self.substitute = substitute
         self.split = split
+        self.with_indices = with_indices  # each example says its row (``indices`` in the batch)
         self._tensor_route = isinstance(transform, RecipeTransform)  # uint8 tensors and an explicit generator
         self._decode = decode_tensor if self._tensor_route else decode
         self._generator = torch.Generator()
@@ -143,7 +144,10 @@ class TransformedDataset(torch.utils.data.Dataset):
                 if not self.substitute:
                     return {"bad_images": bad}
                 continue
-            return {**self._transformed(image, index), "labels": row["label"], "bad_images": bad}
+            example = {**self._transformed(image, index), "labels": row["label"], "bad_images": bad}
+            if self.with_indices:
+                example["index"] = position
+            return example
         raise BadImageError(f"No image of the {self.split} split can be decoded; the first error: {bad[0]}")
 
     def _transformed(self, image, index: int) -> dict[str, Any]:
@@ -169,6 +173,8 @@ def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
         "pixel_values": torch.stack([e["pixel_values"] for e in kept]) if kept else torch.empty(0),
         "labels": torch.tensor([e["labels"] for e in kept], dtype=torch.long),
     }
+    if kept and "index" in kept[0]:
+        batch["indices"] = torch.tensor([e["index"] for e in kept], dtype=torch.long)
     bad = [message for e in examples for message in e.get("bad_images", [])]
     if bad:
         batch["bad_images"] = bad

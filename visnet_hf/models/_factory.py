@@ -31,13 +31,14 @@ def build_model(
     pretrained: bool,
     image_size: int | None,
     overrides: dict[str, Any],
-    buffers: Callable[[Any], dict[str, torch.Tensor]] | None = None,
+    initial_state: Callable[[Any], dict[str, torch.Tensor]] | None = None,
 ):
     """Create a model of ``model_class`` from factory keywords (preset defaults already merged in).
 
     ``model_class.backbone_num_classes(config)`` says whether timm's classifier stays (``None``)
-    or goes (0). ``buffers(config)`` computes tensors once at creation, such as VSENet's class
-    embeddings; they are copied into the built model (and may update the config first).
+    or goes (0). ``initial_state(config)`` computes tensors once at creation, such as VSENet's class
+    embeddings (state-dict keys to values); they are loaded into the built model (and may update the
+    config first).
     """
     config_class = model_class.config_class
     fields = config_fields(config_class)
@@ -58,12 +59,13 @@ def build_model(
         raise ConfigError(_unknown_keywords_message(config_class, sorted(architecture_kwargs), error)) from error
     config.num_features = int(backbone.num_features)
     config.data_config = resolve_data_config(backbone, image_size)
-    initial_buffers = buffers(config) if buffers is not None else {}
+    state = initial_state(config) if initial_state is not None else {}
 
     model = model_class(config)
     model.backbone.load_state_dict(backbone.state_dict())
-    for name, value in initial_buffers.items():
-        getattr(model, name).copy_(value)
+    unexpected = model.load_state_dict(state, strict=False).unexpected_keys
+    if unexpected:
+        raise RuntimeError(f"{model_class.__name__} has no {unexpected[:5]}: the initial state does not fit the model.")
     return model.eval()
 
 

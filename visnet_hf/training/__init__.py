@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError, reported_as_cli_errors
-from .config import TrainConfig, load_config
+from .config import TrainConfig, load_config, override
 from .loop import NonFiniteLossError, make_accelerator, train
 from .steps import RunPlan, StepCounter
 
@@ -23,6 +23,7 @@ __all__ = [
     "load_config",
     "main",
     "make_accelerator",
+    "override",
     "train",
 ]
 

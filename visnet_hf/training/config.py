@@ -37,13 +37,15 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimizer and schedule. ``backbone_lr`` gives the backbone its own learning rate;
+    """Optimizer and schedule. ``backbone_lr`` gives the backbone its own learning rate, ``text_lr``
+    a VSENet's trainable text layers (``model.overrides.text_trainable_layers``);
     ``freeze``: ``none`` (full fine-tune), ``backbone`` (linear probe of the heads) or ``partial``
     (only parameters under ``trainable_prefixes`` train)."""
 
     optimizer: Literal["sgd", "adamw"] = "adamw"
     lr: float = 1e-3
     backbone_lr: float | None = None
+    text_lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 0.05
     scheduler: Literal["cosine", "multistep", "constant"] = "cosine"
@@ -59,8 +61,9 @@ class OptimConfig:
         problems = []
         if self.lr <= 0:
             problems.append(f"lr={self.lr} must be positive")
-        if self.backbone_lr is not None and self.backbone_lr < 0:
-            problems.append(f"backbone_lr={self.backbone_lr} must be >= 0")
+        for name in ("backbone_lr", "text_lr"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if self.warmup_steps < 0:
             problems.append(f"warmup_steps={self.warmup_steps} must be >= 0")
         if self.grad_clip is not None and self.grad_clip <= 0:
@@ -116,7 +119,29 @@ class HubConfig:
 
 
 @dataclass(frozen=True)
+class WiseFTConfig:
+    """WiSE-FT at the end of training: the exported model is ``(1 - alpha)`` times the weights at the
+    end of ``stage`` (e.g. the aligned stage-1 model) plus ``alpha`` times the final weights."""
+
+    stage: str
+    alpha: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha={self.alpha} must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
+    """A training run: what to train (``model``), on what (``data``), how (``optim``, ``stages``), and
+    what it leaves behind.
+
+    ``eval_every_steps`` evaluates within epochs too (every epoch ends with one anyway);
+    ``checkpoints: false`` writes no checkpoints (no ``--resume``) and ``export: false`` no model
+    folder, reports or plots: what a sweep of many short runs wants (:mod:`visnet_hf.selection`).
+    ``on_nonfinite`` says what a NaN or infinite loss does: ``stop`` the run, or ``skip`` the step.
+    """
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -128,6 +153,8 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "outputs/run"
     eval_every_steps: int | None = None
+    checkpoints: bool = True
+    export: bool = True
     checkpoint_every_steps: int | None = None
     keep_checkpoints: int = 2
     log_every_steps: int = 10
@@ -136,9 +163,12 @@ class TrainConfig:
     plugins_allow: list[str] | None = None
     plugins_deny: list[str] = field(default_factory=list)
     hub: HubConfig = field(default_factory=HubConfig)
+    wise_ft: WiseFTConfig | None = None
 
     def __post_init__(self):
         problems = []
+        if self.hub.push and not self.export:
+            problems.append("hub.push needs export: true (the exported model is what is pushed)")
         if self.batch_size < 1:
             problems.append(f"batch_size={self.batch_size} must be >= 1")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:
@@ -157,6 +187,10 @@ class TrainConfig:
         names = [stage.name for stage in self.stages]
         if len(set(names)) != len(names):
             problems.append(f"stage names must be unique, got {names}")
+        if self.wise_ft is not None and self.wise_ft.stage not in names[:-1]:
+            problems.append(
+                f"wise_ft.stage={self.wise_ft.stage!r} must name a stage before the last; the stages are {names}"
+            )
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -171,7 +205,10 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"Override {item!r} is not key=value (e.g. optim.lr=0.01).")
         key, raw = item.split("=", 1)
-        tree[key.strip()] = yaml.safe_load(raw)
+        try:
+            tree[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"Override {item!r}: its value is not valid YAML ({error}).") from None
     return tree
 
 
@@ -261,9 +298,26 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"Config file {str(path)!r} does not exist.")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of config sections.")
+    return config_from_dict(data, overrides, str(path) if path else "the config")
+
+
+def override(config: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """``config`` with ``key=value`` overrides applied, validated as a config file is."""
+    return config_from_dict(config.to_dict(), overrides, "the config")
+
+
+def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None, where: str = "the config") -> TrainConfig:
+    """A :class:`TrainConfig` from a mapping (the defaults fill what it leaves out) and overrides.
+
+    Raises:
+        ConfigError: every problem, listed together.
+    """
     data = _merge(dataclasses.asdict(TrainConfig()), data)
     for dotted, value in parse_overrides(overrides or []).items():
         try:
@@ -276,5 +330,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if model is not None:
         problems += _model_problems(model, config.stages if config is not None else [])
     problems += _constraint_problems(data)
-    raise_problems(problems, ConfigError, str(path) if path else "the config")
+    raise_problems(problems, ConfigError, where)
     return config

@@ -35,6 +35,7 @@ from ..registry import create_model, get_preset
 from ..reports import write_reports
 from ..text_encoders import default_text_encoder
 from .checkpoints import latest_checkpoint, read_state, save_checkpoint
+from .features import FeatureCache, FeatureDataset, check_cacheable, collate_features
 from .config import StageConfig, TrainConfig
 from .losses import LossMeter, NonFiniteGuard, NonFiniteLossError
 from .optim import build_optimizer, build_schedule, freeze, train_mode
@@ -81,6 +82,7 @@ class Run:
     window_losses: LossMeter = field(default_factory=LossMeter)  # since the last log line
     last_eval: dict[str, Any] = field(default_factory=dict)
     last_eval_step: int = -1
+    wise_ft_start: StateSnapshot | None = None  # the weights at the end of config.wise_ft.stage
     epoch_started: float = 0.0
     eval_seconds: float = 0.0  # spent evaluating in this epoch
 
@@ -100,7 +102,8 @@ class Run:
 
     @property
     def stage(self) -> StageConfig:
-        return self.config.stages[self.counter.stage]
+        """The current stage (the last one once the run has finished)."""
+        return self.config.stages[min(self.counter.stage, len(self.config.stages) - 1)]
 
     @property
     def output_dir(self) -> Path:
@@ -109,6 +112,22 @@ class Run:
     @property
     def finished(self) -> bool:
         return self.counter.finished(self.plan)
+
+
+class StateSnapshot:
+    """A copy of a model's weights, checkpointed with the run (``register_for_checkpointing``)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, torch.Tensor] = {}
+
+    def take(self, model: torch.nn.Module) -> None:
+        self.state = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"state": self.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = dict(state["state"])
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -139,7 +158,7 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None, resume: b
 # -- setup ------------------------------------------------------------------------------------
 
 
-def build_model(config: TrainConfig, class_names: list[str], descriptions=None):
+def build_model(config: TrainConfig, class_names: list[str], descriptions=None, synonyms=None):
     """A new model from the config's preset, for the data's class names."""
     model_config = config.model
     kwargs: dict[str, Any] = dict(model_config.overrides)
@@ -149,6 +168,8 @@ def build_model(config: TrainConfig, class_names: list[str], descriptions=None):
         kwargs.update(class_names=class_names, text_encoder=model_config.text_encoder or default_text_encoder())
         if descriptions is not None:
             kwargs["class_descriptions"] = descriptions
+        if synonyms is not None:
+            kwargs["class_synonyms"] = synonyms
     else:
         kwargs.update(num_labels=len(class_names), id2label=dict(enumerate(class_names)))
     return create_model(
@@ -163,7 +184,7 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
     """Data, model, constraints (all validated before the first step), optimizer, one ``prepare``, the plan."""
     set_seed(config.seed)
     splits = load_splits(config.data, seed=config.seed)
-    model = build_model(config, splits.class_names, splits.descriptions)
+    model = build_model(config, splits.class_names, splits.descriptions, splits.synonyms)
     soft_tuning = [
         SoftTuning.build(list(stage.constraints), allow=config.plugins_allow, deny=config.plugins_deny)
         for stage in config.stages
@@ -171,17 +192,20 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
     for stage_constraints in soft_tuning:
         stage_constraints.setup(model)
     freeze(model, config.optim)
-    train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
-    train_dataset = TransformedDataset(splits.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image)
-    train_loader = DataLoader(
-        train_dataset,
-        batch_size=config.batch_size,
-        shuffle=True,
-        collate_fn=collate,
-        num_workers=config.data.num_workers,
-        drop_last=len(splits.train) > config.batch_size,
-    )
-    evaluation = eval_loader(splits.eval, eval_transform, config.eval_batch_size or config.batch_size, config.data)
+    if config.data.cache_features:
+        train_dataset, train_loader, evaluation = _cached_feature_loaders(config, accelerator, model, splits, soft_tuning)
+    else:
+        train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
+        train_dataset = TransformedDataset(splits.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image)
+        train_loader = DataLoader(
+            train_dataset,
+            batch_size=config.batch_size,
+            shuffle=True,
+            collate_fn=collate,
+            num_workers=config.data.num_workers,
+            drop_last=len(splits.train) > config.batch_size,
+        )
+        evaluation = eval_loader(splits.eval, eval_transform, config.eval_batch_size or config.batch_size, config.data)
     optimizer = build_optimizer(model, config.optim)
     model, optimizer, train_loader, evaluation = accelerator.prepare(model, optimizer, train_loader, evaluation)
 
@@ -193,7 +217,10 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
     )
     scheduler = build_schedule(optimizer, config.optim, plan.total_steps, plan.steps_per_epoch)
     ema = _build_ema(accelerator.unwrap_model(model), config)
-    accelerator.register_for_checkpointing(scheduler, *soft_tuning, *([ema] if ema is not None else []))
+    wise_ft_start = StateSnapshot() if config.wise_ft is not None else None
+    if config.checkpoints:
+        extra = [obj for obj in (ema, wise_ft_start) if obj is not None]
+        accelerator.register_for_checkpointing(scheduler, *soft_tuning, *extra)
     return Run(
         config=config,
         accelerator=accelerator,
@@ -208,7 +235,34 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
         ema=ema,
         plan=plan,
         guard=NonFiniteGuard(config.on_nonfinite, accelerator),
+        wise_ft_start=wise_ft_start,
     )
+
+
+def _cached_feature_loaders(config: TrainConfig, accelerator: Accelerator, model, splits: Splits, soft_tuning):
+    """``data.cache_features``: the frozen backbone's pooled features of every image, computed once."""
+    check_cacheable(model, config.optim.freeze, [c for stage in soft_tuning for c in stage.constraints])
+    cache = FeatureCache(config.data.feature_cache_dir)
+    _, eval_transform = build_transforms(model.config.data_config, config.data.augment)
+    model.to(accelerator.device)
+    started = time.perf_counter()
+    train_cached = cache.features(model, splits.train_source, eval_transform, accelerator)
+    eval_cached = (
+        train_cached
+        if splits.eval_source is splits.train_source
+        else cache.features(model, splits.eval_source, eval_transform, accelerator)
+    )
+    accelerator.print(f"Backbone features of {len(splits.train_source)} images ready in {time.perf_counter() - started:.0f}s ({cache.directory}).")
+    train_dataset, eval_dataset = FeatureDataset(splits.train, train_cached), FeatureDataset(splits.eval, eval_cached)
+    train_loader = DataLoader(
+        train_dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        collate_fn=collate_features,
+        drop_last=len(train_dataset) > config.batch_size,
+    )
+    evaluation = DataLoader(eval_dataset, batch_size=config.eval_batch_size or config.batch_size, collate_fn=collate_features)
+    return train_dataset, train_loader, evaluation
 
 
 def restore(run: Run) -> None:
@@ -226,7 +280,7 @@ def restore(run: Run) -> None:
 def start(run: Run) -> None:
     """Write the resolved config, open the trackers, say what the run trains and evaluates on."""
     config, accelerator = run.config, run.accelerator
-    if accelerator.is_main_process:
+    if accelerator.is_main_process and (config.export or config.checkpoints):
         run.output_dir.mkdir(parents=True, exist_ok=True)
         (run.output_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     accelerator.init_trackers("visnet", config=_flat_hparams(config))
@@ -253,7 +307,7 @@ def train_one_epoch(run: Run) -> None:
     run.epoch_started, run.eval_seconds = time.perf_counter(), 0.0
     progress = tqdm(
         total=_steps_left_in_epoch(run),
-        disable=not accelerator.is_local_main_process,
+        disable=True if not accelerator.is_local_main_process else None,  # None: only on a terminal
         desc=_where(run),
         leave=False,
     )
@@ -329,6 +383,9 @@ def end_epoch(run: Run) -> None:
     """Evaluate, close the epoch (moving to the next stage when this one is done), checkpoint."""
     if run.last_eval_step != run.counter.step:
         evaluate(run)
+    wise_ft = run.config.wise_ft
+    if wise_ft is not None and run.stage.name == wise_ft.stage and run.counter.stage_done(run.plan):
+        run.wise_ft_start.take(run.accelerator.unwrap_model(run.eval_model))
     run.counter.end_epoch(run.plan)
     run.epoch_losses.reset()
     checkpoint(run)
@@ -364,13 +421,16 @@ def evaluate(run: Run) -> dict[str, Any]:
     run.last_eval, run.last_eval_step = result, counter.step
     if result["accuracy"] > state.best_accuracy:
         state.best_accuracy = result["accuracy"]
-        export(run, run.output_dir / "model", result)
+        if run.config.export and run.config.wise_ft is None:  # with WiSE-FT the interpolation is exported, at the end
+            export(run, run.output_dir / "model", result)
     return result
 
 
-def checkpoint(run: Run) -> Path:
-    """Save everything ``--resume`` needs; never a run that has gone non-finite."""
+def checkpoint(run: Run) -> Path | None:
+    """Save everything ``--resume`` needs (unless ``checkpoints: false``); never a run that has gone non-finite."""
     run.guard.check()
+    if not run.config.checkpoints:
+        return None
     run.state.epoch_losses = run.epoch_losses.state_dict()
     return save_checkpoint(run.accelerator, run.output_dir, run.counter.step, asdict(run.state), run.config.keep_checkpoints)
 
@@ -397,9 +457,27 @@ def export(run: Run, directory: Path, evaluation: dict[str, Any]) -> None:
     accelerator.wait_for_everyone()
 
 
+def apply_wise_ft(run: Run) -> dict[str, torch.Tensor]:
+    """Load ``(1 - alpha) * start + alpha * final`` into the model, evaluate it, export it; returns the final weights."""
+    from ..wise_ft import interpolate_state
+
+    model = run.accelerator.unwrap_model(run.eval_model)
+    final = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
+    model.load_state_dict(interpolate_state(run.wise_ft_start.state, final, run.config.wise_ft.alpha))
+    run.accelerator.print(
+        f"WiSE-FT: alpha {run.config.wise_ft.alpha} between the end of stage {run.config.wise_ft.stage!r} and the final weights."
+    )
+    result = evaluate(run)
+    run.state.history[-1]["stage"] = "wise_ft"
+    if run.config.export:
+        export(run, run.output_dir / "model", result)
+    return final
+
+
 def finish(run: Run) -> dict[str, Any]:
     """Reports, the optional push, and the run's summary; ends the trackers."""
     accelerator, state, config = run.accelerator, run.state, run.config
+    wise_ft_final = apply_wise_ft(run) if config.wise_ft is not None else None
     # One checksum of the weights per process: DDP replicas that drifted apart would show here.
     checksum = torch.tensor([sum(p.detach().double().sum().item() for p in run.inner.parameters())], device=accelerator.device)
     skipped = torch.tensor([state.skipped_steps], device=accelerator.device)
@@ -416,7 +494,7 @@ def finish(run: Run) -> dict[str, Any]:
         "bad_images": state.bad_images,
     }
     results: dict[str, Any] = {"output_dir": str(run.output_dir), "model_dir": str(run.output_dir / "model"), "state": asdict(state), **run_info}
-    if last_eval and accelerator.is_main_process:
+    if last_eval and accelerator.is_main_process and config.export:
         report = {**last_eval, "scored": run.splits.eval_description, "run": run_info}
         results.update(write_reports(run.output_dir, report, state.history, run.splits.class_names))
         accelerator.print(
@@ -430,8 +508,11 @@ def finish(run: Run) -> dict[str, Any]:
         accelerator.print(f"Pushed {len(results['pushed_files'])} files to https://huggingface.co/{config.hub.repo_id}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    accelerator.free_memory()  # the prepared objects go with the run: another run may follow in this process
     results["final_eval"] = {k: v for k, v in last_eval.items() if k != "scores"}
-    results["model"] = run.inner
+    results["model"] = run.inner if wise_ft_final is None else run.accelerator.unwrap_model(run.eval_model)
+    if wise_ft_final is not None:  # both ends of the interpolation, for a curve over alpha
+        results["wise_ft_endpoints"] = {"start": run.wise_ft_start.state, "final": wise_ft_final}
     return results
 
 
@@ -441,6 +522,8 @@ def finish(run: Run) -> dict[str, Any]:
 def _where(run: Run) -> str:
     """``stage 2/3`` (epochs) or ``stage step 40/100`` (a stage counted in steps)."""
     stage, counter = run.stage, run.counter
+    if run.finished:
+        return "end"
     if stage.steps is not None:
         return f"{stage.name} step {counter.step_in_stage(run.plan)}/{stage.steps}"
     return f"{stage.name} {counter.epoch + 1}/{stage.epochs}"

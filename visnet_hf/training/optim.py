@@ -13,14 +13,18 @@ from .config import OptimConfig
 
 
 def freeze(model: nn.Module, config: OptimConfig) -> None:
-    """``backbone``: a linear probe (only the heads train); ``partial``: only ``trainable_prefixes`` train."""
+    """``backbone``: a linear probe (only the heads train); ``partial``: only ``trainable_prefixes`` train.
+
+    Freezing only ever turns training off: what the model itself keeps locked (the locked layers of a
+    LiT text tower) stays locked.
+    """
     if config.freeze == "none":
         return
     for name, param in model.named_parameters():
         if config.freeze == "backbone":
-            param.requires_grad_(not name.startswith("backbone."))
+            param.requires_grad_(param.requires_grad and not name.startswith("backbone."))
         else:
-            param.requires_grad_(name.startswith(tuple(config.trainable_prefixes)))
+            param.requires_grad_(param.requires_grad and name.startswith(tuple(config.trainable_prefixes)))
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"optim.trainable_prefixes={config.trainable_prefixes} match no parameter; nothing would train.")
 
@@ -38,16 +42,18 @@ def train_mode(model: nn.Module) -> None:
 
 
 def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
-    """SGD or AdamW; the backbone may have its own learning rate; no weight decay on biases and norms."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    """SGD or AdamW; the backbone and a trainable text tower may have their own learning rates; no
+    weight decay on biases and norms."""
+    part_lr = {"backbone.": config.backbone_lr, "text_tower.": config.text_lr}
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        key = (name.startswith("backbone."), param.ndim <= 1)
-        groups.setdefault(key, []).append(param)
+        part = next((prefix for prefix in part_lr if name.startswith(prefix)), "")
+        groups.setdefault((part, param.ndim <= 1), []).append(param)
     param_groups = []
-    for (is_backbone, no_decay), params in groups.items():
-        lr = config.backbone_lr if (is_backbone and config.backbone_lr is not None) else config.lr
+    for (part, no_decay), params in groups.items():
+        lr = part_lr.get(part) if part_lr.get(part) is not None else config.lr
         param_groups.append({"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else config.weight_decay})
     if config.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)

@@ -135,16 +135,31 @@ class FRNForImageClassification(FRNPreTrainedModel):
         """Keep timm's classifier (its softmax output is fused) unless the config drops the fusion."""
         return config.backbone_num_classes if config.concat_backbone_probs else 0
 
+    @property
+    def accepts_image_features(self) -> bool:
+        """Whether the head works from pooled features alone (the dense MLP head), so that a frozen
+        backbone's features can be computed once (``data.cache_features``)."""
+        return self.config.head_type == "mlp" and self.config.middle == "dense"
+
     def forward(
         self,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
     ) -> FRNOutput | tuple:
-        feature_map = self.backbone.forward_features(pixel_values)
-        pooled = self.backbone.forward_head(feature_map, pre_logits=True)
-        head_features = self.head(_positions(feature_map, self._output_fmt), pooled)
+        """Scores over ``config.id2label``; ``image_features`` (the backbone's pooled features) may
+        replace ``pixel_values`` for a head that reads only them (see :attr:`accepts_image_features`)."""
+        if image_features is None:
+            feature_map = self.backbone.forward_features(pixel_values)
+            pooled = self.backbone.forward_head(feature_map, pre_logits=True)
+            positions = _positions(feature_map, self._output_fmt)
+        elif self.accepts_image_features:
+            feature_map, pooled, positions = None, image_features, None
+        else:
+            raise ValueError("This FRN head reads the backbone's feature map; give pixel_values, not image_features.")
+        head_features = self.head(positions, pooled)
 
         backbone_logits = None
         fused = head_features

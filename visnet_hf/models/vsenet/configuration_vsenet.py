@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from ...text_encoders import DEFAULT_TEXT_ENCODER, TextPooling
+from ...text_encoders import DEFAULT_TEXT_ENCODER, TextAverage, TextPooling, resolve_templates
 from .._base import FieldChecks, VisnetConfig
 
 Head = Literal["semantic", "softmax", "both"]
@@ -20,10 +20,21 @@ class VSENetConfig(VisnetConfig):
     Args:
         text_encoder: Hub id or local path of the ``transformers`` text encoder that embeds class
             names; only needed to (re)compute class embeddings, never for inference.
-        text_pooling: ``"mean"`` or ``"cls"`` pooling of the text encoder's last hidden states.
+        text_pooling: how the text tower's outputs become one vector per text: ``"auto"`` (CLIP-style
+            towers: their projection; others: ``"mean"``), ``"mean"``, ``"cls"``, ``"pooler"`` or
+            ``"projection"``; resolved when the model is created.
         class_names: the current vocabulary; ``id2label`` follows it.
+        class_synonyms: optional other names per class (e.g. WordNet lemmas), each put in every template.
         class_descriptions: optional descriptions, one list per class, averaged into its embedding.
-        templates: prompt templates with ``{}`` for the name, averaged (default ``"a photo of a {}."``).
+        templates: prompt templates with ``{}`` for the name, or a set name (``photo``, ``name``,
+            ``clip7``, ``clip80``), stored as the list it names (default ``"a photo of a {}."``).
+        text_average: ``"texts"`` (every prompt counts once) or ``"names"`` (every name and synonym
+            counts once, whatever its number of templates).
+        text_trainable_layers: train the text tower's last N layers with the model (LiT-style
+            locking); 0 keeps it frozen and outside the model.
+        text_tower_config: the text tower's ``transformers`` config, kept when it is part of the model.
+        class_centering: subtract the trained vocabulary's mean embedding from every class embedding
+            (trained and new) before the cosine: the direction all names share says nothing about any one.
         trained_class_names: the vocabulary the softmax head was trained on. While ``class_names``
             equals it the softmax head takes part; after ``set_classes`` to other names the
             ``zero_shot_head`` predicts, with ``calibration`` applied to any trained names among them.
@@ -54,10 +65,15 @@ class VSENetConfig(VisnetConfig):
     model_type = "vsenet"
 
     text_encoder: str = DEFAULT_TEXT_ENCODER
-    text_pooling: TextPooling = "mean"
+    text_pooling: TextPooling = "auto"
     class_names: list[str] | None = None
+    class_synonyms: list[list[str]] | None = None
     class_descriptions: list[list[str]] | None = None
-    templates: list[str] | None = None
+    templates: str | list[str] | None = None
+    text_average: TextAverage = "texts"
+    text_trainable_layers: int = 0
+    text_tower_config: dict[str, Any] | None = None
+    class_centering: bool = False
     trained_class_names: list[str] | None = None
     embedding_dim: int = 384
     projection: Projection = "linear"
@@ -90,10 +106,16 @@ class VSENetConfig(VisnetConfig):
                 self.class_names = [self.id2label[i] for i in range(len(self.id2label))]
             if self.trained_class_names is None:
                 self.trained_class_names = list(self.class_names)
-            if self.class_descriptions is not None and len(self.class_descriptions) != len(self.class_names):
-                problems.append(
-                    f"class_descriptions has {len(self.class_descriptions)} entries for {len(self.class_names)} classes"
-                )
+            for name in ("class_descriptions", "class_synonyms"):
+                per_class = getattr(self, name)
+                if per_class is not None and len(per_class) != len(self.class_names):
+                    problems.append(f"{name} has {len(per_class)} entries for {len(self.class_names)} classes")
+        if checks.ok("templates") and isinstance(self.templates, str):
+            try:
+                self.templates = list(resolve_templates(self.templates))
+            except ValueError as error:
+                problems.append(f"templates: {error}")
+        checks.require("text_trainable_layers", lambda v: v >= 0, "must be >= 0")
         checks.require("conse_top_k", lambda v: v >= 1, "must be >= 1")
         checks.require("softmax_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
         if checks.ok("min_temperature", "temperature") and not 0.0 < self.min_temperature <= self.temperature:

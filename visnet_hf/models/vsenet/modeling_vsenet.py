@@ -23,9 +23,18 @@ import torch.nn.functional as F
 from transformers.utils import ModelOutput
 
 from ... import semantics
+from ...calibration import calibrated_stacking
 from ...backbones import create_backbone, resolve_data_config
 from ...registry import register_preset
-from ...text_encoders import ClassTexts, TextEncoder
+from ...text_encoders import (
+    ClassTexts,
+    class_matrix,
+    flatten_prompts,
+    get_text_encoder,
+    load_text_model,
+    pool,
+    tokenize,
+)
 from .._base import VisnetPreTrainedModel
 from .._factory import build_model
 from .configuration_vsenet import VSENetConfig
@@ -87,8 +96,16 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self.register_buffer(
             "trained_class_embeddings", torch.zeros(len(config.trained_class_names), config.embedding_dim)
         )
+        # The mean embedding of the trained vocabulary, subtracted from every class embedding when
+        # config.class_centering is set (the direction all names share says nothing about any one).
+        self.register_buffer("text_mean", torch.zeros(config.embedding_dim))
+        self.text_tower = TextTower(config) if config.text_trainable_layers else None
+        self._text_inputs: dict[str, torch.Tensor] | None = None  # the vocabulary's prompts, tokenized
         self._sync_vocabulary()
         self.post_init()
+
+    # Its heads read only the pooled features, so a frozen backbone's can be computed once.
+    accepts_image_features = True
 
     # -- hooks used by the factory ------------------------------------------------------------
 
@@ -100,15 +117,28 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
     ) -> VSENetOutput | tuple:
-        feature_map = self.backbone.forward_features(pixel_values)
-        visual = self.dropout(self.backbone.forward_head(feature_map, pre_logits=True))
+        """Scores over ``config.class_names``.
+
+        Args:
+            pixel_values: images, as the image processor prepares them.
+            labels: class indices; the output then has the loss of ``config.objective``.
+            image_features: instead of images, the backbone's pooled features (``pooler_output``),
+                computed once for a frozen backbone (``data.cache_features``).
+        """
+        if image_features is None:
+            feature_map = self.backbone.forward_features(pixel_values)
+            pooled = self.backbone.forward_head(feature_map, pre_logits=True)
+        else:
+            feature_map, pooled = None, image_features
+        visual = self.dropout(pooled)
         image_embeds = F.normalize(self.projection(visual), dim=-1)
-        semantic_logits = self.logit_scale_value() * image_embeds @ self.normalized_class_embeddings().T
+        semantic_logits = self.logit_scale_value() * image_embeds @ self._class_embeddings_for_forward().T
 
         if self._seen_columns is None:  # the trained vocabulary: both heads are available
             softmax_logits = self.classifier(visual)
@@ -139,7 +169,44 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         return self.logit_scale.exp().clamp(max=1.0 / self.config.min_temperature)
 
     def normalized_class_embeddings(self) -> torch.Tensor:
-        return F.normalize(self.class_embeddings, dim=-1)
+        """The current vocabulary's embeddings as the heads use them: centred if configured, unit length."""
+        return self._centred(self.class_embeddings)
+
+    def _centred(self, embeddings: torch.Tensor) -> torch.Tensor:
+        if self.config.class_centering:
+            embeddings = embeddings - self.text_mean
+        return F.normalize(embeddings, dim=-1)
+
+    def _class_embeddings_for_forward(self) -> torch.Tensor:
+        """The class embeddings, recomputed through the text tower while its last layers train (LiT)."""
+        if self.text_tower is None or not self.training or self._seen_columns is not None:
+            return self.normalized_class_embeddings()
+        if self._text_inputs is None:
+            self._text_inputs = self._prompt_inputs(self._class_texts())
+        embeddings = self._tower_embeddings(self._text_inputs, len(self.config.class_names))
+        with torch.no_grad():  # what evaluation, export and ConSE see: the tower's latest embeddings
+            self.class_embeddings.copy_(embeddings)
+            self.trained_class_embeddings.copy_(embeddings)
+        return self._centred(embeddings)
+
+    def _prompt_inputs(self, texts: ClassTexts) -> dict[str, torch.Tensor]:
+        """A vocabulary's prompts tokenized for the text tower, with each prompt's weight and class."""
+        _, tokenizer, _ = load_text_model(self.text_encoder_path(), self.config.text_pooling)
+        flat, weights, owner = flatten_prompts(texts)
+        tokens = tokenize(tokenizer, flat, max_length=64)
+        inputs = {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"], "weights": weights, "owner": owner}
+        return {key: value.to(self.class_embeddings.device) for key, value in inputs.items()}
+
+    def _tower_embeddings(self, inputs: dict[str, torch.Tensor], classes: int) -> torch.Tensor:
+        pooled = self.text_tower(inputs["input_ids"], inputs["attention_mask"])
+        return class_matrix(pooled, inputs["weights"], inputs["owner"], classes)
+
+    def _class_texts(self) -> ClassTexts:
+        config = self.config
+        return ClassTexts.build(
+            config.class_names, config.class_descriptions, config.templates, synonyms=config.class_synonyms,
+            average=config.text_average,
+        )
 
     def _combine(self, semantic_logits: torch.Tensor, softmax_logits: torch.Tensor) -> torch.Tensor:
         head = self.config.head
@@ -166,7 +233,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         if mode == "semantic":
             return semantic_logits
         scale = self.logit_scale_value()
-        trained = F.normalize(self.trained_class_embeddings, dim=-1)
+        trained = self._centred(self.trained_class_embeddings)
         trained_logits = self._combine(scale * image_embeds @ trained.T, self.classifier(visual))
         probabilities = trained_logits.float().softmax(-1)
         top = probabilities.topk(min(self.config.conse_top_k, probabilities.shape[-1]))
@@ -238,22 +305,25 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self,
         names: Sequence[str],
         descriptions: Sequence[str | Sequence[str] | None] | None = None,
-        templates: Sequence[str] | None = None,
+        templates: str | Sequence[str] | None = None,
         class_embeddings: torch.Tensor | None = None,
-    ) -> "VSENetForImageClassification":
-        """Switch to another vocabulary (zero-shot), embedding it with the text encoder in the config.
+        synonyms: Sequence[str | Sequence[str] | None] | None = None,
+    ) -> VSENetForImageClassification:
+        """Switch to another vocabulary (zero-shot), embedding it with the model's text encoder.
 
         Args:
             names: the new class names; may include trained names (generalised zero-shot).
             descriptions: optional per-class descriptions (a string or list of strings per class).
-            templates: prompt templates; default: those the model was created with.
+            templates: prompt templates (a list, or a set name: ``clip7``, ``clip80``); default: the model's.
             class_embeddings: precomputed embeddings ``(len(names), embedding_dim)``; skips the encoder.
+            synonyms: optional other names per class, each put in every template (e.g. WordNet lemmas).
         """
         config = self.config
-        templates = list(templates) if templates else config.templates
-        texts = ClassTexts.build(names, descriptions, templates)
+        texts = ClassTexts.build(
+            names, descriptions, templates or config.templates, synonyms=synonyms, average=config.text_average
+        )
         if class_embeddings is None:
-            class_embeddings = TextEncoder(self.text_encoder_path(), pooling=config.text_pooling).embed_classes(texts)
+            class_embeddings = self.embed_texts(texts)
         if tuple(class_embeddings.shape) != (len(names), config.embedding_dim):
             raise ValueError(
                 f"Class embeddings of shape {tuple(class_embeddings.shape)} do not fit this model, which expects "
@@ -265,11 +335,25 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self.class_embeddings = F.normalize(class_embeddings.float(), dim=-1).to(self.class_embeddings.device)
         config.class_names = list(texts.names)
         config.class_descriptions = [list(d) for d in texts.descriptions] if texts.descriptions else None
-        config.templates = list(templates) if templates else None
+        config.class_synonyms = [list(s) for s in texts.synonyms] if texts.synonyms else None
+        config.templates = list(texts.templates)
         config.id2label = dict(enumerate(config.class_names))
         config.label2id = {name: index for index, name in enumerate(config.class_names)}
+        self._text_inputs = None
         self._sync_vocabulary()
         return self
+
+    @torch.no_grad()
+    def embed_texts(self, texts: ClassTexts) -> torch.Tensor:
+        """Class embeddings for ``texts`` with this model's text encoder: its own trained tower when it
+        has one, else the (cached) encoder named in the config."""
+        if self.text_tower is None:
+            return get_text_encoder(self.text_encoder_path(), self.config.text_pooling).embed_classes(texts)
+        was_training = self.text_tower.training
+        self.text_tower.eval()
+        embeddings = self._tower_embeddings(self._prompt_inputs(texts), len(texts.names))
+        self.text_tower.train(was_training)
+        return embeddings
 
     def text_encoder_path(self) -> str:
         """The text encoder ``set_classes`` uses: a copy bundled in the folder the model was loaded from
@@ -300,7 +384,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
                 ``config.class_names``.
 
         Returns:
-            ``{"calibration", "seen_accuracy", "unseen_accuracy", "harmonic_mean"}``.
+            ``{"calibration", "seen_accuracy", "unseen_accuracy", "harmonic_mean", "images"}``.
         """
         if not self._seen_columns or len(self._seen_columns) == len(self.config.class_names):
             raise ValueError(
@@ -313,8 +397,8 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         scores, labels = [], []
         try:
             for batch in batches:
-                pixel_values, batch_labels = (batch["pixel_values"], batch["labels"]) if isinstance(batch, dict) else batch
-                scores.append(self(pixel_values.to(self.device)).logits.float().cpu())
+                inputs, batch_labels = _inputs_and_labels(batch)
+                scores.append(self(**{k: v.to(self.device) for k, v in inputs.items()}).logits.float().cpu())
                 labels.append(torch.as_tensor(batch_labels).cpu())
         finally:
             self.train(was_training)
@@ -323,38 +407,34 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
 
         seen = torch.zeros(scores.shape[1], dtype=torch.bool)
         seen[self._seen_columns] = True
-        is_seen_image = seen[labels]
-        if is_seen_image.all() or not is_seen_image.any():
-            raise ValueError("fit_calibration needs held-out images of both trained and new classes.")
-        # Decisions only change where the offset equals a gap between the best seen and best unseen score.
-        gaps = scores[:, seen].max(1).values - scores[:, ~seen].max(1).values
-        candidates = torch.cat([torch.zeros(1), gaps.sort().values + 1e-6])
-        if len(candidates) > 1024:
-            candidates = candidates[torch.linspace(0, len(candidates) - 1, 1024).long()]
-
-        best = {"harmonic_mean": -1.0}
-        for offset in candidates.tolist():
-            predictions = (scores - offset * seen.float()).argmax(1)
-            correct = predictions == labels
-            seen_accuracy = correct[is_seen_image].float().mean().item()
-            unseen_accuracy = correct[~is_seen_image].float().mean().item()
-            harmonic = _harmonic_mean(seen_accuracy, unseen_accuracy)
-            if harmonic > best["harmonic_mean"]:
-                best = {
-                    "calibration": offset,
-                    "seen_accuracy": seen_accuracy,
-                    "unseen_accuracy": unseen_accuracy,
-                    "harmonic_mean": harmonic,
-                }
+        best = calibrated_stacking(scores, labels, seen)
         self.config.calibration = float(best["calibration"])
         return best
 
 
-def _initial_class_embeddings(config: VSENetConfig, class_embeddings: torch.Tensor | None) -> dict:
-    """Embed the class names once, with the text encoder, when a new model is created."""
+def _inputs_and_labels(batch: Any) -> tuple[dict[str, torch.Tensor], Any]:
+    """A ``(pixel_values, labels)`` pair, or a dict with ``pixel_values`` (or ``image_features``) and ``labels``."""
+    if isinstance(batch, dict):
+        return {k: batch[k] for k in ("pixel_values", "image_features") if k in batch}, batch["labels"]
+    pixel_values, labels = batch
+    return {"pixel_values": pixel_values}, labels
+
+
+def _initial_state(config: VSENetConfig, class_embeddings: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """What a new model gets once, from the text encoder: the class embeddings (and, when its last
+    layers train with the model, the text tower's pretrained weights). Resolves ``text_pooling: auto``."""
+    state: dict[str, torch.Tensor] = {}
+    if config.text_trainable_layers:
+        text_model, _, config.text_pooling = load_text_model(config.text_encoder, config.text_pooling)
+        config.text_tower_config = text_model.config.to_dict()
+        state = {f"text_tower.encoder.{key}": value for key, value in text_model.state_dict().items()}
     if class_embeddings is None:
-        encoder = TextEncoder(config.text_encoder, pooling=config.text_pooling)
-        texts = ClassTexts.build(config.class_names, config.class_descriptions, config.templates)
+        encoder = get_text_encoder(config.text_encoder, config.text_pooling)
+        config.text_pooling = encoder.pooling
+        texts = ClassTexts.build(
+            config.class_names, config.class_descriptions, config.templates, synonyms=config.class_synonyms,
+            average=config.text_average,
+        )
         class_embeddings = encoder.embed_classes(texts)
     class_embeddings = torch.as_tensor(class_embeddings, dtype=torch.float32)
     if class_embeddings.ndim != 2 or class_embeddings.shape[0] != len(config.class_names):
@@ -364,7 +444,61 @@ def _initial_class_embeddings(config: VSENetConfig, class_embeddings: torch.Tens
         )
     config.embedding_dim = int(class_embeddings.shape[1])
     class_embeddings = F.normalize(class_embeddings, dim=-1)
-    return {"class_embeddings": class_embeddings, "trained_class_embeddings": class_embeddings.clone()}
+    return {
+        **state,
+        "class_embeddings": class_embeddings,
+        "trained_class_embeddings": class_embeddings.clone(),
+        "text_mean": class_embeddings.mean(0),
+    }
+
+
+class TextTower(nn.Module):
+    """The text encoder inside the model, for LiT-style training: all but its last
+    ``config.text_trainable_layers`` layers (and what follows them: final norm, pooler, projection)
+    stay locked, as open_clip's ``--lock-text-unlocked-layers`` does. Built from ``config.text_tower_config``,
+    so a saved model rebuilds it offline; its weights travel in ``model.safetensors``."""
+
+    def __init__(self, config: VSENetConfig):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, CLIPTextModelWithProjection
+
+        if config.text_tower_config is None:
+            raise ValueError("text_trainable_layers needs text_tower_config; create the model with visnet_hf.create_model.")
+        text_config = AutoConfig.for_model(**config.text_tower_config)
+        projection = config.text_pooling == "projection"
+        self.encoder = CLIPTextModelWithProjection(text_config) if projection else AutoModel.from_config(text_config)
+        self.pooling = config.text_pooling
+        lock_text_layers(self.encoder, config.text_trainable_layers)
+        pooler = getattr(self.encoder, "pooler", None)
+        if self.pooling in ("mean", "cls") and pooler is not None:
+            pooler.requires_grad_(False)  # unused by this pooling: trainable, it would get no gradient (DDP fails on that)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return pool(outputs, attention_mask, self.pooling).float()
+
+
+def lock_text_layers(encoder: nn.Module, trainable_layers: int) -> list[str]:
+    """Freeze a text tower but for its last ``trainable_layers`` transformer layers and every parameter
+    registered after them; returns the names of the parameters left trainable.
+
+    The layer stack is the tower's longest ``nn.ModuleList`` (``encoder.layer`` in BERT, ``encoder.layers``
+    in CLIP), so this works for any ``transformers`` text model.
+    """
+    stacks = [m for m in encoder.modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
+    if not stacks:
+        raise ValueError(f"{type(encoder).__name__} has no stack of layers to unlock.")
+    layers = max(stacks, key=len)
+    if not 0 < trainable_layers <= len(layers):
+        raise ValueError(f"text_trainable_layers={trainable_layers}, but the text tower has {len(layers)} layers.")
+    trainable_ids = {id(p) for layer in list(layers)[-trainable_layers:] for p in layer.parameters()}
+    last_in_stack = max(i for i, p in enumerate(encoder.parameters()) if id(p) in {id(q) for q in layers.parameters()})
+    names = []
+    for index, (name, param) in enumerate(encoder.named_parameters()):
+        param.requires_grad_(id(param) in trainable_ids or index > last_in_stack)
+        if param.requires_grad:
+            names.append(name)
+    return names
 
 
 def _projection(config: VSENetConfig) -> nn.Module:
@@ -379,10 +513,6 @@ def _projection(config: VSENetConfig) -> nn.Module:
 
 def _is_head_weight(name: str) -> bool:
     return name.endswith("weight") and name.startswith(("projection.", "classifier."))
-
-
-def _harmonic_mean(a: float, b: float) -> float:
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
 
 # -- factory and presets ----------------------------------------------------------------------
@@ -412,7 +542,7 @@ def create_vsenet(
         pretrained=pretrained,
         image_size=image_size,
         overrides=kwargs,
-        buffers=lambda config: _initial_class_embeddings(config, class_embeddings),
+        initial_state=lambda config: _initial_state(config, class_embeddings),
     )
     return model
 

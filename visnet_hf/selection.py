@@ -1,0 +1,280 @@
+"""Choosing a zero-shot model's defaults without looking at the classes it is scored on.
+
+Zero-shot accuracy is measured on classes the model never trained on; choosing a default on the
+classes whose figure is reported makes that figure a training score. The protocol here never looks
+at them: the *seen* classes are split into folds; each fold's classes are held out of training
+(pseudo-unseen) and the model trained on the others is scored on them, exactly as it would be on
+truly new classes. Every candidate setting is trained on every fold; the best by mean pseudo-unseen
+zero-shot accuracy wins, and the generalised zero-shot offset is the median of the folds' fitted
+offsets. Only then is the model trained on all seen classes, and the new classes scored, once.
+
+    folds = pseudo_unseen_folds(class_names, folds=5, per_fold=30)
+    table = cross_validate(config, {"linear": [], "mlp": ["model.overrides.projection=mlp"]}, folds,
+                           variants={"semantic": {"zero_shot_head": "semantic"}, "both": {}})
+    best = table.best()                    # the candidate and variant with the best mean zero-shot top-1
+    offset = table.calibration(*best)      # the median fitted offset for that choice
+
+Candidates are training overrides (``key=value``, as on the command line) and are trained once per
+fold; variants are model-config changes made after training (the zero-shot head, say), scored on
+the same fold models at no training cost. With ``data.cache_features`` the backbone's features are
+computed once for every fold and candidate.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+
+from .calibration import calibrated_stacking
+from .data import DataConfig, Splits, load_splits
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold: the seen classes a model trains on, and those it must recognise by name alone."""
+
+    index: int
+    held_out: tuple[str, ...]
+    trained: tuple[str, ...]
+
+
+def pseudo_unseen_folds(class_names: Sequence[str], folds: int = 5, per_fold: int | None = None, seed: int = 0) -> list[Fold]:
+    """Disjoint sets of ``per_fold`` classes (default: all classes shared out), each held out once.
+
+    Raises:
+        ConfigError: more classes asked for than there are, or a fold that would leave nothing to train on.
+    """
+    names = list(class_names)
+    per_fold = per_fold or len(names) // folds
+    if folds < 1 or per_fold < 1 or folds * per_fold > len(names) or per_fold >= len(names):
+        raise ConfigError(
+            f"{folds} folds of {per_fold} pseudo-unseen classes need more than {folds * per_fold} classes; "
+            f"there are {len(names)}."
+        )
+    shuffled = random.Random(seed).sample(names, len(names))
+    result = []
+    for index in range(folds):
+        held_out = set(shuffled[index * per_fold : (index + 1) * per_fold])
+        result.append(
+            Fold(index, tuple(n for n in names if n in held_out), tuple(n for n in names if n not in held_out))
+        )
+    return result
+
+
+@dataclass
+class FoldScore:
+    """One (candidate, variant, fold): pseudo-unseen zero-shot accuracy, seen accuracy, generalised zero-shot."""
+
+    candidate: str
+    variant: str
+    fold: int
+    zero_shot_top1: float
+    zero_shot_top5: float
+    seen_accuracy: float
+    calibration: float
+    gzsl_harmonic_mean: float
+    gzsl_seen: float
+    gzsl_unseen: float
+    unseen_images: int
+    seen_images: int
+    train_seconds: float
+
+
+@dataclass
+class CrossValidation:
+    """Every fold score; the best choice and its calibration."""
+
+    scores: list[FoldScore] = field(default_factory=list)
+
+    def mean(self, candidate: str, variant: str, metric: str) -> float:
+        return statistics.fmean(getattr(s, metric) for s in self._of(candidate, variant))
+
+    def _of(self, candidate: str, variant: str) -> list[FoldScore]:
+        return [s for s in self.scores if s.candidate == candidate and s.variant == variant]
+
+    def choices(self) -> list[tuple[str, str]]:
+        return list(dict.fromkeys((s.candidate, s.variant) for s in self.scores))
+
+    def best(self, metric: str = "zero_shot_top1") -> tuple[str, str]:
+        """The (candidate, variant) with the highest mean ``metric`` over folds."""
+        return max(self.choices(), key=lambda choice: self.mean(*choice, metric))
+
+    def calibration(self, candidate: str, variant: str) -> float:
+        """The generalised zero-shot offset for a choice: the median of the offsets its folds fitted."""
+        return statistics.median(s.calibration for s in self._of(candidate, variant))
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per choice: the mean of every metric over the folds, and the median offset."""
+        metrics = ("zero_shot_top1", "zero_shot_top5", "seen_accuracy", "gzsl_harmonic_mean", "train_seconds")
+        return [
+            {
+                "candidate": candidate,
+                "variant": variant,
+                "folds": len(self._of(candidate, variant)),
+                **{metric: self.mean(candidate, variant, metric) for metric in metrics},
+                "calibration": self.calibration(candidate, variant),
+            }
+            for candidate, variant in self.choices()
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scores": [asdict(s) for s in self.scores], "summary": self.summary()}
+
+
+def cross_validate(
+    config,
+    candidates: dict[str, list[str]],
+    folds: Sequence[Fold],
+    variants: dict[str, dict[str, Any]] | None = None,
+    log=print,
+) -> CrossValidation:
+    """Train every candidate on every fold and score it on the fold's pseudo-unseen classes.
+
+    Args:
+        config: the base :class:`~visnet_hf.training.config.TrainConfig` (a VSENet on the seen classes).
+        candidates: name -> ``key=value`` overrides of the base config, each trained once per fold.
+        folds: from :func:`pseudo_unseen_folds` over the base config's class names.
+        variants: name -> VSENet config fields set after training (e.g. ``{"zero_shot_head": "semantic"}``);
+            each is scored on every fold model. Default: the model as trained.
+        log: where each fold's line goes.
+    """
+    from .training import make_accelerator, override, train
+
+    variants = variants or {"as trained": {}}
+    table = CrossValidation()
+    for name, overrides in candidates.items():
+        candidate = override(config, overrides)
+        for fold in folds:
+            with tempfile.TemporaryDirectory(prefix="visnet_cv_") as output:
+                fold_config = _fold_config(candidate, fold, output)
+                started = time.perf_counter()
+                model = train(fold_config, make_accelerator(fold_config))["model"].eval()
+                seconds = time.perf_counter() - started
+            data = fold_data(fold_config.data, fold, fold_config.seed)
+            for variant, fields in variants.items():
+                score = score_fold(model, fold_config, data, fields)
+                table.scores.append(FoldScore(candidate=name, variant=variant, fold=fold.index, train_seconds=seconds, **score))
+                log(
+                    f"[cv] {name} / {variant} / fold {fold.index}: zero-shot {score['zero_shot_top1']:.3f} "
+                    f"(top-5 {score['zero_shot_top5']:.3f}) on {score['unseen_images']} images, seen "
+                    f"{score['seen_accuracy']:.3f}, GZSL H {score['gzsl_harmonic_mean']:.3f} ({seconds:.0f}s)"
+                )
+    return table
+
+
+def _fold_config(config, fold: Fold, output: str):
+    """The base config, trained on the fold's trained classes only, leaving nothing behind."""
+    data = replace(config.data, include_classes=list(fold.trained))
+    hub = replace(config.hub, push=False)
+    return replace(config, data=data, output_dir=output, checkpoints=False, export=False, trackers=[], hub=hub)
+
+
+@dataclass
+class FoldData:
+    """A fold's images: ``seen`` (the trained classes, with the run's held-out split) and ``unseen``
+    (every image of the pseudo-unseen classes), and each class's synonyms when the data has them."""
+
+    trained: list[str]
+    held_out: list[str]
+    seen: Splits
+    unseen: Splits
+    synonyms: dict[str, list[str]] | None
+
+
+def fold_data(data: DataConfig, fold: Fold, seed: int = 0) -> FoldData:
+    """The images a fold is scored on, from the same data section the fold trained with."""
+    seen = load_splits(replace(data, include_classes=list(fold.trained)), seed=seed)
+    unseen = load_splits(replace(data, include_classes=list(fold.held_out), max_train_samples=None), seed=seed)
+    synonyms = None
+    if seen.synonyms is not None:
+        synonyms = {**dict(zip(seen.class_names, seen.synonyms)), **dict(zip(unseen.class_names, unseen.synonyms))}
+    return FoldData(list(fold.trained), list(fold.held_out), seen, unseen, synonyms)
+
+
+@torch.no_grad()
+def score_fold(model, config, data: FoldData, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Zero-shot on the fold's pseudo-unseen classes, seen accuracy on the held-out images of its
+    trained classes, and the generalised zero-shot figures with the offset fitted on this fold.
+
+    ``fields`` are VSENet config values set for the scoring only (a zero-shot head, say)."""
+    fields = fields or {}
+    saved = {key: getattr(model.config, key) for key in fields}
+    for key, value in fields.items():
+        setattr(model.config, key, value)
+    try:
+        seen_logits, seen_labels = _logits(model, data.seen, "eval", config)
+        _use_vocabulary(model, data.held_out, data)
+        zero_shot, unseen_labels = _logits(model, data.unseen, "both", config)
+        _use_vocabulary(model, data.trained + data.held_out, data)
+        mixed_seen, _ = _logits(model, data.seen, "eval", config)
+        mixed_unseen, _ = _logits(model, data.unseen, "both", config)
+    finally:
+        _use_vocabulary(model, data.trained, data)
+        for key, value in saved.items():
+            setattr(model.config, key, value)
+    num_seen = len(data.trained)
+    seen_columns = torch.arange(num_seen + len(data.held_out)) < num_seen
+    gzsl = calibrated_stacking(torch.cat([mixed_seen, mixed_unseen]), torch.cat([seen_labels, unseen_labels + num_seen]), seen_columns)
+    return {
+        "zero_shot_top1": _top_k(zero_shot, unseen_labels, 1),
+        "zero_shot_top5": _top_k(zero_shot, unseen_labels, 5),
+        "seen_accuracy": _top_k(seen_logits, seen_labels, 1),
+        "calibration": gzsl["calibration"],
+        "gzsl_harmonic_mean": gzsl["harmonic_mean"],
+        "gzsl_seen": gzsl["seen_accuracy"],
+        "gzsl_unseen": gzsl["unseen_accuracy"],
+        "unseen_images": len(unseen_labels),
+        "seen_images": len(seen_labels),
+    }
+
+
+def _use_vocabulary(model, names: list[str], data: FoldData) -> None:
+    synonyms = [data.synonyms.get(name, []) for name in names] if data.synonyms else None
+    model.set_classes(names, synonyms=synonyms)
+
+
+def _logits(model, splits: Splits, part: str, config, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels for ``splits.train``, ``splits.eval`` or ``both``; from the cached backbone
+    features when the config caches them."""
+    from accelerate import PartialState
+
+    from .data import build_transforms
+    from .evaluation import eval_loader
+    from .training.features import FeatureCache, FeatureDataset
+
+    parts = [("train", splits.train, splits.train_source), ("eval", splits.eval, splits.eval_source)]
+    device = next(model.parameters()).device
+    _, transform = build_transforms(model.config.data_config, config.data.augment)
+    chunks = []
+    for name, dataset, source in parts:
+        if part not in (name, "both"):
+            continue
+        if config.data.cache_features:
+            cached = FeatureCache(config.data.feature_cache_dir).features(model, source, transform, PartialState())
+            features = FeatureDataset(dataset, cached)
+            for start in range(0, len(features), batch_size):
+                batch = features.features[start : start + batch_size].to(device)
+                chunks.append((model(image_features=batch).logits.float().cpu(), features.labels[start : start + batch_size]))
+        else:
+            for batch in eval_loader(dataset, transform, batch_size, config.data):
+                if len(batch["labels"]):
+                    chunks.append((model(pixel_values=batch["pixel_values"].to(device)).logits.float().cpu(), batch["labels"]))
+    return torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
+
+
+def _top_k(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    return float((scores.topk(min(k, scores.shape[1])).indices == labels[:, None]).any(1).float().mean())
+
+
+__all__ = [
+    "CrossValidation", "Fold", "FoldData", "FoldScore", "cross_validate", "fold_data",
+    "pseudo_unseen_folds", "score_fold",
+]

@@ -1,0 +1,143 @@
+"""Training the heads of a frozen backbone on features computed once (``data.cache_features``).
+
+A frozen backbone in eval mode maps an image to the same pooled features every epoch, so they can be
+computed once (with the eval transform: no augmentation) and the heads trained on them, in seconds
+instead of minutes. The features of every image of a data source are kept on disk, keyed by the
+backbone's weights, its data config and the source, so that later runs on the same data (another
+fold, another candidate setting) reuse them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import TransformedDataset, collate
+from ..errors import ConfigError
+
+DEFAULT_CACHE = Path(os.environ.get("VISNET_CACHE", Path.home() / ".cache" / "visnet_hf")) / "features"
+
+
+def check_cacheable(model: torch.nn.Module, freeze: str, constraints: list) -> None:
+    """The conditions under which cached features train the model exactly as images would.
+
+    Raises:
+        ConfigError: listing each condition that does not hold.
+    """
+    problems = []
+    if freeze != "backbone":
+        problems.append("data.cache_features needs optim.freeze: backbone (a backbone that trains changes its features)")
+    if not getattr(model, "accepts_image_features", False):
+        problems.append(f"{type(model).__name__} with this head cannot take pooled features (its head reads the feature map)")
+    for constraint in constraints:
+        if getattr(constraint, "uses_images", False):
+            problems.append(f"constraint {constraint.name!r} transforms the images, which cached features do not have")
+    if problems:
+        raise ConfigError("data.cache_features cannot be used: " + "; ".join(problems) + ".")
+
+
+def backbone_digest(model: torch.nn.Module) -> str:
+    """A hash of the backbone's weights and buffers: features of other weights are other features."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.backbone.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """Pooled backbone features of every image of a data source, computed once and kept on disk
+    (and, once read, in memory for the rest of the process)."""
+
+    _read: dict[Path, dict[str, torch.Tensor]] = {}
+
+    def __init__(self, directory: str | Path | None = None):
+        self.directory = Path(directory) if directory else DEFAULT_CACHE
+
+    def key(self, model: torch.nn.Module, source: datasets.Dataset) -> str:
+        described = {
+            "backbone": model.config.backbone,
+            "weights": backbone_digest(model),
+            "data_config": model.config.data_config,
+            "source": source._fingerprint,
+            "rows": len(source),
+        }
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
+
+    def features(self, model, source: datasets.Dataset, transform, accelerator, batch_size: int = 256) -> dict[str, torch.Tensor]:
+        """``{"features": (rows, num_features), "readable": (rows,) bool}`` for ``source``, from disk when there.
+
+        The main process computes and writes them; the others read them afterwards. ``accelerator``
+        may be an ``Accelerator`` or accelerate's ``PartialState``.
+        """
+        path = self.directory / f"{self.key(model, source)}.safetensors"
+        if path not in self._read:
+            with accelerator.main_process_first():
+                if not path.exists() and accelerator.is_main_process:
+                    self._compute(model, source, transform, accelerator, batch_size, path)
+            self._read[path] = load_file(path)
+        return self._read[path]
+
+    @torch.no_grad()
+    def _compute(self, model, source, transform, accelerator, batch_size: int, path: Path) -> None:
+        was_training = model.training
+        model.eval()
+        dataset = TransformedDataset(source, transform, on_bad_image="skip", substitute=False, split="cached", with_indices=True)
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+        features = torch.zeros(len(source), model.config.num_features)
+        readable = torch.zeros(len(source), dtype=torch.bool)
+        backbone = model.backbone
+        for batch in loader:
+            if len(batch["labels"]) == 0:
+                continue
+            pixels = batch["pixel_values"].to(accelerator.device)
+            pooled = backbone.forward_head(backbone.forward_features(pixels), pre_logits=True).float().cpu()
+            features[batch["indices"]] = pooled
+            readable[batch["indices"]] = True
+        model.train(was_training)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        save_file({"features": features, "readable": readable}, str(temporary))
+        temporary.rename(path)
+
+
+class FeatureDataset(Dataset):
+    """A split as ``image_features`` / ``labels`` pairs, looked up in its source's cached features.
+
+    Images that could not be read (``data.on_bad_image: skip``) are left out, and listed in ``bad``.
+    """
+
+    def __init__(self, split: datasets.Dataset, cached: dict[str, torch.Tensor]):
+        rows = torch.as_tensor(split["source_index"][:], dtype=torch.long)
+        labels = torch.as_tensor(split["label"][:], dtype=torch.long)
+        keep = cached["readable"][rows]
+        self.bad = int((~keep).sum())
+        self.features = cached["features"][rows[keep]]
+        self.labels = labels[keep]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"image_features": self.features[index], "labels": self.labels[index]}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return {"image_features": self.features[indices], "labels": self.labels[indices]}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Features need no per-epoch seed (no augmentation)."""
+
+
+def collate_features(batch: Any) -> dict[str, torch.Tensor]:
+    """``__getitems__`` already returns the batch; single examples are stacked."""
+    if isinstance(batch, dict):
+        return batch
+    return {key: torch.stack([example[key] for example in batch]) for key in batch[0]}
