@@ -5,7 +5,11 @@ the same `train_test_split` call in both. Both sides use the same augmentation (
 padding 4, horizontal flip), optimizer, warm-up + cosine schedule, batch size and epochs; the
 reported wall-clock is the training time of each.
 
-    python benchmarks/bench_cifar10.py --recipe resnet18_scratch|efficientnet_lite0_finetune
+    python benchmarks/bench_cifar10.py --recipe resnet18_scratch|efficientnet_lite0_finetune [--flags bf16+cl+compile]
+
+``--flags`` runs both sides with the same speed settings: ``bf16`` autocast, ``cl`` channels-last,
+``compile`` ``torch.compile`` (the framework through its config: ``ACCELERATE_MIXED_PRECISION``,
+``model.channels_last``, ``model.compile``).
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ BATCH = 128
 WARMUP = 100
 
 
-def framework(recipe: str) -> dict:
+def framework(recipe: str, flags: str = "fp32") -> dict:
+    import os
+
     from accelerate.state import AcceleratorState
 
     from visnet_hf.training import main as train_main
 
     preset, _, size, epochs, lr, backbone_lr, pretrained = RECIPES[recipe]
+    parts = set(flags.split("+"))
+    os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16" if "bf16" in parts else "no"
     AcceleratorState._reset_state()
     with tempfile.TemporaryDirectory() as output:
         overrides = [
@@ -44,6 +52,7 @@ def framework(recipe: str) -> dict:
             "data.max_train_samples=null", f"optim.lr={lr}", f"optim.warmup_steps={WARMUP}", f"batch_size={BATCH}",
             f"stages.0.epochs={epochs}", f"output_dir={output}", "trackers=[]", "log_every_steps=1000",
         ]
+        overrides += [f"model.channels_last={'true' if 'cl' in parts else 'false'}", f"model.compile={'true' if 'compile' in parts else 'false'}"]
         if backbone_lr:
             overrides.append(f"optim.backbone_lr={backbone_lr}")
         if pretrained:
@@ -59,16 +68,22 @@ def framework(recipe: str) -> dict:
     }
 
 
-def plain(recipe: str) -> dict:
+def plain(recipe: str, flags: str = "fp32") -> dict:
     """What a user writes without the framework: datasets + torchvision transforms + timm + a torch loop."""
+    from contextlib import nullcontext
+
     import datasets
     import timm
     from torchvision import transforms as T
 
     _, name, size, epochs, lr, backbone_lr, pretrained = RECIPES[recipe]
+    parts = set(flags.split("+"))
     torch.manual_seed(0)
     kwargs = dict(pretrained_cfg_overlay=dict(file=str(WEIGHTS))) if pretrained else {}
     model = timm.create_model(name, pretrained=pretrained, num_classes=10, **kwargs)
+    memory_format = torch.channels_last if "cl" in parts else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if "bf16" in parts else nullcontext()
     config = timm.data.resolve_model_data_config(model)
     train_tf = T.Compose([
         T.Resize((size, size)), T.RandomCrop(size, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
@@ -95,6 +110,8 @@ def plain(recipe: str) -> dict:
         for is_head in (False, True) for no_decay in (False, True)
     ]
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
+    if "compile" in parts:
+        model.compile()
     total = epochs * len(train_loader)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / WARMUP if s < WARMUP else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - WARMUP) / (total - WARMUP))))
@@ -104,7 +121,8 @@ def plain(recipe: str) -> dict:
         model.train()
         start = time.perf_counter()
         for x, y in train_loader:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
+            with autocast:
+                loss = torch.nn.functional.cross_entropy(model(x.contiguous(memory_format=memory_format)).float(), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -114,7 +132,8 @@ def plain(recipe: str) -> dict:
     correct = top5 = count = 0
     with torch.no_grad():
         for x, y in test_loader:
-            scores = model(x)
+            with autocast:
+                scores = model(x.contiguous(memory_format=memory_format)).float()
             correct += (scores.argmax(1) == y).sum().item()
             top5 += (scores.topk(5).indices == y[:, None]).any(1).sum().item()
             count += len(y)
@@ -124,20 +143,22 @@ def plain(recipe: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe", choices=sorted(RECIPES), required=True)
+    parser.add_argument("--flags", default="fp32", help="speed settings for both sides: fp32, bf16, bf16+cl, bf16+cl+compile, ...")
     args = parser.parse_args()
-    baseline = plain(args.recipe)
+    baseline = plain(args.recipe, args.flags)
     print("plain", baseline)
-    ours = framework(args.recipe)
+    ours = framework(args.recipe, args.flags)
     print("framework", ours)
     preset, name, size, epochs, lr, backbone_lr, pretrained = RECIPES[args.recipe]
     write_result(
-        f"cifar10_{args.recipe}",
+        f"cifar10_{args.recipe}" + ("" if args.flags == "fp32" else f"_{args.flags.replace('+', '_')}"),
         {
             "recipe": {
                 "framework_model": preset, "plain_model": name, "image_size": size, "epochs": epochs, "batch": BATCH,
                 "optimizer": "AdamW(weight_decay=0.05)", "lr": lr, "backbone_lr": backbone_lr, "warmup_steps": WARMUP,
                 "schedule": "linear warm-up then cosine", "augmentation": "random crop (padding 4) + flip",
                 "pretrained": str(WEIGHTS) if pretrained else None, "test_split": "stratified 10% of train.parquet, seed 0",
+                "flags": args.flags,
             },
             "plain": baseline,
             "framework": ours,

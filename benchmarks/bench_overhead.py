@@ -4,7 +4,10 @@ The baseline is what a user writes instead: ``timm.create_model("resnet18", num_
 plain torch step (and transformers' ``TimmWrapperForImageClassification`` for inference). Models run
 alternately, round after round, in one process; the reported ratio is the median of per-round ratios.
 
-    python benchmarks/bench_overhead.py [--size 224] [--batch 16] [--rounds 5]
+    python benchmarks/bench_overhead.py [--size 224] [--batch 16] [--rounds 5] [--flags fp32 bf16 bf16+cl bf16+cl+compile]
+
+A flag set applies to every model alike: ``bf16`` autocast, ``cl`` channels-last weights and
+images, ``compile`` ``torch.compile`` (in place, as the framework's ``model.compile`` does).
 """
 
 from __future__ import annotations
@@ -85,9 +88,21 @@ def logits(model, pixel_values):
     return output.logits if hasattr(output, "logits") else output
 
 
+def with_flags(model, pixel_values, flags: str):
+    """The model and its input under a flag set (``fp32``, ``bf16``, ``cl``, ``compile``, joined by ``+``)."""
+    parts = set(flags.split("+"))
+    if "cl" in parts:
+        model = model.to(memory_format=torch.channels_last)
+        pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
+    if "compile" in parts:
+        model.compile()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if "bf16" in parts else nullcontext()
+    return model, pixel_values, autocast
+
+
 def train_step_fn(name: str, model, pixel_values, labels, precision: str):
+    model, pixel_values, autocast = with_flags(model, pixel_values, precision)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     model.train()
 
     def step():
@@ -104,7 +119,7 @@ def train_step_fn(name: str, model, pixel_values, labels, precision: str):
 
 
 def infer_fn(model, pixel_values, precision: str):
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    model, pixel_values, autocast = with_flags(model, pixel_values, precision)
     model.eval()
 
     @torch.no_grad()
@@ -156,6 +171,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--inference-rounds", type=int, default=15, help="inference steps are short: more rounds")
+    parser.add_argument("--flags", nargs="+", default=["fp32", "bf16"], help="flag sets, e.g. fp32 bf16 bf16+cl bf16+cl+compile")
+    parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--tag", default="", help="suffix of the result file (overhead_SIZE_TAG.json)")
     args = parser.parse_args()
     torch.manual_seed(0)
     pixel_values = torch.randn(args.batch, 3, args.size, args.size)
@@ -165,16 +183,21 @@ def main() -> None:
         "repeat": args.repeat, "train": {}, "inference": {},
     }
 
-    for precision in ("fp32", "bf16"):
+    for precision in args.flags:
         names = ["timm_resnet18", "torch_frn_resnet18", "frn_resnet18", "vsenet_resnet18"]
         steps = {n: train_step_fn(n, build(n, args.size), pixel_values, labels, precision) for n in names}
         results["train"][precision] = rows(names, steps, "train", precision, args, args.rounds, args.repeat)
         print(precision, "train", json.dumps(results["train"][precision], indent=1))
+        if args.skip_inference:
+            continue
 
         names = ["timm_resnet18", "timm_wrapper_resnet18", "torch_frn_resnet18", "frn_resnet18", "vsenet_resnet18", "vsenet_resnet18_saved"]
         steps = {n: infer_fn(build(n, args.size), pixel_values, precision) for n in names}
         results["inference"][precision] = rows(names, steps, "inference", precision, args, args.inference_rounds, args.repeat * 2)
         print(precision, "inference", json.dumps(results["inference"][precision], indent=1))
+    if args.skip_inference:  # a training-only run over flag sets
+        write_result(f"overhead_{args.size}_{args.tag or 'flags'}", results)
+        return
 
     # VSENet inference as the vocabulary grows: the extra cost should be the final matrix products alone,
     # the cosines of each image's vector (and, with a ConSE zero-shot head, its ConSE vector) to every name.
@@ -194,7 +217,7 @@ def main() -> None:
         row["extra_over_10_classes"] = row["seconds_per_batch"] - base
     results["vocabulary"] = vocabulary
     results["peak_rss_mib_this_process"] = peak_rss_mib()
-    write_result(f"overhead_{args.size}", results)
+    write_result(f"overhead_{args.size}" + (f"_{args.tag}" if args.tag else ""), results)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
 from PIL import Image
+
+# Hypothesis: a few dozen examples per property by default, hundreds with HYPOTHESIS_PROFILE=thorough.
+settings.register_profile("fast", max_examples=25, deadline=None)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CIFAR10 = SHARED / "data" / "cifar10" / "train.parquet"

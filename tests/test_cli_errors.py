@@ -40,6 +40,7 @@ def saved_frn(tmp_path_factory) -> str:
     return str(folder)
 
 
+@pytest.mark.slow
 def test_a_misspelled_config_key_in_train_py(tiny_parquet, tmp_path):
     """Through the real entry point, as `accelerate launch train.py` runs it."""
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\nlog_evry_steps: 5\n")
@@ -52,6 +53,7 @@ def test_a_misspelled_config_key_in_train_py(tiny_parquet, tmp_path):
         train_main(["--config", str(config), "--debug"])
 
 
+@pytest.mark.slow
 def test_an_unknown_constraint_is_a_config_problem(tiny_parquet, tmp_path, capsys):
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\n")
     err = error_of(train_main, ["--config", str(config), "stages.0.constraints=[{name: label_deviaton}]", "batch_size=0"], capsys)

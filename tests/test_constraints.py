@@ -67,6 +67,7 @@ def test_built_ins_are_registered_like_any_plugin():
     assert all(infos[name].distribution == "visnet-hf" for name in BUILT_IN)
 
 
+@pytest.mark.slow
 def test_listing_imports_no_plugin():
     code = "import sys, visnet_hf.constraints as c; c.list_constraints(); print([m for m in sys.modules if m.startswith('visnet_plugins.')])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -90,6 +90,7 @@ def cifar100_parquet(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_cifar100_column_mapping_with_the_seed_config(cifar100_parquet, tiny_text_encoder, tmp_path):
     """The shipped CIFAR-100 config, pointed at a local copy with the Hub dataset's features, trains."""
     overrides = [

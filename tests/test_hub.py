@@ -128,7 +128,7 @@ def test_a_push_warns_when_the_text_encoder_is_a_path_of_this_machine(trained_ru
 
 def test_the_default_text_encoder_is_recorded_by_its_hub_id(minilm_path, tiny_parquet, tmp_path):
     """Not the site-packages path of the PyPI copy, which means nothing on another machine."""
-    from visnet_hf.training.loop import build_model
+    from visnet_hf.training.setup import build_model
 
     config = load_config(None, ["model.name=vsenet_resnet18", "model.image_size=32", f"data.path={tiny_parquet}"])
     model = build_model(config, ["cat", "dog"])

@@ -29,9 +29,10 @@ def test_readme_starts_with_the_two_commands():
     text = README.read_text()
     commands = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
     assert 'pip install -e ".[test]" && HF_HUB_OFFLINE=1 accelerate launch --cpu train.py --config configs/quickstart.yaml' in commands
-    assert 'pip install -e ".[test]" && HF_HUB_OFFLINE=1 python -m pytest' in commands
+    assert 'pip install -e ".[test,dev]" && HF_HUB_OFFLINE=1 python -m pytest' in commands
     ci = (README.parent / ".ci" / "run").read_text()
-    assert 'pip install -e ".[test]"' in ci and "python -m pytest" in ci
+    assert 'pip install -e ".[test,dev]"' in ci and "python -m pytest" in ci and "export HF_HUB_OFFLINE=1" in ci
+    assert all(check in ci for check in ("ruff check .", "ruff format --check .", "mypy"))
 
 
 def test_constraint_snippet_is_a_working_constraint():

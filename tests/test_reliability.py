@@ -54,12 +54,14 @@ def parquet_with_bad_images(tmp_path) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_unreadable_image_stops_the_run_naming_it(parquet_with_bad_images, tmp_path):
     config = write_config(tmp_path, parquet_with_bad_images, "frn_resnet18", extra="trackers: []\nbatch_size: 50\n")
     with pytest.raises(BadImageError, match=r"Image \d+ of the (train|eval) split \((notes\.txt\.jpg|truncated\.png)\) cannot be decoded: .*set data\.on_bad_image: skip"):
         train(load_config(config, ["stages.0.epochs=1", "data.val_fraction=0.5"]))
 
 
+@pytest.mark.slow
 def test_unreadable_images_are_skipped_counted_and_reported(parquet_with_bad_images, tmp_path, capsys):
     config = write_config(tmp_path, parquet_with_bad_images, "frn_resnet18", extra="trackers: []\n")
     results = train_main(
@@ -91,7 +93,7 @@ def test_image_modes_are_converted_to_rgb():
     assert [converted.getpixel(p)[0] for p in ((0, 0), (1, 0), (0, 1), (1, 1))] == [0, 255, 128, 1]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=300))
 def test_decoding_arbitrary_bytes_gives_an_image_or_a_named_error(data):
     try:
@@ -102,7 +104,7 @@ def test_decoding_arbitrary_bytes_gives_an_image_or_a_named_error(data):
         assert image.mode == "RGB"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=300), cut=st.integers(0, 2000), flips=st.lists(st.integers(0, 2000), max_size=4))
 def test_decoding_jpeg_like_bytes_to_tensors_gives_an_image_or_a_named_error(data, cut, flips):
     """The fast JPEG decoder gets framed garbage and damaged real JPEGs; PIL names what it rejects."""
@@ -120,7 +122,7 @@ def test_decoding_jpeg_like_bytes_to_tensors_gives_an_image_or_a_named_error(dat
             assert image.dtype == torch.uint8 and image.ndim == 3 and image.shape[0] == 3
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(
     mode=st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F"]),
     width=st.integers(1, 12),
@@ -143,7 +145,7 @@ KEYS = st.sampled_from(["model", "data", "optim", "stages", "batch_size", "lr", 
 TREES = st.recursive(SCALARS, lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(KEYS, children, max_size=4)), max_leaves=12)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(document=st.dictionaries(KEYS, TREES, max_size=5))
 def test_any_yaml_document_gives_a_config_or_a_config_error(document, tmp_path_factory):
     import yaml
@@ -172,6 +174,7 @@ def test_unknown_preset_and_backbone_fail_before_any_data_is_read(tmp_path):
     assert "model.overrides.backbone: Unknown backbone 'resnt50'. Did you mean 'resnet50'" in str(error.value)
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_loudly_and_keeps_the_previous_checkpoint(tiny_parquet, tmp_path, monkeypatch):
     from accelerate import Accelerator
 
@@ -204,6 +207,7 @@ def test_resume_ignores_incomplete_checkpoints(tmp_path):
     assert latest_checkpoint(tmp_path).name == "step_00000004"
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tiny_parquet, tmp_path):
     extra = "trackers: []\ncheckpoint_every_steps: 3\nkeep_checkpoints: 3\nbatch_size: 8\n"
     overrides = ["stages.0.constraints=[{name: grey_values, weight: 0.1}]"]

@@ -21,6 +21,8 @@ from visnet_hf.training import main as train_main
 
 from .conftest import generated_images, write_config
 
+pytestmark = pytest.mark.slow  # every test here trains, or starts a process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -67,6 +67,7 @@ def test_a_vocabulary_is_embedded_once(tiny_text_encoder, monkeypatch):
     assert sum(len(c) for c in calls) == 14  # 2 names x 7 templates, each embedded once
 
 
+@pytest.mark.slow
 def test_class_texts_come_from_a_data_column(parquet_with_synonyms, tiny_text_encoder, tmp_path):
     config = write_config(tmp_path, parquet_with_synonyms, "vsenet_resnet18", tiny_text_encoder, extra="trackers: []\n")
     results = train(load_config(config, ["stages.0.epochs=1", "data.class_texts_column=synonyms", "model.overrides.templates=clip7"]))
@@ -97,6 +98,7 @@ def test_clip_text_tower_pools_through_its_projection(tiny_clip_text_encoder, ti
         TextEncoder(tiny_text_encoder, pooling="projection")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder", ["tiny_text_encoder", "tiny_clip_text_encoder"])
 def test_lit_unlocks_the_last_text_layers_and_saves_them(encoder, request, tmp_path, pixel_batch):
     path = request.getfixturevalue(encoder)
@@ -136,6 +138,7 @@ def test_class_centring_subtracts_the_trained_mean(tiny_text_encoder, pixel_batc
     torch.testing.assert_close(model.normalized_class_embeddings(), F.normalize(F.normalize(model.class_embeddings, dim=-1) - raw.mean(0), dim=-1))
 
 
+@pytest.mark.slow
 def test_cached_features_train_as_images_would(tiny_parquet, tiny_text_encoder, tmp_path):
     """A frozen backbone without augmentation: the heads trained on cached features equal those trained on images."""
     from safetensors.torch import load_file
@@ -154,6 +157,7 @@ def test_cached_features_train_as_images_would(tiny_parquet, tiny_text_encoder, 
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1  # one source, computed once
 
 
+@pytest.mark.slow
 def test_cached_features_need_a_frozen_backbone_and_no_image_constraints(tiny_parquet, tmp_path):
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\n")
     with pytest.raises(ConfigError) as error:
@@ -176,18 +180,19 @@ def test_pseudo_unseen_folds():
         pseudo_unseen_folds(names, folds=6, per_fold=30)
 
 
+@pytest.mark.slow
 def test_cross_validation_trains_without_the_held_out_classes(tiny_parquet, tiny_text_encoder, tmp_path, monkeypatch):
     from visnet_hf import selection
-    from visnet_hf.training import loop
+    from visnet_hf.training import setup as training_setup
 
     config = load_config(
         write_config(tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder),
         ["stages.0.epochs=1", "optim.freeze=backbone", "data.cache_features=true", f"data.feature_cache_dir={tmp_path / 'cache'}"],
     )
     trained_on = []
-    original = loop.build_model
+    original = training_setup.build_model
     monkeypatch.setattr(
-        loop, "build_model",
+        training_setup, "build_model",
         lambda cfg, names, *a, **k: trained_on.append((list(names), cfg.model.overrides.get("projection"))) or original(cfg, names, *a, **k),
     )
     folds = selection.pseudo_unseen_folds(CLASS_NAMES, folds=2, per_fold=2, seed=0)
@@ -205,6 +210,7 @@ def test_cross_validation_trains_without_the_held_out_classes(tiny_parquet, tiny
     assert table.calibration("a", "both") == pytest.approx(sum(offsets) / 2)  # the median of two
 
 
+@pytest.mark.slow
 def test_resolution_other_than_the_images(tiny_parquet, tiny_text_encoder, tmp_path):
     """32 px images, a model at 64 px: training resizes, the saved processor and the pipeline give 64 px."""
     from transformers import AutoImageProcessor, pipeline
@@ -243,6 +249,7 @@ def test_wise_ft_interpolates_two_checkpoints(tiny_text_encoder, tmp_path, pixel
     assert json.loads((tmp_path / "c" / "wise_ft.json").read_text())["alpha"] == 0.25
 
 
+@pytest.mark.slow
 def test_wise_ft_as_a_training_option(tiny_parquet, tiny_text_encoder, tmp_path):
     from safetensors.torch import load_file
 
@@ -262,6 +269,7 @@ def test_wise_ft_as_a_training_option(tiny_parquet, tiny_text_encoder, tmp_path)
         load_config(config, [stages, "wise_ft={stage: finetune}"])
 
 
+@pytest.mark.slow
 def test_calibrate_command(tiny_parquet, tiny_text_encoder, tmp_path, capsys):
     """--offset sets it; --data fits it on images of trained and new classes; --pseudo-unseen needs no new-class image."""
     config = write_config(tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder, extra="trackers: []\n")

@@ -154,6 +154,21 @@ def _wise_ft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app(args: argparse.Namespace) -> int:
+    from .app import launch
+
+    launch(args.model, host=args.host, port=args.port, share=False)
+    return 0
+
+
+def _space(args: argparse.Namespace) -> int:
+    from .app import push_space
+
+    uploaded = push_space(args.model, args.repo_id, model_id=args.model_id, private=args.private)
+    print(f"Uploaded {', '.join(uploaded)} to https://huggingface.co/spaces/{args.repo_id}")
+    return 0
+
+
 def _card(args: argparse.Namespace) -> int:
     from .hub import write_card
 
@@ -279,6 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     wise.add_argument("--alpha", type=float, required=True, help="0: the first model, 1: the second")
     wise.add_argument("--output", required=True, help="where the interpolated model is saved")
     wise.set_defaults(run=_wise_ft)
+
+    app = commands.add_parser("app", help="serve a page to try a model in the browser (Gradio)")
+    app.add_argument("--model", required=True, help="a saved model folder or a Hub id")
+    app.add_argument("--host", default="127.0.0.1")
+    app.add_argument("--port", type=_positive_int, default=None, help="default: Gradio's (7860, or the next free one)")
+    app.set_defaults(run=_app)
+
+    space = commands.add_parser("space", help="write and upload a Hugging Face Space (sdk: gradio) for a pushed model")
+    space.add_argument("model", help="the model folder (pushed to the Hub with visnet push)")
+    space.add_argument("--repo-id", required=True, help="the Space, e.g. you/vsenet-demo")
+    space.add_argument("--model-id", default=None, help="the model's Hub id the Space loads (default: --repo-id)")
+    space.add_argument("--private", action="store_true")
+    space.set_defaults(run=_space)
 
     card = commands.add_parser("card", help="render the model card (README.md) of a saved model folder")
     card.add_argument("model")

@@ -32,23 +32,27 @@ from .reports import write_reports
 
 
 def eval_loader(dataset, transform, batch_size: int, data: DataConfig, **loader_kwargs: Any) -> DataLoader:
-    """A loader over ``dataset`` with the eval transform; unreadable images are dropped or stop the run."""
+    """A loader over ``dataset`` with the eval transform; unreadable images are dropped or stop the run.
+    ``loader_kwargs`` (workers, pinned memory) default to ``data.num_workers`` workers."""
     return DataLoader(
         TransformedDataset(dataset, transform, on_bad_image=data.on_bad_image, substitute=False, split="eval"),
         batch_size=batch_size,
         collate_fn=collate,
-        num_workers=data.num_workers,
-        **loader_kwargs,
+        **{"num_workers": data.num_workers, **loader_kwargs},
     )
 
 
 @torch.no_grad()
-def evaluate_model(accelerator: Accelerator, model, loader, class_names: list[str]) -> dict[str, Any]:
+def evaluate_model(
+    accelerator: Accelerator, model, loader, class_names: list[str], memory_format: torch.memory_format | None = None
+) -> dict[str, Any]:
     """Loss, top-1, top-5, per-class report and confusion matrix over the whole loader (all ranks).
 
     Each image is counted once: ``gather_for_metrics`` drops the samples accelerate repeats to make
-    the last batch even across processes.
+    the last batch even across processes; a loader whose processes hold different images (a stream,
+    ``per_process``) is gathered once, at the end, whatever the number of batches each had.
     """
+    per_process = getattr(loader, "per_process", False)
     model.eval()
     rows: list[tuple[torch.Tensor, int, float]] = []
     bad_images: list[str] = []
@@ -58,12 +62,18 @@ def evaluate_model(accelerator: Accelerator, model, loader, class_names: list[st
             local: list = []
         else:
             inputs = {key: batch[key] for key in ("pixel_values", "image_features") if key in batch}
+            if memory_format is not None and "pixel_values" in inputs:
+                inputs["pixel_values"] = inputs["pixel_values"].contiguous(memory_format=memory_format)
             with accelerator.autocast():
                 logits = model(**inputs).logits.float()
             loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
             local = list(zip(logits.cpu(), batch["labels"].cpu().tolist(), loss.cpu().tolist()))
         # Objects, not tensors: batches may be ragged where unreadable images were dropped.
-        rows += accelerator.gather_for_metrics(local, use_gather_object=True)
+        rows += local if per_process else accelerator.gather_for_metrics(local, use_gather_object=True)
+    if per_process and accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        rows = gather_object(rows)
     if not rows:
         raise DataError("No image could be scored: every image of the eval split was unreadable.")
     scores = torch.stack([row[0] for row in rows])

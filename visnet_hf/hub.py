@@ -189,10 +189,31 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         class_names=class_names,
         trained_class_names=config.get("trained_class_names") or class_names,
         calibration=config.get("calibration", 0.0),
+        calibration_method=_json_field(model_dir / "calibration.json", "method"),
+        wise_ft=_wise_ft_description(model_dir, training_config),
+        templates=config.get("templates") or [],
+        has_synonyms=bool(config.get("class_synonyms")),
+        text_pooling=config.get("text_pooling", "mean"),
+        class_centering=config.get("class_centering", False),
         zero_shot_head=config.get("zero_shot_head", "semantic"),
         constraints=_constraints(training_config),
         training_config=yaml.safe_dump(training_config, sort_keys=False) if training_config else None,
     )
+
+
+def _json_field(path: Path, key: str) -> Any:
+    return json.loads(path.read_text()).get(key) if path.exists() else None
+
+
+def _wise_ft_description(model_dir: Path, training_config: dict | None) -> str | None:
+    recorded = model_dir / "wise_ft.json"
+    if recorded.exists():
+        wise = json.loads(recorded.read_text())
+        return f"alpha {wise['alpha']} between {wise['zero_shot']} (alpha 0) and {wise['fine_tuned']} (alpha 1)"
+    wise = (training_config or {}).get("wise_ft")
+    if wise:
+        return f"alpha {wise.get('alpha', 0.5)} between the weights at the end of stage `{wise['stage']}` and the final ones"
+    return None
 
 
 def write_card(model_dir: str | Path, model_id: str | None = None, license: str = "apache-2.0") -> Path:

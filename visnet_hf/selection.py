@@ -189,8 +189,19 @@ class FoldData:
     synonyms: dict[str, list[str]] | None
 
 
+_FOLD_DATA: dict[tuple[str, Fold, int], FoldData] = {}
+
+
 def fold_data(data: DataConfig, fold: Fold, seed: int = 0) -> FoldData:
-    """The images a fold is scored on, from the same data section the fold trained with."""
+    """The images a fold is scored on, from the same data section the fold trained with (remembered:
+    every candidate with the same data is scored on the same images)."""
+    key = (repr(data), fold, seed)
+    if key not in _FOLD_DATA:
+        _FOLD_DATA[key] = _fold_data(data, fold, seed)
+    return _FOLD_DATA[key]
+
+
+def _fold_data(data: DataConfig, fold: Fold, seed: int) -> FoldData:
     seen = load_splits(replace(data, include_classes=list(fold.trained)), seed=seed)
     unseen = load_splits(replace(data, include_classes=list(fold.held_out), max_train_samples=None), seed=seed)
     synonyms = None

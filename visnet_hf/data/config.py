@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-SOURCES = ("parquet", "imagefolder", "hub", "fashion_mnist")
+SOURCES = ("parquet", "imagefolder", "hub", "fashion_mnist", "webdataset")
+Source = Literal["parquet", "imagefolder", "hub", "fashion_mnist", "webdataset"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class AugmentConfig:
 class DataSource:
     """Where else the same data lies: the location fields of a data section, used as its ``fallback``."""
 
-    source: Literal["parquet", "imagefolder", "hub", "fashion_mnist"] = "hub"
+    source: Source = "hub"
     path: str | list[str] | None = None
     eval_path: str | list[str] | None = None
     subset: str | None = None
@@ -44,14 +45,24 @@ class DataConfig:
     """Where the images come from.
 
     ``source``: ``parquet`` (``path``: a file or list of files), ``imagefolder`` (``path``: a folder),
-    ``hub`` (``path``: a Hub dataset id, ``subset``: its config name) or ``fashion_mnist`` (Debian's
-    ``dataset-fashion-mnist`` files when present, the Hub otherwise). ``include_classes`` trains on
+    ``hub`` (``path``: a Hub dataset id, ``subset``: its config name), ``webdataset`` (``path``: tar
+    shards, local or URLs; columns named by file extension: ``image_column: jpg``, ``label_column: cls``)
+    or ``fashion_mnist`` (Debian's ``dataset-fashion-mnist`` files when present, the Hub otherwise).
+
+    ``streaming: true`` reads the source as a stream instead of a local copy (see
+    :mod:`visnet_hf.data.streaming`): each process reads its own shards, through a
+    ``shuffle_buffer`` of examples; it needs an eval split (``eval_path`` / ``eval_split``) and a
+    run counted in steps (``stages: [{steps: N}]``). ``include_classes`` trains on
     a subset of the classes (by name, in that order), e.g. to keep others for zero-shot evaluation.
     ``class_texts_column`` names a column with more names for each example's class (``synonyms``:
     ``"goldfish, Carassius auratus"``, split on ``class_texts_separator``); a VSENet embeds them with
     its templates next to the class name.
     Without an eval split (``eval_path`` / ``eval_split``) a stratified ``val_fraction`` of the
     training data is held out, with the run's seed.
+
+    Loading: ``num_workers`` processes decode and augment; ``pin_memory`` (``null``: on with CUDA) pins
+    batches so that the copy to the GPU does not block; ``persistent_workers`` and ``prefetch_factor``
+    (batches each worker keeps ready) apply with workers.
 
     ``cache_features`` (with ``optim.freeze: backbone``) computes the frozen backbone's pooled features
     of every image once, without augmentation, and trains the heads on them: a linear probe or a
@@ -64,7 +75,7 @@ class DataConfig:
     ``../shared/data`` when it is there and CIFAR-10 from the Hub otherwise).
     """
 
-    source: Literal["parquet", "imagefolder", "hub", "fashion_mnist"] = "parquet"
+    source: Source = "parquet"
     path: str | list[str] | None = None
     eval_path: str | list[str] | None = None
     subset: str | None = None
@@ -81,8 +92,13 @@ class DataConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     num_workers: int = 0
+    pin_memory: bool | None = None
+    persistent_workers: bool = True
+    prefetch_factor: int | None = None
     on_bad_image: Literal["skip", "stop"] = "stop"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    streaming: bool = False
+    shuffle_buffer: int = 1000
     cache_features: bool = False
     feature_cache_dir: str | None = None
     fallback: DataSource | None = None
@@ -96,6 +112,14 @@ class DataConfig:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")
         if self.num_workers < 0:
             problems.append(f"num_workers={self.num_workers} must be >= 0")
+        if self.shuffle_buffer < 1:
+            problems.append(f"shuffle_buffer={self.shuffle_buffer} must be >= 1")
+        if self.streaming and self.cache_features:
+            problems.append("cache_features needs the whole dataset at hand; it does not go with streaming")
+        if self.streaming and self.source == "fashion_mnist":
+            problems.append("fashion_mnist is read from local IDX files; streaming is for hub, parquet, imagefolder and webdataset")
+        if self.prefetch_factor is not None and (self.prefetch_factor < 1 or self.num_workers == 0):
+            problems.append(f"prefetch_factor={self.prefetch_factor} needs num_workers > 0 and must be >= 1")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -175,7 +175,7 @@ def _load_source(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset
     """The train split, the source's own eval split (or ``None``), and a description of each."""
     if config.source == "fashion_mnist":
         return _fashion_mnist(config)
-    if config.source == "parquet" and config.eval_path:
+    if config.source in ("parquet", "webdataset") and config.eval_path:
         loaded, where = _load_dataset_dict(config)
         evaluation, eval_where = _load_dataset_dict(replace(config, path=config.eval_path, eval_path=None))
         return loaded["train"], next(iter(evaluation.values())), {"train": where, "eval": f"all of {eval_where}"}
@@ -202,12 +202,13 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
         return datasets.DatasetDict(train=train, test=test), "Fashion-MNIST"
     if config.path is None:
         raise DataError(f"data.path is required for source {config.source!r}.")
-    if config.source == "parquet":
+    if config.source in ("parquet", "webdataset"):
         files = [config.path] if isinstance(config.path, str) else list(config.path)
         for file in files:
-            if not Path(file).exists():
-                raise DataError(f"Parquet file {file!r} does not exist.")
-        return _load_dataset("parquet", data_files={"train": files}), ", ".join(Path(f).name for f in files)
+            if "://" not in file and not Path(file).exists():
+                raise DataError(f"{config.source.capitalize()} file {file!r} does not exist.")
+        named = ", ".join(Path(f).name for f in files) if len(files) <= 3 else f"{len(files)} {config.source} files"
+        return _load_dataset(config.source, data_files={"train": files}), named
     if config.source == "imagefolder":
         if not Path(config.path).is_dir():
             raise DataError(f"Image folder {config.path!r} does not exist.")

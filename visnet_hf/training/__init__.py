@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError, reported_as_cli_errors
-from .config import TrainConfig, load_config, override
+from .config import TrainConfig, config_from_dict, load_config, override
 from .loop import NonFiniteLossError, make_accelerator, train
 from .steps import RunPlan, StepCounter
 
@@ -20,6 +20,7 @@ __all__ = [
     "RunPlan",
     "StepCounter",
     "TrainConfig",
+    "config_from_dict",
     "load_config",
     "main",
     "make_accelerator",

@@ -25,6 +25,12 @@ class ModelConfig:
 
     ``overrides`` are config fields or timm keywords for ``create_model``; ``pretrained_file`` loads
     the backbone's pretrained weights from a local file (timm's ``pretrained_cfg_overlay``).
+
+    How the model runs (the numbers it computes stay the same):
+    ``channels_last`` stores weights and images in NHWC, which convolutions run faster in on GPUs
+    (``null``: on for a convolutional backbone on CUDA, off elsewhere); ``compile`` runs the model
+    through ``torch.compile`` (``true`` or a mode: ``reduce-overhead``, ``max-autotune``...), in place,
+    so saved weights keep their names; ``accelerate launch --dynamo_backend`` asks for the same.
     """
 
     name: str = "frn_resnet18"
@@ -33,6 +39,8 @@ class ModelConfig:
     image_size: int | None = None
     text_encoder: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    channels_last: bool | None = None
+    compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,9 @@ class OptimConfig:
     """Optimizer and schedule. ``backbone_lr`` gives the backbone its own learning rate, ``text_lr``
     a VSENet's trainable text layers (``model.overrides.text_trainable_layers``);
     ``freeze``: ``none`` (full fine-tune), ``backbone`` (linear probe of the heads) or ``partial``
-    (only parameters under ``trainable_prefixes`` train)."""
+    (only parameters under ``trainable_prefixes`` train). ``implementation`` picks torch's optimizer
+    kernels: ``fused`` (one kernel for all parameters), ``foreach`` (a few), ``for`` (a loop), or
+    ``auto``: fused on CUDA, torch's default elsewhere."""
 
     optimizer: Literal["sgd", "adamw"] = "adamw"
     lr: float = 1e-3
@@ -56,6 +66,7 @@ class OptimConfig:
     freeze: Literal["none", "backbone", "partial"] = "none"
     trainable_prefixes: list[str] = field(default_factory=list)
     ema_decay: float | None = None
+    implementation: Literal["auto", "fused", "foreach", "for"] = "auto"
 
     def __post_init__(self):
         problems = []

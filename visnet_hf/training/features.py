@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,22 @@ def check_cacheable(model: torch.nn.Module, freeze: str, constraints: list) -> N
         raise ConfigError("data.cache_features cannot be used: " + "; ".join(problems) + ".")
 
 
+_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def backbone_digest(model: torch.nn.Module) -> str:
-    """A hash of the backbone's weights and buffers: features of other weights are other features."""
+    """A hash of the backbone's weights and buffers: features of other weights are other features.
+
+    Remembered for the model with its tensors' version counters (which every in-place change bumps),
+    so asking again for an unchanged backbone costs nothing."""
+    versions = tuple(t._version for t in model.backbone.state_dict().values())
+    known = _DIGESTS.get(model)
+    if known is None or known[0] != versions:
+        known = _DIGESTS[model] = (versions, _hash_state(model))
+    return known[1]
+
+
+def _hash_state(model: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.backbone.state_dict().items()):
         digest.update(name.encode())
@@ -94,19 +109,53 @@ class FeatureCache:
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
         features = torch.zeros(len(source), model.config.num_features)
         readable = torch.zeros(len(source), dtype=torch.bool)
-        backbone = model.backbone
+        pooled_features = _pooled_features_fn(model.backbone, len(source) * _pixels(model.config.data_config))
         for batch in loader:
             if len(batch["labels"]) == 0:
                 continue
             pixels = batch["pixel_values"].to(accelerator.device)
-            pooled = backbone.forward_head(backbone.forward_features(pixels), pre_logits=True).float().cpu()
-            features[batch["indices"]] = pooled
+            count = len(pixels)
+            if count < batch_size:  # one shape for every batch: a compiled backbone compiles once
+                pixels = torch.cat([pixels, pixels[-1:].expand(batch_size - count, *pixels.shape[1:])])
+            features[batch["indices"]] = pooled_features(pixels)[:count].float().cpu()
             readable[batch["indices"]] = True
         model.train(was_training)
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
         save_file({"features": features, "readable": readable}, str(temporary))
         temporary.rename(path)
+
+
+# Compiling the backbone costs about a minute on a 2-core CPU and runs it about 2.5 times faster
+# (EfficientNet-Lite0 at 128 px): it pays from a few thousand 128-px images on.
+COMPILE_FROM_PIXELS = 4096 * 128 * 128
+
+
+def _pixels(data_config: dict) -> int:
+    _, height, width = data_config["input_size"]
+    return height * width
+
+
+def _pooled_features_fn(backbone, total_pixels: int):
+    """The backbone's pooled features, compiled when the extraction is large enough to pay for it
+    (eager when the compiler is not available)."""
+
+    def pooled(pixels: torch.Tensor) -> torch.Tensor:
+        return backbone.forward_head(backbone.forward_features(pixels), pre_logits=True)
+
+    if total_pixels < COMPILE_FROM_PIXELS:
+        return pooled
+    compiled = torch.compile(pooled, dynamic=False)
+
+    def pooled_or_eager(pixels: torch.Tensor) -> torch.Tensor:
+        nonlocal compiled
+        try:
+            return compiled(pixels)
+        except Exception:  # no C compiler, an unsupported op...: the features are the same, only slower
+            compiled = pooled
+            return pooled(pixels)
+
+    return pooled_or_eager
 
 
 class FeatureDataset(Dataset):

@@ -1,7 +1,7 @@
 """The training run, laid out as timm's ``train.py`` and accelerate's examples are.
 
-    accelerator = make_accelerator(config)      # the entry point owns it and passes it down
-    run = setup(config, accelerator)            # data, model, constraints, optimizer, one prepare
+    accelerator = make_accelerator(config)      # the entry point owns it and passes it down (setup.py)
+    run = setup(config, accelerator)            # data, model, constraints, optimizer, one prepare (setup.py)
     while not run.finished:
         train_one_epoch(run)                    # micro-batches → optimizer steps
         end_epoch(run)                          # evaluate, export the best, checkpoint
@@ -16,130 +16,26 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .. import hub
-from ..constraints import SoftTuning
-from ..data import Splits, TransformedDataset, build_transforms, collate, load_splits
-from ..evaluation import eval_loader, evaluate_model
-from ..registry import create_model, get_preset
+from ..evaluation import evaluate_model
 from ..reports import write_reports
-from ..text_encoders import default_text_encoder
-from .checkpoints import latest_checkpoint, read_state, save_checkpoint
-from .features import FeatureCache, FeatureDataset, check_cacheable, collate_features
-from .config import StageConfig, TrainConfig
-from .losses import LossMeter, NonFiniteGuard, NonFiniteLossError
-from .optim import build_optimizer, build_schedule, freeze, train_mode
-from .steps import RunPlan, StagePlan, StepCounter
+from .checkpoints import save_checkpoint
+from .config import TrainConfig
+from .losses import NonFiniteLossError
+from .optim import train_mode
+from .run import Run, StateSnapshot, TrainerState
+from .setup import assemble, make_accelerator, restore, setup
 
-__all__ = ["NonFiniteLossError", "Run", "TrainerState", "make_accelerator", "setup", "train"]
-
-
-@dataclass
-class TrainerState:
-    """Where a run is and what it has seen; saved (as JSON) in every checkpoint for ``--resume``."""
-
-    counter: StepCounter = field(default_factory=StepCounter)
-    best_accuracy: float = -1.0
-    skipped_steps: int = 0
-    bad_images: list[str] = field(default_factory=list)  # unreadable images skipped (on_bad_image: skip)
-    epoch_losses: dict[str, Any] = field(default_factory=dict)  # the epoch's running sums, at the checkpoint
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> TrainerState:
-        return cls(**{**state, "counter": StepCounter(**state["counter"])})
-
-
-@dataclass
-class Run:
-    """Everything a training run holds, built once by :func:`setup`."""
-
-    config: TrainConfig
-    accelerator: Accelerator
-    splits: Splits
-    model: torch.nn.Module  # prepared (possibly wrapped for DDP)
-    optimizer: Any
-    scheduler: Any
-    train_dataset: TransformedDataset
-    train_loader: DataLoader
-    eval_loader: DataLoader
-    soft_tuning: list[SoftTuning]  # one per stage
-    ema: Any
-    plan: RunPlan
-    guard: NonFiniteGuard
-    state: TrainerState = field(default_factory=TrainerState)
-    epoch_losses: LossMeter = field(default_factory=LossMeter)
-    window_losses: LossMeter = field(default_factory=LossMeter)  # since the last log line
-    last_eval: dict[str, Any] = field(default_factory=dict)
-    last_eval_step: int = -1
-    wise_ft_start: StateSnapshot | None = None  # the weights at the end of config.wise_ft.stage
-    epoch_started: float = 0.0
-    eval_seconds: float = 0.0  # spent evaluating in this epoch
-
-    @property
-    def counter(self) -> StepCounter:
-        return self.state.counter
-
-    @property
-    def inner(self) -> torch.nn.Module:
-        """The model itself, unwrapped."""
-        return self.accelerator.unwrap_model(self.model)
-
-    @property
-    def eval_model(self) -> torch.nn.Module:
-        """What is evaluated and exported: the EMA weights when kept, else the model."""
-        return self.ema.module if self.ema is not None else self.model
-
-    @property
-    def stage(self) -> StageConfig:
-        """The current stage (the last one once the run has finished)."""
-        return self.config.stages[min(self.counter.stage, len(self.config.stages) - 1)]
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.config.output_dir)
-
-    @property
-    def finished(self) -> bool:
-        return self.counter.finished(self.plan)
-
-
-class StateSnapshot:
-    """A copy of a model's weights, checkpointed with the run (``register_for_checkpointing``)."""
-
-    def __init__(self) -> None:
-        self.state: dict[str, torch.Tensor] = {}
-
-    def take(self, model: torch.nn.Module) -> None:
-        self.state = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"state": self.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state = dict(state["state"])
-
-
-def make_accelerator(config: TrainConfig) -> Accelerator:
-    """The run's ``Accelerator``: gradient accumulation and trackers from the config; processes,
-    devices and precision from ``accelerate launch`` / ``accelerate config``."""
-    output_dir = Path(config.output_dir)
-    return Accelerator(
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        log_with=config.trackers or None,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
+__all__ = ["NonFiniteLossError", "Run", "StateSnapshot", "TrainerState", "assemble", "make_accelerator", "setup", "train"]
 
 
 def train(config: TrainConfig, accelerator: Accelerator | None = None, resume: bool = False) -> dict[str, Any]:
@@ -155,128 +51,6 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None, resume: b
     return finish(run)
 
 
-# -- setup ------------------------------------------------------------------------------------
-
-
-def build_model(config: TrainConfig, class_names: list[str], descriptions=None, synonyms=None):
-    """A new model from the config's preset, for the data's class names."""
-    model_config = config.model
-    kwargs: dict[str, Any] = dict(model_config.overrides)
-    if model_config.pretrained_file:
-        kwargs["pretrained_cfg_overlay"] = dict(file=model_config.pretrained_file)
-    if get_preset(model_config.name).family == "vsenet":
-        kwargs.update(class_names=class_names, text_encoder=model_config.text_encoder or default_text_encoder())
-        if descriptions is not None:
-            kwargs["class_descriptions"] = descriptions
-        if synonyms is not None:
-            kwargs["class_synonyms"] = synonyms
-    else:
-        kwargs.update(num_labels=len(class_names), id2label=dict(enumerate(class_names)))
-    return create_model(
-        model_config.name,
-        pretrained=model_config.pretrained or bool(model_config.pretrained_file),
-        image_size=model_config.image_size,
-        **kwargs,
-    )
-
-
-def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
-    """Data, model, constraints (all validated before the first step), optimizer, one ``prepare``, the plan."""
-    set_seed(config.seed)
-    splits = load_splits(config.data, seed=config.seed)
-    model = build_model(config, splits.class_names, splits.descriptions, splits.synonyms)
-    soft_tuning = [
-        SoftTuning.build(list(stage.constraints), allow=config.plugins_allow, deny=config.plugins_deny)
-        for stage in config.stages
-    ]
-    for stage_constraints in soft_tuning:
-        stage_constraints.setup(model)
-    freeze(model, config.optim)
-    if config.data.cache_features:
-        train_dataset, train_loader, evaluation = _cached_feature_loaders(config, accelerator, model, splits, soft_tuning)
-    else:
-        train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
-        train_dataset = TransformedDataset(splits.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image)
-        train_loader = DataLoader(
-            train_dataset,
-            batch_size=config.batch_size,
-            shuffle=True,
-            collate_fn=collate,
-            num_workers=config.data.num_workers,
-            drop_last=len(splits.train) > config.batch_size,
-        )
-        evaluation = eval_loader(splits.eval, eval_transform, config.eval_batch_size or config.batch_size, config.data)
-    optimizer = build_optimizer(model, config.optim)
-    model, optimizer, train_loader, evaluation = accelerator.prepare(model, optimizer, train_loader, evaluation)
-
-    plan = RunPlan.build(
-        [StagePlan(epochs=stage.epochs, steps=stage.steps) for stage in config.stages],
-        loader_batches=len(train_loader),
-        accumulation=config.gradient_accumulation_steps,
-        max_steps_per_epoch=config.max_steps_per_epoch,
-    )
-    scheduler = build_schedule(optimizer, config.optim, plan.total_steps, plan.steps_per_epoch)
-    ema = _build_ema(accelerator.unwrap_model(model), config)
-    wise_ft_start = StateSnapshot() if config.wise_ft is not None else None
-    if config.checkpoints:
-        extra = [obj for obj in (ema, wise_ft_start) if obj is not None]
-        accelerator.register_for_checkpointing(scheduler, *soft_tuning, *extra)
-    return Run(
-        config=config,
-        accelerator=accelerator,
-        splits=splits,
-        model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        train_dataset=train_dataset,
-        train_loader=train_loader,
-        eval_loader=evaluation,
-        soft_tuning=soft_tuning,
-        ema=ema,
-        plan=plan,
-        guard=NonFiniteGuard(config.on_nonfinite, accelerator),
-        wise_ft_start=wise_ft_start,
-    )
-
-
-def _cached_feature_loaders(config: TrainConfig, accelerator: Accelerator, model, splits: Splits, soft_tuning):
-    """``data.cache_features``: the frozen backbone's pooled features of every image, computed once."""
-    check_cacheable(model, config.optim.freeze, [c for stage in soft_tuning for c in stage.constraints])
-    cache = FeatureCache(config.data.feature_cache_dir)
-    _, eval_transform = build_transforms(model.config.data_config, config.data.augment)
-    model.to(accelerator.device)
-    started = time.perf_counter()
-    train_cached = cache.features(model, splits.train_source, eval_transform, accelerator)
-    eval_cached = (
-        train_cached
-        if splits.eval_source is splits.train_source
-        else cache.features(model, splits.eval_source, eval_transform, accelerator)
-    )
-    accelerator.print(f"Backbone features of {len(splits.train_source)} images ready in {time.perf_counter() - started:.0f}s ({cache.directory}).")
-    train_dataset, eval_dataset = FeatureDataset(splits.train, train_cached), FeatureDataset(splits.eval, eval_cached)
-    train_loader = DataLoader(
-        train_dataset,
-        batch_size=config.batch_size,
-        shuffle=True,
-        collate_fn=collate_features,
-        drop_last=len(train_dataset) > config.batch_size,
-    )
-    evaluation = DataLoader(eval_dataset, batch_size=config.eval_batch_size or config.batch_size, collate_fn=collate_features)
-    return train_dataset, train_loader, evaluation
-
-
-def restore(run: Run) -> None:
-    """Continue from the newest complete checkpoint (model, optimizer, schedule, constraints, EMA, RNG, trainer state)."""
-    checkpoint = latest_checkpoint(run.output_dir)
-    if checkpoint is None:
-        run.accelerator.print(f"No complete checkpoint under {run.output_dir / 'checkpoints'}; starting from scratch.")
-        return
-    run.accelerator.load_state(str(checkpoint))
-    run.state = TrainerState.from_dict(read_state(checkpoint))
-    run.epoch_losses.load_state_dict(run.state.epoch_losses, run.accelerator.device)
-    run.accelerator.print(f"Resumed from {checkpoint} (step {run.counter.step}).")
-
-
 def start(run: Run) -> None:
     """Write the resolved config, open the trackers, say what the run trains and evaluates on."""
     config, accelerator = run.config, run.accelerator
@@ -286,10 +60,12 @@ def start(run: Run) -> None:
     accelerator.init_trackers("visnet", config=_flat_hparams(config))
     run.counter.skip_empty_stages(run.plan)
     per_epoch = f"{run.plan.steps_per_epoch} optimizer steps per epoch, " if run.plan.steps_per_epoch else ""
-    accelerator.print(
-        f"Training on {len(run.splits.train)} images of {len(run.splits.class_names)} classes; evaluating on "
-        f"{len(run.splits.eval)} images: {run.splits.eval_description}. {per_epoch}{run.plan.total_steps} in all."
-    )
+    splits = run.splits
+    if splits.train is None:  # streamed: the sizes are not known in advance
+        sizes = f"Training on a stream of {len(splits.class_names)} classes ({accelerator.num_processes} part(s)); evaluating on"
+    else:
+        sizes = f"Training on {len(splits.train)} images of {len(splits.class_names)} classes; evaluating on {len(splits.eval)} images:"
+    accelerator.print(f"{sizes} {splits.eval_description}. {per_epoch}{run.plan.total_steps} optimizer steps in all.")
 
 
 # -- the loop ---------------------------------------------------------------------------------
@@ -302,7 +78,8 @@ def train_one_epoch(run: Run) -> None:
         run.inner.config.objective = run.stage.objective
     run.train_loader.set_epoch(counter.data_epoch)
     run.train_dataset.set_epoch(counter.data_epoch)
-    loader = accelerator.skip_first_batches(run.train_loader, counter.batch) if counter.batch else run.train_loader
+    resumes_itself = getattr(run.train_loader, "resumes_itself", False)
+    loader = accelerator.skip_first_batches(run.train_loader, counter.batch) if counter.batch and not resumes_itself else run.train_loader
     train_mode(run.model)
     run.epoch_started, run.eval_seconds = time.perf_counter(), 0.0
     progress = tqdm(
@@ -326,6 +103,8 @@ def train_step(run: Run, batch: dict[str, Any]) -> bool:
     for message in batch.pop("bad_images", []):
         if message not in state.bad_images:
             state.bad_images.append(message)
+    if run.memory_format is not None and "pixel_values" in batch:
+        batch["pixel_values"] = batch["pixel_values"].contiguous(memory_format=run.memory_format)
     skipped = False
     with accelerator.accumulate(model):
         with accelerator.autocast():
@@ -395,7 +174,7 @@ def evaluate(run: Run) -> dict[str, Any]:
     """Score the eval split, record it in the history and the trackers, export the model when it is the best."""
     run.guard.check()
     started = time.perf_counter()
-    result = evaluate_model(run.accelerator, run.eval_model, run.eval_loader, run.splits.class_names)
+    result = evaluate_model(run.accelerator, run.eval_model, run.eval_loader, run.splits.class_names, run.memory_format)
     run.eval_seconds += time.perf_counter() - started
     counter, state = run.counter, run.state
     seconds = time.perf_counter() - run.epoch_started
@@ -440,10 +219,11 @@ def export(run: Run, directory: Path, evaluation: dict[str, Any]) -> None:
     it in: a kill never leaves half a model."""
     accelerator, config = run.accelerator, run.config
     accelerator.wait_for_everyone()
+    state_dict = accelerator.get_state_dict(run.eval_model)  # every process takes part: FSDP gathers its shards here
     if accelerator.is_main_process:
         temporary = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(temporary, ignore_errors=True)
-        accelerator.unwrap_model(run.eval_model).save_pretrained(temporary)
+        accelerator.unwrap_model(run.eval_model).save_pretrained(temporary, state_dict=state_dict)
         (temporary / hub.TRAINING_CONFIG).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         summary = {k: evaluation[k] for k in ("accuracy", "top5_accuracy", "loss", "num_examples") if k in evaluation}
         summary.update(split=run.splits.eval_description, step=run.counter.step)
@@ -535,14 +315,6 @@ def _steps_left_in_epoch(run: Run) -> int | None:
         return in_stage
     done = run.counter.batch // run.plan.accumulation
     return min(in_stage, run.plan.steps_per_epoch - done)
-
-
-def _build_ema(model, config: TrainConfig):
-    if config.optim.ema_decay is None:
-        return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True)
 
 
 def _json(value: Any) -> str:

@@ -41,7 +41,7 @@ def train_mode(model: nn.Module) -> None:
                 module.eval()
 
 
-def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: OptimConfig, device_type: str = "cpu") -> torch.optim.Optimizer:
     """SGD or AdamW; the backbone and a trainable text tower may have their own learning rates; no
     weight decay on biases and norms."""
     part_lr = {"backbone.": config.backbone_lr, "text_tower.": config.text_lr}
@@ -55,9 +55,18 @@ def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimi
     for (part, no_decay), params in groups.items():
         lr = part_lr.get(part) if part_lr.get(part) is not None else config.lr
         param_groups.append({"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else config.weight_decay})
+    kernels = _implementation(config.implementation, device_type)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
-    return torch.optim.AdamW(param_groups, lr=config.lr)
+        return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0, **kernels)
+    return torch.optim.AdamW(param_groups, lr=config.lr, **kernels)
+
+
+def _implementation(choice: str, device_type: str) -> dict[str, bool]:
+    """torch's keyword for the optimizer kernels (``auto``: fused on CUDA, where one kernel for all
+    parameters saves hundreds of launches per step; torch's own default elsewhere)."""
+    if choice == "auto":
+        return {"fused": True} if device_type == "cuda" else {}
+    return {"fused": {"fused": True}, "foreach": {"foreach": True}, "for": {"foreach": False}}[choice]
 
 
 def build_schedule(

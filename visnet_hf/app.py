@@ -1,0 +1,224 @@
+"""A page to try a model: drop an image, edit the class names, see the top-k (``visnet app``).
+
+Gradio is the ecosystem's convention for this (and what a Hugging Face Space runs): ``gr.Image`` in,
+``gr.Label`` out. For a VSENet the class names are editable: the page re-embeds them with the model's
+text encoder (its bundled copy, or the one its config names) and scores the image among them,
+which is the model's point: new names without retraining. Every mistake on the page (a file that
+is not an image, an empty or overlong list of names, a text encoder that cannot be loaded) is a
+message on the page, not a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data.images import BadImageError, decode
+from .errors import VisnetError
+from .hub import EVAL_RESULTS, load_model, model_file
+from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
+
+MAX_NAMES = 1000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+
+
+def parse_names(text: str) -> list[str]:
+    """Class names from the page's text box: comma- or line-separated, blanks dropped.
+
+    Raises:
+        ValueError: no name, more than :data:`MAX_NAMES`, or a name given twice (the message says which).
+    """
+    names = [name.strip() for name in re.split(r"[,\n]", text or "") if name.strip()]
+    if not names:
+        raise ValueError("Give at least one class name (comma- or line-separated).")
+    if len(names) > MAX_NAMES:
+        raise ValueError(f"{len(names)} names is too many for this page; give at most {MAX_NAMES}.")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"Each name once, please: {', '.join(repeated)} {'is' if len(repeated) == 1 else 'are'} repeated.")
+    return names
+
+
+class Classifier:
+    """The page's model: predictions over its own classes or, for a VSENet, over names typed on the page."""
+
+    def __init__(self, model_dir: str):
+        self.source = model_dir
+        self.model = load_model(model_dir)
+        self.processor = self.model.image_processor()
+        self.is_vsenet = hasattr(self.model, "set_classes")
+        self.trained_names = [self.model.config.id2label[i] for i in range(len(self.model.config.id2label))]
+        self._vocabulary = tuple(self.trained_names)
+
+    @torch.no_grad()
+    def predict(self, image_path: str | None, names_text: str = "", head: str | None = None,
+                calibration: float | None = None, top_k: int = 5) -> tuple[dict[str, float], str]:
+        """``({label: probability}, message)`` for the top ``top_k`` classes; the message explains any problem."""
+        if not image_path:
+            return {}, "Drop an image (or paste one, or use the webcam) to see what the model makes of it."
+        try:
+            image = decode(image_path, Path(image_path).name)
+        except BadImageError as error:
+            return {}, f"That file is not an image the model can read: {error}."
+        message = ""
+        if self.is_vsenet:
+            try:
+                names = parse_names(names_text) if names_text.strip() else self.trained_names
+                self._use_vocabulary(tuple(names))
+            except (ValueError, VisnetError) as error:
+                return {}, str(error)
+            if head:
+                self.model.config.zero_shot_head = head
+            if calibration is not None:  # it acts only when trained and new names are mixed
+                self.model.config.calibration = float(calibration)
+            if set(names) != set(self.trained_names):
+                message = f"Scored among {len(names)} names by the {self.model.config.zero_shot_head!r} zero-shot head."
+        probabilities = self.model(**self.processor(image, return_tensors="pt")).logits.float().softmax(-1)[0]
+        top = probabilities.topk(min(int(top_k), probabilities.numel()))
+        labels = {self.model.config.id2label[int(i)]: float(p) for p, i in zip(top.values, top.indices)}
+        return labels, message
+
+    def _use_vocabulary(self, names: tuple[str, ...]) -> None:
+        """Switch the model to ``names`` (embedding them once); a text encoder that cannot be loaded is explained."""
+        if names == self._vocabulary:
+            return
+        try:
+            self.model.set_classes(list(names))
+        except OSError as error:
+            raise VisnetError(
+                f"New class names need the model's text encoder, which cannot be loaded here ({error}). "
+                "Bundle it into the model folder (visnet bundle-text-encoder DIR) for offline use."
+            ) from None
+        self._vocabulary = names
+
+    def summary(self) -> str:
+        """The model card's summary: family, backbone, input size, classes and metrics."""
+        config = self.model.config
+        lines = [f"**{Path(str(self.source)).name or self.source}**: {config.model_type.upper()} on `{config.backbone}`, "
+                 f"{config.data_config['input_size'][-1]} px input."]
+        names = self.trained_names
+        shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+        lines.append(f"Trained classes ({len(names)}): {shown}.")
+        metrics_path = model_file(self.source, EVAL_RESULTS)
+        if metrics_path is not None:
+            metrics = json.loads(Path(metrics_path).read_text())
+            if "accuracy" in metrics:
+                lines.append(
+                    f"Top-1 {100 * metrics['accuracy']:.1f}%"
+                    + (f", top-5 {100 * metrics['top5_accuracy']:.1f}%" if "top5_accuracy" in metrics else "")
+                    + (f" on {metrics['num_examples']} images" if "num_examples" in metrics else "")
+                    + (f" ({metrics['split']})" if "split" in metrics else "") + "."
+                )
+        if self.is_vsenet:
+            lines.append(
+                f"Text encoder `{config.text_encoder}`; zero-shot head `{config.zero_shot_head}`; calibration offset "
+                f"{config.calibration:g} (applied when trained and new names are mixed)."
+            )
+        return "\n\n".join(lines)
+
+    def examples(self) -> list[str]:
+        """Images kept in the model folder (``examples/``, or beside the weights), if any."""
+        folder = Path(str(self.source))
+        if not folder.is_dir():
+            return []
+        candidates = sorted((folder / "examples").glob("*")) + sorted(folder.glob("*"))
+        return [str(p) for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES][:8]
+
+
+def build_app(model_dir: str):
+    """The Gradio page for a saved model (a folder or a Hub id)."""
+    import gradio as gr
+
+    classifier = Classifier(model_dir)
+    with gr.Blocks(title=f"visnet_hf: {Path(str(model_dir)).name}") as page:
+        gr.Markdown("# Try the model\nDrop an image; for a VSENet, edit the class names and see the scores change.")
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image")
+                names = gr.Textbox(
+                    value=", ".join(classifier.trained_names), lines=3, label="Class names (comma- or line-separated)",
+                    visible=classifier.is_vsenet, elem_id="class-names",
+                )
+                with gr.Row(visible=classifier.is_vsenet):
+                    head = gr.Dropdown(list(ZERO_SHOT_HEADS), value=getattr(classifier.model.config, "zero_shot_head", None), label="Zero-shot head")
+                    calibration = gr.Number(value=getattr(classifier.model.config, "calibration", 0.0), label="Calibration offset (mixed names)")
+                top_k = gr.Slider(1, 10, value=5, step=1, label="Top-k")
+                button = gr.Button("Classify", variant="primary", elem_id="classify")
+            with gr.Column():
+                label = gr.Label(label="Predictions", elem_id="predictions")
+                message = gr.Markdown(elem_id="message")
+                gr.Markdown(classifier.summary(), elem_id="summary")
+        examples = classifier.examples()
+        if examples:
+            gr.Examples(examples=[[path] for path in examples], inputs=[image])
+        inputs = [image, names, head, calibration, top_k]
+        button.click(classifier.predict, inputs=inputs, outputs=[label, message], api_name="predict")
+        image.change(classifier.predict, inputs=inputs, outputs=[label, message], api_name=False)
+    return page
+
+
+def launch(model_dir: str, host: str = "127.0.0.1", port: int | None = None, **kwargs: Any):
+    """Serve the page (``visnet app``); returns once the server stops, unless ``prevent_thread_lock``."""
+    page = build_app(model_dir)
+    return page.launch(server_name=host, server_port=port, **kwargs)
+
+
+SPACE_README = """---
+title: {title}
+emoji: 🔭
+colorFrom: blue
+colorTo: green
+sdk: gradio
+app_file: app.py
+pinned: false
+models:
+- {model_id}
+---
+
+Try [{model_id}](https://huggingface.co/{model_id}), a visnet_hf {family} model: drop an image, edit the
+class names, and see the top predictions. Served by `visnet_hf.app`.
+"""
+
+SPACE_APP = '''"""A Space for {model_id}: the page `visnet app` serves, loading the model by its Hub id."""
+
+from visnet_hf.app import build_app
+
+build_app("{model_id}").launch()
+'''
+
+
+def write_space(model_dir: str | Path, model_id: str, output: str | Path) -> list[Path]:
+    """``app.py``, ``requirements.txt`` and the Space ``README.md`` (``sdk: gradio``) for ``model_id``."""
+    from .hub import _read_config
+
+    family = _read_config(Path(model_dir))["model_type"]
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    files = {
+        "app.py": SPACE_APP.format(model_id=model_id),
+        # visnet_hf itself: from PyPI once published, else from the project's repository (edit the line to it).
+        "requirements.txt": "visnet-hf\ngradio>=5\n",
+        "README.md": SPACE_README.format(title=model_id.split("/")[-1], model_id=model_id, family=family.upper()),
+    }
+    for name, text in files.items():
+        (output / name).write_text(text)
+    return [output / name for name in files]
+
+
+def push_space(model_dir: str | Path, repo_id: str, model_id: str | None = None, private: bool = False, api=None) -> list[str]:
+    """Write the Space files for ``model_id`` (default: the model repo of the same name) and upload them
+    to the Space ``repo_id``; push the model itself with ``visnet push`` first."""
+    import tempfile
+
+    from .hub import make_api
+
+    api = api or make_api()
+    with tempfile.TemporaryDirectory() as folder:
+        written = write_space(model_dir, model_id or repo_id, folder)
+        api.create_repo(repo_id=repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+        api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="space", commit_message="visnet_hf Space")
+        return sorted(path.name for path in written)

@@ -1,0 +1,187 @@
+"""Data that does not fit on one disk: ``datasets`` streaming, split across processes and workers.
+
+``data.streaming: true`` reads the source as a ``datasets.IterableDataset`` (``hub``, ``parquet``,
+``imagefolder``, ``webdataset``: tar shards, local or URLs) instead of converting it to a local Arrow
+cache. Each process reads its own part (``datasets.distributed.split_dataset_by_node``: whole shards
+per process when the shard count divides by the number of processes, as the ``datasets`` docs
+recommend; every n-th example otherwise), a shuffle buffer mixes it, DataLoader workers split it
+further by shards, and the same decoding and transforms as the map-style path run on each example.
+
+A stream has no index to seed an example's augmentation with, so the seed is drawn from
+``(seed, epoch, the example's bytes)``: the same image gets the same crop in the same epoch on any
+process or worker, before and after a resume. The stream's position is the loader's
+``state_dict()`` (``torchdata``'s ``StatefulDataLoader``), saved in every checkpoint, so a killed run
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..errors import DataError
+from .config import DataConfig
+from .images import BadImageError, decode, decode_tensor
+from .transforms import RecipeTransform, collate
+
+
+@dataclass
+class Streams:
+    """The streamed splits of a run (each already this process's part) and the class names."""
+
+    train: Any  # datasets.IterableDataset
+    eval: Any
+    class_names: list[str]
+    eval_description: str
+    synonyms: list[list[str]] | None = None
+
+
+def load_streams(config: DataConfig, rank: int = 0, world_size: int = 1) -> Streams:
+    """The train and eval streams of this process, with ``image`` / ``label`` columns.
+
+    Raises:
+        DataError: no eval split (a held-out fraction cannot be drawn from a stream), no class names,
+            a missing column or file.
+    """
+    from datasets.distributed import split_dataset_by_node
+
+    streams = _open(config)
+    train_split = "train" if config.source in ("parquet", "webdataset") else config.train_split
+    eval_split = "eval" if config.source in ("parquet", "webdataset") else config.eval_split
+    if eval_split not in streams:
+        raise DataError(
+            "data.streaming needs an eval split: give data.eval_path (parquet, webdataset) or data.eval_split "
+            f"(hub, imagefolder; the source has {sorted(streams)}). A held-out fraction cannot be drawn from a stream."
+        )
+    train, evaluation = streams[train_split], streams[eval_split]
+    class_names = _stream_class_names(train, config)
+    train, evaluation = (_standardise(split, config, name) for split, name in ((train, "train"), (evaluation, "eval")))
+    # The same shard order on every process (one seed), then each takes its part: disjoint, all of it together.
+    train = train.shuffle(seed=config.seed, buffer_size=config.shuffle_buffer)
+    if world_size > 1:
+        train = split_dataset_by_node(train, rank=rank, world_size=world_size)
+        evaluation = split_dataset_by_node(evaluation, rank=rank, world_size=world_size)
+    where = config.eval_path or config.eval_split
+    return Streams(train, evaluation, class_names, f"the streamed eval split ({where})")
+
+
+def _open(config: DataConfig) -> dict[str, Any]:
+    import datasets
+
+    if config.source in ("parquet", "webdataset"):
+        files = {"train": config.path, "eval": config.eval_path}
+        files = {k: ([v] if isinstance(v, str) else list(v)) for k, v in files.items() if v}
+        for name in [f for group in files.values() for f in group]:
+            if "://" not in name and not Path(name).exists():
+                raise DataError(f"{config.source.capitalize()} file {name!r} does not exist.")
+        return datasets.load_dataset(config.source, data_files=files, streaming=True)
+    if config.source == "imagefolder":
+        if not Path(str(config.path)).is_dir():
+            raise DataError(f"Image folder {config.path!r} does not exist.")
+        return datasets.load_dataset("imagefolder", data_dir=config.path, streaming=True)
+    if config.source == "hub":
+        try:
+            return datasets.load_dataset(config.path, config.subset, streaming=True)
+        except (ConnectionError, FileNotFoundError) as error:
+            raise DataError(f"The Hub dataset {config.path!r} cannot be streamed ({error}).") from error
+    raise DataError(f"data.streaming is for the hub, parquet, imagefolder and webdataset sources, not {config.source!r}.")
+
+
+def _stream_class_names(stream, config: DataConfig) -> list[str]:
+    if config.class_names:
+        return [str(n) for n in config.class_names]
+    feature = (stream.features or {}).get(config.label_column)
+    names = getattr(feature, "names", None)
+    if not names:
+        raise DataError(
+            f"The stream's label column {config.label_column!r} has no class names (its feature is {feature}); "
+            "give data.class_names: [...] in the config, one name per label."
+        )
+    return list(names)
+
+
+def _standardise(stream, config: DataConfig, split: str):
+    """Keep the configured image and label columns, as ``image`` and ``label``."""
+    columns = stream.column_names
+    if columns is not None:
+        for role, column in (("image_column", config.image_column), ("label_column", config.label_column)):
+            if column not in columns:
+                raise DataError(f"data.{role}={column!r} is not a column of the streamed {split} split; its columns are {columns}.")
+    stream = stream.select_columns([config.image_column, config.label_column])
+    renames = {config.image_column: "image", config.label_column: "label"}
+    renames = {k: v for k, v in renames.items() if k != v}
+    return stream.rename_columns(renames) if renames else stream
+
+
+def example_seed(seed: int, epoch: int, image: Any) -> int:
+    """A per-example seed from its content: the same on every process and worker, and after a resume."""
+    data = image.get("bytes") if isinstance(image, dict) else None
+    if data is None and isinstance(image, dict) and image.get("path"):
+        data = str(image["path"]).encode()
+    digest = zlib.crc32(data or b"")
+    return ((seed * 1_000_003 + epoch) * 1_000_003 + digest) % 2**63
+
+
+class StreamExamples(torch.utils.data.IterableDataset):
+    """A stream's examples decoded and transformed, as the map-style path does them (one torch
+    ``IterableDataset``, so DataLoader workers each read their own shards of the stream)."""
+
+    def __init__(self, stream, transform: Callable, seed: int = 0, on_bad_image: str = "stop", train: bool = True):
+        import datasets
+
+        self.stream = stream.cast_column("image", datasets.Image(decode=False))
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+        self.on_bad_image = on_bad_image
+        self.train = train
+        self._tensor_route = isinstance(transform, RecipeTransform)
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new shuffle of the stream and new augmentation draws."""
+        self.epoch = epoch
+        self.stream.set_epoch(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stream": self.stream.state_dict(), "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.set_epoch(state["epoch"])
+        self.stream.load_state_dict(state["stream"])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        generator = torch.Generator()
+        for row in self.stream:
+            image = row["image"]
+            where = f"An image of the streamed {'train' if self.train else 'eval'} split" + (
+                f" ({image.get('path')})" if isinstance(image, dict) and image.get("path") else ""
+            )
+            try:
+                decoded = (decode_tensor if self._tensor_route else decode)(image, where)
+            except BadImageError as error:
+                if self.on_bad_image == "stop":
+                    raise BadImageError(f"{error}. Fix or remove it, or set data.on_bad_image: skip.") from None
+                yield {"bad_images": [str(error)]}
+                continue
+            if self._tensor_route:
+                generator.manual_seed(example_seed(self.seed, self.epoch, image) if self.train else 0)
+                pixel_values = self.transform(decoded, generator)
+            else:
+                pixel_values = self.transform(decoded)
+            yield {"pixel_values": pixel_values, "labels": int(row["label"])}
+
+
+def stream_loader(examples: StreamExamples, batch_size: int, num_workers: int = 0, **loader_kwargs: Any):
+    """A ``StatefulDataLoader`` (torchdata) over the examples: its ``state_dict`` is the stream's position,
+    exact with or without workers."""
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    return StatefulDataLoader(examples, batch_size=batch_size, collate_fn=collate, num_workers=num_workers, **loader_kwargs)
+
+
+__all__ = ["StreamExamples", "Streams", "example_seed", "load_streams", "stream_loader"]

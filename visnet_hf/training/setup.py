@@ -1,0 +1,257 @@
+"""Building a training run: the Accelerator, the data, the model, its constraints, optimizer and schedule.
+
+:func:`setup` reads the data through ``datasets`` (map-style, cached features, or a stream);
+:func:`assemble` is the part every run shares, for a script that brings its own loaders.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, TorchDynamoPlugin, set_seed
+from pathlib import Path
+from torch.utils.data import DataLoader
+
+from ..constraints import SoftTuning
+from ..data import Splits, TransformedDataset, build_transforms, collate, load_splits
+from ..evaluation import eval_loader
+from ..registry import create_model, get_preset
+from ..text_encoders import default_text_encoder
+from .checkpoints import latest_checkpoint, read_state
+from .config import TrainConfig
+from .features import FeatureCache, FeatureDataset, check_cacheable, collate_features
+from .losses import NonFiniteGuard
+from .optim import build_optimizer, build_schedule, freeze
+from .run import Run, StateSnapshot, TrainerState
+from .runtime import compile_in_place, compile_options, loader_options, pin_memory, use_channels_last
+from .steps import RunPlan, StagePlan
+
+__all__ = ["StreamLoader", "assemble", "build_constraints", "build_model", "make_accelerator", "restore", "setup"]
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """The run's ``Accelerator``: gradient accumulation and trackers from the config; processes,
+    devices and precision from ``accelerate launch`` / ``accelerate config``."""
+    output_dir = Path(config.output_dir)
+    pinned = pin_memory(config.data, PartialState().device)
+    return Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=config.trackers or None,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, non_blocking=pinned),
+        # The run compiles the model itself, in place (runtime.compile_options reads what accelerate was asked).
+        dynamo_plugin=TorchDynamoPlugin(backend="no"),
+    )
+
+
+def build_model(config: TrainConfig, class_names: list[str], descriptions=None, synonyms=None):
+    """A new model from the config's preset, for the data's class names."""
+    model_config = config.model
+    kwargs: dict[str, Any] = dict(model_config.overrides)
+    if model_config.pretrained_file:
+        kwargs["pretrained_cfg_overlay"] = dict(file=model_config.pretrained_file)
+    if get_preset(model_config.name).family == "vsenet":
+        kwargs.update(class_names=class_names, text_encoder=model_config.text_encoder or default_text_encoder())
+        if descriptions is not None:
+            kwargs["class_descriptions"] = descriptions
+        if synonyms is not None:
+            kwargs["class_synonyms"] = synonyms
+    else:
+        kwargs.update(num_labels=len(class_names), id2label=dict(enumerate(class_names)))
+    return create_model(
+        model_config.name,
+        pretrained=model_config.pretrained or bool(model_config.pretrained_file),
+        image_size=model_config.image_size,
+        **kwargs,
+    )
+
+
+def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
+    """Data, model, constraints (all validated before the first step), loaders, then :func:`assemble`."""
+    set_seed(config.seed)
+    if config.data.streaming:
+        return _setup_streaming(config, accelerator)
+    splits = load_splits(config.data, seed=config.seed)
+    model = build_model(config, splits.class_names, splits.descriptions, splits.synonyms)
+    soft_tuning = build_constraints(config, model)
+    freeze(model, config.optim)
+    if config.data.cache_features:
+        train_dataset, train_loader, evaluation = _cached_feature_loaders(config, accelerator, model, splits, soft_tuning)
+    else:
+        train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
+        train_dataset = TransformedDataset(splits.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image)
+        loading = loader_options(config.data, accelerator.device)
+        train_loader = DataLoader(
+            train_dataset,
+            batch_size=config.batch_size,
+            shuffle=True,
+            collate_fn=collate,
+            drop_last=len(splits.train) > config.batch_size,
+            **loading,
+        )
+        evaluation = eval_loader(splits.eval, eval_transform, config.eval_batch_size or config.batch_size, config.data, **loading)
+    return assemble(config, accelerator, model, soft_tuning, train_dataset, train_loader, evaluation, splits)
+
+
+class StreamLoader:
+    """This process's part of a stream, batched, on the device; its ``state_dict`` is the stream's
+    position (checkpointed with the run, so ``--resume`` continues mid-stream)."""
+
+    resumes_itself = True  # no skipping of batches on resume: the restored state is the position
+    per_process = True  # each process holds different examples (evaluation gathers them once)
+
+    def __init__(self, examples, loader, device: torch.device, non_blocking: bool = False):
+        self.examples, self.loader, self.device, self.non_blocking = examples, loader, device, non_blocking
+
+    def set_epoch(self, epoch: int) -> None:
+        self.examples.set_epoch(epoch)
+
+    def __iter__(self):
+        from accelerate.utils import send_to_device
+
+        for batch in self.loader:
+            yield send_to_device(batch, self.device, non_blocking=self.non_blocking)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.loader.load_state_dict(state)
+
+
+def _setup_streaming(config: TrainConfig, accelerator: Accelerator) -> Run:
+    """``data.streaming``: each process streams its own shards; the model and the rest as in :func:`setup`."""
+    from ..data.streaming import StreamExamples, load_streams, stream_loader
+
+    streams = load_streams(config.data, accelerator.process_index, accelerator.num_processes)
+    model = build_model(config, streams.class_names)
+    soft_tuning = build_constraints(config, model)
+    freeze(model, config.optim)
+    train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
+    loading = loader_options(config.data, accelerator.device)
+    pinned, workers = loading.pop("pin_memory"), loading.pop("num_workers")
+    train_examples = StreamExamples(streams.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image)
+    eval_examples = StreamExamples(streams.eval, eval_transform, on_bad_image=config.data.on_bad_image, train=False)
+    train = StreamLoader(
+        train_examples, stream_loader(train_examples, config.batch_size, workers, pin_memory=pinned, **loading),
+        accelerator.device, pinned,
+    )
+    evaluation = StreamLoader(
+        eval_examples, stream_loader(eval_examples, config.eval_batch_size or config.batch_size, workers, pin_memory=pinned, **loading),
+        accelerator.device, pinned,
+    )
+    described = Splits(None, None, streams.class_names, eval_description=streams.eval_description)
+    run = assemble(config, accelerator, model, soft_tuning, train_examples, train, evaluation, described)
+    if config.checkpoints:
+        accelerator.register_for_checkpointing(train)
+    return run
+
+
+def build_constraints(config: TrainConfig, model) -> list[SoftTuning]:
+    """Each stage's constraints, loaded and set up on the model (before it is wrapped)."""
+    soft_tuning = [
+        SoftTuning.build(list(stage.constraints), allow=config.plugins_allow, deny=config.plugins_deny)
+        for stage in config.stages
+    ]
+    for stage_constraints in soft_tuning:
+        stage_constraints.setup(model)
+    return soft_tuning
+
+
+def assemble(
+    config: TrainConfig, accelerator: Accelerator, model, soft_tuning: list[SoftTuning], train_dataset, train_loader,
+    eval_loader, splits: Splits | None = None,
+) -> Run:
+    """Memory format, optimizer, one ``prepare``, the plan, schedule, EMA, compilation: a :class:`Run`.
+
+    :func:`setup` calls it with loaders over ``datasets`` splits; a script that brings its own data
+    (tensors already on the GPU, say) calls it with its own: a loader needs ``__len__``, ``__iter__``
+    (dicts with ``pixel_values`` and ``labels``) and ``set_epoch``, as does ``train_dataset``.
+    """
+    memory_format = torch.channels_last if use_channels_last(config.model, model, accelerator.device) else None
+    if memory_format is not None:
+        model.to(memory_format=memory_format)
+    optimizer = build_optimizer(model, config.optim, accelerator.device.type)
+    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+
+    plan = RunPlan.build(
+        [StagePlan(epochs=stage.epochs, steps=stage.steps) for stage in config.stages],
+        loader_batches=len(train_loader) if hasattr(train_loader, "__len__") else None,  # a stream has no length
+        accumulation=config.gradient_accumulation_steps,
+        max_steps_per_epoch=config.max_steps_per_epoch,
+    )
+    scheduler = build_schedule(optimizer, config.optim, plan.total_steps, plan.steps_per_epoch)
+    ema = _build_ema(accelerator.unwrap_model(model), config)
+    compiled = compile_options(config.model)
+    if compiled is not None:
+        compile_in_place(accelerator.unwrap_model(model), compiled)  # after the EMA copy, which stays eager
+    wise_ft_start = StateSnapshot() if config.wise_ft is not None else None
+    if config.checkpoints:
+        extra = [obj for obj in (ema, wise_ft_start) if obj is not None]
+        accelerator.register_for_checkpointing(scheduler, *soft_tuning, *extra)
+    return Run(
+        config=config,
+        accelerator=accelerator,
+        splits=splits,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_dataset=train_dataset,
+        train_loader=train_loader,
+        eval_loader=eval_loader,
+        soft_tuning=soft_tuning,
+        ema=ema,
+        plan=plan,
+        guard=NonFiniteGuard(config.on_nonfinite, accelerator),
+        wise_ft_start=wise_ft_start,
+        memory_format=memory_format,
+    )
+
+
+def _cached_feature_loaders(config: TrainConfig, accelerator: Accelerator, model, splits: Splits, soft_tuning):
+    """``data.cache_features``: the frozen backbone's pooled features of every image, computed once."""
+    check_cacheable(model, config.optim.freeze, [c for stage in soft_tuning for c in stage.constraints])
+    cache = FeatureCache(config.data.feature_cache_dir)
+    _, eval_transform = build_transforms(model.config.data_config, config.data.augment)
+    model.to(accelerator.device)
+    started = time.perf_counter()
+    train_cached = cache.features(model, splits.train_source, eval_transform, accelerator)
+    eval_cached = (
+        train_cached
+        if splits.eval_source is splits.train_source
+        else cache.features(model, splits.eval_source, eval_transform, accelerator)
+    )
+    accelerator.print(f"Backbone features of {len(splits.train_source)} images ready in {time.perf_counter() - started:.0f}s ({cache.directory}).")
+    train_dataset, eval_dataset = FeatureDataset(splits.train, train_cached), FeatureDataset(splits.eval, eval_cached)
+    train_loader = DataLoader(
+        train_dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        collate_fn=collate_features,
+        drop_last=len(train_dataset) > config.batch_size,
+    )
+    evaluation = DataLoader(eval_dataset, batch_size=config.eval_batch_size or config.batch_size, collate_fn=collate_features)
+    return train_dataset, train_loader, evaluation
+
+
+def restore(run: Run) -> None:
+    """Continue from the newest complete checkpoint (model, optimizer, schedule, constraints, EMA, RNG, trainer state)."""
+    checkpoint = latest_checkpoint(run.output_dir)
+    if checkpoint is None:
+        run.accelerator.print(f"No complete checkpoint under {run.output_dir / 'checkpoints'}; starting from scratch.")
+        return
+    run.accelerator.load_state(str(checkpoint))
+    run.state = TrainerState.from_dict(read_state(checkpoint))
+    run.epoch_losses.load_state_dict(run.state.epoch_losses, run.accelerator.device)
+    run.accelerator.print(f"Resumed from {checkpoint} (step {run.counter.step}).")
+
+
+def _build_ema(model, config: TrainConfig):
+    if config.optim.ema_decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True)
