@@ -180,17 +180,15 @@ def references(config, model, folds) -> dict:
     """DeViSE-style projection and a linear probe on the same cached features and class texts; DeViSE also on the folds."""
     from dataclasses import replace
 
-    from accelerate import PartialState
-
     from visnet_hf.data import build_transforms, load_splits
-    from visnet_hf.training.features import FeatureCache, FeatureDataset
+    from visnet_hf.training.features import FeatureCache, FeatureDataset, OneProcess
 
     _, transform = build_transforms(model.config.data_config, config.data.augment)
     cache = FeatureCache(config.data.feature_cache_dir)
 
     def features(splits, part):
         dataset, source = (splits.train, splits.train_source) if part == "train" else (splits.eval, splits.eval_source)
-        cached = FeatureDataset(dataset, cache.features(model, source, transform, PartialState()))
+        cached = FeatureDataset(dataset, cache.features(model, source, transform, OneProcess(torch.device("cpu"))))
         return cached.features, cached.labels
 
     def embed(names, synonyms):

@@ -215,7 +215,7 @@ def test_every_problem_is_reported_once_with_close_matches():
         SoftTuning.build(specs)
     message = str(error.value)
     assert "Unknown constraint 'label_deviaton'. Did you mean 'label_deviation'?" in message
-    assert "Constraint 'grey_values' (from visnet-hf 0.1.0) has bad parameters: params.strength: unknown key. Valid keys: none" in message
+    assert f"Constraint 'grey_values' (from visnet-hf {visnet_hf.__version__}) has bad parameters: params.strength: unknown key. Valid keys: none" in message
     assert "params.mode: expected one of ['shift', 'crop', 'region'], got 'rotate'" in message
 
 
@@ -284,7 +284,7 @@ def test_plugins_list_command_reports_failures(fake_plugins, capsys):
 
     assert main(["plugins", "list"]) == 0
     out = capsys.readouterr().out
-    assert "label_deviation        visnet-hf 0.1.0      loads" in out
+    assert f"label_deviation        visnet-hf {visnet_hf.__version__:10s} loads" in out
     assert "broken                 fake-plugins 1.2.3      FAILS: Constraint 'broken'" in out
 
 

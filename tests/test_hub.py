@@ -144,6 +144,7 @@ def test_the_default_text_encoder_is_recorded_by_its_hub_id(minilm_path, tiny_pa
     assert reloaded(torch.randn(1, 3, 32, 32)).logits.shape == (1, 3)
 
 
+@pytest.mark.slow
 def test_training_pushes_when_the_config_says_so(tiny_parquet, tmp_path, monkeypatch):
     api = RecordingApi()
     monkeypatch.setattr(hub, "make_api", lambda: api)
@@ -175,6 +176,7 @@ def test_hub_id_and_local_folder_load_through_one_path(trained_run, tmp_path):
         visnet_hf.FRNForImageClassification.from_pretrained("someone/vsenet-tiny", cache_dir=tmp_path / "cache")
 
 
+@pytest.mark.slow
 def test_offline_bundle_switches_classes_without_the_original_encoder(trained_run, tmp_path):
     import shutil
 
@@ -216,6 +218,7 @@ def test_backbone_exports_to_timm_format(family, trained_run, tiny_text_encoder,
     assert json.loads((tmp_path / "timm" / "config.json").read_text())["architecture"] == "resnet18"
 
 
+@pytest.mark.slow
 def test_templates_metrics_and_plugins_ship_inside_the_wheel(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],

@@ -37,6 +37,6 @@ def test_lower_layers_do_not_import_training(layer):
 
 
 def test_the_check_sees_relative_imports():
-    training_loop = PACKAGE / "training" / "loop.py"
-    assert "visnet_hf.training.steps" in imported_modules(training_loop)
-    assert "visnet_hf.data" in imported_modules(training_loop)
+    training_setup = PACKAGE / "training" / "setup.py"
+    assert "visnet_hf.training.steps" in imported_modules(training_setup)
+    assert "visnet_hf.data" in imported_modules(training_setup)

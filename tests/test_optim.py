@@ -58,6 +58,7 @@ def test_a_frozen_backbone_keeps_its_batch_norm_statistics(model):
     with torch.no_grad():
         torch.testing.assert_close(output.pooler_output, model.eval()(pixel_values=images).pooler_output)
 
+    model.requires_grad_(True)  # freezing only ever turns training off: start the partial freeze from scratch
     freeze(model, OptimConfig(freeze="partial", trainable_prefixes=["backbone.layer4", "head", "classifier"]))
     train_mode(model)
     assert model.backbone.layer4[0].bn1.training and not model.backbone.layer3[0].bn1.training

@@ -23,7 +23,7 @@ from .models import (
 from .registry import create_model, list_models, register_preset
 from .text_encoders import ClassTexts, TextEncoder, TextEncoderError, embed_class_names
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 for _config, _model in ((VSENetConfig, VSENetForImageClassification), (FRNConfig, FRNForImageClassification)):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)

@@ -55,7 +55,7 @@ class Classifier:
         self._vocabulary = tuple(self.trained_names)
 
     @torch.no_grad()
-    def predict(self, image_path: str | None, names_text: str = "", head: str | None = None,
+    def predict(self, image_path: str | None, names_text: str | None = None, head: str | None = None,
                 calibration: float | None = None, top_k: int = 5) -> tuple[dict[str, float], str]:
         """``({label: probability}, message)`` for the top ``top_k`` classes; the message explains any problem."""
         if not image_path:
@@ -66,8 +66,9 @@ class Classifier:
             return {}, f"That file is not an image the model can read: {error}."
         message = ""
         if self.is_vsenet:
+            names_text = ", ".join(self.trained_names) if names_text is None else names_text
             try:
-                names = parse_names(names_text) if names_text.strip() else self.trained_names
+                names = parse_names(names_text)
                 self._use_vocabulary(tuple(names))
             except (ValueError, VisnetError) as error:
                 return {}, str(error)
@@ -129,6 +130,28 @@ class Classifier:
         return [str(p) for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES][:8]
 
 
+def _image_input():
+    """``gr.Image`` that hands over the uploaded file even when it is not an image, so that the page
+    can say so (Gradio's own check would fail the request with a generic error).
+
+    The instance's ``preprocess`` is wrapped rather than ``gr.Image`` subclassed: Gradio writes a
+    ``.pyi`` stub beside the source file of every component subclass.
+    """
+    import gradio as gr
+
+    image = gr.Image(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image", height=320)
+    decode_upload = image.preprocess
+
+    def preprocess(payload):
+        try:
+            return decode_upload(payload)
+        except Exception:  # PIL cannot open it: predict() names the problem on the page
+            return str(payload.path) if payload is not None and payload.path else None
+
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
+
+
 def build_app(model_dir: str):
     """The Gradio page for a saved model (a folder or a Hub id)."""
     import gradio as gr
@@ -138,7 +161,7 @@ def build_app(model_dir: str):
         gr.Markdown("# Try the model\nDrop an image; for a VSENet, edit the class names and see the scores change.")
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image")
+                image = _image_input()
                 names = gr.Textbox(
                     value=", ".join(classifier.trained_names), lines=3, label="Class names (comma- or line-separated)",
                     visible=classifier.is_vsenet, elem_id="class-names",

@@ -133,7 +133,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from ._validation import validate
     from .data import DataConfig
     from .errors import ConfigError
-    from .evaluation import calibrate_saved_model
+    from .selection import calibrate_saved_model
 
     data = None
     if args.data is not None:

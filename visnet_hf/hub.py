@@ -307,13 +307,13 @@ def bundle_text_encoder(model_dir: str | Path) -> Path:
     ``set_classes`` on a model loaded from such a folder uses the copy, so switching classes needs
     neither the network nor the original path.
     """
-    from .text_encoders import _load
+    from .text_encoders import load_text_model
 
     model_dir = Path(model_dir)
     config = _read_config(model_dir)
     if config.get("model_type") != "vsenet":
         raise ModelLoadError(f"{model_dir} holds a {config.get('model_type')!r} model; only a VSENet has a text encoder.")
-    encoder, tokenizer = _load(str(config["text_encoder"]))
+    encoder, tokenizer, _ = load_text_model(str(config["text_encoder"]), config.get("text_pooling", "auto"))
     target = model_dir / TEXT_ENCODER_DIR
     if target.exists():
         shutil.rmtree(target)

@@ -22,19 +22,21 @@ computed once for every fold and candidate.
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .calibration import calibrated_stacking
-from .data import DataConfig, Splits, load_splits
-from .errors import ConfigError
+from .data import DataConfig, EvalData, Splits, load_eval_data, load_splits
+from .errors import ConfigError, ModelLoadError
 
 
 @dataclass(frozen=True)
@@ -255,11 +257,9 @@ def _use_vocabulary(model, names: list[str], data: FoldData) -> None:
 def _logits(model, splits: Splits, part: str, config, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels for ``splits.train``, ``splits.eval`` or ``both``; from the cached backbone
     features when the config caches them."""
-    from accelerate import PartialState
-
     from .data import build_transforms
     from .evaluation import eval_loader
-    from .training.features import FeatureCache, FeatureDataset
+    from .training.features import FeatureCache, FeatureDataset, OneProcess
 
     parts = [("train", splits.train, splits.train_source), ("eval", splits.eval, splits.eval_source)]
     device = next(model.parameters()).device
@@ -269,7 +269,7 @@ def _logits(model, splits: Splits, part: str, config, batch_size: int = 256) -> 
         if part not in (name, "both"):
             continue
         if config.data.cache_features:
-            cached = FeatureCache(config.data.feature_cache_dir).features(model, source, transform, PartialState())
+            cached = FeatureCache(config.data.feature_cache_dir).features(model, source, transform, OneProcess(device))
             features = FeatureDataset(dataset, cached)
             for start in range(0, len(features), batch_size):
                 batch = features.features[start : start + batch_size].to(device)
@@ -285,7 +285,92 @@ def _top_k(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return float((scores.topk(min(k, scores.shape[1])).indices == labels[:, None]).any(1).float().mean())
 
 
+def calibrate_saved_model(
+    model_dir: str,
+    offset: float | None = None,
+    data: DataConfig | None = None,
+    held_out: bool = False,
+    pseudo_unseen: int | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> dict[str, Any]:
+    """What ``visnet calibrate`` runs: fit a VSENet's generalised zero-shot offset and save it in the model.
+
+    One of:
+        offset: set it as given (e.g. the one :mod:`visnet_hf.selection` chose).
+        data: images of trained *and* new classes (their class names form the mixed vocabulary);
+            the offset maximises the harmonic mean of seen- and new-class accuracy on them.
+        pseudo_unseen: no new-class images at all: the run's own training config (the folder's
+            ``training_config.yaml``) is trained ``folds`` times, each time without ``pseudo_unseen``
+            of its classes, and the median of the offsets fitted on those held-out classes is kept.
+
+    Returns:
+        The offset, how it was fitted and on how many images; also written to ``calibration.json``.
+    """
+    from .hub import TRAINING_CONFIG, load_model, model_file, write_card
+
+    chosen = [name for name, value in (("--offset", offset), ("--data", data), ("--pseudo-unseen", pseudo_unseen)) if value is not None]
+    if len(chosen) != 1:
+        raise ConfigError(f"Give exactly one of --offset, --data and --pseudo-unseen (got {chosen or 'none'}).")
+    if not Path(model_dir).is_dir():
+        raise ModelLoadError(f"{model_dir} is not a model folder; calibration is saved into the folder, so it must be local.")
+    model = load_model(model_dir)
+    if not hasattr(model, "fit_calibration"):
+        raise ConfigError(f"{model_dir} is not a VSENet; only a VSENet switches to new class names and has an offset.")
+    trained = list(model.config.trained_class_names)
+    if offset is not None:
+        result: dict[str, Any] = {"calibration": float(offset), "method": "given"}
+    elif data is not None:
+        evaluation = load_eval_data(data, seed=seed, held_out=held_out)
+        seen_columns = torch.tensor([name in trained for name in evaluation.class_names])
+        if seen_columns.all() or not seen_columns.any():
+            raise ConfigError(
+                f"The data's classes must mix trained and new names to calibrate; it has "
+                f"{int(seen_columns.sum())} trained and {int((~seen_columns).sum())} new ones."
+            )
+        model.set_classes(evaluation.class_names, synonyms=evaluation.synonyms)
+        model.config.calibration = 0.0
+        scores, labels = _scores(model, evaluation, data, batch_size)
+        result = {**calibrated_stacking(scores, labels, seen_columns), "method": f"fitted on {evaluation.description}"}
+    else:
+        from .training import load_config
+
+        path = model_file(model_dir, TRAINING_CONFIG)
+        if path is None:
+            raise ModelLoadError(f"{model_dir} has no {TRAINING_CONFIG}: --pseudo-unseen retrains the run, which needs its config.")
+        config = load_config(path)
+        table = cross_validate(config, {"run": []}, pseudo_unseen_folds(trained, folds, pseudo_unseen, seed=seed))
+        summary = table.summary()[0]
+        result = {
+            "calibration": table.calibration("run", "as trained"),
+            "method": f"median over {folds} folds, each holding {pseudo_unseen} of the {len(trained)} trained classes out of training",
+            "harmonic_mean": summary["gzsl_harmonic_mean"],
+            "fold_offsets": [score.calibration for score in table.scores],
+        }
+    model.set_classes(trained)  # the saved vocabulary stays the trained one; the offset applies once names mix
+    model.config.calibration = float(result["calibration"])
+    model.save_pretrained(model_dir)
+    (Path(model_dir) / "calibration.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_card(model_dir)
+    return result
+
+
+@torch.no_grad()
+def _scores(model, evaluation: EvalData, data: DataConfig, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from .data import build_transforms
+    from .evaluation import eval_loader
+
+    _, transform = build_transforms(model.config.data_config, data.augment)
+    scores, labels = [], []
+    for batch in eval_loader(evaluation.dataset, transform, batch_size, data):
+        if len(batch["labels"]):
+            scores.append(model(pixel_values=batch["pixel_values"]).logits.float())
+            labels.append(batch["labels"])
+    return torch.cat(scores), torch.cat(labels)
+
+
 __all__ = [
     "CrossValidation", "Fold", "FoldData", "FoldScore", "cross_validate", "fold_data",
-    "pseudo_unseen_folds", "score_fold",
+    "calibrate_saved_model", "pseudo_unseen_folds", "score_fold",
 ]

@@ -4,18 +4,22 @@
 ``imagefolder``, ``webdataset``: tar shards, local or URLs) instead of converting it to a local Arrow
 cache. Each process reads its own part (``datasets.distributed.split_dataset_by_node``: whole shards
 per process when the shard count divides by the number of processes, as the ``datasets`` docs
-recommend; every n-th example otherwise), a shuffle buffer mixes it, DataLoader workers split it
-further by shards, and the same decoding and transforms as the map-style path run on each example.
+recommend; every n-th example otherwise), DataLoader workers split it further by shards, a shuffle
+buffer mixes each part (a new order every epoch), and the same decoding and transforms as the
+map-style path run on each example.
 
 A stream has no index to seed an example's augmentation with, so the seed is drawn from
 ``(seed, epoch, the example's bytes)``: the same image gets the same crop in the same epoch on any
-process or worker, before and after a resume. The stream's position is the loader's
-``state_dict()`` (``torchdata``'s ``StatefulDataLoader``), saved in every checkpoint, so a killed run
-continues where it stopped.
+process or worker, before and after a resume. The stream's position, the shuffle buffer's contents
+and its random state are the loader's ``state_dict()`` (``torchdata``'s ``StatefulDataLoader``),
+saved in every checkpoint, so a killed run continues with exactly the next example. (``datasets``'
+own shuffle buffer is not used: its contents are not part of its state, so a resume would lose them.)
 """
 
 from __future__ import annotations
 
+import copy
+import random
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +46,7 @@ class Streams:
 
 
 def load_streams(config: DataConfig, rank: int = 0, world_size: int = 1) -> Streams:
-    """The train and eval streams of this process, with ``image`` / ``label`` columns.
+    """The train and eval streams of this process (its shards, in order), with ``image`` / ``label`` columns.
 
     Raises:
         DataError: no eval split (a held-out fraction cannot be drawn from a stream), no class names,
@@ -61,9 +65,7 @@ def load_streams(config: DataConfig, rank: int = 0, world_size: int = 1) -> Stre
     train, evaluation = streams[train_split], streams[eval_split]
     class_names = _stream_class_names(train, config)
     train, evaluation = (_standardise(split, config, name) for split, name in ((train, "train"), (evaluation, "eval")))
-    # The same shard order on every process (one seed), then each takes its part: disjoint, all of it together.
-    train = train.shuffle(seed=config.seed, buffer_size=config.shuffle_buffer)
-    if world_size > 1:
+    if world_size > 1:  # each process its part: disjoint, and all of it together
         train = split_dataset_by_node(train, rank=rank, world_size=world_size)
         evaluation = split_dataset_by_node(evaluation, rank=rank, world_size=world_size)
     where = config.eval_path or config.eval_split
@@ -128,35 +130,69 @@ def example_seed(seed: int, epoch: int, image: Any) -> int:
 
 
 class StreamExamples(torch.utils.data.IterableDataset):
-    """A stream's examples decoded and transformed, as the map-style path does them (one torch
-    ``IterableDataset``, so DataLoader workers each read their own shards of the stream)."""
+    """A stream's examples, mixed by a shuffle buffer, decoded and transformed as the map-style path
+    does them. One torch ``IterableDataset``: DataLoader workers each read their own shards of it."""
 
-    def __init__(self, stream, transform: Callable, seed: int = 0, on_bad_image: str = "stop", train: bool = True):
+    def __init__(
+        self, stream, transform: Callable, seed: int = 0, on_bad_image: str = "stop", train: bool = True,
+        buffer_size: int = 1, rank: int = 0,
+    ):
         import datasets
 
         self.stream = stream.cast_column("image", datasets.Image(decode=False))
         self.transform = transform
-        self.seed = seed
+        self.seed, self.rank = seed, rank
         self.epoch = 0
         self.on_bad_image = on_bad_image
         self.train = train
+        self.buffer_size = buffer_size if train else 1
         self._tensor_route = isinstance(transform, RecipeTransform)
+        self._buffer: list[dict[str, Any]] = []
+        self._random = random.Random()
+        self._restored: dict[str, Any] | None = None
+        # datasets starts every later pass where a loaded state left it: a new epoch loads the start.
+        self._start = copy.deepcopy(self.stream.state_dict())
 
     def set_epoch(self, epoch: int) -> None:
-        """A new shuffle of the stream and new augmentation draws."""
+        """A new order of the stream and new augmentation draws (a resumed position is kept)."""
+        if self._restored is None or self._restored["epoch"] != epoch:
+            self._restored = None
         self.epoch = epoch
-        self.stream.set_epoch(epoch)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"stream": self.stream.state_dict(), "epoch": self.epoch}
+        return {
+            "epoch": self.epoch, "stream": self.stream.state_dict(), "buffer": list(self._buffer),
+            "random": self._random.getstate(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.set_epoch(state["epoch"])
-        self.stream.load_state_dict(state["stream"])
+        self.epoch, self._restored = state["epoch"], state
+
+    def _rows(self) -> Iterator[dict[str, Any]]:
+        """The stream's rows through the shuffle buffer, resuming a restored position exactly."""
+        worker = torch.utils.data.get_worker_info()
+        if self._restored is not None:
+            self.stream.load_state_dict(self._restored["stream"])
+            self._buffer = list(self._restored["buffer"])
+            self._random.setstate(self._restored["random"])
+            self._restored = None
+        else:
+            self.stream.load_state_dict(copy.deepcopy(self._start))
+            self._buffer = []
+            self._random.seed(repr((self.seed, self.epoch, self.rank, worker.id if worker else 0)))
+        for row in self.stream:
+            if len(self._buffer) < self.buffer_size:
+                self._buffer.append(row)
+                continue
+            index = self._random.randrange(len(self._buffer))
+            picked, self._buffer[index] = self._buffer[index], row
+            yield picked
+        while self._buffer:
+            yield self._buffer.pop(self._random.randrange(len(self._buffer)))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         generator = torch.Generator()
-        for row in self.stream:
+        for row in self._rows():
             image = row["image"]
             where = f"An image of the streamed {'train' if self.train else 'eval'} split" + (
                 f" ({image.get('path')})" if isinstance(image, dict) and image.get("path") else ""

@@ -9,6 +9,7 @@ fold, another candidate setting) reuse them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -91,7 +92,7 @@ class FeatureCache:
         """``{"features": (rows, num_features), "readable": (rows,) bool}`` for ``source``, from disk when there.
 
         The main process computes and writes them; the others read them afterwards. ``accelerator``
-        may be an ``Accelerator`` or accelerate's ``PartialState``.
+        may be an ``Accelerator`` or a :class:`OneProcess`.
         """
         path = self.directory / f"{self.key(model, source)}.safetensors"
         if path not in self._read:
@@ -156,6 +157,18 @@ def _pooled_features_fn(backbone, total_pixels: int):
             return pooled(pixels)
 
     return pooled_or_eager
+
+
+class OneProcess:
+    """What :meth:`FeatureCache.features` needs of an accelerator, for code that runs in one process."""
+
+    is_main_process = True
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def main_process_first(self):
+        return contextlib.nullcontext()
 
 
 class FeatureDataset(Dataset):

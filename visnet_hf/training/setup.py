@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, TorchDynamoPlugin, set_seed
 from pathlib import Path
 from torch.utils.data import DataLoader
@@ -36,15 +36,17 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     """The run's ``Accelerator``: gradient accumulation and trackers from the config; processes,
     devices and precision from ``accelerate launch`` / ``accelerate config``."""
     output_dir = Path(config.output_dir)
-    pinned = pin_memory(config.data, PartialState().device)
-    return Accelerator(
+    accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with=config.trackers or None,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, non_blocking=pinned),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         # The run compiles the model itself, in place (runtime.compile_options reads what accelerate was asked).
         dynamo_plugin=TorchDynamoPlugin(backend="no"),
     )
+    # Pinned batches copy to the GPU without blocking; the device is known once the Accelerator is.
+    accelerator.dataloader_config.non_blocking = pin_memory(config.data, accelerator.device)
+    return accelerator
 
 
 def build_model(config: TrainConfig, class_names: list[str], descriptions=None, synonyms=None):
@@ -133,7 +135,10 @@ def _setup_streaming(config: TrainConfig, accelerator: Accelerator) -> Run:
     train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
     loading = loader_options(config.data, accelerator.device)
     pinned, workers = loading.pop("pin_memory"), loading.pop("num_workers")
-    train_examples = StreamExamples(streams.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image)
+    train_examples = StreamExamples(
+        streams.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image,
+        buffer_size=config.data.shuffle_buffer, rank=accelerator.process_index,
+    )
     eval_examples = StreamExamples(streams.eval, eval_transform, on_bad_image=config.data.on_bad_image, train=False)
     train = StreamLoader(
         train_examples, stream_loader(train_examples, config.batch_size, workers, pin_memory=pinned, **loading),
