@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import SHARED, write_result
 
 CIFAR10 = SHARED / "data" / "cifar10" / "train.parquet"
@@ -48,11 +47,23 @@ def framework(recipe: str, flags: str = "fp32") -> dict:
     AcceleratorState._reset_state()
     with tempfile.TemporaryDirectory() as output:
         overrides = [
-            f"model.name={preset}", f"model.image_size={size}", f"data.path={CIFAR10}", "data.val_fraction=0.1",
-            "data.max_train_samples=null", f"optim.lr={lr}", f"optim.warmup_steps={WARMUP}", f"batch_size={BATCH}",
-            f"stages.0.epochs={epochs}", f"output_dir={output}", "trackers=[]", "log_every_steps=1000",
+            f"model.name={preset}",
+            f"model.image_size={size}",
+            f"data.path={CIFAR10}",
+            "data.val_fraction=0.1",
+            "data.max_train_samples=null",
+            f"optim.lr={lr}",
+            f"optim.warmup_steps={WARMUP}",
+            f"batch_size={BATCH}",
+            f"stages.0.epochs={epochs}",
+            f"output_dir={output}",
+            "trackers=[]",
+            "log_every_steps=1000",
         ]
-        overrides += [f"model.channels_last={'true' if 'cl' in parts else 'false'}", f"model.compile={'true' if 'compile' in parts else 'false'}"]
+        overrides += [
+            f"model.channels_last={'true' if 'cl' in parts else 'false'}",
+            f"model.compile={'true' if 'compile' in parts else 'false'}",
+        ]
         if backbone_lr:
             overrides.append(f"optim.backbone_lr={backbone_lr}")
         if pretrained:
@@ -85,10 +96,15 @@ def plain(recipe: str, flags: str = "fp32") -> dict:
     model = model.to(memory_format=memory_format)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if "bf16" in parts else nullcontext()
     config = timm.data.resolve_model_data_config(model)
-    train_tf = T.Compose([
-        T.Resize((size, size)), T.RandomCrop(size, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-        T.Normalize(config["mean"], config["std"]),
-    ])
+    train_tf = T.Compose(
+        [
+            T.Resize((size, size)),
+            T.RandomCrop(size, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(config["mean"], config["std"]),
+        ]
+    )
     eval_tf = T.Compose([T.Resize((size, size)), T.ToTensor(), T.Normalize(config["mean"], config["std"])])
     parts = datasets.Dataset.from_parquet(str(CIFAR10)).train_test_split(test_size=0.1, seed=0, stratify_by_column="label")
 
@@ -98,23 +114,31 @@ def plain(recipe: str, flags: str = "fp32") -> dict:
 
         data = split.with_transform(apply)
         return torch.utils.data.DataLoader(
-            data, batch_size=BATCH, shuffle=shuffle, drop_last=shuffle,
+            data,
+            batch_size=BATCH,
+            shuffle=shuffle,
+            drop_last=shuffle,
             collate_fn=lambda rows: (torch.stack([r["x"] for r in rows]), torch.tensor([r["y"] for r in rows])),
         )
 
     train_loader, test_loader = loader(parts["train"], train_tf, True), loader(parts["test"], eval_tf, False)
-    head = set(n for n, _ in model.get_classifier().named_parameters(prefix=model.default_cfg.get("classifier", "fc")))
+    head = {n for n, _ in model.get_classifier().named_parameters(prefix=model.default_cfg.get("classifier", "fc"))}
     groups = [  # the same recipe as the framework's: head and backbone rates, no decay on biases and norms
-        {"params": [p for n, p in model.named_parameters() if (n in head) == is_head and (p.ndim <= 1) == no_decay],
-         "lr": lr if is_head else (backbone_lr or lr), "weight_decay": 0.0 if no_decay else 0.05}
-        for is_head in (False, True) for no_decay in (False, True)
+        {
+            "params": [p for n, p in model.named_parameters() if (n in head) == is_head and (p.ndim <= 1) == no_decay],
+            "lr": lr if is_head else (backbone_lr or lr),
+            "weight_decay": 0.0 if no_decay else 0.05,
+        }
+        for is_head in (False, True)
+        for no_decay in (False, True)
     ]
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
     if "compile" in parts:
         model.compile()
     total = epochs * len(train_loader)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / WARMUP if s < WARMUP else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - WARMUP) / (total - WARMUP))))
+        optimizer,
+        lambda s: (s + 1) / WARMUP if s < WARMUP else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - WARMUP) / (total - WARMUP)))),
     )
     train_seconds = 0.0
     for _ in range(epochs):
@@ -143,7 +167,9 @@ def plain(recipe: str, flags: str = "fp32") -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe", choices=sorted(RECIPES), required=True)
-    parser.add_argument("--flags", default="fp32", help="speed settings for both sides: fp32, bf16, bf16+cl, bf16+cl+compile, ...")
+    parser.add_argument(
+        "--flags", default="fp32", help="speed settings for both sides: fp32, bf16, bf16+cl, bf16+cl+compile, ..."
+    )
     args = parser.parse_args()
     baseline = plain(args.recipe, args.flags)
     print("plain", baseline)
@@ -154,10 +180,19 @@ def main() -> None:
         f"cifar10_{args.recipe}" + ("" if args.flags == "fp32" else f"_{args.flags.replace('+', '_')}"),
         {
             "recipe": {
-                "framework_model": preset, "plain_model": name, "image_size": size, "epochs": epochs, "batch": BATCH,
-                "optimizer": "AdamW(weight_decay=0.05)", "lr": lr, "backbone_lr": backbone_lr, "warmup_steps": WARMUP,
-                "schedule": "linear warm-up then cosine", "augmentation": "random crop (padding 4) + flip",
-                "pretrained": str(WEIGHTS) if pretrained else None, "test_split": "stratified 10% of train.parquet, seed 0",
+                "framework_model": preset,
+                "plain_model": name,
+                "image_size": size,
+                "epochs": epochs,
+                "batch": BATCH,
+                "optimizer": "AdamW(weight_decay=0.05)",
+                "lr": lr,
+                "backbone_lr": backbone_lr,
+                "warmup_steps": WARMUP,
+                "schedule": "linear warm-up then cosine",
+                "augmentation": "random crop (padding 4) + flip",
+                "pretrained": str(WEIGHTS) if pretrained else None,
+                "test_split": "stratified 10% of train.parquet, seed 0",
                 "flags": args.flags,
             },
             "plain": baseline,

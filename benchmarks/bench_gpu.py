@@ -37,7 +37,12 @@ ROOT = HERE.parent
 DATA = ROOT.parent / "shared" / "data" / "cifar10" / "train.parquet"
 CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-FLAG_SETS = ("fp32", "bf16", "bf16+cl", "bf16+cl+compile")  # at 224 px the compiled set is left out: compiling three more models costs minutes
+FLAG_SETS = (
+    "fp32",
+    "bf16",
+    "bf16+cl",
+    "bf16+cl+compile",
+)  # at 224 px the compiled set is left out: compiling three more models costs minutes
 TARGET = 0.94
 
 
@@ -102,8 +107,14 @@ def register_cifar_resnet18() -> None:
         model.conv1 = torch.nn.Conv2d(kwargs.get("in_chans", 3), 64, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = torch.nn.Identity()
         model.pretrained_cfg = model.default_cfg = {
-            "input_size": (3, 32, 32), "mean": CIFAR_MEAN, "std": CIFAR_STD, "interpolation": "bilinear",
-            "crop_pct": 1.0, "crop_mode": "center", "num_classes": kwargs.get("num_classes", 1000), "classifier": "fc",
+            "input_size": (3, 32, 32),
+            "mean": CIFAR_MEAN,
+            "std": CIFAR_STD,
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "crop_mode": "center",
+            "num_classes": kwargs.get("num_classes", 1000),
+            "classifier": "fc",
         }
         return model
 
@@ -149,7 +160,11 @@ class GPUBatches:
     def __iter__(self):
         generator = torch.Generator(device=self.images.device).manual_seed(self.seed * 1000 + self.epoch)
         count = len(self.images)
-        order = torch.randperm(count, device=self.images.device, generator=generator) if self.train else torch.arange(count, device=self.images.device)
+        order = (
+            torch.randperm(count, device=self.images.device, generator=generator)
+            if self.train
+            else torch.arange(count, device=self.images.device)
+        )
         for start in range(0, len(self) * self.batch, self.batch):
             index = order[start : start + self.batch]
             if self.train:
@@ -187,7 +202,10 @@ def framework_run(model, loader, flags: str, epochs: int, lr: float, warmup: int
             "model": {"name": "vsenet_resnet18", "channels_last": "cl" in parts, "compile": "compile" in parts},
             "optim": {"optimizer": "sgd", "lr": lr, "momentum": 0.9, "weight_decay": 5e-4, "warmup_steps": warmup},
             "stages": [{"name": "train", "epochs": epochs}],
-            "trackers": [], "checkpoints": False, "export": False, "log_every_steps": 10**9,
+            "trackers": [],
+            "checkpoints": False,
+            "export": False,
+            "log_every_steps": 10**9,
         }
     )
     accelerator = make_accelerator(config)
@@ -259,11 +277,15 @@ def throughput(visnet_hf, embeddings, device, size: int, batch: int, smoke: bool
         table.setdefault(flags, {})["timm_resnet18"] = measure(plain, batches, device, warmup, steps)
         for preset in ("vsenet_resnet18", "frn_resnet18"):
             torch.manual_seed(0)
-            kwargs = {"class_names": CIFAR_NAMES, "class_embeddings": embeddings} if preset.startswith("vsenet") else {"num_labels": 10}
+            kwargs = (
+                {"class_names": CIFAR_NAMES, "class_embeddings": embeddings}
+                if preset.startswith("vsenet")
+                else {"num_labels": 10}
+            )
             model = visnet_hf.create_model(preset, image_size=size, **kwargs)
             run = framework_run(model, _Fixed(batches), flags, 1, 0.01, 0, device.type)
             table[flags][preset] = measure(lambda b, r=run: train_step(r, dict(b)), batches, device, warmup, steps)
-        for name, row in table[flags].items():
+        for row in table[flags].values():
             row["ratio_to_timm"] = table[flags]["timm_resnet18"]["images_per_s"] / row["images_per_s"]
         print(f"[throughput {size}px] {flags}: {json.dumps(table[flags])}", flush=True)
     return table
@@ -312,7 +334,11 @@ def time_to_target(visnet_hf, embeddings, data: Path, device, smoke: bool, budge
     test_loader = GPUBatches(images[is_test], labels[is_test], 1024, train=False)
     torch.manual_seed(0)
     model = visnet_hf.create_model(
-        "vsenet_resnet18", backbone="resnet18_cifar", class_names=CIFAR_NAMES, class_embeddings=embeddings, head="softmax",
+        "vsenet_resnet18",
+        backbone="resnet18_cifar",
+        class_names=CIFAR_NAMES,
+        class_embeddings=embeddings,
+        head="softmax",
     )
     lr = 0.4 * batch / 512
     run = framework_run(model, train_loader, flags, epochs, lr, 2 * len(train_loader), device.type)
@@ -332,9 +358,13 @@ def time_to_target(visnet_hf, embeddings, data: Path, device, smoke: bool, budge
     reached = next((h for h in history if h["test_accuracy"] >= TARGET), None)
     return {
         "model": "vsenet_resnet18 on resnet18_cifar (3x3 stem, no max-pool), softmax head",
-        "flags": flags, "batch": batch, "epochs_planned": epochs, "optimizer": f"SGD(nesterov, momentum 0.9, lr {lr}, wd 5e-4), warm-up then cosine",
+        "flags": flags,
+        "batch": batch,
+        "epochs_planned": epochs,
+        "optimizer": f"SGD(nesterov, momentum 0.9, lr {lr}, wd 5e-4), warm-up then cosine",
         "augmentation": "random crop (reflect padding 4) + flip on the GPU; flip TTA at test time",
-        "test_images": int(is_test.sum()), "history": history,
+        "test_images": int(is_test.sum()),
+        "history": history,
         "seconds_to_94": reached["seconds"] if reached else None,
     }
 
@@ -358,7 +388,10 @@ def main() -> None:
     started = time.perf_counter()
     results = {
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
-        "versions": {"torch": torch.__version__, **{m: importlib.import_module(m).__version__ for m in ("timm", "transformers", "accelerate")}},
+        "versions": {
+            "torch": torch.__version__,
+            **{m: importlib.import_module(m).__version__ for m in ("timm", "transformers", "accelerate")},
+        },
         "smoke": args.smoke,
         "throughput_32": throughput(visnet_hf, embeddings, device, 32, 64 if args.smoke else 512, args.smoke),
     }

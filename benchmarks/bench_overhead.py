@@ -20,7 +20,6 @@ import tempfile
 from contextlib import nullcontext
 
 import torch
-
 from _common import ROOT, alternate, peak_rss_mib, ratio, write_result
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -179,8 +178,13 @@ def main() -> None:
     pixel_values = torch.randn(args.batch, 3, args.size, args.size)
     labels = torch.randint(0, 10, (args.batch,))
     results: dict = {
-        "size": args.size, "batch": args.batch, "rounds": args.rounds, "inference_rounds": args.inference_rounds,
-        "repeat": args.repeat, "train": {}, "inference": {},
+        "size": args.size,
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "inference_rounds": args.inference_rounds,
+        "repeat": args.repeat,
+        "train": {},
+        "inference": {},
     }
 
     for precision in args.flags:
@@ -191,7 +195,14 @@ def main() -> None:
         if args.skip_inference:
             continue
 
-        names = ["timm_resnet18", "timm_wrapper_resnet18", "torch_frn_resnet18", "frn_resnet18", "vsenet_resnet18", "vsenet_resnet18_saved"]
+        names = [
+            "timm_resnet18",
+            "timm_wrapper_resnet18",
+            "torch_frn_resnet18",
+            "frn_resnet18",
+            "vsenet_resnet18",
+            "vsenet_resnet18_saved",
+        ]
         steps = {n: infer_fn(build(n, args.size), pixel_values, precision) for n in names}
         results["inference"][precision] = rows(names, steps, "inference", precision, args, args.inference_rounds, args.repeat * 2)
         print(precision, "inference", json.dumps(results["inference"][precision], indent=1))
@@ -211,9 +222,12 @@ def main() -> None:
         classes = model.normalized_class_embeddings()
         steps = {"model": infer_fn(model, pixel_values, "fp32"), "matmul": lambda c=classes: embeds @ c.T}
         times = alternate(steps, args.inference_rounds, args.repeat * 2)
-        vocabulary[size] = {"seconds_per_batch": min(times["model"]) / (args.repeat * 2), "matmul_seconds": min(times["matmul"]) / (args.repeat * 2)}
+        vocabulary[size] = {
+            "seconds_per_batch": min(times["model"]) / (args.repeat * 2),
+            "matmul_seconds": min(times["matmul"]) / (args.repeat * 2),
+        }
     base = vocabulary[10]["seconds_per_batch"]
-    for size, row in vocabulary.items():
+    for row in vocabulary.values():
         row["extra_over_10_classes"] = row["seconds_per_batch"] - base
     results["vocabulary"] = vocabulary
     results["peak_rss_mib_this_process"] = peak_rss_mib()

@@ -45,11 +45,21 @@ def run(shards: list[str], eval_file: str, streaming: bool, steps: int | None, o
     """One `visnet train` in a fresh process; its training seconds, steps and peak RSS (MiB)."""
     config = {
         "model": {"name": "frn_resnet18", "image_size": 32},
-        "data": {"source": "parquet", "path": shards, "eval_path": eval_file, "streaming": streaming, "shuffle_buffer": 1000,
-                 "max_eval_samples": None},
+        "data": {
+            "source": "parquet",
+            "path": shards,
+            "eval_path": eval_file,
+            "streaming": streaming,
+            "shuffle_buffer": 1000,
+            "max_eval_samples": None,
+        },
         "optim": {"optimizer": "adamw", "lr": 0.002, "warmup_steps": 50},
         "stages": [{"name": "train", "steps": steps} if steps else {"name": "train", "epochs": 1}],
-        "batch_size": 128, "output_dir": output, "trackers": [], "checkpoints": False, "export": False,
+        "batch_size": 128,
+        "output_dir": output,
+        "trackers": [],
+        "checkpoints": False,
+        "export": False,
         "log_every_steps": 10**9,
     }
     code = (
@@ -63,7 +73,7 @@ def run(shards: list[str], eval_file: str, streaming: bool, steps: int | None, o
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
-    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))[len("RESULT "):])
+    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))[len("RESULT ") :])
 
 
 def main() -> None:
@@ -77,20 +87,28 @@ def main() -> None:
         for index in range(args.rounds):  # ABBA: map-style first in odd rounds, the stream first in even ones
             order = (False, True) if index % 2 == 0 else (True, False)
             timed = {streaming: run(shards, eval_file, streaming, None, f"{folder}/out") for streaming in order}
-            rounds.append({"map_style": timed[False], "streaming": timed[True],
-                           "ratio": timed[True]["train_seconds"] / timed[False]["train_seconds"]})
+            rounds.append(
+                {
+                    "map_style": timed[False],
+                    "streaming": timed[True],
+                    "ratio": timed[True]["train_seconds"] / timed[False]["train_seconds"],
+                }
+            )
             print(rounds[-1], flush=True)
-        memory = {
-            f"{copies}x": run(shards * copies, eval_file, True, args.memory_steps, f"{folder}/out")
-            for copies in (1, 4)
-        }
+        memory = {f"{copies}x": run(shards * copies, eval_file, True, args.memory_steps, f"{folder}/out") for copies in (1, 4)}
         print(memory, flush=True)
     write_result(
         "streaming",
         {
-            "model": "frn_resnet18", "image_size": 32, "batch": 128, "shards": SHARDS, "train_images": 45000,
-            "rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds),
-            "memory_steps": args.memory_steps, "memory": memory,
+            "model": "frn_resnet18",
+            "image_size": 32,
+            "batch": 128,
+            "shards": SHARDS,
+            "train_images": 45000,
+            "rounds": rounds,
+            "median_ratio": statistics.median(r["ratio"] for r in rounds),
+            "memory_steps": args.memory_steps,
+            "memory": memory,
         },
     )
 

@@ -23,11 +23,9 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from _common import ROOT, SHARED, write_result
 
 DATA = SHARED / "data" / "tiny-imagenet"
@@ -81,8 +79,13 @@ def base_config(cache_dir: str | None):
     from visnet_hf.training import load_config
 
     overrides = [
-        f"data.path={DATA / 'seen_train.parquet'}", f"model.pretrained_file={WEIGHTS}", "data.cache_features=true",
-        "trackers=[]", "log_every_steps=100000", "checkpoints=false", "export=false",
+        f"data.path={DATA / 'seen_train.parquet'}",
+        f"model.pretrained_file={WEIGHTS}",
+        "data.cache_features=true",
+        "trackers=[]",
+        "log_every_steps=100000",
+        "checkpoints=false",
+        "export=false",
     ]
     if cache_dir:
         overrides.append(f"data.feature_cache_dir={cache_dir}")
@@ -122,13 +125,21 @@ def search(config, folds, log) -> dict:
         log(f"[protocol] {knob}: {best}")
     final_rows = stages[-1]["candidates"][stages[-1]["chosen"]]
     head = max(final_rows, key=lambda h: final_rows[h]["zero_shot_top1"])
-    return {"stages": stages, "overrides": merged(choice), "zero_shot_head": head, "calibration": final_rows[head]["calibration"],
-            "cv": final_rows[head]}
+    return {
+        "stages": stages,
+        "overrides": merged(choice),
+        "zero_shot_head": head,
+        "calibration": final_rows[head]["calibration"],
+        "cv": final_rows[head],
+    }
 
 
 def _row(table, candidate: str, head: str) -> dict:
     summary = next(r for r in table.summary() if r["candidate"] == candidate and r["variant"] == head)
-    return {k: summary[k] for k in ("zero_shot_top1", "zero_shot_top5", "seen_accuracy", "gzsl_harmonic_mean", "calibration", "train_seconds")}
+    return {
+        k: summary[k]
+        for k in ("zero_shot_top1", "zero_shot_top5", "seen_accuracy", "gzsl_harmonic_mean", "calibration", "train_seconds")
+    }
 
 
 def train_final(config, overrides: list[str], extra: list[str] = ()):
@@ -155,7 +166,9 @@ def score_final(model, config, calibration: float) -> dict:
     seen_logits, seen_labels = _logits(model, seen, "eval", config)
     model.set_classes(unseen.class_names, synonyms=unseen.synonyms)
     zero_shot, unseen_labels = _logits(model, unseen, "both", config)
-    model.set_classes(seen.class_names + unseen.class_names, synonyms=(seen.synonyms + unseen.synonyms) if seen.synonyms else None)
+    model.set_classes(
+        seen.class_names + unseen.class_names, synonyms=(seen.synonyms + unseen.synonyms) if seen.synonyms else None
+    )
     model.config.calibration = 0.0
     scores = torch.cat([_logits(model, seen, "eval", config)[0], _logits(model, unseen, "both", config)[0]])
     labels = torch.cat([seen_labels, unseen_labels + len(seen.class_names)])
@@ -295,7 +308,9 @@ def main() -> None:
     log = lambda line: print(line, flush=True)  # noqa: E731
 
     chosen = search(config, folds, log)
-    log(f"[protocol] chosen: {chosen['overrides']}, zero-shot head {chosen['zero_shot_head']}, offset {chosen['calibration']:.3f}")
+    log(
+        f"[protocol] chosen: {chosen['overrides']}, zero-shot head {chosen['zero_shot_head']}, offset {chosen['calibration']:.3f}"
+    )
     overrides = [*chosen["overrides"], *[f"model.overrides.{k}={v}" for k, v in HEADS[chosen["zero_shot_head"]].items()]]
     final, results, seconds = train_final(config, overrides)
     model = results["model"]
@@ -322,10 +337,17 @@ def main() -> None:
     write_result(
         "tinyimagenet_zeroshot",
         {
-            "folds": args.folds, "per_fold": args.per_fold, "quick": args.quick,
-            "chance_zero_shot_top1": 1 / 25, "protocol": chosen, "final": {"train_seconds": seconds, **scored},
-            "references": reference, "resolutions": resolutions, "wise_ft": curve,
-            "seconds": time.perf_counter() - started, "notes": NOTES,
+            "folds": args.folds,
+            "per_fold": args.per_fold,
+            "quick": args.quick,
+            "chance_zero_shot_top1": 1 / 25,
+            "protocol": chosen,
+            "final": {"train_seconds": seconds, **scored},
+            "references": reference,
+            "resolutions": resolutions,
+            "wise_ft": curve,
+            "seconds": time.perf_counter() - started,
+            "notes": NOTES,
         },
     )
 

@@ -17,10 +17,16 @@ import os
 
 import torch
 import torch.nn.functional as F
-
 from bench_zeroshot import DATA, fit_linear, frozen_features, splits, topk
 
-TEMPLATES = ["a photo of a {}.", "a blurry photo of a {}.", "a close-up photo of a {}.", "a photo of the small {}.", "itap of a {}.", "a {}."]
+TEMPLATES = [
+    "a photo of a {}.",
+    "a blurry photo of a {}.",
+    "a close-up photo of a {}.",
+    "a photo of the small {}.",
+    "itap of a {}.",
+    "a {}.",
+]
 
 
 def main() -> None:
@@ -39,14 +45,17 @@ def main() -> None:
             torch.save(features, args.cache)
         (train_x, train_y), (seen_x, seen_y), (unseen_x, unseen_y) = features
 
-    synonyms = {row["name"]: row["synonyms"] for row in csv.DictReader(open(DATA / "classes.tsv"), delimiter="\t")}
+    with open(DATA / "classes.tsv") as handle:
+        synonyms = {row["name"]: row["synonyms"] for row in csv.DictReader(handle, delimiter="\t")}
     encoder = TextEncoder(default_text_encoder())
 
     def embed(names, mode):
         if mode == "names":
             return encoder.embed_classes(ClassTexts.build(names))
         if mode == "synonyms":
-            return encoder.embed_classes(ClassTexts.build(names, descriptions=[[s.strip() for s in synonyms[n].split(",")] for n in names]))
+            return encoder.embed_classes(
+                ClassTexts.build(names, descriptions=[[s.strip() for s in synonyms[n].split(",")] for n in names])
+            )
         return encoder.embed_classes(ClassTexts.build(names, templates=TEMPLATES))
 
     probe = fit_linear(train_x, train_y, len(seen_names), lambda z: z)
@@ -55,7 +64,7 @@ def main() -> None:
         print("probe seen", topk(probe(seen_x), seen_y, 1))
     for mode in ("names", "synonyms", "templates"):
         seen_c, unseen_c = embed(seen_names, mode), embed(unseen_names, mode)
-        devise = fit_linear(train_x, train_y, seen_c.shape[1], lambda z: F.normalize(z, dim=-1) @ seen_c.T / 0.1)
+        devise = fit_linear(train_x, train_y, seen_c.shape[1], lambda z, c=seen_c: F.normalize(z, dim=-1) @ c.T / 0.1)
         with torch.no_grad():
             devise_scores = F.normalize(devise(unseen_x), dim=-1) @ unseen_c.T
             print(mode, "devise zero-shot top-1", round(topk(devise_scores, unseen_y, 1), 4))
@@ -64,8 +73,11 @@ def main() -> None:
                 weights = torch.zeros_like(p_unseen).scatter(1, best.indices, best.values)
                 conse_scores = F.normalize(weights @ seen_c, dim=-1) @ unseen_c.T
                 print(
-                    mode, f"conse T={top}", round(topk(conse_scores, unseen_y, 1), 4),
-                    "devise+conse", round(topk(conse_scores + devise_scores, unseen_y, 1), 4),
+                    mode,
+                    f"conse T={top}",
+                    round(topk(conse_scores, unseen_y, 1), 4),
+                    "devise+conse",
+                    round(topk(conse_scores + devise_scores, unseen_y, 1), 4),
                 )
 
 

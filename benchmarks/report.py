@@ -1,6 +1,6 @@
 """Render BENCHMARKS.md from benchmarks/results/*.json (written by the bench_*.py scripts).
 
-    python benchmarks/report.py
+python benchmarks/report.py
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ def _within_budget(result: dict) -> tuple[float, float] | None:
     framework = result["framework"]
     ended = itertools.accumulate(framework.get("per_epoch_train_seconds", []))
     within = [
-        (accuracy, end) for end, accuracy in zip(ended, framework["per_epoch_accuracy"]) if end <= result["plain"]["train_seconds"]
+        (accuracy, end)
+        for end, accuracy in zip(ended, framework["per_epoch_accuracy"])
+        if end <= result["plain"]["train_seconds"]
     ]
     return max(within) if within else None
 
@@ -107,7 +109,10 @@ def shipped_config_matches(protocol: dict) -> bool:
     from visnet_hf.training import load_config, override
 
     shipped = load_config(HERE.parent / "configs" / "vsenet_tinyimagenet_zeroshot.yaml")
-    chosen = [f"model.overrides.zero_shot_head={protocol['zero_shot_head']}", f"model.overrides.calibration={protocol['calibration']:.2f}"]
+    chosen = [
+        f"model.overrides.zero_shot_head={protocol['zero_shot_head']}",
+        f"model.overrides.calibration={protocol['calibration']:.2f}",
+    ]
     return override(shipped, [*protocol["overrides"], *chosen]).to_dict() == shipped.to_dict()
 
 
@@ -131,7 +136,12 @@ def zero_shot_section(zero: dict) -> list[str]:
         "",
     ]
     for stage in protocol["stages"]:
-        lines += [f"Knob: {stage['knob']} (chosen: {stage['chosen']})", "", "| candidate | zero-shot head | CV zero-shot top-1 | top-5 | seen acc. | GZSL H | train (s) per fold |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Knob: {stage['knob']} (chosen: {stage['chosen']})",
+            "",
+            "| candidate | zero-shot head | CV zero-shot top-1 | top-5 | seen acc. | GZSL H | train (s) per fold |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, heads in stage["candidates"].items():
             for head_name, row in heads.items():
                 lines.append(
@@ -277,7 +287,7 @@ def main() -> None:
             f"| plain timm loop | {r['plain_model']} | {result['plain']['train_seconds']:.0f} | {pct(result['plain']['accuracy'])} | {pct(result['plain']['top5_accuracy'])} |",
             f"| visnet_hf | {r['framework_model']} | {result['framework']['train_seconds']:.0f} | {pct(result['framework']['accuracy'])} | {pct(result['framework']['top5_accuracy'])} |",
             "",
-            f"Time ratio {result['time_ratio']:.3f} (\"the same time\": <= 1.03).",
+            f'Time ratio {result["time_ratio"]:.3f} ("the same time": <= 1.03).',
         ]
         if within is not None:
             lines.append(

@@ -1,7 +1,7 @@
 """Regenerate every benchmark and BENCHMARKS.md, one script at a time (so that none competes for the cores).
 
-    python benchmarks/run_all.py            # about 2 hours on 2 slow CPU cores
-    python benchmarks/run_all.py --report   # only re-render BENCHMARKS.md from benchmarks/results/
+python benchmarks/run_all.py            # about 2 hours on 2 slow CPU cores
+python benchmarks/run_all.py --report   # only re-render BENCHMARKS.md from benchmarks/results/
 """
 
 from __future__ import annotations

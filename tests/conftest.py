@@ -20,6 +20,20 @@ settings.register_profile("fast", max_examples=25, deadline=None)
 settings.register_profile("thorough", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
+QUICK_VARIANTS = {"vsenet_resnet18", "frn_resnet18"}
+PER_VARIANT_CHECKS = {"test_loss_falls_and_gradients_reach_trainable_parameters", "test_save_load_round_trip_reproduces_logits"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Training steps and save/load round trips run for every model variant in the full suite; the
+    quick tier (``-m "not slow"``) keeps one variant per family."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if item.originalname in PER_VARIANT_CHECKS and callspec and callspec.id not in QUICK_VARIANTS:
+            item.add_marker(pytest.mark.slow)
+
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CIFAR10 = SHARED / "data" / "cifar10" / "train.parquet"
 TINY_IMAGENET = SHARED / "data" / "tiny-imagenet"
@@ -145,7 +159,7 @@ stages:
   - name: train
     epochs: 2
 batch_size: 16
-output_dir: {tmp_path / 'run'}
+output_dir: {tmp_path / "run"}
 log_every_steps: 2
 {extra}"""
     )
@@ -231,9 +245,16 @@ def tiny_clip_text_encoder(tmp_path_factory) -> str:
     (directory / "merges.txt").write_text("#version: 0.2\n")
     CLIPTokenizer(str(directory / "vocab.json"), str(directory / "merges.txt")).save_pretrained(directory)
     config = CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=77, projection_dim=24, bos_token_id=vocab["<|startoftext|>"],
-        eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"],
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=24,
+        bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"],
+        pad_token_id=vocab["<|endoftext|>"],
     )
     torch.manual_seed(0)
     CLIPTextModelWithProjection(config).save_pretrained(directory)

@@ -17,7 +17,6 @@ from visnet_hf.cli import main as cli
 from .conftest import CIFAR10, CLASS_NAMES, generated_images
 from .test_hub import RecordingApi
 
-pytest.importorskip("gradio", reason="pip install -e '.[test]' for gradio")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -55,6 +54,7 @@ def real_image(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def served(vsenet_dir):
     """The page, served on 127.0.0.1 in this process."""
+    pytest.importorskip("gradio", reason="pip install -e '.[test]' for gradio")  # here: its import takes seconds
     from visnet_hf.app import build_app
 
     page = build_app(str(vsenet_dir))
@@ -154,8 +154,16 @@ def test_in_a_real_browser(served, real_image):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=flags)
@@ -189,8 +197,16 @@ def test_space_files_and_upload(vsenet_dir, tmp_path, capsys, monkeypatch):
     assert cli(["space", str(vsenet_dir), "--repo-id", "someone/vsenet-demo", "--model-id", "someone/vsenet-tiny"]) == 0
     name, created = api.calls[0]
     assert name == "create_repo" and created == {
-        "repo_id": "someone/vsenet-demo", "repo_type": "space", "space_sdk": "gradio", "private": False, "exist_ok": True,
+        "repo_id": "someone/vsenet-demo",
+        "repo_type": "space",
+        "space_sdk": "gradio",
+        "private": False,
+        "exist_ok": True,
     }
     name, upload = api.calls[1]
-    assert name == "upload_folder" and upload["repo_type"] == "space" and upload["files"] == ["README.md", "app.py", "requirements.txt"]
+    assert (
+        name == "upload_folder"
+        and upload["repo_type"] == "space"
+        and upload["files"] == ["README.md", "app.py", "requirements.txt"]
+    )
     assert "https://huggingface.co/spaces/someone/vsenet-demo" in capsys.readouterr().out

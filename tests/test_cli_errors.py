@@ -47,7 +47,9 @@ def test_a_misspelled_config_key_in_train_py(tiny_parquet, tmp_path):
     command = [sys.executable, str(ROOT / "train.py"), "--config", str(config)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "VISNET_DEBUG": ""})
     assert completed.returncode == 2
-    assert completed.stderr.startswith(f"train.py: error: 1 problem(s) in {config}:\n  - log_evry_steps: unknown key. Did you mean 'log_every_steps'")
+    assert completed.stderr.startswith(
+        f"train.py: error: 1 problem(s) in {config}:\n  - log_evry_steps: unknown key. Did you mean 'log_every_steps'"
+    )
     assert "Traceback" not in completed.stderr
     with pytest.raises(ConfigError, match="log_evry_steps: unknown key"):  # --debug: the exception itself
         train_main(["--config", str(config), "--debug"])

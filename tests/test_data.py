@@ -13,24 +13,116 @@ import numpy as np
 import pytest
 import torch
 
-from visnet_hf.data import DataError, TransformedDataset, build_transforms, load_splits
+from visnet_hf.data import AugmentConfig, DataConfig, DataError, TransformedDataset, build_transforms, load_splits
 from visnet_hf.training import load_config
 from visnet_hf.training import main as train_main
-from visnet_hf.data import AugmentConfig, DataConfig
 
 from .conftest import generated_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CIFAR100_FINE = (
-    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can "
-    "castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin "
-    "elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster "
-    "man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck "
-    "pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk "
-    "skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger "
-    "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
-).split()
+CIFAR100_FINE = [
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
+]
 CIFAR100_COARSE = {
     "aquatic_mammals": "beaver dolphin otter seal whale",
     "fish": "aquarium_fish flatfish ray shark trout",
@@ -94,10 +186,15 @@ def cifar100_parquet(tmp_path_factory) -> str:
 def test_cifar100_column_mapping_with_the_seed_config(cifar100_parquet, tiny_text_encoder, tmp_path):
     """The shipped CIFAR-100 config, pointed at a local copy with the Hub dataset's features, trains."""
     overrides = [
-        "data.source=parquet", f"data.path={cifar100_parquet}", f"data.eval_path={cifar100_parquet}",
-        f"model.text_encoder={tiny_text_encoder}", "batch_size=8", "optim.warmup_steps=0",
+        "data.source=parquet",
+        f"data.path={cifar100_parquet}",
+        f"data.eval_path={cifar100_parquet}",
+        f"model.text_encoder={tiny_text_encoder}",
+        "batch_size=8",
+        "optim.warmup_steps=0",
         "stages=[{name: align, epochs: 1, objective: align}, {name: finetune, epochs: 1, objective: finetune}]",
-        f"output_dir={tmp_path / 'run'}", "trackers=[]",
+        f"output_dir={tmp_path / 'run'}",
+        "trackers=[]",
     ]
     config = load_config(ROOT / "configs" / "vsenet_resnet18_cifar100.yaml", overrides)
     splits = load_splits(config.data)
@@ -153,7 +250,10 @@ def test_fashion_mnist_reads_debian_idx_files(tmp_path):
 
 
 def test_columns_class_names_and_labels_are_checked(tiny_parquet, tmp_path):
-    with pytest.raises(DataError, match=r"data.label_column='fine_label' is not a column of the train split; its columns are \['image', 'label'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"data.label_column='fine_label' is not a column of the train split; its columns are \['image', 'label'\]",
+    ):
         load_splits(DataConfig(path=tiny_parquet, label_column="fine_label"))
     import datasets
 
@@ -163,7 +263,9 @@ def test_columns_class_names_and_labels_are_checked(tiny_parquet, tmp_path):
         load_splits(DataConfig(path=str(tmp_path / "plain.parquet")))
     with pytest.raises(DataError, match=r"Labels \[1\] lie outside the 1 classes"):
         load_splits(DataConfig(path=str(tmp_path / "plain.parquet"), class_names=["only"]))
-    assert load_splits(DataConfig(path=str(tmp_path / "plain.parquet"), class_names=["a", "b"], val_fraction=0.5)).class_names == ["a", "b"]
+    assert load_splits(
+        DataConfig(path=str(tmp_path / "plain.parquet"), class_names=["a", "b"], val_fraction=0.5)
+    ).class_names == ["a", "b"]
 
 
 def test_descriptions_file(tiny_parquet, tmp_path):
@@ -211,6 +313,7 @@ def jpeg_bytes(image, **options) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_recipe_transform_gives_one_of_torchvisions_crops_and_flips(tiny_parquet):
     """The tensor recipe against torchvision's PIL route, every crop offset and flip enumerated."""
     import datasets
@@ -226,8 +329,12 @@ def test_recipe_transform_gives_one_of_torchvisions_crops_and_flips(tiny_parquet
     value = datasets.Dataset.from_parquet(tiny_parquet).cast_column("image", datasets.Image(decode=False))[0]["image"]
     image = decode(value, "test")
     candidates = {
-        (top, left, flip): F.normalize(F.to_tensor((F.hflip if flip else (lambda x: x))(F.crop(F.pad(image, 4), top, left, 32, 32))), mean, std)
-        for top in range(9) for left in range(9) for flip in (False, True)
+        (top, left, flip): F.normalize(
+            F.to_tensor((F.hflip if flip else (lambda x: x))(F.crop(F.pad(image, 4), top, left, 32, 32))), mean, std
+        )
+        for top in range(9)
+        for left in range(9)
+        for flip in (False, True)
     }
     seen = []
     for seed in range(300):
@@ -307,7 +414,10 @@ def test_a_missing_local_file_falls_back_to_the_hub_copy(tiny_parquet, monkeypat
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    config = load_config(ROOT / "configs" / "quickstart.yaml", ["data.path=/nowhere/train.parquet", "data.max_train_samples=null", "data.val_fraction=0.25"]).data
+    config = load_config(
+        ROOT / "configs" / "quickstart.yaml",
+        ["data.path=/nowhere/train.parquet", "data.max_train_samples=null", "data.val_fraction=0.25"],
+    ).data
     splits = load_splits(config)
     assert calls == ["uoft-cs/cifar10"]
     assert len(splits.train) + len(splits.eval) == 96 and splits.class_names == ["cat", "dog", "car", "ship"]

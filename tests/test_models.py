@@ -7,8 +7,8 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
 
 import visnet_hf
-from visnet_hf.errors import ConfigError
 from visnet_hf import FRNForImageClassification, VSENetForImageClassification
+from visnet_hf.errors import ConfigError
 
 from .conftest import CLASS_NAMES, generated_images
 
@@ -230,7 +230,8 @@ def test_frn_conv_head_is_the_seeds_head(tiny_text_encoder, pixel_batch):
     conv = torch.nn.functional.conv2d(feature_map, model.head.conv.weight.unsqueeze(-1), model.head.conv.bias)
     norm = model.head.norm
     expected = torch.relu(
-        (conv - norm.running_mean[:, None, None]) / torch.sqrt(norm.running_var[:, None, None] + norm.eps)
+        (conv - norm.running_mean[:, None, None])
+        / torch.sqrt(norm.running_var[:, None, None] + norm.eps)
         * norm.weight[:, None, None]
         + norm.bias[:, None, None]
     ).mean(dim=(2, 3))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 import visnet_hf
 from visnet_hf.training.config import OptimConfig
-from visnet_hf.errors import ConfigError
 from visnet_hf.training.optim import build_optimizer, build_schedule, freeze, train_mode
 
 
@@ -80,7 +81,7 @@ def test_cosine_with_warmup():
     values = lrs(OptimConfig(lr=1.0, scheduler="cosine", warmup_steps=4), steps_per_epoch=10, epochs=2)
     assert values[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert values[4] == pytest.approx(1.0)
-    assert values[-1] < 0.01 and all(a >= b for a, b in zip(values[4:], values[5:]))
+    assert values[-1] < 0.01 and all(a >= b for a, b in itertools.pairwise(values[4:]))
 
 
 def test_multistep_decays_at_epoch_milestones():

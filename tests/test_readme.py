@@ -16,6 +16,7 @@ def snippet(marker: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_api_snippet_runs_as_written(minilm_path, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet("api"), "README.md", "exec"), {})
@@ -28,7 +29,10 @@ def test_api_snippet_runs_as_written(minilm_path, tmp_path, monkeypatch, capsys)
 def test_readme_starts_with_the_two_commands():
     text = README.read_text()
     commands = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
-    assert 'pip install -e ".[test]" && HF_HUB_OFFLINE=1 accelerate launch --cpu train.py --config configs/quickstart.yaml' in commands
+    assert (
+        'pip install -e ".[test]" && HF_HUB_OFFLINE=1 accelerate launch --cpu train.py --config configs/quickstart.yaml'
+        in commands
+    )
     assert 'pip install -e ".[test,dev]" && HF_HUB_OFFLINE=1 python -m pytest' in commands
     ci = (README.parent / ".ci" / "run").read_text()
     assert 'pip install -e ".[test,dev]"' in ci and "python -m pytest" in ci and "export HF_HUB_OFFLINE=1" in ci

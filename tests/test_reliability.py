@@ -21,13 +21,11 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import visnet_hf
-from visnet_hf.data import DataError, load_splits
+from visnet_hf.data import DataConfig, DataError, load_splits
 from visnet_hf.data.images import BadImageError, decode, decode_tensor, to_rgb
-from visnet_hf.training import ConfigError, load_config
+from visnet_hf.training import ConfigError, load_config, train
 from visnet_hf.training import main as train_main
-from visnet_hf.training import train
 from visnet_hf.training.checkpoints import CheckpointError, latest_checkpoint
-from visnet_hf.data import DataConfig
 
 from .conftest import generated_images, write_config
 
@@ -57,7 +55,10 @@ def parquet_with_bad_images(tmp_path) -> str:
 @pytest.mark.slow
 def test_unreadable_image_stops_the_run_naming_it(parquet_with_bad_images, tmp_path):
     config = write_config(tmp_path, parquet_with_bad_images, "frn_resnet18", extra="trackers: []\nbatch_size: 50\n")
-    with pytest.raises(BadImageError, match=r"Image \d+ of the (train|eval) split \((notes\.txt\.jpg|truncated\.png)\) cannot be decoded: .*set data\.on_bad_image: skip"):
+    with pytest.raises(
+        BadImageError,
+        match=r"Image \d+ of the (train|eval) split \((notes\.txt\.jpg|truncated\.png)\) cannot be decoded: .*set data\.on_bad_image: skip",
+    ):
         train(load_config(config, ["stages.0.epochs=1", "data.val_fraction=0.5"]))
 
 
@@ -132,8 +133,11 @@ def test_decoding_jpeg_like_bytes_to_tensors_gives_an_image_or_a_named_error(dat
 def test_every_mode_round_trips_through_png_or_tiff_to_rgb(mode, width, height, seed):
     rng = np.random.default_rng(seed)
     image = Image.new(mode, (width, height))
-    image.putdata([int(v) for v in rng.integers(0, 256, width * height)] if image.getbands() and len(image.getbands()) == 1 else
-                  [tuple(int(v) for v in rng.integers(0, 256, len(image.getbands()))) for _ in range(width * height)])
+    image.putdata(
+        [int(v) for v in rng.integers(0, 256, width * height)]
+        if image.getbands() and len(image.getbands()) == 1
+        else [tuple(int(v) for v in rng.integers(0, 256, len(image.getbands()))) for _ in range(width * height)]
+    )
     buffer = io.BytesIO()
     image.save(buffer, format="TIFF")
     try:  # Pillow cannot always read back what it wrote (YCbCr TIFFs of a pixel or two, with Pillow 12)
@@ -148,7 +152,11 @@ def test_every_mode_round_trips_through_png_or_tiff_to_rgb(mode, width, height, 
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True), st.text(max_size=8))
 KEYS = st.sampled_from(["model", "data", "optim", "stages", "batch_size", "lr", "name", "epochs", "seed", "source", "bogus"])
-TREES = st.recursive(SCALARS, lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(KEYS, children, max_size=4)), max_leaves=12)
+TREES = st.recursive(
+    SCALARS,
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(KEYS, children, max_size=4)),
+    max_leaves=12,
+)
 
 
 @settings(deadline=None)
@@ -196,7 +204,10 @@ def test_a_full_disk_fails_loudly_and_keeps_the_previous_checkpoint(tiny_parquet
 
     monkeypatch.setattr(Accelerator, "save_state", save_state)
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\ncheckpoint_every_steps: 2\n")
-    with pytest.raises(CheckpointError, match=r"Saving the checkpoint of step 4 .* failed \(\[Errno 28\] No space left on device\); the previous checkpoint .*step_00000002 is intact"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"Saving the checkpoint of step 4 .* failed \(\[Errno 28\] No space left on device\); the previous checkpoint .*step_00000002 is intact",
+    ):
         train(load_config(config))
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert checkpoints == ["step_00000002"]
@@ -230,7 +241,9 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tiny_parquet, tmp_pat
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, str(ROOT / "train.py")]
     config = write_config(killed_dir, tiny_parquet, "frn_resnet18", extra=extra)
-    process = subprocess.Popen([*command, "--config", str(config), *overrides], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [*command, "--config", str(config), *overrides], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     checkpoints = killed_dir / "run" / "checkpoints"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
@@ -242,7 +255,9 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tiny_parquet, tmp_pat
     killed_at = latest_checkpoint(killed_dir / "run")
     assert killed_at is not None
 
-    resumed = subprocess.run([*command, "--config", str(config), "--resume", *overrides], env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [*command, "--config", str(config), "--resume", *overrides], env=env, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"Resumed from {killed_at}" in resumed.stdout
     expected = load_file(reference_dir / "run" / "model" / "model.safetensors")

@@ -51,7 +51,13 @@ def test_counter_walks_stages_epochs_and_steps():
     # The empty first stage is passed over; stage 1 has 2 epochs of 2 steps; stage 2 ends after 3 steps,
     # in the middle of its second epoch.
     assert [(stage, in_stage, epoch) for _, stage, in_stage, epoch in seen] == [
-        (1, 0, 0), (1, 1, 0), (1, 2, 1), (1, 3, 1), (2, 0, 0), (2, 1, 0), (2, 2, 1),
+        (1, 0, 0),
+        (1, 1, 0),
+        (1, 2, 1),
+        (1, 3, 1),
+        (2, 0, 0),
+        (2, 1, 0),
+        (2, 2, 1),
     ]
 
 

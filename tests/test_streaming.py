@@ -49,7 +49,9 @@ def parquet_shards(tiny_parquet, tmp_path_factory) -> tuple[list[str], str]:
 
 def _write(tmp_path: Path, files: str, eval_file: str, extra: str) -> Path:
     path = write_config(tmp_path, "unused", "frn_resnet18", extra=f"trackers: []\n{extra}")
-    text = path.read_text().replace("  path: unused\n", f"  path: [{files}]\n  eval_path: {eval_file}\n  streaming: true\n  shuffle_buffer: 16\n")
+    text = path.read_text().replace(
+        "  path: unused\n", f"  path: [{files}]\n  eval_path: {eval_file}\n  streaming: true\n  shuffle_buffer: 16\n"
+    )
     text = text.replace("stages:\n  - name: train\n    epochs: 2\n", "stages:\n  - name: train\n    steps: 8\n")
     path.write_text(text.replace("batch_size: 16", "batch_size: 8"))
     return path
@@ -122,9 +124,14 @@ def test_a_webdataset_source_of_real_images(tiny_parquet, tmp_path):
     eval_tars = webdataset_tars(tmp_path / "eval", images[72:], labels[72:], shards=1)
     config = write_config(tmp_path, "unused", "frn_resnet18", extra="trackers: []\n")
     overrides = [
-        "data.source=webdataset", f"data.path=[{', '.join(train_tars)}]", f"data.eval_path={eval_tars[0]}",
-        "data.image_column=png", "data.label_column=cls", "data.class_names=[cat, dog, car, ship]",
-        "stages=[{name: train, steps: 4}]", "batch_size=8",
+        "data.source=webdataset",
+        f"data.path=[{', '.join(train_tars)}]",
+        f"data.eval_path={eval_tars[0]}",
+        "data.image_column=png",
+        "data.label_column=cls",
+        "data.class_names=[cat, dog, car, ship]",
+        "stages=[{name: train, steps: 4}]",
+        "batch_size=8",
     ]
     streamed = train(load_config(config, [*overrides, "data.streaming=true"]))
     assert streamed["state"]["counter"]["step"] == 4 and streamed["final_eval"]["num_examples"] == 24
@@ -152,7 +159,9 @@ def test_kill_9_mid_stream_then_resume_ends_like_an_uninterrupted_run(parquet_sh
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(load_config(_write(reference_dir, ", ".join(shards), eval_file, extra), [*overrides, "checkpoint_every_steps=null"]))
+        train(
+            load_config(_write(reference_dir, ", ".join(shards), eval_file, extra), [*overrides, "checkpoint_every_steps=null"])
+        )
     finally:
         torch.set_num_threads(threads)
 

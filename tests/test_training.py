@@ -46,7 +46,10 @@ def test_train_eval_predict_reload(model, tiny_parquet, tiny_text_encoder, tmp_p
     train_main(["--config", str(config)])
     run_dir = tmp_path / "run"
     printed = capsys.readouterr().out
-    assert "Training on 72 images of 4 classes; evaluating on 24 images: a stratified 25% held out of train.parquet (seed 0)" in printed
+    assert (
+        "Training on 72 images of 4 classes; evaluating on 24 images: a stratified 25% held out of train.parquet (seed 0)"
+        in printed
+    )
     assert "[train 2/2] step 8" in printed and "on 24 images" in printed and f"Model: {run_dir / 'model'}" in printed
     for name in ("config.yaml", "eval_results.json", "confusion_matrix.png", "training_curves.png"):
         assert (run_dir / name).exists(), name
@@ -114,8 +117,7 @@ def test_constraint_schedules_count_from_the_start_of_their_stage(tiny_parquet, 
     """A stage-2 constraint with warmup ramps from the stage's first step, not the run's."""
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="log_every_steps: 1\n")
     stages = (
-        "stages=[{name: first, epochs: 1}, {name: second, epochs: 1, constraints: "
-        "[{name: constant, weight: 2.0, warmup: 4}]}]"
+        "stages=[{name: first, epochs: 1}, {name: second, epochs: 1, constraints: [{name: constant, weight: 2.0, warmup: 4}]}]"
     )
     run(config, stages)
     logged = dict(scalars(tmp_path / "run")["train/constant"])
@@ -132,8 +134,12 @@ def test_gradient_accumulation_keeps_the_learning_rate_schedule(tiny_parquet, tm
         folder.mkdir()
         config = write_config(folder, tiny_parquet, "frn_resnet18", extra="log_every_steps: 1\n")
         results = run(
-            config, f"gradient_accumulation_steps={k}", f"batch_size={16 // k}", "optim.warmup_steps=3",
-            "data.max_train_samples=64", "stages.0.epochs=2",
+            config,
+            f"gradient_accumulation_steps={k}",
+            f"batch_size={16 // k}",
+            "optim.warmup_steps=3",
+            "data.max_train_samples=64",
+            "stages.0.epochs=2",
         )
         curves[k] = scalars(folder / "run")["train/lr"]
         assert results["state"]["counter"]["step"] == 8  # 64 images / 16 per optimizer step, 2 epochs
@@ -179,7 +185,9 @@ def test_resume_continues_exactly(tiny_parquet, tmp_path):
     extra = "checkpoint_every_steps: 2\nkeep_checkpoints: 20\ntrackers: []\n"
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra=extra)
     constraint = "stages.0.constraints=[{name: filter_values, weight: 0.01}, {name: label_deviation, weight: 0.5}]"
-    uninterrupted = train_main(["--config", str(config), constraint, "optim.ema_decay=0.9", "gradient_accumulation_steps=2", "batch_size=8"])
+    uninterrupted = train_main(
+        ["--config", str(config), constraint, "optim.ema_decay=0.9", "gradient_accumulation_steps=2", "batch_size=8"]
+    )
     reference = load_file(tmp_path / "run" / "model" / "model.safetensors")
     history = uninterrupted["state"]["history"]
 
@@ -202,14 +210,21 @@ def test_bf16_training_with_constraints(tiny_parquet, tmp_path, monkeypatch):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
     results = train_main(
         [
-            "--config", str(config), "stages.0.epochs=1", "data.max_train_samples=32",
+            "--config",
+            str(config),
+            "stages.0.epochs=1",
+            "data.max_train_samples=32",
             "stages.0.constraints=[{name: label_deviation, weight: 0.5}, {name: grey_values, weight: 0.1}]",
         ]
     )
     assert results["mixed_precision"] == "bf16"
     history = results["state"]["history"][0]
-    assert all(torch.isfinite(torch.tensor(history[f"train_{name}"])) for name in ("loss", "ce", "label_deviation", "grey_values"))
-    assert history["train_loss"] == pytest.approx(history["train_ce"] + history["train_label_deviation"] + history["train_grey_values"], rel=1e-5)
+    assert all(
+        torch.isfinite(torch.tensor(history[f"train_{name}"])) for name in ("loss", "ce", "label_deviation", "grey_values")
+    )
+    assert history["train_loss"] == pytest.approx(
+        history["train_ce"] + history["train_label_deviation"] + history["train_grey_values"], rel=1e-5
+    )
 
 
 def test_a_frozen_backbone_stays_as_built(tiny_parquet, tmp_path):
@@ -232,8 +247,18 @@ def _launch_two_processes(config: Path, *overrides: str, pythonpath: str | None 
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")])
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--main_process_port", str(_free_port()), str(ROOT / "train.py"), "--config", str(config), *overrides,
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(_free_port()),
+        str(ROOT / "train.py"),
+        "--config",
+        str(config),
+        *overrides,
     ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
@@ -256,7 +281,8 @@ def test_nonfinite_loss_stops_naming_the_terms(tiny_parquet, tmp_path):
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\n")
     nan_weight = "stages.0.constraints=[{name: label_deviation, weight: .nan}]"
     with pytest.raises(
-        NonFiniteLossError, match=r"Non-finite loss at step 0: ce=.*label_deviation=nan; non-finite term\(s\): \['label_deviation'\]"
+        NonFiniteLossError,
+        match=r"Non-finite loss at step 0: ce=.*label_deviation=nan; non-finite term\(s\): \['label_deviation'\]",
     ):
         run(config, nan_weight)
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing non-finite was saved
@@ -294,7 +320,9 @@ def test_config_errors_listed_together(tmp_path):
     assert "foo: unknown key" in message
     with pytest.raises(ConfigError, match="is not key=value"):
         load_config(path, ["optim.lr"])
-    with pytest.raises(ConfigError, match=r"stages\[0\].objective: 'align' is a VSENet objective; 'frn_resnet18' is not a VSENet"):
+    with pytest.raises(
+        ConfigError, match=r"stages\[0\].objective: 'align' is a VSENet objective; 'frn_resnet18' is not a VSENet"
+    ):
         load_config(None, ["model.name=frn_resnet18", "stages=[{name: a, objective: align}]"])
 
 
@@ -310,12 +338,27 @@ def test_community_plugin_installs_and_trains_next_to_built_ins(tiny_parquet, tm
     """Install the example third-party package, then use its constraint by name: no change to visnet_hf."""
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(ROOT / "plugins" / "visnet-confidence-penalty")],
-        check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "plugins" / "visnet-confidence-penalty"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
-    listed = subprocess.run([sys.executable, "-m", "visnet_hf.cli", "plugins", "list"], env=env, capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [sys.executable, "-m", "visnet_hf.cli", "plugins", "list"], env=env, capture_output=True, text=True, check=True
+    )
     assert "confidence_penalty     visnet-confidence-penalty 0.2.0      loads" in listed.stdout
 
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: [tensorboard]\n")
@@ -325,7 +368,10 @@ def test_community_plugin_installs_and_trains_next_to_built_ins(tiny_parquet, tm
     )
     completed = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--config", str(config), "stages.0.epochs=1", constraints],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "label_deviation" in completed.stdout and "confidence_penalty" in completed.stdout

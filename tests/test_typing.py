@@ -25,8 +25,20 @@ def test_mypy_rejects_wrong_argument_types(tmp_path):
         "pseudo_unseen_folds(['a', 'b'], folds='2')\n"
         "config = load_config('configs/quickstart.yaml')\n"
         "steps: str = config.log_every_steps\n"
+        "model = visnet_hf.VSENetForImageClassification(visnet_hf.VSENetConfig())\n"
+        "model.set_classes(['zebra'], descriptions=7)\n"
+        "fitted: str = model.fit_calibration([])\n"
     )
-    command = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(ROOT / ".mypy_cache"), str(snippet)]
+    command = [
+        sys.executable,
+        "-m",
+        "mypy",
+        "--config-file",
+        str(ROOT / "pyproject.toml"),
+        "--cache-dir",
+        str(ROOT / ".mypy_cache"),
+        str(snippet),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
     out = result.stdout
     assert result.returncode == 1, out
@@ -34,4 +46,6 @@ def test_mypy_rejects_wrong_argument_types(tmp_path):
     assert 'Argument 1 to "train" has incompatible type "str"; expected "TrainConfig"' in out
     assert 'Argument "folds" to "pseudo_unseen_folds" has incompatible type "str"; expected "int"' in out
     assert 'Incompatible types in assignment (expression has type "int", variable has type "str")' in out
-    assert out.count("error:") == 4, out
+    assert 'Argument "descriptions" to "set_classes" of "VSENetForImageClassification" has incompatible type "int"' in out
+    assert 'variable has type "str")' in out and "dict[str, float]" in out
+    assert out.count("error:") == 6, out

@@ -210,8 +210,12 @@ def test_conse_with_one_class_names_the_trained_prediction(tiny_text_encoder, pi
     include the trained ones (in any order) it picks the name the trained vocabulary predicts."""
     torch.manual_seed(0)
     model = visnet_hf.create_model(
-        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32,
-        zero_shot_head="conse", conse_top_k=1,
+        "vsenet_resnet18",
+        class_names=CLASS_NAMES,
+        text_encoder=tiny_text_encoder,
+        image_size=32,
+        zero_shot_head="conse",
+        conse_top_k=1,
     ).eval()
     with torch.no_grad():
         predicted = [CLASS_NAMES[i] for i in model(pixel_batch).logits.argmax(-1)]
@@ -221,7 +225,10 @@ def test_conse_with_one_class_names_the_trained_prediction(tiny_text_encoder, pi
 
 
 def test_zero_shot_head_options_are_checked(tiny_text_encoder):
-    with pytest.raises(ValueError, match=r"zero_shot_head: expected one of \['semantic', 'conse', 'both'\], got 'clip'\n  - conse_top_k=0 must be >= 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"zero_shot_head: expected one of \['semantic', 'conse', 'both'\], got 'clip'\n  - conse_top_k=0 must be >= 1",
+    ):
         visnet_hf.create_model(
             "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, zero_shot_head="clip", conse_top_k=0
         )
@@ -259,6 +266,7 @@ def test_fit_calibration_needs_a_mixed_vocabulary(vsenet):
         vsenet.fit_calibration([])
 
 
+@pytest.mark.slow
 def test_minilm_and_real_images(minilm_path, cifar10_sample, tmp_path):
     """The real text encoder and real CIFAR-10 images, through the Auto classes and a pipeline."""
     images, labels, names = cifar10_sample

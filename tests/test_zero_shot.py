@@ -45,7 +45,7 @@ def test_template_sets():
 
 def test_synonyms_and_averaging_weights(tiny_text_encoder):
     texts = ClassTexts.build(["cat"], templates=["a {}.", "the {}."], synonyms=[["puss", "cat"]], descriptions=[["small"]])
-    assert [group for group in texts.groups(0)] == [["a cat.", "the cat."], ["a puss.", "the puss."], ["cat: small"]]
+    assert list(texts.groups(0)) == [["a cat.", "the cat."], ["a puss.", "the puss."], ["cat: small"]]
     per_text = dict(texts.prompts()[0])
     assert per_text["a cat."] == pytest.approx(1 / 5) and per_text["cat: small"] == pytest.approx(1 / 5)
     by_name = dict(replace(texts, average="names").prompts()[0])
@@ -59,7 +59,11 @@ def test_a_vocabulary_is_embedded_once(tiny_text_encoder, monkeypatch):
     encoder = get_text_encoder(tiny_text_encoder, "mean")
     calls = []
     original = encoder._tokenizer.__class__.__call__
-    monkeypatch.setattr(encoder._tokenizer.__class__, "__call__", lambda self, texts, **kw: calls.append(list(texts)) or original(self, texts, **kw))
+    monkeypatch.setattr(
+        encoder._tokenizer.__class__,
+        "__call__",
+        lambda self, texts, **kw: calls.append(list(texts)) or original(self, texts, **kw),
+    )
     texts = ClassTexts.build(["zebu", "yak"], templates="clip7")
     first = encoder.embed_classes(texts)
     again = get_text_encoder(tiny_text_encoder, "mean").embed_classes(texts)
@@ -70,7 +74,9 @@ def test_a_vocabulary_is_embedded_once(tiny_text_encoder, monkeypatch):
 @pytest.mark.slow
 def test_class_texts_come_from_a_data_column(parquet_with_synonyms, tiny_text_encoder, tmp_path):
     config = write_config(tmp_path, parquet_with_synonyms, "vsenet_resnet18", tiny_text_encoder, extra="trackers: []\n")
-    results = train(load_config(config, ["stages.0.epochs=1", "data.class_texts_column=synonyms", "model.overrides.templates=clip7"]))
+    results = train(
+        load_config(config, ["stages.0.epochs=1", "data.class_texts_column=synonyms", "model.overrides.templates=clip7"])
+    )
     model = results["model"]
     assert model.config.class_synonyms == [["cat", "puss"], ["dog", "hound"], ["car", "auto"], ["ship"]]
     assert model.config.templates == list(CLIP_7_TEMPLATES)
@@ -103,7 +109,9 @@ def test_clip_text_tower_pools_through_its_projection(tiny_clip_text_encoder, ti
 def test_lit_unlocks_the_last_text_layers_and_saves_them(encoder, request, tmp_path, pixel_batch):
     path = request.getfixturevalue(encoder)
     torch.manual_seed(0)
-    model = visnet_hf.create_model("vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=path, image_size=32, text_trainable_layers=1)
+    model = visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=path, image_size=32, text_trainable_layers=1
+    )
     trainable = {name for name, p in model.text_tower.named_parameters() if p.requires_grad}
     layer_stack = "encoder.text_model.encoder.layers" if "clip" in encoder else "encoder.encoder.layer"
     assert trainable and all(not name.startswith(f"{layer_stack}.0.") for name in trainable)
@@ -130,12 +138,16 @@ def test_lit_unlocks_the_last_text_layers_and_saves_them(encoder, request, tmp_p
 
 
 def test_class_centring_subtracts_the_trained_mean(tiny_text_encoder, pixel_batch):
-    model = visnet_hf.create_model("vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, class_centering=True)
+    model = visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, class_centering=True
+    )
     raw = F.normalize(model.class_embeddings, dim=-1)
     torch.testing.assert_close(model.text_mean, raw.mean(0))
     torch.testing.assert_close(model.normalized_class_embeddings(), F.normalize(raw - raw.mean(0), dim=-1))
     model.set_classes(["zebra", "ox"])  # new names are centred with the trained vocabulary's mean
-    torch.testing.assert_close(model.normalized_class_embeddings(), F.normalize(F.normalize(model.class_embeddings, dim=-1) - raw.mean(0), dim=-1))
+    torch.testing.assert_close(
+        model.normalized_class_embeddings(), F.normalize(F.normalize(model.class_embeddings, dim=-1) - raw.mean(0), dim=-1)
+    )
 
 
 @pytest.mark.slow
@@ -162,7 +174,9 @@ def test_cached_features_need_a_frozen_backbone_and_no_image_constraints(tiny_pa
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\n")
     with pytest.raises(ConfigError) as error:
         train(load_config(config, ["data.cache_features=true", "stages.0.constraints=[{name: grey_values}]"]))
-    assert "needs optim.freeze: backbone" in str(error.value) and "constraint 'grey_values' transforms the images" in str(error.value)
+    assert "needs optim.freeze: backbone" in str(error.value) and "constraint 'grey_values' transforms the images" in str(
+        error.value
+    )
     with pytest.raises(ConfigError, match="its head reads the feature map"):
         train(load_config(config, ["data.cache_features=true", "optim.freeze=backbone", "model.name=frn_resnet18_pool"]))
 
@@ -187,18 +201,29 @@ def test_cross_validation_trains_without_the_held_out_classes(tiny_parquet, tiny
 
     config = load_config(
         write_config(tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder),
-        ["stages.0.epochs=1", "optim.freeze=backbone", "data.cache_features=true", f"data.feature_cache_dir={tmp_path / 'cache'}"],
+        [
+            "stages.0.epochs=1",
+            "optim.freeze=backbone",
+            "data.cache_features=true",
+            f"data.feature_cache_dir={tmp_path / 'cache'}",
+        ],
     )
     trained_on = []
     original = training_setup.build_model
     monkeypatch.setattr(
-        training_setup, "build_model",
-        lambda cfg, names, *a, **k: trained_on.append((list(names), cfg.model.overrides.get("projection"))) or original(cfg, names, *a, **k),
+        training_setup,
+        "build_model",
+        lambda cfg, names, *a, **k: (
+            trained_on.append((list(names), cfg.model.overrides.get("projection"))) or original(cfg, names, *a, **k)
+        ),
     )
     folds = selection.pseudo_unseen_folds(CLASS_NAMES, folds=2, per_fold=2, seed=0)
     table = selection.cross_validate(
-        config, {"a": [], "b": ["model.overrides.projection=mlp"]}, folds,
-        variants={"both": {}, "semantic": {"zero_shot_head": "semantic"}}, log=lambda line: None,
+        config,
+        {"a": [], "b": ["model.overrides.projection=mlp"]},
+        folds,
+        variants={"both": {}, "semantic": {"zero_shot_head": "semantic"}},
+        log=lambda line: None,
     )
     # Every candidate on every fold, never on a held-out class.
     assert trained_on == [(list(f.trained), None) for f in folds] + [(list(f.trained), "mlp") for f in folds]
@@ -225,6 +250,7 @@ def test_resolution_other_than_the_images(tiny_parquet, tiny_text_encoder, tmp_p
     assert {p["label"] for p in predictions} <= set(CLASS_NAMES)
 
 
+@pytest.mark.slow
 def test_wise_ft_interpolates_two_checkpoints(tiny_text_encoder, tmp_path, pixel_batch):
     from visnet_hf.wise_ft import interpolate, interpolate_state
 
@@ -273,8 +299,18 @@ def test_wise_ft_as_a_training_option(tiny_parquet, tiny_text_encoder, tmp_path)
 def test_calibrate_command(tiny_parquet, tiny_text_encoder, tmp_path, capsys):
     """--offset sets it; --data fits it on images of trained and new classes; --pseudo-unseen needs no new-class image."""
     config = write_config(tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder, extra="trackers: []\n")
-    train(load_config(config, ["stages.0.epochs=1", "data.include_classes=[cat, dog, car]", "optim.freeze=backbone",
-                               "data.cache_features=true", f"data.feature_cache_dir={tmp_path / 'cache'}"]))
+    train(
+        load_config(
+            config,
+            [
+                "stages.0.epochs=1",
+                "data.include_classes=[cat, dog, car]",
+                "optim.freeze=backbone",
+                "data.cache_features=true",
+                f"data.feature_cache_dir={tmp_path / 'cache'}",
+            ],
+        )
+    )
     model_dir = str(tmp_path / "run" / "model")
     assert cli(["calibrate", "--model", model_dir, "--offset", "1.5"]) == 0
     assert json.loads((Path(model_dir) / "config.json").read_text())["calibration"] == 1.5

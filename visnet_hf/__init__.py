@@ -7,8 +7,8 @@ Importing the package registers both model families with transformers' Auto clas
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
-from .backbones import UnknownBackboneError, create_backbone
 from . import semantics
+from .backbones import UnknownBackboneError, create_backbone
 from .image_processing import image_processor_from_data_config
 from .models import (
     FRNConfig,
@@ -49,4 +49,5 @@ __all__ = [
     "image_processor_from_data_config",
     "list_models",
     "register_preset",
+    "semantics",
 ]

@@ -36,7 +36,7 @@ def type_name(hint: Any) -> str:
         return " | ".join(type_name(arg) for arg in typing.get_args(hint))
     if hint is type(None):
         return "None"
-    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
+    return str(getattr(hint, "__name__", hint)) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
 
 
 def matches(value: Any, hint: Any) -> bool:
@@ -53,16 +53,14 @@ def matches(value: Any, hint: Any) -> bool:
         return isinstance(value, (list, tuple)) and all(matches(v, args[0]) for v in value if args)
     if origin is dict:
         key_hint, value_hint = typing.get_args(hint) or (Any, Any)
-        return isinstance(value, dict) and all(
-            matches(k, key_hint) and matches(v, value_hint) for k, v in value.items()
-        )
+        return isinstance(value, dict) and all(matches(k, key_hint) and matches(v, value_hint) for k, v in value.items())
     if hint is type(None):
         return value is None
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return isinstance(value, hint)
     return isinstance(value, hint) if isinstance(hint, type) else True
 
@@ -83,7 +81,9 @@ def own_field_hints(cls: type, stop: type) -> dict[str, Any]:
 
 def mismatch(where: str, value: Any, hint: Any) -> str:
     """``where: expected <type>, got <value>``, with close matches when a choice was misspelled."""
-    choices = [arg for h in (hint, *typing.get_args(hint)) if typing.get_origin(h) is typing.Literal for arg in typing.get_args(h)]
+    choices = [
+        arg for h in (hint, *typing.get_args(hint)) if typing.get_origin(h) is typing.Literal for arg in typing.get_args(h)
+    ]
     close = did_you_mean(value, [c for c in choices if isinstance(c, str)]) if isinstance(value, str) else ""
     return f"{where}: expected {type_name(hint)}, got {value!r}" + (f".{close}" if close else "")
 
@@ -96,10 +96,10 @@ def check_types(values: dict[str, Any], hints: dict[str, Any], path: str, proble
 
 
 def _dataclass_in(hint: Any) -> type | None:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return hint
     for arg in typing.get_args(hint):
-        if dataclasses.is_dataclass(arg):
+        if isinstance(arg, type) and dataclasses.is_dataclass(arg):
             return arg
     return None
 

@@ -55,8 +55,14 @@ class Classifier:
         self._vocabulary = tuple(self.trained_names)
 
     @torch.no_grad()
-    def predict(self, image_path: str | None, names_text: str | None = None, head: str | None = None,
-                calibration: float | None = None, top_k: int = 5) -> tuple[dict[str, float], str]:
+    def predict(
+        self,
+        image_path: str | None,
+        names_text: str | None = None,
+        head: str | None = None,
+        calibration: float | None = None,
+        top_k: int = 5,
+    ) -> tuple[dict[str, float], str]:
         """``({label: probability}, message)`` for the top ``top_k`` classes; the message explains any problem."""
         if not image_path:
             return {}, "Drop an image (or paste one, or use the webcam) to see what the model makes of it."
@@ -99,8 +105,10 @@ class Classifier:
     def summary(self) -> str:
         """The model card's summary: family, backbone, input size, classes and metrics."""
         config = self.model.config
-        lines = [f"**{Path(str(self.source)).name or self.source}**: {config.model_type.upper()} on `{config.backbone}`, "
-                 f"{config.data_config['input_size'][-1]} px input."]
+        lines = [
+            f"**{Path(str(self.source)).name or self.source}**: {config.model_type.upper()} on `{config.backbone}`, "
+            f"{config.data_config['input_size'][-1]} px input."
+        ]
         names = self.trained_names
         shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
         lines.append(f"Trained classes ({len(names)}): {shown}.")
@@ -112,7 +120,8 @@ class Classifier:
                     f"Top-1 {100 * metrics['accuracy']:.1f}%"
                     + (f", top-5 {100 * metrics['top5_accuracy']:.1f}%" if "top5_accuracy" in metrics else "")
                     + (f" on {metrics['num_examples']} images" if "num_examples" in metrics else "")
-                    + (f" ({metrics['split']})" if "split" in metrics else "") + "."
+                    + (f" ({metrics['split']})" if "split" in metrics else "")
+                    + "."
                 )
         if self.is_vsenet:
             lines.append(
@@ -148,7 +157,7 @@ def _image_input():
         except Exception:  # PIL cannot open it: predict() names the problem on the page
             return str(payload.path) if payload is not None and payload.path else None
 
-    image.preprocess = preprocess  # type: ignore[method-assign]
+    image.preprocess = preprocess
     return image
 
 
@@ -163,12 +172,21 @@ def build_app(model_dir: str):
             with gr.Column():
                 image = _image_input()
                 names = gr.Textbox(
-                    value=", ".join(classifier.trained_names), lines=3, label="Class names (comma- or line-separated)",
-                    visible=classifier.is_vsenet, elem_id="class-names",
+                    value=", ".join(classifier.trained_names),
+                    lines=3,
+                    label="Class names (comma- or line-separated)",
+                    visible=classifier.is_vsenet,
+                    elem_id="class-names",
                 )
                 with gr.Row(visible=classifier.is_vsenet):
-                    head = gr.Dropdown(list(ZERO_SHOT_HEADS), value=getattr(classifier.model.config, "zero_shot_head", None), label="Zero-shot head")
-                    calibration = gr.Number(value=getattr(classifier.model.config, "calibration", 0.0), label="Calibration offset (mixed names)")
+                    head = gr.Dropdown(
+                        list(ZERO_SHOT_HEADS),
+                        value=getattr(classifier.model.config, "zero_shot_head", None),
+                        label="Zero-shot head",
+                    )
+                    calibration = gr.Number(
+                        value=getattr(classifier.model.config, "calibration", 0.0), label="Calibration offset (mixed names)"
+                    )
                 top_k = gr.Slider(1, 10, value=5, step=1, label="Top-k")
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
             with gr.Column():

@@ -26,7 +26,9 @@ def gzsl_accuracy(scores: torch.Tensor, labels: torch.Tensor, seen_columns: torc
     return {"seen_accuracy": seen, "unseen_accuracy": unseen, "harmonic_mean": harmonic_mean(seen, unseen)}
 
 
-def calibrated_stacking(scores: torch.Tensor, labels: torch.Tensor, seen_columns: torch.Tensor, max_candidates: int = 2048) -> dict[str, float]:
+def calibrated_stacking(
+    scores: torch.Tensor, labels: torch.Tensor, seen_columns: torch.Tensor, max_candidates: int = 2048
+) -> dict[str, float]:
     """The offset on the trained classes' scores that maximises the harmonic mean, and the figures there.
 
     Args:

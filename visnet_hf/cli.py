@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import DataError, reported_as_cli_errors
 from .data.config import SOURCES
+from .errors import DataError, reported_as_cli_errors
 from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
 
 
@@ -140,8 +140,14 @@ def _calibrate(args: argparse.Namespace) -> int:
         options = dict(source=args.source, path=args.data, eval_split=args.split, val_fraction=args.val_fraction)
         data = validate(DataConfig, options, ConfigError, "the data options")
     result = calibrate_saved_model(
-        args.model, offset=args.offset, data=data, held_out=args.held_out, pseudo_unseen=args.pseudo_unseen,
-        folds=args.folds, seed=args.seed, batch_size=args.batch_size,
+        args.model,
+        offset=args.offset,
+        data=data,
+        held_out=args.held_out,
+        pseudo_unseen=args.pseudo_unseen,
+        folds=args.folds,
+        seed=args.seed,
+        batch_size=args.batch_size,
     )
     print(json.dumps(result))
     return 0
@@ -207,9 +213,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="visnet", description="Image classifiers supervised by language and labels.")
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of an error in the input (also: VISNET_DEBUG=1)"
-    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error in the input (also: VISNET_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     models = commands.add_parser("models", help="list the registered model presets")
@@ -240,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--source", default="parquet", choices=list(SOURCES))
     evaluate.add_argument("--split", default=None, help="the split to score, for a source with several")
     evaluate.add_argument("--held-out", action="store_true", help="score only the held-out part of the training data")
-    evaluate.add_argument("--all-classes", action="store_true", help="with --held-out: every class, not only the run's include_classes")
+    evaluate.add_argument(
+        "--all-classes", action="store_true", help="with --held-out: every class, not only the run's include_classes"
+    )
     evaluate.add_argument("--val-fraction", type=float, default=0.1, help="with --held-out and --data: the held-out fraction")
     evaluate.add_argument("--seed", type=int, default=None, help="with --held-out: the split's seed (default: the run's, or 0)")
     evaluate.add_argument("--calibration", type=float, default=None, help="VSENet: offset on trained classes' scores")

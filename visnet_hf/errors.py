@@ -30,8 +30,6 @@ class ModelLoadError(VisnetError, OSError):
     """A saved model that cannot be found or read: not a folder, not a reachable Hub id, missing files."""
 
 
-
-
 @contextlib.contextmanager
 def reported_as_cli_errors(prog: str, debug: bool = False) -> Iterator[None]:
     """Turn a :class:`VisnetError` into ``prog: error: <message>`` on stderr and exit status 2.

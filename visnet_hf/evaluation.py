@@ -13,7 +13,6 @@ images of trained classes, on images of new classes, and their harmonic mean (ge
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from torch.utils.data import DataLoader
 from ._validation import validate
 from .data import DataConfig, EvalData, TransformedDataset, build_transforms, collate, load_eval_data
 from .errors import ConfigError, DataError, ModelLoadError
+from .hub import TRAINING_CONFIG, load_model, model_file
 from .metrics import compute_all
-from .hub import TRAINING_CONFIG, load_model, model_file, write_card
 from .reports import write_reports
 
 

@@ -6,11 +6,15 @@ Each model file registers its presets at import; a preset is a factory plus conf
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ._validation import did_you_mean
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .models._base import VisnetPreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ def get_preset(name: str) -> Preset:
         ) from None
 
 
-def create_model(name: str, pretrained: bool = False, **overrides: Any):
+def create_model(name: str, pretrained: bool = False, **overrides: Any) -> VisnetPreTrainedModel:
     """Create a new model from a registered preset.
 
     Args:

@@ -30,13 +30,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .calibration import calibrated_stacking
 from .data import DataConfig, EvalData, Splits, load_eval_data, load_splits
 from .errors import ConfigError, ModelLoadError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .models.vsenet import VSENetForImageClassification
+    from .training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -65,9 +71,7 @@ def pseudo_unseen_folds(class_names: Sequence[str], folds: int = 5, per_fold: in
     result = []
     for index in range(folds):
         held_out = set(shuffled[index * per_fold : (index + 1) * per_fold])
-        result.append(
-            Fold(index, tuple(n for n in names if n in held_out), tuple(n for n in names if n not in held_out))
-        )
+        result.append(Fold(index, tuple(n for n in names if n in held_out), tuple(n for n in names if n not in held_out)))
     return result
 
 
@@ -107,7 +111,7 @@ class CrossValidation:
 
     def best(self, metric: str = "zero_shot_top1") -> tuple[str, str]:
         """The (candidate, variant) with the highest mean ``metric`` over folds."""
-        return max(self.choices(), key=lambda choice: self.mean(*choice, metric))
+        return max(self.choices(), key=lambda choice: self.mean(choice[0], choice[1], metric))
 
     def calibration(self, candidate: str, variant: str) -> float:
         """The generalised zero-shot offset for a choice: the median of the offsets its folds fitted."""
@@ -132,11 +136,11 @@ class CrossValidation:
 
 
 def cross_validate(
-    config,
+    config: TrainConfig,
     candidates: dict[str, list[str]],
     folds: Sequence[Fold],
     variants: dict[str, dict[str, Any]] | None = None,
-    log=print,
+    log: Callable[[str], Any] = print,
 ) -> CrossValidation:
     """Train every candidate on every fold and score it on the fold's pseudo-unseen classes.
 
@@ -172,7 +176,7 @@ def cross_validate(
     return table
 
 
-def _fold_config(config, fold: Fold, output: str):
+def _fold_config(config: TrainConfig, fold: Fold, output: str) -> TrainConfig:
     """The base config, trained on the fold's trained classes only, leaving nothing behind."""
     data = replace(config.data, include_classes=list(fold.trained))
     hub = replace(config.hub, push=False)
@@ -207,13 +211,15 @@ def _fold_data(data: DataConfig, fold: Fold, seed: int) -> FoldData:
     seen = load_splits(replace(data, include_classes=list(fold.trained)), seed=seed)
     unseen = load_splits(replace(data, include_classes=list(fold.held_out), max_train_samples=None), seed=seed)
     synonyms = None
-    if seen.synonyms is not None:
+    if seen.synonyms is not None and unseen.synonyms is not None:
         synonyms = {**dict(zip(seen.class_names, seen.synonyms)), **dict(zip(unseen.class_names, unseen.synonyms))}
     return FoldData(list(fold.trained), list(fold.held_out), seen, unseen, synonyms)
 
 
 @torch.no_grad()
-def score_fold(model, config, data: FoldData, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+def score_fold(
+    model: VSENetForImageClassification, config: TrainConfig, data: FoldData, fields: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Zero-shot on the fold's pseudo-unseen classes, seen accuracy on the held-out images of its
     trained classes, and the generalised zero-shot figures with the offset fitted on this fold.
 
@@ -235,7 +241,9 @@ def score_fold(model, config, data: FoldData, fields: dict[str, Any] | None = No
             setattr(model.config, key, value)
     num_seen = len(data.trained)
     seen_columns = torch.arange(num_seen + len(data.held_out)) < num_seen
-    gzsl = calibrated_stacking(torch.cat([mixed_seen, mixed_unseen]), torch.cat([seen_labels, unseen_labels + num_seen]), seen_columns)
+    gzsl = calibrated_stacking(
+        torch.cat([mixed_seen, mixed_unseen]), torch.cat([seen_labels, unseen_labels + num_seen]), seen_columns
+    )
     return {
         "zero_shot_top1": _top_k(zero_shot, unseen_labels, 1),
         "zero_shot_top5": _top_k(zero_shot, unseen_labels, 5),
@@ -249,12 +257,14 @@ def score_fold(model, config, data: FoldData, fields: dict[str, Any] | None = No
     }
 
 
-def _use_vocabulary(model, names: list[str], data: FoldData) -> None:
+def _use_vocabulary(model: VSENetForImageClassification, names: list[str], data: FoldData) -> None:
     synonyms = [data.synonyms.get(name, []) for name in names] if data.synonyms else None
     model.set_classes(names, synonyms=synonyms)
 
 
-def _logits(model, splits: Splits, part: str, config, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def _logits(
+    model: VSENetForImageClassification, splits: Splits, part: str, config: TrainConfig, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels for ``splits.train``, ``splits.eval`` or ``both``; from the cached backbone
     features when the config caches them."""
     from .data import build_transforms
@@ -263,6 +273,7 @@ def _logits(model, splits: Splits, part: str, config, batch_size: int = 256) -> 
 
     parts = [("train", splits.train, splits.train_source), ("eval", splits.eval, splits.eval_source)]
     device = next(model.parameters()).device
+    assert model.config.data_config is not None  # set when the model is built
     _, transform = build_transforms(model.config.data_config, config.data.augment)
     chunks = []
     for name, dataset, source in parts:
@@ -310,7 +321,9 @@ def calibrate_saved_model(
     """
     from .hub import TRAINING_CONFIG, load_model, model_file, write_card
 
-    chosen = [name for name, value in (("--offset", offset), ("--data", data), ("--pseudo-unseen", pseudo_unseen)) if value is not None]
+    chosen = [
+        name for name, value in (("--offset", offset), ("--data", data), ("--pseudo-unseen", pseudo_unseen)) if value is not None
+    ]
     if len(chosen) != 1:
         raise ConfigError(f"Give exactly one of --offset, --data and --pseudo-unseen (got {chosen or 'none'}).")
     if not Path(model_dir).is_dir():
@@ -338,7 +351,9 @@ def calibrate_saved_model(
 
         path = model_file(model_dir, TRAINING_CONFIG)
         if path is None:
-            raise ModelLoadError(f"{model_dir} has no {TRAINING_CONFIG}: --pseudo-unseen retrains the run, which needs its config.")
+            raise ModelLoadError(
+                f"{model_dir} has no {TRAINING_CONFIG}: --pseudo-unseen retrains the run, which needs its config."
+            )
         config = load_config(path)
         table = cross_validate(config, {"run": []}, pseudo_unseen_folds(trained, folds, pseudo_unseen, seed=seed))
         summary = table.summary()[0]
@@ -357,10 +372,13 @@ def calibrate_saved_model(
 
 
 @torch.no_grad()
-def _scores(model, evaluation: EvalData, data: DataConfig, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _scores(
+    model: VSENetForImageClassification, evaluation: EvalData, data: DataConfig, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     from .data import build_transforms
     from .evaluation import eval_loader
 
+    assert model.config.data_config is not None  # set when the model is built
     _, transform = build_transforms(model.config.data_config, data.augment)
     scores, labels = [], []
     for batch in eval_loader(evaluation.dataset, transform, batch_size, data):
@@ -371,6 +389,13 @@ def _scores(model, evaluation: EvalData, data: DataConfig, batch_size: int) -> t
 
 
 __all__ = [
-    "CrossValidation", "Fold", "FoldData", "FoldScore", "cross_validate", "fold_data",
-    "calibrate_saved_model", "pseudo_unseen_folds", "score_fold",
+    "CrossValidation",
+    "Fold",
+    "FoldData",
+    "FoldScore",
+    "calibrate_saved_model",
+    "cross_validate",
+    "fold_data",
+    "pseudo_unseen_folds",
+    "score_fold",
 ]

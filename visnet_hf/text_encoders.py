@@ -43,26 +43,86 @@ CLIP_7_TEMPLATES = (
     "a photo of the small {}.",
 )
 CLIP_80_TEMPLATES = (
-    "a bad photo of a {}.", "a photo of many {}.", "a sculpture of a {}.", "a photo of the hard to see {}.",
-    "a low resolution photo of the {}.", "a rendering of a {}.", "graffiti of a {}.", "a bad photo of the {}.",
-    "a cropped photo of the {}.", "a tattoo of a {}.", "the embroidered {}.", "a photo of a hard to see {}.",
-    "a bright photo of a {}.", "a photo of a clean {}.", "a photo of a dirty {}.", "a dark photo of the {}.",
-    "a drawing of a {}.", "a photo of my {}.", "the plastic {}.", "a photo of the cool {}.",
-    "a close-up photo of a {}.", "a black and white photo of the {}.", "a painting of the {}.", "a painting of a {}.",
-    "a pixelated photo of the {}.", "a sculpture of the {}.", "a bright photo of the {}.", "a cropped photo of a {}.",
-    "a plastic {}.", "a photo of the dirty {}.", "a jpeg corrupted photo of a {}.", "a blurry photo of the {}.",
-    "a photo of the {}.", "a good photo of the {}.", "a rendering of the {}.", "a {} in a video game.",
-    "a photo of one {}.", "a doodle of a {}.", "a close-up photo of the {}.", "a photo of a {}.",
-    "the origami {}.", "the {} in a video game.", "a sketch of a {}.", "a doodle of the {}.",
-    "a origami {}.", "a low resolution photo of a {}.", "the toy {}.", "a rendition of the {}.",
-    "a photo of the clean {}.", "a photo of a large {}.", "a rendition of a {}.", "a photo of a nice {}.",
-    "a photo of a weird {}.", "a blurry photo of a {}.", "a cartoon {}.", "art of a {}.",
-    "a sketch of the {}.", "a embroidered {}.", "a pixelated photo of a {}.", "itap of the {}.",
-    "a jpeg corrupted photo of the {}.", "a good photo of a {}.", "a plushie {}.", "a photo of the nice {}.",
-    "a photo of the small {}.", "a photo of the weird {}.", "the cartoon {}.", "art of the {}.",
-    "a drawing of the {}.", "a photo of the large {}.", "a black and white photo of a {}.", "the plushie {}.",
-    "a dark photo of a {}.", "itap of a {}.", "graffiti of the {}.", "a toy {}.",
-    "itap of my {}.", "a photo of a cool {}.", "a photo of a small {}.", "a tattoo of the {}.",
+    "a bad photo of a {}.",
+    "a photo of many {}.",
+    "a sculpture of a {}.",
+    "a photo of the hard to see {}.",
+    "a low resolution photo of the {}.",
+    "a rendering of a {}.",
+    "graffiti of a {}.",
+    "a bad photo of the {}.",
+    "a cropped photo of the {}.",
+    "a tattoo of a {}.",
+    "the embroidered {}.",
+    "a photo of a hard to see {}.",
+    "a bright photo of a {}.",
+    "a photo of a clean {}.",
+    "a photo of a dirty {}.",
+    "a dark photo of the {}.",
+    "a drawing of a {}.",
+    "a photo of my {}.",
+    "the plastic {}.",
+    "a photo of the cool {}.",
+    "a close-up photo of a {}.",
+    "a black and white photo of the {}.",
+    "a painting of the {}.",
+    "a painting of a {}.",
+    "a pixelated photo of the {}.",
+    "a sculpture of the {}.",
+    "a bright photo of the {}.",
+    "a cropped photo of a {}.",
+    "a plastic {}.",
+    "a photo of the dirty {}.",
+    "a jpeg corrupted photo of a {}.",
+    "a blurry photo of the {}.",
+    "a photo of the {}.",
+    "a good photo of the {}.",
+    "a rendering of the {}.",
+    "a {} in a video game.",
+    "a photo of one {}.",
+    "a doodle of a {}.",
+    "a close-up photo of the {}.",
+    "a photo of a {}.",
+    "the origami {}.",
+    "the {} in a video game.",
+    "a sketch of a {}.",
+    "a doodle of the {}.",
+    "a origami {}.",
+    "a low resolution photo of a {}.",
+    "the toy {}.",
+    "a rendition of the {}.",
+    "a photo of the clean {}.",
+    "a photo of a large {}.",
+    "a rendition of a {}.",
+    "a photo of a nice {}.",
+    "a photo of a weird {}.",
+    "a blurry photo of a {}.",
+    "a cartoon {}.",
+    "art of a {}.",
+    "a sketch of the {}.",
+    "a embroidered {}.",
+    "a pixelated photo of a {}.",
+    "itap of the {}.",
+    "a jpeg corrupted photo of the {}.",
+    "a good photo of a {}.",
+    "a plushie {}.",
+    "a photo of the nice {}.",
+    "a photo of the small {}.",
+    "a photo of the weird {}.",
+    "the cartoon {}.",
+    "art of the {}.",
+    "a drawing of the {}.",
+    "a photo of the large {}.",
+    "a black and white photo of a {}.",
+    "the plushie {}.",
+    "a dark photo of a {}.",
+    "itap of a {}.",
+    "graffiti of the {}.",
+    "a toy {}.",
+    "itap of my {}.",
+    "a photo of a cool {}.",
+    "a photo of a small {}.",
+    "a tattoo of the {}.",
 )
 TEMPLATE_SETS = {"photo": ("a photo of a {}.",), "name": ("{}",), "clip7": CLIP_7_TEMPLATES, "clip80": CLIP_80_TEMPLATES}
 DEFAULT_TEMPLATES = TEMPLATE_SETS["photo"]
@@ -223,7 +283,7 @@ class TextEncoder:
     """
 
     name_or_path: str
-    pooling: str = "auto"
+    pooling: TextPooling = "auto"
     batch_size: int = 64
     max_length: int = 64
     _model: Any = field(default=None, init=False, repr=False)
@@ -238,7 +298,7 @@ class TextEncoder:
     @property
     def dim(self) -> int:
         config = self._model.config
-        return int(getattr(config, "projection_dim", None) if self.pooling == "projection" else config.hidden_size)
+        return int(config.projection_dim if self.pooling == "projection" else config.hidden_size)
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
@@ -281,7 +341,7 @@ def resolve_text_encoder(name_or_path: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def load_text_model(name_or_path: str, pooling: str = "auto"):
+def load_text_model(name_or_path: str, pooling: TextPooling = "auto") -> tuple[Any, Any, TextPooling]:
     """``(model, tokenizer, pooling)`` for a text encoder, frozen, with ``auto`` pooling resolved.
 
     A CLIP checkpoint loads as ``CLIPTextModelWithProjection`` (``projection`` pooling) when it holds
@@ -299,7 +359,8 @@ def load_text_model(name_or_path: str, pooling: str = "auto"):
         tokenizer = AutoTokenizer.from_pretrained(source)
         model_type = AutoConfig.from_pretrained(source).model_type
         if pooling in ("auto", "projection") and model_type in CLIP_MODEL_TYPES:
-            model, info = CLIPTextModelWithProjection.from_pretrained(source, output_loading_info=True)
+            loaded: Any = CLIPTextModelWithProjection.from_pretrained(source, output_loading_info=True)
+            model, info = loaded
             if any(key.startswith("text_projection") for key in info["missing_keys"]):
                 if pooling == "projection":
                     raise ConfigError(
@@ -328,7 +389,7 @@ def load_text_model(name_or_path: str, pooling: str = "auto"):
 
 
 @lru_cache(maxsize=8)
-def get_text_encoder(name_or_path: str, pooling: str = "auto") -> TextEncoder:
+def get_text_encoder(name_or_path: str, pooling: TextPooling = "auto") -> TextEncoder:
     """One :class:`TextEncoder` per encoder and pooling in a process, so its embedding cache is shared."""
     return TextEncoder(str(name_or_path), pooling=pooling)
 

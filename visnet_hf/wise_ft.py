@@ -11,10 +11,14 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .models.vsenet import VSENetForImageClassification
 
 
 def interpolate_state(
@@ -39,7 +43,9 @@ def interpolate_state(
     return mixed
 
 
-def interpolate(zero_shot, fine_tuned, alpha: float):
+def interpolate(
+    zero_shot: VSENetForImageClassification, fine_tuned: VSENetForImageClassification, alpha: float
+) -> VSENetForImageClassification:
     """A new model with the interpolated weights of two models of one architecture and vocabulary."""
     first, second = zero_shot.config, fine_tuned.config
     for field in ("model_type", "backbone", "trained_class_names", "id2label"):

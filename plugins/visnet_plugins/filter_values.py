@@ -46,8 +46,7 @@ class FilterValues(Constraint):
         weights = self._weights(model)
         if self.params.mode == "l2sp":
             return sum(
-                (param.float() - self.reference[name].to(param.device).float()).pow(2).sum()
-                for name, param in weights.items()
+                (param.float() - self.reference[name].to(param.device).float()).pow(2).sum() for name, param in weights.items()
             )
         penalties = []
         for param in weights.values():

@@ -36,7 +36,9 @@ class SpatialPosition(Constraint):
                 raise ValueError(f"crop={self.crop} must lie in (0, 1]")
             top, left, bottom, right = self.region
             if not (0 <= top < bottom <= 1 and 0 <= left < right <= 1):
-                raise ValueError(f"region={list(self.region)} must be [top, left, bottom, right] fractions, top<bottom, left<right")
+                raise ValueError(
+                    f"region={list(self.region)} must be [top, left, bottom, right] fractions, top<bottom, left<right"
+                )
 
     def __call__(self, model, batch, outputs) -> torch.Tensor:
         params = self.params

@@ -8,7 +8,8 @@ group ``visnet_hf.constraints`` and any config can name it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -72,9 +73,7 @@ class SoftTuning:
         self.constraints = constraints
 
     @classmethod
-    def build(
-        cls, specs: list[ConstraintSpec], allow: list[str] | None = None, deny: list[str] | None = None
-    ) -> "SoftTuning":
+    def build(cls, specs: list[ConstraintSpec], allow: list[str] | None = None, deny: list[str] | None = None) -> SoftTuning:
         """Load every named constraint; report all problems in one error.
 
         Only the constraints in ``specs`` are imported. ``allow`` (if given) and ``deny`` restrict
@@ -116,9 +115,7 @@ class SoftTuning:
             value = constraint(model, batch, outputs)
             if not isinstance(value, torch.Tensor) or value.numel() != 1:
                 shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ConstraintError(
-                    f"Constraint {spec.name!r} must return one scalar tensor, got {shape} at step {step}."
-                )
+                raise ConstraintError(f"Constraint {spec.name!r} must return one scalar tensor, got {shape} at step {step}.")
             terms[spec.name] = weight * value.float().reshape(())
         return terms
 

@@ -117,7 +117,9 @@ class DataConfig:
         if self.streaming and self.cache_features:
             problems.append("cache_features needs the whole dataset at hand; it does not go with streaming")
         if self.streaming and self.source == "fashion_mnist":
-            problems.append("fashion_mnist is read from local IDX files; streaming is for hub, parquet, imagefolder and webdataset")
+            problems.append(
+                "fashion_mnist is read from local IDX files; streaming is for hub, parquet, imagefolder and webdataset"
+            )
         if self.prefetch_factor is not None and (self.prefetch_factor < 1 or self.num_workers == 0):
             problems.append(f"prefetch_factor={self.prefetch_factor} needs num_workers > 0 and must be >= 1")
         if problems:

@@ -14,15 +14,21 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import VisnetError
 
 try:  # TorchCodec's image decoders supersede torchvision.io's (deprecated since torchvision 0.29)
-    from torchcodec.decoders import decode_jpeg as _decode_jpeg
+    from torchcodec.decoders import decode_jpeg as _torchcodec_decode_jpeg
 except Exception:  # not installed, or built for another torch
+    _torchcodec_decode_jpeg = None  # type: ignore[assignment]
 
-    def _decode_jpeg(data: torch.Tensor) -> torch.Tensor:
-        import torchvision.io
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torchvision.io.decode_jpeg(data)
+def _decode_jpeg(data: torch.Tensor) -> torch.Tensor:
+    if _torchcodec_decode_jpeg is not None:
+        decoded = _torchcodec_decode_jpeg(data)
+        return decoded if isinstance(decoded, torch.Tensor) else decoded[0]
+    import torchvision.io
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torchvision.io.decode_jpeg(data)
+
 
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
 

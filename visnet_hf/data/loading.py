@@ -14,9 +14,10 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import datasets
 import numpy as np
@@ -29,7 +30,16 @@ from .config import DataConfig
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HUB = "zalando-datasets/fashion_mnist"
 FASHION_MNIST_NAMES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 
 T = TypeVar("T")
@@ -192,7 +202,11 @@ def _load_source(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset
         raise DataError(
             f"Split {config.eval_split!r} not found in {where}; it has {sorted(loaded)}.{did_you_mean(config.eval_split, loaded)}"
         )
-    return loaded[config.train_split], loaded[config.eval_split], {**described, "eval": f"the {config.eval_split!r} split of {where}"}
+    return (
+        loaded[config.train_split],
+        loaded[config.eval_split],
+        {**described, "eval": f"the {config.eval_split!r} split of {where}"},
+    )
 
 
 def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
@@ -210,7 +224,7 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
         named = ", ".join(Path(f).name for f in files) if len(files) <= 3 else f"{len(files)} {config.source} files"
         return _load_dataset(config.source, data_files={"train": files}), named
     if config.source == "imagefolder":
-        if not Path(config.path).is_dir():
+        if not Path(str(config.path)).is_dir():
             raise DataError(f"Image folder {config.path!r} does not exist.")
         return _load_dataset("imagefolder", data_dir=config.path), f"the image folder {config.path}"
     try:
@@ -331,7 +345,7 @@ def read_descriptions(path: str, class_names: list[str]) -> list[list[str]]:
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
-        _, dtype, ndim = struct.unpack(">HBB", handle.read(4))
+        _, _dtype, ndim = struct.unpack(">HBB", handle.read(4))
         shape = struct.unpack(">" + "I" * ndim, handle.read(4 * ndim))
         return np.frombuffer(handle.read(), dtype=np.uint8).reshape(shape)
 
@@ -345,9 +359,11 @@ def _find(directory: Path, stem: str) -> Path | None:
 
 def _fashion_mnist(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, str]]:
     """Debian's ``dataset-fashion-mnist`` IDX files when installed, else the Hub copy."""
-    directory = Path(config.path) if config.path else FASHION_MNIST_DIR
-    files = {split: (_find(directory, f"{prefix}-images-idx3-ubyte"), _find(directory, f"{prefix}-labels-idx1-ubyte"))
-             for split, prefix in (("train", "train"), ("test", "t10k"))}
+    directory = Path(str(config.path)) if config.path else FASHION_MNIST_DIR
+    files = {
+        split: (_find(directory, f"{prefix}-images-idx3-ubyte"), _find(directory, f"{prefix}-labels-idx1-ubyte"))
+        for split, prefix in (("train", "train"), ("test", "t10k"))
+    }
     described = {"train": "the Fashion-MNIST training set", "eval": "the Fashion-MNIST test set"}
     if not all(all(pair) for pair in files.values()):
         loaded, _ = _load_dataset_dict(replace(config, source="hub", path=FASHION_MNIST_HUB, subset=None))
@@ -355,6 +371,7 @@ def _fashion_mnist(config: DataConfig) -> tuple[datasets.Dataset, datasets.Datas
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_NAMES)})
     splits = []
     for images_path, labels_path in files.values():
+        assert images_path is not None and labels_path is not None  # checked above
         images, labels = _read_idx(images_path), _read_idx(labels_path)
         splits.append(
             datasets.Dataset.from_dict(

@@ -21,10 +21,10 @@ from __future__ import annotations
 import copy
 import random
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -76,8 +76,8 @@ def _open(config: DataConfig) -> dict[str, Any]:
     import datasets
 
     if config.source in ("parquet", "webdataset"):
-        files = {"train": config.path, "eval": config.eval_path}
-        files = {k: ([v] if isinstance(v, str) else list(v)) for k, v in files.items() if v}
+        given = {"train": config.path, "eval": config.eval_path}
+        files = {k: ([v] if isinstance(v, str) else list(v)) for k, v in given.items() if v}
         for name in [f for group in files.values() for f in group]:
             if "://" not in name and not Path(name).exists():
                 raise DataError(f"{config.source.capitalize()} file {name!r} does not exist.")
@@ -113,7 +113,9 @@ def _standardise(stream, config: DataConfig, split: str):
     if columns is not None:
         for role, column in (("image_column", config.image_column), ("label_column", config.label_column)):
             if column not in columns:
-                raise DataError(f"data.{role}={column!r} is not a column of the streamed {split} split; its columns are {columns}.")
+                raise DataError(
+                    f"data.{role}={column!r} is not a column of the streamed {split} split; its columns are {columns}."
+                )
     stream = stream.select_columns([config.image_column, config.label_column])
     renames = {config.image_column: "image", config.label_column: "label"}
     renames = {k: v for k, v in renames.items() if k != v}
@@ -134,8 +136,14 @@ class StreamExamples(torch.utils.data.IterableDataset):
     does them. One torch ``IterableDataset``: DataLoader workers each read their own shards of it."""
 
     def __init__(
-        self, stream, transform: Callable, seed: int = 0, on_bad_image: str = "stop", train: bool = True,
-        buffer_size: int = 1, rank: int = 0,
+        self,
+        stream,
+        transform: Callable,
+        seed: int = 0,
+        on_bad_image: str = "stop",
+        train: bool = True,
+        buffer_size: int = 1,
+        rank: int = 0,
     ):
         import datasets
 
@@ -161,7 +169,9 @@ class StreamExamples(torch.utils.data.IterableDataset):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch, "stream": self.stream.state_dict(), "buffer": list(self._buffer),
+            "epoch": self.epoch,
+            "stream": self.stream.state_dict(),
+            "buffer": list(self._buffer),
             "random": self._random.getstate(),
         }
 

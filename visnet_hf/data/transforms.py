@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import datasets
 import timm.data
@@ -96,8 +97,14 @@ class TransformedDataset(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, dataset, transform: Callable, seed: int = 0, on_bad_image: str = "stop", substitute: bool = True,
-        split: str = "train", with_indices: bool = False,
+        self,
+        dataset,
+        transform: Callable,
+        seed: int = 0,
+        on_bad_image: str = "stop",
+        substitute: bool = True,
+        split: str = "train",
+        with_indices: bool = False,
     ):
         self.dataset = dataset.cast_column("image", datasets.Image(decode=False))
         self.transform = transform
@@ -127,7 +134,10 @@ class TransformedDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
         """A whole batch with one Arrow read (the DataLoader's batched fetch): much cheaper than row by row."""
         rows = self.dataset[list(indices)]
-        return [self._example(int(i), {"image": image, "label": label}) for i, image, label in zip(indices, rows["image"], rows["label"])]
+        return [
+            self._example(int(i), {"image": image, "label": label})
+            for i, image, label in zip(indices, rows["image"], rows["label"])
+        ]
 
     def _example(self, index: int, row: dict[str, Any]) -> dict[str, Any]:
         bad: list[str] = []

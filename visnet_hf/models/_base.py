@@ -9,7 +9,8 @@ the image processor next to the weights.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch.nn as nn
 from transformers import PreTrainedConfig, PreTrainedModel
@@ -50,7 +51,7 @@ class VisnetConfig(PreTrainedConfig):
         self._check_values(checks, kwargs)
         raise_problems(problems, ConfigError, type(self).__name__)
 
-    def _check_values(self, checks: "FieldChecks", kwargs: dict[str, Any]) -> None:
+    def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
         """Check (and derive) values; subclasses extend it. Fields of the wrong type are skipped."""
         stored_loading_kwargs = sorted(LOADING_ONLY_KWARGS & set(self.backbone_kwargs or {}))
         if stored_loading_kwargs:
@@ -85,17 +86,17 @@ class VisnetPreTrainedModel(PreTrainedModel):
     """
 
     main_input_name = "pixel_values"
-    input_modalities = ("image",)
+    input_modalities = "image"
     base_model_prefix = "visnet"
     supports_gradient_checkpointing = False
     accepts_loss_kwargs = False
-    _no_split_modules: list[str] = []
+    _no_split_modules = []  # noqa: RUF012 (transformers declares it per instance)
 
     def _mark_backbone(self, backbone: nn.Module) -> None:
         # timm initialises its own modules (e.g. ResNet's zero-init of the last BN in each block);
         # transformers' generic init must not overwrite that when a model is built from a config.
         for module in backbone.modules():
-            module._visnet_backbone = True
+            module._visnet_backbone = True  # type: ignore[assignment]
 
     def _init_weights(self, module: nn.Module) -> None:
         if getattr(module, "_visnet_backbone", False):
@@ -115,7 +116,9 @@ class VisnetPreTrainedModel(PreTrainedModel):
             self.image_processor().save_pretrained(save_directory)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
+    def from_pretrained(  # type: ignore[override]
+        cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any
+    ):
         """Load a saved model (a local folder or a Hub id: the same code path), safetensors only.
 
         Pickle weights (``pytorch_model.bin``) are refused unless the caller opts in with
@@ -146,7 +149,7 @@ _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "l
 def _check_model_type(cls: type[PreTrainedModel], path: str | os.PathLike, kwargs: dict[str, Any]) -> None:
     hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
     config_dict, _ = PreTrainedConfig.get_config_dict(path, **hub_kwargs)
-    expected = cls.config_class.model_type
+    expected = getattr(cls.config_class, "model_type", None)
     found = config_dict.get("model_type")
     if found != expected:
         raise ValueError(

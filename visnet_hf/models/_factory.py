@@ -9,13 +9,14 @@ After that the weights live in the model's own ``model.safetensors``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from .._validation import did_you_mean
-from ..errors import ConfigError
 from ..backbones import LOADING_ONLY_KWARGS, BackboneKeywordError, create_backbone, resolve_data_config
+from ..errors import ConfigError
 
 # Keywords a factory understands that are neither config fields nor timm keywords.
 _CONFIG_PROPERTIES = frozenset({"num_labels"})

@@ -7,6 +7,7 @@ and ``accelerate config``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,7 @@ import yaml
 
 from .._validation import build, raise_problems
 from ..constraints import ConstraintSpec
-from ..data.config import AugmentConfig, DataConfig
+from ..data.config import DataConfig
 from ..errors import ConfigError
 
 
@@ -68,7 +69,7 @@ class OptimConfig:
     ema_decay: float | None = None
     implementation: Literal["auto", "fused", "foreach", "for"] = "auto"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         problems = []
         if self.lr <= 0:
             problems.append(f"lr={self.lr} must be positive")
@@ -103,7 +104,7 @@ class StageConfig:
     objective: Literal["align", "finetune", "joint"] | None = None
     constraints: list[ConstraintSpec] = field(default_factory=list)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.epochs is not None and self.steps is not None:
             raise ValueError(
                 f"stage {self.name!r}: give epochs or steps, not both (override one with null, e.g. stages.0.epochs=null)"
@@ -124,7 +125,7 @@ class HubConfig:
     private: bool = False
     license: str = "apache-2.0"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.push and not self.repo_id:
             raise ValueError("hub.push needs hub.repo_id, e.g. 'your-name/vsenet-cifar10'")
 
@@ -137,7 +138,7 @@ class WiseFTConfig:
     stage: str
     alpha: float = 0.5
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha={self.alpha} must lie in [0, 1]")
 
@@ -176,7 +177,7 @@ class TrainConfig:
     hub: HubConfig = field(default_factory=HubConfig)
     wise_ft: WiseFTConfig | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         problems = []
         if self.hub.push and not self.export:
             problems.append("hub.push needs export: true (the exported model is what is pushed)")
@@ -199,9 +200,7 @@ class TrainConfig:
         if len(set(names)) != len(names):
             problems.append(f"stage names must be unique, got {names}")
         if self.wise_ft is not None and self.wise_ft.stage not in names[:-1]:
-            problems.append(
-                f"wise_ft.stage={self.wise_ft.stage!r} must name a stage before the last; the stages are {names}"
-            )
+            problems.append(f"wise_ft.stage={self.wise_ft.stage!r} must name a stage before the last; the stages are {names}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -226,7 +225,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 def _apply(data: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node: Any = data
-    for part, following in zip(parts[:-1], parts[1:]):
+    for part, following in itertools.pairwise(parts):
         if isinstance(node, list):
             node = node[int(part)]
             continue
@@ -278,7 +277,7 @@ def _constraint_problems(data: dict[str, Any]) -> list[str]:
 
     installed = discover().plugins
     allow, deny = data.get("plugins_allow"), data.get("plugins_deny") or []
-    stages = data.get("stages") if isinstance(data.get("stages"), list) else []
+    stages: list[Any] = data["stages"] if isinstance(data.get("stages"), list) else []
     problems = []
     for i, stage in enumerate(stages):
         constraints = stage.get("constraints") if isinstance(stage, dict) else None

@@ -15,7 +15,7 @@ import json
 import os
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import datasets
 import torch
@@ -73,7 +73,7 @@ class FeatureCache:
     """Pooled backbone features of every image of a data source, computed once and kept on disk
     (and, once read, in memory for the rest of the process)."""
 
-    _read: dict[Path, dict[str, torch.Tensor]] = {}
+    _read: ClassVar[dict[Path, dict[str, torch.Tensor]]] = {}
 
     def __init__(self, directory: str | Path | None = None):
         self.directory = Path(directory) if directory else DEFAULT_CACHE

@@ -79,7 +79,11 @@ def train_one_epoch(run: Run) -> None:
     run.train_loader.set_epoch(counter.data_epoch)
     run.train_dataset.set_epoch(counter.data_epoch)
     resumes_itself = getattr(run.train_loader, "resumes_itself", False)
-    loader = accelerator.skip_first_batches(run.train_loader, counter.batch) if counter.batch and not resumes_itself else run.train_loader
+    loader = (
+        accelerator.skip_first_batches(run.train_loader, counter.batch)
+        if counter.batch and not resumes_itself
+        else run.train_loader
+    )
     train_mode(run.model)
     run.epoch_started, run.eval_seconds = time.perf_counter(), 0.0
     progress = tqdm(
@@ -111,9 +115,7 @@ def train_step(run: Run, batch: dict[str, Any]) -> bool:
             outputs = model(**batch)
             terms = {name: value.float() for name, value in outputs.loss_terms.items()}
             terms.update(
-                run.soft_tuning[counter.stage].terms(
-                    model, batch, outputs, counter.step_in_stage(run.plan), counter.epoch
-                )
+                run.soft_tuning[counter.stage].terms(model, batch, outputs, counter.step_in_stage(run.plan), counter.epoch)
             )
         loss = torch.stack(list(terms.values())).sum()
         finite = run.guard.observe(loss, terms, counter.step)
@@ -192,7 +194,9 @@ def evaluate(run: Run) -> dict[str, Any]:
     }
     state.history.append(record)
     run.accelerator.log({f"eval/{k}": v for k, v in record.items() if k.startswith("eval_")}, step=counter.step)
-    losses = "  ".join(f"{k.removeprefix('train_')} {v:.4f}" for k, v in record.items() if k.startswith("train_") and k != "train_seconds")
+    losses = "  ".join(
+        f"{k.removeprefix('train_')} {v:.4f}" for k, v in record.items() if k.startswith("train_") and k != "train_seconds"
+    )
     run.accelerator.print(
         f"[{_where(run)}] step {counter.step}  {losses}  eval_loss {result['loss']:.4f}  acc {result['accuracy']:.4f}"
         f"  top5 {result.get('top5_accuracy', float('nan')):.4f}  on {result['num_examples']} images  ({seconds:.0f}s)"
@@ -225,7 +229,9 @@ def export(run: Run, directory: Path, evaluation: dict[str, Any]) -> None:
         shutil.rmtree(temporary, ignore_errors=True)
         accelerator.unwrap_model(run.eval_model).save_pretrained(temporary, state_dict=state_dict)
         (temporary / hub.TRAINING_CONFIG).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        summary = {k: evaluation[k] for k in ("accuracy", "top5_accuracy", "loss", "num_examples") if k in evaluation}
+        summary: dict[str, Any] = {
+            k: evaluation[k] for k in ("accuracy", "top5_accuracy", "loss", "num_examples") if k in evaluation
+        }
         summary.update(split=run.splits.eval_description, step=run.counter.step)
         (temporary / hub.EVAL_RESULTS).write_text(_json(summary))
         hub.write_card(temporary, model_id=config.hub.repo_id or str(directory), license=config.hub.license)
@@ -264,7 +270,9 @@ def finish(run: Run) -> dict[str, Any]:
     last_eval = run.last_eval
     bad_images = state.bad_images + [m for m in last_eval.get("bad_images", []) if m not in state.bad_images]
     if bad_images:
-        accelerator.print(f"Skipped {len(bad_images)} unreadable image(s) (data.on_bad_image: skip):\n  " + "\n  ".join(bad_images))
+        accelerator.print(
+            f"Skipped {len(bad_images)} unreadable image(s) (data.on_bad_image: skip):\n  " + "\n  ".join(bad_images)
+        )
     run_info = {
         "num_processes": accelerator.num_processes,
         "mixed_precision": accelerator.mixed_precision,
@@ -273,7 +281,12 @@ def finish(run: Run) -> dict[str, Any]:
         "skipped_steps": state.skipped_steps,
         "bad_images": state.bad_images,
     }
-    results: dict[str, Any] = {"output_dir": str(run.output_dir), "model_dir": str(run.output_dir / "model"), "state": asdict(state), **run_info}
+    results: dict[str, Any] = {
+        "output_dir": str(run.output_dir),
+        "model_dir": str(run.output_dir / "model"),
+        "state": asdict(state),
+        **run_info,
+    }
     if last_eval and accelerator.is_main_process and config.export:
         report = {**last_eval, "scored": run.splits.eval_description, "run": run_info}
         results.update(write_reports(run.output_dir, report, state.history, run.splits.class_names))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -55,7 +56,7 @@ def build_optimizer(model: nn.Module, config: OptimConfig, device_type: str = "c
     for (part, no_decay), params in groups.items():
         lr = part_lr.get(part) if part_lr.get(part) is not None else config.lr
         param_groups.append({"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else config.weight_decay})
-    kernels = _implementation(config.implementation, device_type)
+    kernels: dict[str, Any] = _implementation(config.implementation, device_type)
     if config.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0, **kernels)
     return torch.optim.AdamW(param_groups, lr=config.lr, **kernels)

@@ -43,7 +43,7 @@ class Run:
     model: torch.nn.Module  # prepared (possibly wrapped for DDP)
     optimizer: Any
     scheduler: Any
-    train_dataset: TransformedDataset
+    train_dataset: torch.utils.data.Dataset  # map-style, or iterable when streaming
     train_loader: DataLoader
     eval_loader: DataLoader
     soft_tuning: list[SoftTuning]  # one per stage

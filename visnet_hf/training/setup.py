@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, TorchDynamoPlugin, set_seed
-from pathlib import Path
 from torch.utils.data import DataLoader
 
 from ..constraints import SoftTuning
@@ -136,17 +136,25 @@ def _setup_streaming(config: TrainConfig, accelerator: Accelerator) -> Run:
     loading = loader_options(config.data, accelerator.device)
     pinned, workers = loading.pop("pin_memory"), loading.pop("num_workers")
     train_examples = StreamExamples(
-        streams.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image,
-        buffer_size=config.data.shuffle_buffer, rank=accelerator.process_index,
+        streams.train,
+        train_transform,
+        seed=config.seed,
+        on_bad_image=config.data.on_bad_image,
+        buffer_size=config.data.shuffle_buffer,
+        rank=accelerator.process_index,
     )
     eval_examples = StreamExamples(streams.eval, eval_transform, on_bad_image=config.data.on_bad_image, train=False)
     train = StreamLoader(
-        train_examples, stream_loader(train_examples, config.batch_size, workers, pin_memory=pinned, **loading),
-        accelerator.device, pinned,
+        train_examples,
+        stream_loader(train_examples, config.batch_size, workers, pin_memory=pinned, **loading),
+        accelerator.device,
+        pinned,
     )
     evaluation = StreamLoader(
-        eval_examples, stream_loader(eval_examples, config.eval_batch_size or config.batch_size, workers, pin_memory=pinned, **loading),
-        accelerator.device, pinned,
+        eval_examples,
+        stream_loader(eval_examples, config.eval_batch_size or config.batch_size, workers, pin_memory=pinned, **loading),
+        accelerator.device,
+        pinned,
     )
     described = Splits(None, None, streams.class_names, eval_description=streams.eval_description)
     run = assemble(config, accelerator, model, soft_tuning, train_examples, train, evaluation, described)
@@ -158,8 +166,7 @@ def _setup_streaming(config: TrainConfig, accelerator: Accelerator) -> Run:
 def build_constraints(config: TrainConfig, model) -> list[SoftTuning]:
     """Each stage's constraints, loaded and set up on the model (before it is wrapped)."""
     soft_tuning = [
-        SoftTuning.build(list(stage.constraints), allow=config.plugins_allow, deny=config.plugins_deny)
-        for stage in config.stages
+        SoftTuning.build(list(stage.constraints), allow=config.plugins_allow, deny=config.plugins_deny) for stage in config.stages
     ]
     for stage_constraints in soft_tuning:
         stage_constraints.setup(model)
@@ -167,8 +174,14 @@ def build_constraints(config: TrainConfig, model) -> list[SoftTuning]:
 
 
 def assemble(
-    config: TrainConfig, accelerator: Accelerator, model, soft_tuning: list[SoftTuning], train_dataset, train_loader,
-    eval_loader, splits: Splits | None = None,
+    config: TrainConfig,
+    accelerator: Accelerator,
+    model,
+    soft_tuning: list[SoftTuning],
+    train_dataset,
+    train_loader,
+    eval_loader,
+    splits: Splits | None = None,
 ) -> Run:
     """Memory format, optimizer, one ``prepare``, the plan, schedule, EMA, compilation: a :class:`Run`.
 
@@ -221,6 +234,7 @@ def _cached_feature_loaders(config: TrainConfig, accelerator: Accelerator, model
     check_cacheable(model, config.optim.freeze, [c for stage in soft_tuning for c in stage.constraints])
     cache = FeatureCache(config.data.feature_cache_dir)
     _, eval_transform = build_transforms(model.config.data_config, config.data.augment)
+    assert splits.train_source is not None and splits.eval_source is not None  # kept for caching
     model.to(accelerator.device)
     started = time.perf_counter()
     train_cached = cache.features(model, splits.train_source, eval_transform, accelerator)
@@ -229,7 +243,9 @@ def _cached_feature_loaders(config: TrainConfig, accelerator: Accelerator, model
         if splits.eval_source is splits.train_source
         else cache.features(model, splits.eval_source, eval_transform, accelerator)
     )
-    accelerator.print(f"Backbone features of {len(splits.train_source)} images ready in {time.perf_counter() - started:.0f}s ({cache.directory}).")
+    accelerator.print(
+        f"Backbone features of {len(splits.train_source)} images ready in {time.perf_counter() - started:.0f}s ({cache.directory})."
+    )
     train_dataset, eval_dataset = FeatureDataset(splits.train, train_cached), FeatureDataset(splits.eval, eval_cached)
     train_loader = DataLoader(
         train_dataset,

@@ -66,7 +66,7 @@ def _positions(feature_map: torch.Tensor, output_fmt: str) -> torch.Tensor:
 class MLPHead(nn.Module):
     """Input FC → middle (``dense`` or ``pool``) → output FC, each followed by ReLU."""
 
-    def __init__(self, config: FRNConfig):
+    def __init__(self, config: FRNConfig) -> None:
         super().__init__()
         self.middle = config.middle
         self.input = nn.Linear(config.num_features, config.hidden_dim)
@@ -90,7 +90,7 @@ class MLPHead(nn.Module):
 class ConvHead(nn.Module):
     """The seed's head: 1x1 convolution + BatchNorm + ReLU at every position, then global average pooling."""
 
-    def __init__(self, config: FRNConfig):
+    def __init__(self, config: FRNConfig) -> None:
         super().__init__()
         self.conv = nn.Conv1d(config.num_features, config.hidden_dim, kernel_size=1)
         self.norm = nn.BatchNorm1d(config.hidden_dim)
@@ -111,7 +111,7 @@ class FRNForImageClassification(FRNPreTrainedModel):
         torch.Size([B, 10])
     """
 
-    def __init__(self, config: FRNConfig):
+    def __init__(self, config: FRNConfig) -> None:
         super().__init__(config)
         self.backbone = create_backbone(
             config.backbone, num_classes=self.backbone_num_classes(config), **(config.backbone_kwargs or {})
@@ -205,10 +205,12 @@ register_preset(
     "frn_resnet18_pool", create_frn, "FRN on timm resnet18, MLP head with pooling middle", backbone="resnet18", middle="pool"
 )
 register_preset(
-    "frn_resnet18_conv", create_frn, "FRN on timm resnet18, the seed's 1x1 conv + BN + ReLU head", backbone="resnet18", head_type="conv"
+    "frn_resnet18_conv",
+    create_frn,
+    "FRN on timm resnet18, the seed's 1x1 conv + BN + ReLU head",
+    backbone="resnet18",
+    head_type="conv",
 )
-register_preset(
-    "frn_tf_efficientnet_lite0", create_frn, "FRN on timm tf_efficientnet_lite0", backbone="tf_efficientnet_lite0"
-)
+register_preset("frn_tf_efficientnet_lite0", create_frn, "FRN on timm tf_efficientnet_lite0", backbone="tf_efficientnet_lite0")
 
-__all__ = ["FRNOutput", "FRNPreTrainedModel", "FRNForImageClassification", "create_frn"]
+__all__ = ["FRNForImageClassification", "FRNOutput", "FRNPreTrainedModel", "create_frn"]

@@ -120,8 +120,7 @@ class VSENetConfig(VisnetConfig):
         checks.require("softmax_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
         if checks.ok("min_temperature", "temperature") and not 0.0 < self.min_temperature <= self.temperature:
             problems.append(
-                f"temperatures must satisfy 0 < min_temperature <= temperature, got "
-                f"{self.min_temperature} and {self.temperature}"
+                f"temperatures must satisfy 0 < min_temperature <= temperature, got {self.min_temperature} and {self.temperature}"
             )
         checks.require("gamma", lambda v: v > 0, "must be positive")
         checks.require("structure_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")

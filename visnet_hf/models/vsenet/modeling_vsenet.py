@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from transformers.utils import ModelOutput
 
 from ... import semantics
-from ...calibration import calibrated_stacking
 from ...backbones import create_backbone, resolve_data_config
+from ...calibration import calibrated_stacking
 from ...registry import register_preset
 from ...text_encoders import (
     ClassTexts,
@@ -80,7 +80,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         torch.Size([B, 2])
     """
 
-    def __init__(self, config: VSENetConfig):
+    def __init__(self, config: VSENetConfig) -> None:
         super().__init__(config)
         self.backbone = create_backbone(config.backbone, num_classes=0, **(config.backbone_kwargs or {}))
         self._mark_backbone(self.backbone)
@@ -93,9 +93,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self.classifier = nn.Linear(config.num_features, len(config.trained_class_names))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.temperature)))
         self.register_buffer("class_embeddings", torch.zeros(len(config.class_names), config.embedding_dim))
-        self.register_buffer(
-            "trained_class_embeddings", torch.zeros(len(config.trained_class_names), config.embedding_dim)
-        )
+        self.register_buffer("trained_class_embeddings", torch.zeros(len(config.trained_class_names), config.embedding_dim))
         # The mean embedding of the trained vocabulary, subtracted from every class embedding when
         # config.class_centering is set (the direction all names share says nothing about any one).
         self.register_buffer("text_mean", torch.zeros(config.embedding_dim))
@@ -194,17 +192,26 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         _, tokenizer, _ = load_text_model(self.text_encoder_path(), self.config.text_pooling)
         flat, weights, owner = flatten_prompts(texts)
         tokens = tokenize(tokenizer, flat, max_length=64)
-        inputs = {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"], "weights": weights, "owner": owner}
+        inputs = {
+            "input_ids": tokens["input_ids"],
+            "attention_mask": tokens["attention_mask"],
+            "weights": weights,
+            "owner": owner,
+        }
         return {key: value.to(self.class_embeddings.device) for key, value in inputs.items()}
 
     def _tower_embeddings(self, inputs: dict[str, torch.Tensor], classes: int) -> torch.Tensor:
+        assert self.text_tower is not None  # the embeddings come from the encoder otherwise
         pooled = self.text_tower(inputs["input_ids"], inputs["attention_mask"])
         return class_matrix(pooled, inputs["weights"], inputs["owner"], classes)
 
     def _class_texts(self) -> ClassTexts:
         config = self.config
         return ClassTexts.build(
-            config.class_names, config.class_descriptions, config.templates, synonyms=config.class_synonyms,
+            config.class_names,
+            config.class_descriptions,
+            config.templates,
+            synonyms=config.class_synonyms,
             average=config.text_average,
         )
 
@@ -217,9 +224,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         weight = self.config.softmax_weight
         return (1 - weight) * semantic_logits.float().log_softmax(-1) + weight * softmax_logits.float().log_softmax(-1)
 
-    def _zero_shot_logits(
-        self, semantic_logits: torch.Tensor, image_embeds: torch.Tensor, visual: torch.Tensor
-    ) -> torch.Tensor:
+    def _zero_shot_logits(self, semantic_logits: torch.Tensor, image_embeds: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         """Scores over a vocabulary the model did not train on, as ``config.zero_shot_head`` picks.
 
         * ``semantic``: the cosine logits of ``z`` to each name's embedding.
@@ -276,7 +281,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             if config.head in ("softmax", "both") and softmax_logits is not None:
                 terms["softmax_ce"] = F.cross_entropy(softmax_logits.float(), labels)
         if config.weight_reg > 0:
-            squared = sum(p.float().pow(2).sum() for n, p in self.named_parameters() if _is_head_weight(n))
+            squared = torch.stack([p.float().pow(2).sum() for n, p in self.named_parameters() if _is_head_weight(n)]).sum()
             terms["weight_reg"] = config.weight_reg * squared
         return terms
 
@@ -394,16 +399,16 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         was_training, calibration = self.training, self.config.calibration
         self.eval()
         self.config.calibration = 0.0  # score uncalibrated; the fitted offset replaces it below
-        scores, labels = [], []
+        score_chunks, label_chunks = [], []
         try:
             for batch in batches:
                 inputs, batch_labels = _inputs_and_labels(batch)
-                scores.append(self(**{k: v.to(self.device) for k, v in inputs.items()}).logits.float().cpu())
-                labels.append(torch.as_tensor(batch_labels).cpu())
+                score_chunks.append(self(**{k: v.to(self.device) for k, v in inputs.items()}).logits.float().cpu())
+                label_chunks.append(torch.as_tensor(batch_labels).cpu())
         finally:
             self.train(was_training)
             self.config.calibration = calibration
-        scores, labels = torch.cat(scores), torch.cat(labels)
+        scores, labels = torch.cat(score_chunks), torch.cat(label_chunks)
 
         seen = torch.zeros(scores.shape[1], dtype=torch.bool)
         seen[self._seen_columns] = True
@@ -432,7 +437,10 @@ def _initial_state(config: VSENetConfig, class_embeddings: torch.Tensor | None) 
         encoder = get_text_encoder(config.text_encoder, config.text_pooling)
         config.text_pooling = encoder.pooling
         texts = ClassTexts.build(
-            config.class_names, config.class_descriptions, config.templates, synonyms=config.class_synonyms,
+            config.class_names,
+            config.class_descriptions,
+            config.templates,
+            synonyms=config.class_synonyms,
             average=config.text_average,
         )
         class_embeddings = encoder.embed_classes(texts)
@@ -458,7 +466,7 @@ class TextTower(nn.Module):
     stay locked, as open_clip's ``--lock-text-unlocked-layers`` does. Built from ``config.text_tower_config``,
     so a saved model rebuilds it offline; its weights travel in ``model.safetensors``."""
 
-    def __init__(self, config: VSENetConfig):
+    def __init__(self, config: VSENetConfig) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel, CLIPTextModelWithProjection
 
@@ -556,4 +564,4 @@ register_preset(
     backbone="tf_efficientnet_lite0",
 )
 
-__all__ = ["VSENetOutput", "VSENetPreTrainedModel", "VSENetForImageClassification", "create_vsenet"]
+__all__ = ["VSENetForImageClassification", "VSENetOutput", "VSENetPreTrainedModel", "create_vsenet"]
