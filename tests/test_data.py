@@ -199,7 +199,7 @@ def test_cifar100_column_mapping_with_the_seed_config(cifar100_parquet, tiny_tex
     config = load_config(ROOT / "configs" / "vsenet_resnet18_cifar100.yaml", overrides)
     splits = load_splits(config.data)
     assert splits.class_names == CIFAR100_FINE
-    assert splits.train.column_names == ["image", "label"]
+    assert splits.train.column_names == ["image", "label", "source_index"]
     assert splits.train[0]["label"] == 49 and CIFAR100_FINE[49] == "mountain"  # foolbox's cifar100_00_49.png
     results = train_main(["--config", str(ROOT / "configs" / "vsenet_resnet18_cifar100.yaml"), *overrides])
     assert results["model"].config.id2label[49] == "mountain"
