@@ -393,6 +393,8 @@ def main() -> None:
             **{m: importlib.import_module(m).__version__ for m in ("timm", "transformers", "accelerate")},
         },
         "smoke": args.smoke,
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join(["python", "benchmarks/bench_gpu.py", *sys.argv[1:]]),
         "throughput_32": throughput(visnet_hf, embeddings, device, 32, 64 if args.smoke else 512, args.smoke),
     }
     if not args.smoke:

@@ -88,6 +88,98 @@ def overhead_section(result: dict) -> list[str]:
     return lines + [""]
 
 
+def flags_section(results: list[dict]) -> list[str]:
+    """Training images/s under each speed-flag set, framework against the plain timm loop with the same flags."""
+    lines = [
+        "## 1b. Speed flags (training): bf16, channels_last, torch.compile",
+        "",
+        "Every flag set applies to every model alike (`bench_overhead.py --flags`): `bf16` autocast, `cl` channels-last",
+        "weights and images, `compile` `torch.compile` in place (inductor; what `model.compile: true` does). Goal: the",
+        "framework's time ratio to the plain timm loop <= 1.03 with bf16 + channels_last (+ compile).",
+        "",
+    ]
+    for result in results:
+        lines += [f"### {result['size']}x{result['size']}, batch {result['batch']}", "", machine_line(result), ""]
+        lines += [
+            "| flags | timm images/s | frn_resnet18 ratio | vsenet_resnet18 ratio | frn ratio to its hand-written twin | goal |",
+            "|---|---|---|---|---|---|",
+        ]
+        for flags, rows in result["train"].items():
+            framework = [rows[n]["ratio_to_timm"] for n in ("frn_resnet18", "vsenet_resnet18")]
+            goal = verdict(max(framework) <= 1.03) if "bf16+cl" in flags else "-"
+            lines.append(
+                f"| {flags} | {rows['timm_resnet18']['images_per_s']:.1f} | {framework[0]:.3f} | {framework[1]:.3f} | "
+                f"{rows['frn_resnet18'].get('ratio_to_hand_written', float('nan')):.3f} | {goal} |"
+            )
+        fastest = max(result["train"], key=lambda f: result["train"][f]["timm_resnet18"]["images_per_s"])
+        lines += ["", f"Fastest flag set for the plain loop at this size: `{fastest}`.", ""]
+    return lines
+
+
+def streaming_section(result: dict) -> list[str]:
+    lines = [
+        "## 7. Streaming against the map-style path",
+        "",
+        machine_line(result),
+        "",
+        f"One CIFAR-10 epoch ({result['train_images']:,} images in {result['shards']} parquet shards) of `visnet train`"
+        f" ({result['model']} at {result['image_size']}x{result['image_size']}, batch {result['batch']}), map-style and"
+        " streamed (`data.streaming: true`, shuffle buffer 1,000), each in a fresh process, in ABBA order; training"
+        " seconds only (the map-style path's Arrow conversion before the first step is not counted).",
+        "",
+        "| round | map-style (s) | streaming (s) | ratio |",
+        "|---|---|---|---|",
+    ]
+    for index, row in enumerate(result["rounds"], 1):
+        lines.append(
+            f"| {index} | {row['map_style']['train_seconds']:.1f} | {row['streaming']['train_seconds']:.1f} | {row['ratio']:.3f} |"
+        )
+    memory = result["memory"]
+    one, four = memory["1x"]["peak_rss_mib"], memory["4x"]["peak_rss_mib"]
+    lines += [
+        "",
+        f"Median ratio {result['median_ratio']:.3f}; goal <= 1.10: {verdict(result['median_ratio'] <= 1.10)}.",
+        "",
+        f"Memory: peak RSS of a streamed run of {result['memory_steps']} steps over the shards once ({one:.0f} MiB) and four"
+        f" times over ({four:.0f} MiB): ratio {four / one:.3f}. Goal (does not grow with the data, within 5%):"
+        f" {verdict(four / one <= 1.05)}.",
+        "",
+    ]
+    return lines
+
+
+def gpu_section(result: dict | None, smoke: dict | None) -> list[str]:
+    lines = ["## On a GPU", ""]
+    if result is None:
+        lines += [
+            "Not measured: no GPU machine was lent to the sessions that produced these figures. The script is ready:",
+            "`python benchmarks/bench_gpu.py --prepare` here (CIFAR-10 as JPEG bytes and the class embeddings, under",
+            "64 MiB), then `python benchmarks/bench_gpu.py --data benchmarks/gpu_data` on a machine with torch, timm,",
+            "transformers and accelerate only (no `datasets`, no `evaluate`, no network), within 8 minutes. It measures",
+            "images/s and peak GPU memory of the framework's training step against a plain timm loop (fp32, bf16,",
+            "bf16 + channels_last, + compile) at 32x32 and 224x224, and the time to 94% on the held-out CIFAR-10 split",
+            "for a CIFAR-stem ResNet-18 trained by the framework's step.",
+            "",
+        ]
+        if smoke:
+            lines += [
+                f"Smoke-tested on this machine's CPU with `datasets` and `evaluate` made unimportable (`--smoke`, "
+                f"{smoke['date']}, {smoke['seconds']:.0f} s): every part ran end to end on a few batches; its numbers"
+                " say nothing about a GPU.",
+                "",
+            ]
+        return lines
+    lines += [
+        f"Device: {result['device']}; {result['versions']}; {result['date']}. Command: `{result['command']}`.",
+        "",
+        "```json",
+        json.dumps({k: v for k, v in result.items() if k not in ("versions", "command")}, indent=1)[:6000],
+        "```",
+        "",
+    ]
+    return lines
+
+
 def _within_budget(result: dict) -> tuple[float, float] | None:
     """The framework's best evaluated accuracy among epochs that ended within the plain loop's training
     time, and when that epoch ended (seconds of training)."""
@@ -216,7 +308,8 @@ def main() -> None:
         "`benchmarks/results/NAME.json` with the machine, versions, command and every figure. Framework and",
         "baseline run alternately in one process (overhead) or back to back in one run (accuracy).",
         "",
-        "No GPU was available to the sessions that produced these figures: the GPU section is not measured.",
+        "No GPU was available to the sessions that produced these figures: the GPU section is not measured (its script is",
+        "ready and smoke-tested on the CPU).",
         "The machine line of each table gives its date. The same kind of 2-core machine ran two to three times",
         "slower on 2026-12-01 than on 2026-11-28, and its speed changed within the day (timm's 32x32 fp32 training",
         "step: 1,179 images/s on 11-28; 437 and 670 images/s in two runs on 12-01), so compare ratios, not seconds,",
@@ -229,6 +322,10 @@ def main() -> None:
         result = load(f"overhead_{size}")
         if result:
             lines += overhead_section(result)
+
+    flags = [r for r in (load(f"overhead_{size}_flags") for size in (32, 224)) if r]
+    if flags:
+        lines += flags_section(flags)
 
     pipelines = [load(name) for name in ("data_pipeline", "data_pipeline_workers1")]
     if any(pipelines):
@@ -319,14 +416,11 @@ def main() -> None:
         lines += [f"| {r['classes']} | {r['templates']} | {r['prompts']} | {r['seconds']:.2f} |" for r in embeddings["rows"]]
         lines.append("")
 
-    lines += [
-        "## On a GPU",
-        "",
-        "Not measured: no GPU machine was lent to the session that produced these figures, and the scripts here",
-        "measure the CPU only. The GPU figures the project asks for (bf16, channels_last and `torch.compile`",
-        "images/s against the plain timm loop; time to 90% CIFAR-10 accuracy) are still to be taken.",
-        "",
-    ]
+    streaming = load("streaming")
+    if streaming:
+        lines += streaming_section(streaming)
+
+    lines += gpu_section(load("gpu"), load("gpu_smoke"))
     OUTPUT.write_text("\n".join(lines))
     print(f"wrote {OUTPUT}")
 

@@ -178,3 +178,19 @@ def test_a_dynamo_backend_from_accelerate_launch_keeps_ema_constraints_and_resum
     final = load_file(tmp_path / "compiled" / "run" / "model" / "model.safetensors")
     for name, tensor in saved.items():
         torch.testing.assert_close(final[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_fsdp_where_accelerate_cannot_shard_is_said(tiny_parquet, tmp_path, monkeypatch, capsys):
+    """accelerate shards with FSDP on GPU-like devices only; on the CPU the run says it replicates."""
+    from accelerate.state import AcceleratorState
+
+    from visnet_hf.training import make_accelerator
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        accelerator = make_accelerator(load_config(write_config(tmp_path, tiny_parquet, "frn_resnet18")))
+        assert accelerator.distributed_type.value != "FSDP"
+        assert "FSDP was asked for, but accelerate runs it on GPUs" in capsys.readouterr().out
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)

@@ -334,8 +334,10 @@ def test_shipped_configs_are_valid(config):
         visnet_hf.constraints.SoftTuning.build(list(stage.constraints))
 
 
-def test_community_plugin_installs_and_trains_next_to_built_ins(tiny_parquet, tmp_path):
+def test_community_plugin_installs_and_trains_next_to_built_ins(tiny_parquet, tmp_path, monkeypatch, capsys):
     """Install the example third-party package, then use its constraint by name: no change to visnet_hf."""
+    from visnet_hf.constraints import plugins
+
     target = tmp_path / "site"
     subprocess.run(
         [
@@ -355,29 +357,27 @@ def test_community_plugin_installs_and_trains_next_to_built_ins(tiny_parquet, tm
         text=True,
         timeout=300,
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
-    listed = subprocess.run(
-        [sys.executable, "-m", "visnet_hf.cli", "plugins", "list"], env=env, capture_output=True, text=True, check=True
-    )
-    assert "confidence_penalty     visnet-confidence-penalty 0.2.0      loads" in listed.stdout
+    monkeypatch.syspath_prepend(str(target))  # as if installed: entry points are read from sys.path
+    plugins.refresh()
+    try:
+        capsys.readouterr()
+        assert cli(["plugins", "list"]) == 0
+        assert "confidence_penalty     visnet-confidence-penalty 0.2.0      loads" in capsys.readouterr().out
 
-    config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: [tensorboard]\n")
-    constraints = (
-        "stages.0.constraints=[{name: label_deviation, weight: 0.5}, {name: filter_values, weight: 0.01},"
-        " {name: confidence_penalty, weight: 0.2, params: {threshold: 1.0}}]"
-    )
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "--config", str(config), "stages.0.epochs=1", constraints],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "label_deviation" in completed.stdout and "confidence_penalty" in completed.stdout
-    history = json.loads((tmp_path / "run" / "eval_results.json").read_text())["history"]
-    assert {"train_label_deviation", "train_filter_values", "train_confidence_penalty"} <= set(history[0])
-    assert {"train/label_deviation", "train/filter_values", "train/confidence_penalty"} <= set(scalars(tmp_path / "run"))
+        config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: [tensorboard]\n")
+        constraints = (
+            "stages.0.constraints=[{name: label_deviation, weight: 0.5}, {name: filter_values, weight: 0.01},"
+            " {name: confidence_penalty, weight: 0.2, params: {threshold: 1.0}}]"
+        )
+        train_main(["--config", str(config), "stages.0.epochs=1", constraints])
+        printed = capsys.readouterr().out
+        assert "label_deviation" in printed and "confidence_penalty" in printed
+        history = json.loads((tmp_path / "run" / "eval_results.json").read_text())["history"]
+        assert {"train_label_deviation", "train_filter_values", "train_confidence_penalty"} <= set(history[0])
+        assert {"train/label_deviation", "train/filter_values", "train/confidence_penalty"} <= set(scalars(tmp_path / "run"))
+    finally:
+        monkeypatch.undo()
+        plugins.refresh()  # later tests see the built-ins alone
 
 
 def test_zero_shot_evaluation_on_classes_held_out_of_training(tiny_parquet, tiny_text_encoder, tmp_path, capsys):

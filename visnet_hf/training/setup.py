@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, TorchDynamoPlugin, set_seed
 from torch.utils.data import DataLoader
 
@@ -46,6 +47,12 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     )
     # Pinned batches copy to the GPU without blocking; the device is known once the Accelerator is.
     accelerator.dataloader_config.non_blocking = pin_memory(config.data, accelerator.device)
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and accelerator.distributed_type != DistributedType.FSDP:
+        # accelerate shards with FSDP on GPU-like devices only; elsewhere it silently replicates.
+        accelerator.print(
+            f"FSDP was asked for, but accelerate runs it on GPUs (and other accelerators) only: this run "
+            f"replicates the model ({accelerator.distributed_type.value}) on {accelerator.device}."
+        )
     return accelerator
 
 
