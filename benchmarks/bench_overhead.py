@@ -156,8 +156,9 @@ def rows(names: list[str], steps: dict, mode: str, precision: str, args: argpars
             "images_per_s": args.batch * repeat / min(times[name]),
             "ratio_to_timm": ratio(times, name, "timm_resnet18"),
             "best_time_ratio_to_timm": min(times[name]) / min(times["timm_resnet18"]),
-            "peak_rss_mib": memory(name, mode, precision, args.size, args.batch),
         }
+        if not args.no_memory:
+            table[name]["peak_rss_mib"] = memory(name, mode, precision, args.size, args.batch)
         if name in HAND_WRITTEN:
             table[name]["ratio_to_hand_written"] = ratio(times, name, HAND_WRITTEN[name])
     return table
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--inference-rounds", type=int, default=15, help="inference steps are short: more rounds")
     parser.add_argument("--flags", nargs="+", default=["fp32", "bf16"], help="flag sets, e.g. fp32 bf16 bf16+cl bf16+cl+compile")
     parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses (one per model and flag set)")
     parser.add_argument("--tag", default="", help="suffix of the result file (overhead_SIZE_TAG.json)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -191,7 +193,7 @@ def main() -> None:
         names = ["timm_resnet18", "torch_frn_resnet18", "frn_resnet18", "vsenet_resnet18"]
         steps = {n: train_step_fn(n, build(n, args.size), pixel_values, labels, precision) for n in names}
         results["train"][precision] = rows(names, steps, "train", precision, args, args.rounds, args.repeat)
-        print(precision, "train", json.dumps(results["train"][precision], indent=1))
+        print(precision, "train", json.dumps(results["train"][precision], indent=1), flush=True)
         if args.skip_inference:
             continue
 

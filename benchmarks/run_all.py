@@ -1,12 +1,13 @@
 """Regenerate every benchmark and BENCHMARKS.md, one script at a time (so that none competes for the cores).
 
-python benchmarks/run_all.py            # about 2 hours on 2 slow CPU cores
+python benchmarks/run_all.py            # about 3 hours on 2 slow CPU cores
 python benchmarks/run_all.py --report   # only re-render BENCHMARKS.md from benchmarks/results/
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -22,6 +23,19 @@ RUNS = [
     ["bench_cifar10.py", "--recipe", "resnet18_scratch"],
     ["bench_cifar10.py", "--recipe", "efficientnet_lite0_finetune"],
     ["bench_zeroshot.py", "--epochs", "3"],
+    # Speed flags (framework against timm with the same flags), streaming, and the GPU script's CPU smoke test.
+    shlex.split(
+        "bench_overhead.py --size 32 --batch 128 --rounds 5 --repeat 2 --flags bf16+cl bf16+cl+compile --skip-inference --no-memory --tag flags"
+    ),
+    shlex.split(
+        "bench_overhead.py --size 32 --batch 128 --rounds 5 --repeat 2 --flags fp32 bf16 --skip-inference --no-memory --tag flags_plain"
+    ),
+    shlex.split(
+        "bench_overhead.py --size 224 --batch 16 --rounds 3 --repeat 2 --flags bf16+cl --skip-inference --no-memory --tag flags"
+    ),
+    ["bench_streaming.py"],
+    ["bench_gpu.py", "--prepare"],
+    shlex.split("bench_gpu.py --data gpu_data --smoke --out results/gpu_smoke.json"),
 ]
 
 

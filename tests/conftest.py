@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import string
 from pathlib import Path
@@ -136,6 +137,18 @@ def fresh_accelerator_state():
     AcceleratorState._reset_state()
     yield
     AcceleratorState._reset_state()
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Train in this process with one thread, as a subprocess with ``OMP_NUM_THREADS=1`` does: the same
+    sums in the same order, so that the weights of the two can be compared exactly."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def write_config(tmp_path: Path, data_path: str, model: str, text_encoder: str | None = None, extra: str = "") -> Path:

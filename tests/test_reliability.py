@@ -27,7 +27,7 @@ from visnet_hf.training import ConfigError, load_config, train
 from visnet_hf.training import main as train_main
 from visnet_hf.training.checkpoints import CheckpointError, latest_checkpoint
 
-from .conftest import generated_images, write_config
+from .conftest import generated_images, one_thread, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -230,13 +230,9 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tiny_parquet, tmp_pat
     overrides = ["stages.0.constraints=[{name: grey_values, weight: 0.1}]"]
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     reference_dir.mkdir(), killed_dir.mkdir()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the subprocesses below (OMP_NUM_THREADS=1): the same sums in the same order
-    try:
+    with one_thread():  # as the subprocess below
         reference = write_config(reference_dir, tiny_parquet, "frn_resnet18", extra=extra)
         train(load_config(reference, [*overrides, "checkpoint_every_steps=null"]))  # checkpoints change nothing
-    finally:
-        torch.set_num_threads(threads)
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, str(ROOT / "train.py")]
@@ -256,11 +252,8 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tiny_parquet, tmp_pat
     assert killed_at is not None
 
     capsys.readouterr()
-    torch.set_num_threads(1)  # resumed in this process (what matters is the kill), with the same sums as the others
-    try:
+    with one_thread():  # resumed in this process: what matters is the kill
         train(load_config(config, overrides), resume=True)
-    finally:
-        torch.set_num_threads(threads)
     assert f"Resumed from {killed_at}" in capsys.readouterr().out
     expected = load_file(reference_dir / "run" / "model" / "model.safetensors")
     final = load_file(killed_dir / "run" / "model" / "model.safetensors")

@@ -25,7 +25,7 @@ from visnet_hf.errors import ConfigError, DataError
 from visnet_hf.training import load_config, train
 from visnet_hf.training.checkpoints import latest_checkpoint
 
-from .conftest import write_config
+from .conftest import one_thread, write_config
 from .test_training import _launch_two_processes
 
 pytestmark = pytest.mark.slow  # every test here trains, or starts a process
@@ -156,14 +156,10 @@ def test_kill_9_mid_stream_then_resume_ends_like_an_uninterrupted_run(parquet_sh
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     reference_dir.mkdir(), killed_dir.mkdir()
     overrides = ["stages=[{name: train, steps: 14}]"]  # 9 steps per pass over the 72 images: the stream restarts too
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():  # as the subprocess below
         train(
             load_config(_write(reference_dir, ", ".join(shards), eval_file, extra), [*overrides, "checkpoint_every_steps=null"])
         )
-    finally:
-        torch.set_num_threads(threads)
 
     config = _write(killed_dir, ", ".join(shards), eval_file, extra)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -179,11 +175,8 @@ def test_kill_9_mid_stream_then_resume_ends_like_an_uninterrupted_run(parquet_sh
     assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed; make it longer"
     assert latest_checkpoint(killed_dir / "run") is not None
     capsys.readouterr()
-    torch.set_num_threads(1)  # resumed in this process (what matters is the kill), with the same sums as the others
-    try:
+    with one_thread():  # resumed in this process: what matters is the kill
         train(load_config(config, overrides), resume=True)
-    finally:
-        torch.set_num_threads(threads)
     assert "Resumed from" in capsys.readouterr().out
     expected = load_file(reference_dir / "run" / "model" / "model.safetensors")
     final = load_file(killed_dir / "run" / "model" / "model.safetensors")
