@@ -25,6 +25,7 @@ from _common import ROOT, SHARED, write_result
 
 CIFAR10 = SHARED / "data" / "cifar10" / "train.parquet"
 SHARDS = 16
+TRAIN_IMAGES, BATCH = 45_000, 128
 
 
 def write_shards(folder: Path, copies: int = 1) -> tuple[list[str], str]:
@@ -55,7 +56,7 @@ def run(shards: list[str], eval_file: str, streaming: bool, steps: int | None, o
         },
         "optim": {"optimizer": "adamw", "lr": 0.002, "warmup_steps": 50},
         "stages": [{"name": "train", "steps": steps} if steps else {"name": "train", "epochs": 1}],
-        "batch_size": 128,
+        "batch_size": BATCH,
         "output_dir": output,
         "trackers": [],
         "checkpoints": False,
@@ -84,9 +85,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         shards, eval_file = write_shards(Path(folder))
         rounds = []
+        # A stream has no length: it runs the map-style epoch's number of steps (whose loader drops the last, short batch).
+        epoch_steps = TRAIN_IMAGES // BATCH
         for index in range(args.rounds):  # ABBA: map-style first in odd rounds, the stream first in even ones
             order = (False, True) if index % 2 == 0 else (True, False)
-            timed = {streaming: run(shards, eval_file, streaming, None, f"{folder}/out") for streaming in order}
+            timed = {
+                streaming: run(shards, eval_file, streaming, epoch_steps if streaming else None, f"{folder}/out")
+                for streaming in order
+            }
+            if timed[False]["steps"] != epoch_steps:
+                raise RuntimeError(f"the map-style epoch took {timed[False]['steps']} steps, not {epoch_steps}")
             rounds.append(
                 {
                     "map_style": timed[False],

@@ -18,6 +18,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class StagePlan:
@@ -65,7 +67,7 @@ class RunPlan:
             if stage.steps is not None:
                 stage_steps.append(stage.steps)
             elif steps_per_epoch is None:
-                raise ValueError(
+                raise ConfigError(
                     f"stages[{index}] is counted in epochs, but the data is a stream of unknown length; "
                     "give the stage `steps: N` instead"
                 )
