@@ -112,7 +112,15 @@ def flags_section(results: list[dict]) -> list[str]:
                 f"{rows['frn_resnet18'].get('ratio_to_hand_written', float('nan')):.3f} | {goal} |"
             )
         fastest = max(result["train"], key=lambda f: result["train"][f]["timm_resnet18"]["images_per_s"])
-        lines += ["", f"Fastest flag set for the plain loop at this size: `{fastest}`.", ""]
+        lines += ["", f"Fastest of the flag sets in this table, for the plain loop: `{fastest}`."]
+        base = load(f"overhead_{result['size']}")
+        if base and base["batch"] == result["batch"]:
+            rates = ", ".join(f"{flags} {rows['timm_resnet18']['images_per_s']:.1f}" for flags, rows in base["train"].items())
+            lines.append(
+                f"The plain loop without channels_last (section 1, {base['machine']['date']}, same batch), images/s: {rates}:"
+                " on this CPU channels_last is the slow part, which is why `model.channels_last` defaults to off here."
+            )
+        lines.append("")
     return lines
 
 
