@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import string
 from pathlib import Path
 
@@ -137,6 +138,13 @@ def fresh_accelerator_state():
     AcceleratorState._reset_state()
     yield
     AcceleratorState._reset_state()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a served page or a process group)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

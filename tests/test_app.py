@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,11 @@ import visnet_hf
 from visnet_hf import hub
 from visnet_hf.cli import main as cli
 
-from .conftest import CIFAR10, CLASS_NAMES, generated_images
+from .conftest import CIFAR10, CLASS_NAMES, free_port, generated_images
 from .test_hub import RecordingApi
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +51,7 @@ def served(vsenet_dir):
     from visnet_hf.app import build_app
 
     page = build_app(str(vsenet_dir))
-    port = _free_port()
+    port = free_port()
     page.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     page.close()

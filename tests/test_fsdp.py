@@ -9,7 +9,6 @@ FSDP2 path does, and gathers the full state dict the way ``Accelerator.get_state
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,21 +20,16 @@ from safetensors.torch import load_file
 import visnet_hf
 
 from . import fsdp_worker
+from .conftest import free_port
 
 pytestmark = pytest.mark.slow  # two processes
 
 WORKER = Path(fsdp_worker.__file__)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_fsdp_shards_export_what_from_pretrained_loads(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
     done = subprocess.run([*command, str(WORKER), str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     sharded, total, world = map(int, (tmp_path / "shards.txt").read_text().split())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from visnet_hf.cli import main as cli
 from visnet_hf.training import ConfigError, NonFiniteLossError, load_config, train
 from visnet_hf.training import main as train_main
 
-from .conftest import generated_images, write_config
+from .conftest import free_port, generated_images, write_config
 
 pytestmark = pytest.mark.slow  # every test here trains, or starts a process
 
@@ -236,12 +235,6 @@ def test_a_frozen_backbone_stays_as_built(tiny_parquet, tmp_path):
     assert results["state"]["counter"]["step"] == 4
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _launch_two_processes(config: Path, *overrides: str, pythonpath: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     if pythonpath:
@@ -254,7 +247,7 @@ def _launch_two_processes(config: Path, *overrides: str, pythonpath: str | None 
         "--num_processes",
         "2",
         "--main_process_port",
-        str(_free_port()),
+        str(free_port()),
         str(ROOT / "train.py"),
         "--config",
         str(config),
