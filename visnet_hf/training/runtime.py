@@ -2,7 +2,8 @@
 
 None of it changes what is computed, only how fast. Each setting has a default that suits the
 device: what pays on a GPU (channels-last convolutions, fused optimizer kernels, pinned memory with
-non-blocking copies) is off on the CPU, where it would only cost.
+non-blocking copies) is off on the CPU, where what pays depends on the host (BENCHMARKS.md 1b:
+channels-last sped up fp32 training on one 2-core host; ask for it with ``model.channels_last: true``).
 """
 
 from __future__ import annotations
