@@ -110,9 +110,9 @@ def main() -> None:
         {
             "model": "frn_resnet18",
             "image_size": 32,
-            "batch": 128,
+            "batch": BATCH,
             "shards": SHARDS,
-            "train_images": 45000,
+            "train_images": TRAIN_IMAGES,
             "rounds": rounds,
             "median_ratio": statistics.median(r["ratio"] for r in rounds),
             "memory_steps": args.memory_steps,

@@ -333,9 +333,7 @@ def main() -> None:
             lines += overhead_section(result)
 
     # One table per run (`--tag flags`, `--tag flags_<more>`): each run is one host.
-    flags = [load(f"overhead_{size}_flags") for size in (32, 224)]
-    flags += [load(path.stem) for size in (32, 224) for path in sorted(RESULTS.glob(f"overhead_{size}_flags_*.json"))]
-    flags = sorted((run for run in flags if run), key=lambda run: run["size"])
+    flags = sorted((load(path.stem) for path in sorted(RESULTS.glob("overhead_*_flags*.json"))), key=lambda run: run["size"])
     if flags:
         lines += flags_section(flags)
 
@@ -377,7 +375,6 @@ def main() -> None:
         (recipe, load(path.stem))
         for recipe in ("resnet18_scratch", "efficientnet_lite0_finetune")
         for path in sorted(RESULTS.glob(f"cifar10_{recipe}*.json"))
-        if path.stem == f"cifar10_{recipe}" or path.stem.startswith(f"cifar10_{recipe}_")
     ]
     for recipe, result in runs:
         r = result["recipe"]

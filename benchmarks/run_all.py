@@ -1,6 +1,6 @@
 """Regenerate every benchmark and BENCHMARKS.md, one script at a time (so that none competes for the cores).
 
-python benchmarks/run_all.py            # about 3 hours on 2 slow CPU cores
+python benchmarks/run_all.py            # about 4 hours on 2 slow CPU cores
 python benchmarks/run_all.py --report   # only re-render BENCHMARKS.md from benchmarks/results/
 """
 
@@ -28,8 +28,13 @@ RUNS = [
         "bench_overhead.py --size 32 --batch 128 --rounds 5 --repeat 2 --flags bf16+cl bf16+cl+compile --skip-inference --no-memory --tag flags"
     ),
     shlex.split(
-        "bench_overhead.py --size 32 --batch 128 --rounds 5 --repeat 2 --flags fp32 bf16 --skip-inference --no-memory --tag flags_plain"
+        "bench_overhead.py --size 32 --batch 128 --rounds 10 --repeat 2 --flags fp32 fp32+cl fp32+cl+compile --skip-inference --no-memory --tag flags_fp32"
     ),
+    shlex.split(
+        "bench_overhead.py --size 32 --batch 128 --rounds 2 --repeat 1 --flags bf16 bf16+cl --skip-inference --no-memory --tag flags_bf16"
+    ),
+    # The CIFAR-10 comparison with the fastest flags of the host that wrote BENCHMARKS.md (AVX2, no native bf16).
+    ["bench_cifar10.py", "--recipe", "resnet18_scratch", "--flags", "fp32+cl"],
     shlex.split(
         "bench_overhead.py --size 224 --batch 16 --rounds 3 --repeat 2 --flags bf16+cl --skip-inference --no-memory --tag flags"
     ),
