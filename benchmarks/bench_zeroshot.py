@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from _common import ROOT, SHARED, write_result
 
+from visnet_hf.scores import top_k_accuracy
+
 DATA = SHARED / "data" / "tiny-imagenet"
 WEIGHTS = SHARED / "weights" / "tf_efficientnet_lite0.in1k.safetensors"
 CONFIG = ROOT / "configs" / "vsenet_tinyimagenet_zeroshot.yaml"
@@ -156,37 +158,33 @@ def score_final(model, config, calibration: float) -> dict:
     """Seen accuracy on the seen test split; zero-shot on unseen_dev; generalised zero-shot over all 175 names."""
     from dataclasses import replace
 
+    from visnet_hf import build_vocabulary
     from visnet_hf.calibration import gzsl_accuracy
     from visnet_hf.data import load_splits
-    from visnet_hf.selection import _logits
+    from visnet_hf.selection import fold_logits
 
     seen = load_splits(config.data, seed=config.seed)
     unseen = load_splits(replace(config.data, path=str(DATA / "unseen_dev.parquet"), val_fraction=0.5), seed=config.seed)
     model.eval()
-    seen_logits, seen_labels = _logits(model, seen, "eval", config)
-    model.set_classes(unseen.class_names, synonyms=unseen.synonyms)
-    zero_shot, unseen_labels = _logits(model, unseen, "both", config)
-    model.set_classes(
-        seen.class_names + unseen.class_names, synonyms=(seen.synonyms + unseen.synonyms) if seen.synonyms else None
+    unseen_vocabulary = build_vocabulary(model, unseen.class_names, synonyms=unseen.synonyms)
+    mixed = build_vocabulary(
+        model, seen.class_names + unseen.class_names, synonyms=(seen.synonyms + unseen.synonyms) if seen.synonyms else None
     )
-    model.config.calibration = 0.0
-    scores = torch.cat([_logits(model, seen, "eval", config)[0], _logits(model, unseen, "both", config)[0]])
-    labels = torch.cat([seen_labels, unseen_labels + len(seen.class_names)])
-    seen_columns = torch.arange(scores.shape[1]) < len(seen.class_names)
-    model.set_classes(seen.class_names, synonyms=seen.synonyms)
+    seen_logits = fold_logits(model, seen, "eval", config)
+    zero_shot = fold_logits(model, unseen, "both", config, vocabulary=unseen_vocabulary)
+    mixed_seen = fold_logits(model, seen, "eval", config, vocabulary=mixed, calibration=0.0)
+    mixed_unseen = fold_logits(model, unseen, "both", config, vocabulary=mixed, calibration=0.0)
+    scores = torch.cat([mixed_seen.scores, mixed_unseen.scores])
+    labels = torch.cat([mixed_seen.labels, mixed_unseen.labels + len(seen.class_names)])
     return {
-        "seen_accuracy": topk(seen_logits, seen_labels, 1),
-        "seen_images": len(seen_labels),
-        "zero_shot_top1": topk(zero_shot, unseen_labels, 1),
-        "zero_shot_top5": topk(zero_shot, unseen_labels, 5),
-        "unseen_images": len(unseen_labels),
-        "gzsl_uncalibrated": gzsl_accuracy(scores, labels, seen_columns, 0.0),
-        "gzsl_calibrated": {"offset": calibration, **gzsl_accuracy(scores, labels, seen_columns, calibration)},
+        "seen_accuracy": top_k_accuracy(seen_logits.scores, seen_logits.labels, 1),
+        "seen_images": len(seen_logits),
+        "zero_shot_top1": top_k_accuracy(zero_shot.scores, zero_shot.labels, 1),
+        "zero_shot_top5": top_k_accuracy(zero_shot.scores, zero_shot.labels, 5),
+        "unseen_images": len(zero_shot),
+        "gzsl_uncalibrated": gzsl_accuracy(scores, labels, mixed.trained, 0.0),
+        "gzsl_calibrated": {"offset": calibration, **gzsl_accuracy(scores, labels, mixed.trained, calibration)},
     }
-
-
-def topk(scores, labels, k):
-    return float((scores.topk(min(k, scores.shape[1])).indices == labels[:, None]).any(1).float().mean())
 
 
 def references(config, model, folds) -> dict:
@@ -218,11 +216,11 @@ def references(config, model, folds) -> dict:
     devise = fit_linear(train_x, train_y, seen_c.shape[1], lambda z: F.normalize(z, dim=-1) @ seen_c.T / 0.1)
     with torch.no_grad():
         results = {
-            "linear_probe_seen_accuracy": topk(probe(test_x), test_y, 1),
+            "linear_probe_seen_accuracy": top_k_accuracy(probe(test_x), test_y, 1),
             "devise": {
-                "seen_accuracy": topk(F.normalize(devise(test_x), dim=-1) @ seen_c.T, test_y, 1),
-                "zero_shot_top1": topk(F.normalize(devise(unseen_x), dim=-1) @ unseen_c.T, unseen_y, 1),
-                "zero_shot_top5": topk(F.normalize(devise(unseen_x), dim=-1) @ unseen_c.T, unseen_y, 5),
+                "seen_accuracy": top_k_accuracy(F.normalize(devise(test_x), dim=-1) @ seen_c.T, test_y, 1),
+                "zero_shot_top1": top_k_accuracy(F.normalize(devise(unseen_x), dim=-1) @ unseen_c.T, unseen_y, 1),
+                "zero_shot_top5": top_k_accuracy(F.normalize(devise(unseen_x), dim=-1) @ unseen_c.T, unseen_y, 5),
             },
         }
     fold_scores = []
@@ -235,7 +233,7 @@ def references(config, model, folds) -> dict:
         trained_c, held_c = embed(trained.class_names, trained.synonyms), embed(held.class_names, held.synonyms)
         layer = fit_linear(x, y, trained_c.shape[1], lambda z, c=trained_c: F.normalize(z, dim=-1) @ c.T / 0.1)
         with torch.no_grad():
-            fold_scores.append(topk(F.normalize(layer(held_x), dim=-1) @ held_c.T, held_y, 1))
+            fold_scores.append(top_k_accuracy(F.normalize(layer(held_x), dim=-1) @ held_c.T, held_y, 1))
     results["devise"]["cv_zero_shot_top1"] = sum(fold_scores) / len(fold_scores)
     return results
 

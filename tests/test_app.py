@@ -58,12 +58,12 @@ def served(vsenet_dir):
 
 
 def test_names_are_parsed_and_checked():
-    from visnet_hf.app import parse_names
+    from visnet_hf.predict import parse_names
 
     assert parse_names("zebra, lorry\ncat") == ["zebra", "lorry", "cat"]
     for text, message in (
         ("  ,\n ", "Give at least one class name"),
-        (",".join(f"n{i}" for i in range(1001)), "1001 names is too many for this page; give at most 1000"),
+        (",".join(f"n{i}" for i in range(1001)), "1001 names is too many; give at most 1000"),
         ("cat, dog, cat", "Each name once, please: cat is repeated"),
     ):
         with pytest.raises(ValueError, match=message):
@@ -186,7 +186,7 @@ def test_space_files_and_upload(vsenet_dir, tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in files) == ["README.md", "app.py", "requirements.txt"]
 
     api = RecordingApi()
-    monkeypatch.setattr(hub, "make_api", lambda: api)
+    monkeypatch.setattr(hub.sharing, "make_api", lambda: api)
     assert cli(["space", str(vsenet_dir), "--repo-id", "someone/vsenet-demo", "--model-id", "someone/vsenet-tiny"]) == 0
     name, created = api.calls[0]
     assert name == "create_repo" and created == {
@@ -203,3 +203,27 @@ def test_space_files_and_upload(vsenet_dir, tmp_path, capsys, monkeypatch):
         and upload["files"] == ["README.md", "app.py", "requirements.txt"]
     )
     assert "https://huggingface.co/spaces/someone/vsenet-demo" in capsys.readouterr().out
+
+
+def test_the_page_and_the_command_line_share_one_prediction_path(vsenet_dir, real_image, tmp_path, capsys):
+    """`visnet zero-shot` and the page give the same labels and scores, read the same suffixes and names,
+    and neither changes the loaded model's config (per-call head and offset)."""
+    import json
+
+    from visnet_hf.app import Classifier
+
+    tiff = tmp_path / "photo.tiff"  # a suffix the page once missed
+    shutil.copy(real_image, tmp_path / "photo.png")
+    from PIL import Image
+
+    Image.open(real_image).save(tiff)
+    assert cli(["zero-shot", "--model", str(vsenet_dir), "--classes", "zebra,\ncat", "--top-k", "2", str(tmp_path)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(row["file"]).name for row in printed] == ["photo.png", "photo.tiff"]
+    classifier = Classifier(str(vsenet_dir))
+    config_before = classifier.model.config.to_dict()
+    labels, message = classifier.predict(str(tiff), "zebra,\ncat", head="conse", calibration=3.0, top_k=2)
+    assert classifier.model.config.to_dict() == config_before and "by the 'conse' zero-shot head" in message
+    labels, _ = classifier.predict(str(tiff), "zebra,\ncat", top_k=2)
+    assert printed[1]["predictions"] == [{"label": k, "score": round(v, 4)} for k, v in labels.items()]
+    assert [Path(p).suffix for p in classifier.examples()] == [".png"]

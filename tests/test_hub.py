@@ -165,7 +165,7 @@ def test_the_default_text_encoder_is_recorded_by_its_hub_id(minilm_path, tiny_pa
 @pytest.mark.slow
 def test_training_pushes_when_the_config_says_so(tiny_parquet, tmp_path, monkeypatch):
     api = RecordingApi()
-    monkeypatch.setattr(hub, "make_api", lambda: api)
+    monkeypatch.setattr(hub.sharing, "make_api", lambda: api)
     config = write_config(
         tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\nhub: {push: true, repo_id: someone/frn-tiny}\n"
     )

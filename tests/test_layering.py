@@ -40,3 +40,14 @@ def test_the_check_sees_relative_imports():
     training_setup = PACKAGE / "training" / "setup.py"
     assert "visnet_hf.training.steps" in imported_modules(training_setup)
     assert "visnet_hf.data" in imported_modules(training_setup)
+
+
+@pytest.mark.parametrize("module", ["evaluation.py", "hub/loading.py", "predict.py"])
+def test_scoring_and_loading_do_not_import_the_package_root(module):
+    """They import the submodules they use; ``import visnet_hf`` inside them hid a cycle (the root imports them)."""
+    assert "visnet_hf" not in imported_modules(PACKAGE / module)
+
+
+def test_hub_is_split_by_job():
+    assert {p.name for p in (PACKAGE / "hub").glob("*.py")} == {"__init__.py", "loading.py", "cards.py", "sharing.py"}
+    assert "visnet_hf.hub.cards" not in imported_modules(PACKAGE / "hub" / "loading.py")

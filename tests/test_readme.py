@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -23,7 +24,11 @@ def test_api_snippet_runs_as_written(minilm_path, tmp_path, monkeypatch, capsys)
     printed = capsys.readouterr().out
     assert "'label': 'cat'" in printed or "'label': 'dog'" in printed or "'label': 'ship'" in printed
     assert "{0: 'zebra', 1: 'lorry', 2: 'cat'}" in printed
+    assert "'label': 'zebra'" in printed and "'label': 'lorry'" in printed  # the zero-shot pipeline's answer
     assert (tmp_path / "my-vsenet" / "model.safetensors").exists()
+    saved = json.loads((tmp_path / "my-vsenet" / "config.json").read_text())
+    assert saved["text_encoder"] == "sentence-transformers/all-MiniLM-L6-v2"  # portable: no path of this machine
+    assert "get_model_path" not in snippet("api")
 
 
 def test_readme_starts_with_the_two_commands():

@@ -2,10 +2,11 @@
 
 Importing the package registers both model families with transformers' Auto classes, so
 ``AutoConfig``, ``AutoModel``, ``AutoModelForImageClassification`` and
-``pipeline("image-classification", model=SAVED_DIR)`` load them.
+``pipeline("image-classification", model=SAVED_DIR)`` load them; a VSENet also loads with
+``AutoModelForZeroShotImageClassification`` and ``pipeline("zero-shot-image-classification")``.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, AutoModelForZeroShotImageClassification
 
 from . import semantics
 from .backbones import UnknownBackboneError, create_backbone
@@ -19,9 +20,11 @@ from .models import (
     VSENetOutput,
     create_frn,
     create_vsenet,
+    is_vsenet,
 )
 from .registry import create_model, list_models, register_preset
 from .text_encoders import ClassTexts, TextEncoder, TextEncoderError, embed_class_names
+from .zero_shot import Vocabulary, build_vocabulary
 
 __version__ = "0.2.0"
 
@@ -29,6 +32,7 @@ for _config, _model in ((VSENetConfig, VSENetForImageClassification), (FRNConfig
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModel.register(_config, _model, exist_ok=True)
     AutoModelForImageClassification.register(_config, _model, exist_ok=True)
+AutoModelForZeroShotImageClassification.register(VSENetConfig, VSENetForImageClassification, exist_ok=True)
 
 __all__ = [
     "ClassTexts",
@@ -41,12 +45,15 @@ __all__ = [
     "VSENetConfig",
     "VSENetForImageClassification",
     "VSENetOutput",
+    "Vocabulary",
+    "build_vocabulary",
     "create_backbone",
     "create_frn",
     "create_model",
     "create_vsenet",
     "embed_class_names",
     "image_processor_from_data_config",
+    "is_vsenet",
     "list_models",
     "register_preset",
     "semantics",

@@ -11,50 +11,25 @@ message on the page, not a stack trace.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .data.images import BadImageError, decode
 from .errors import VisnetError
-from .hub import EVAL_RESULTS, load_model, model_file
+from .hub.loading import EVAL_RESULTS, model_file, read_config
 from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
-
-MAX_NAMES = 1000
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-
-
-def parse_names(text: str) -> list[str]:
-    """Class names from the page's text box: comma- or line-separated, blanks dropped.
-
-    Raises:
-        ValueError: no name, more than :data:`MAX_NAMES`, or a name given twice (the message says which).
-    """
-    names = [name.strip() for name in re.split(r"[,\n]", text or "") if name.strip()]
-    if not names:
-        raise ValueError("Give at least one class name (comma- or line-separated).")
-    if len(names) > MAX_NAMES:
-        raise ValueError(f"{len(names)} names is too many for this page; give at most {MAX_NAMES}.")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f"Each name once, please: {', '.join(repeated)} {'is' if len(repeated) == 1 else 'are'} repeated.")
-    return names
+from .predict import IMAGE_SUFFIXES, Predictor, parse_names
 
 
 class Classifier:
-    """The page's model: predictions over its own classes or, for a VSENet, over names typed on the page."""
+    """The page's model: :class:`~visnet_hf.predict.Predictor`, with every problem turned into a message."""
 
     def __init__(self, model_dir: str):
-        self.source = model_dir
-        self.model = load_model(model_dir)
-        self.processor = self.model.image_processor()
-        self.is_vsenet = hasattr(self.model, "set_classes")
-        self.trained_names = [self.model.config.id2label[i] for i in range(len(self.model.config.id2label))]
-        self._vocabulary = tuple(self.trained_names)
+        self.predictor = Predictor(model_dir)
+        self.source, self.model = self.predictor.source, self.predictor.model
+        self.is_vsenet = self.predictor.is_vsenet
+        self.trained_names = self.predictor.class_names
 
-    @torch.no_grad()
     def predict(
         self,
         image_path: str | None,
@@ -70,37 +45,17 @@ class Classifier:
             image = decode(image_path, Path(image_path).name)
         except BadImageError as error:
             return {}, f"That file is not an image the model can read: {error}."
-        message = ""
-        if self.is_vsenet:
-            names_text = ", ".join(self.trained_names) if names_text is None else names_text
-            try:
-                names = parse_names(names_text)
-                self._use_vocabulary(tuple(names))
-            except (ValueError, VisnetError) as error:
-                return {}, str(error)
-            if head:
-                self.model.config.zero_shot_head = head
-            if calibration is not None:  # it acts only when trained and new names are mixed
-                self.model.config.calibration = float(calibration)
-            if set(names) != set(self.trained_names):
-                message = f"Scored among {len(names)} names by the {self.model.config.zero_shot_head!r} zero-shot head."
-        probabilities = self.model(**self.processor(image, return_tensors="pt")).logits.float().softmax(-1)[0]
-        top = probabilities.topk(min(int(top_k), probabilities.numel()))
-        labels = {self.model.config.id2label[int(i)]: float(p) for p, i in zip(top.values, top.indices)}
-        return labels, message
-
-    def _use_vocabulary(self, names: tuple[str, ...]) -> None:
-        """Switch the model to ``names`` (embedding them once); a text encoder that cannot be loaded is explained."""
-        if names == self._vocabulary:
-            return
+        names, message = None, ""
         try:
-            self.model.set_classes(list(names))
-        except OSError as error:
-            raise VisnetError(
-                f"New class names need the model's text encoder, which cannot be loaded here ({error}). "
-                "Bundle it into the model folder (visnet bundle-text-encoder DIR) for offline use."
-            ) from None
-        self._vocabulary = names
+            if self.is_vsenet:
+                names = parse_names(", ".join(self.trained_names) if names_text is None else names_text)
+            predictions = self.predictor.predict(image, names, zero_shot_head=head or None, calibration=calibration, top_k=top_k)
+        except VisnetError as error:
+            return {}, str(error)
+        if names is not None and set(names) != set(self.trained_names):
+            used = head or self.model.config.zero_shot_head
+            message = f"Scored among {len(names)} names by the {used!r} zero-shot head."
+        return {p["label"]: p["score"] for p in predictions}, message
 
     def summary(self) -> str:
         """The model card's summary: family, backbone, input size, classes and metrics."""
@@ -234,9 +189,7 @@ build_app("{model_id}").launch()
 
 def write_space(model_dir: str | Path, model_id: str, output: str | Path) -> list[Path]:
     """``app.py``, ``requirements.txt`` and the Space ``README.md`` (``sdk: gradio``) for ``model_id``."""
-    from .hub import _read_config
-
-    family = _read_config(Path(model_dir))["model_type"]
+    family = read_config(Path(model_dir))["model_type"]
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     files = {
@@ -255,9 +208,9 @@ def push_space(model_dir: str | Path, repo_id: str, model_id: str | None = None,
     to the Space ``repo_id``; push the model itself with ``visnet push`` first."""
     import tempfile
 
-    from .hub import make_api
+    from .hub import sharing
 
-    api = api or make_api()
+    api = api or sharing.make_api()
     with tempfile.TemporaryDirectory() as folder:
         written = write_space(model_dir, model_id or repo_id, folder)
         api.create_repo(repo_id=repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)

@@ -4,26 +4,26 @@ A model that trained on some classes scores them higher than new ones, so in a v
 mixes both nearly every image goes to a trained class. Subtracting an offset from the trained
 classes' scores trades seen-class accuracy for new-class accuracy; the offset that maximises their
 harmonic mean is fitted on held-out images (of the new classes, or of pseudo-unseen classes held out
-of training: see :mod:`visnet_hf.selection`).
+of training: see :mod:`visnet_hf.selection`). Everything here is a pure function of scores.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .scores import harmonic_mean, seen_unseen_accuracy
 
-def harmonic_mean(a: float, b: float) -> float:
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+def apply_offset(scores: torch.Tensor, seen_columns: torch.Tensor, offset: float) -> torch.Tensor:
+    """``scores`` with ``offset`` subtracted from the columns of trained classes (a boolean mask)."""
+    if offset == 0 or not bool(seen_columns.any()):
+        return scores
+    return scores - offset * seen_columns.to(device=scores.device, dtype=scores.dtype)
 
 
 def gzsl_accuracy(scores: torch.Tensor, labels: torch.Tensor, seen_columns: torch.Tensor, offset: float) -> dict[str, float]:
-    """Accuracy on images of trained classes, on images of new classes, and their harmonic mean,
-    with ``offset`` subtracted from the scores of the ``seen_columns`` (a boolean mask over the vocabulary)."""
-    correct = (scores - offset * seen_columns.float()).argmax(1) == labels
-    is_seen_image = seen_columns[labels]
-    seen = float(correct[is_seen_image].float().mean()) if is_seen_image.any() else 0.0
-    unseen = float(correct[~is_seen_image].float().mean()) if (~is_seen_image).any() else 0.0
-    return {"seen_accuracy": seen, "unseen_accuracy": unseen, "harmonic_mean": harmonic_mean(seen, unseen)}
+    """Seen, new and harmonic-mean accuracy with ``offset`` subtracted from the ``seen_columns``' scores."""
+    return seen_unseen_accuracy(apply_offset(scores, seen_columns, offset).argmax(1), labels, seen_columns)
 
 
 def calibrated_stacking(
@@ -37,12 +37,12 @@ def calibrated_stacking(
         seen_columns: boolean mask of the vocabulary's trained classes.
 
     Returns:
-        ``{"calibration", "seen_accuracy", "unseen_accuracy", "harmonic_mean", "images"}``.
+        ``{"calibration", "seen_accuracy", "unseen_accuracy", "harmonic_mean", "images", ...}``.
 
     Raises:
         ValueError: the images are not of both trained and new classes.
     """
-    scores, labels, seen_columns = scores.float().cpu(), labels.cpu(), seen_columns.cpu()
+    scores, labels, seen_columns = scores.float().cpu(), labels.cpu(), seen_columns.cpu().bool()
     is_seen_image = seen_columns[labels]
     if is_seen_image.all() or not is_seen_image.any():
         raise ValueError("Calibration needs held-out images of both trained and new classes.")
@@ -57,3 +57,6 @@ def calibrated_stacking(
         if figures["harmonic_mean"] > best["harmonic_mean"]:
             best = {"calibration": offset, **figures}
     return {**best, "images": len(labels)}
+
+
+__all__ = ["apply_offset", "calibrated_stacking", "gzsl_accuracy", "harmonic_mean"]

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .data.config import SOURCES
-from .errors import DataError, reported_as_cli_errors
+from .errors import reported_as_cli_errors
 from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
 
 
@@ -46,57 +46,25 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_files(paths: list[str]) -> list:
-    from pathlib import Path
-
-    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-    files = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
-        elif path.exists():
-            files.append(path)
-        else:
-            raise DataError(f"{path} does not exist; give image files or folders of images.")
-    if not files:
-        raise DataError(f"No image files ({', '.join(sorted(suffixes))}) in {', '.join(paths)}.")
-    return files
-
-
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    import torch
+    from .data.images import BadImageError
+    from .predict import Predictor, image_files, parse_names
 
-    from .data.images import BadImageError, decode
-    from .errors import ConfigError
-    from .hub import load_model
-
-    files = _image_files(args.images)
-    model = load_model(args.model)
-    if getattr(args, "classes", None) is not None:
-        if not hasattr(model, "set_classes"):
-            raise ConfigError(f"{args.model} is not a VSENet; only a VSENet can switch to new class names.")
-        names = [name.strip() for name in args.classes.split(",") if name.strip()]
-        if not names:
-            raise ConfigError('--classes names no class; give comma-separated names, e.g. --classes "zebra,lorry,cat".')
-        model.set_classes(names)
-        if args.zero_shot_head:
-            model.config.zero_shot_head = args.zero_shot_head
-    processor = model.image_processor()
+    files = image_files(args.images)
+    predictor = Predictor(args.model)
+    names = parse_names(args.classes) if getattr(args, "classes", None) is not None else None
+    head = getattr(args, "zero_shot_head", None)
+    if names is not None:
+        predictor.vocabulary(names)  # a model that cannot switch names is reported before any image
     for file in files:
         try:
-            image = decode(file, str(file))
+            predictions = predictor.predict(file, names, zero_shot_head=head, top_k=args.top_k)
         except BadImageError as error:
             print(json.dumps({"file": str(file), "error": str(error)}))
             continue
-        with torch.no_grad():
-            probabilities = model(**processor(image, return_tensors="pt")).logits.float().softmax(-1)[0]
-        top = probabilities.topk(min(args.top_k, probabilities.numel()))
-        predictions = [
-            {"label": model.config.id2label[int(i)], "score": round(float(p), 4)} for p, i in zip(top.values, top.indices)
-        ]
-        print(json.dumps({"file": str(file), "predictions": predictions}))
+        print(json.dumps({"file": str(file), "predictions": [{**p, "score": round(p["score"], 4)} for p in predictions]}))
     return 0
 
 

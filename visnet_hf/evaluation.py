@@ -6,14 +6,19 @@ a training run held out only when asked (``held_out=True``), and then with that 
 section and seed read from the model folder's ``training_config.yaml``, so it is exactly the run's
 eval split.
 
-A VSENet evaluated on a dataset whose class names differ from its own switches to the dataset's
-names first (zero-shot); when they mix trained and new names, the report adds the accuracy on
-images of trained classes, on images of new classes, and their harmonic mean (generalised zero-shot).
+A VSENet evaluated on a dataset whose class names differ from its own is scored among the dataset's
+names (zero-shot), without changing the model; when they mix trained and new names, the report adds
+the accuracy on images of trained classes, on images of new classes, and their harmonic mean
+(generalised zero-shot).
+
+:func:`collect_logits` is the one loop that turns a loader into logits: training's evaluation,
+``visnet eval``, the selection protocol and calibration all call it.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import contextlib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +30,12 @@ from torch.utils.data import DataLoader
 from ._validation import validate
 from .data import DataConfig, EvalData, TransformedDataset, build_transforms, collate, load_eval_data
 from .errors import ConfigError, DataError, ModelLoadError
-from .hub import TRAINING_CONFIG, load_model, model_file
+from .hub.loading import TRAINING_CONFIG, load_model, model_file
 from .metrics import compute_all
+from .models import is_vsenet
 from .reports import write_reports
+from .scores import seen_unseen_accuracy
+from .zero_shot import build_vocabulary
 
 
 def eval_loader(dataset, transform, batch_size: int, data: DataConfig, **loader_kwargs: Any) -> DataLoader:
@@ -41,64 +49,88 @@ def eval_loader(dataset, transform, batch_size: int, data: DataConfig, **loader_
     )
 
 
-@torch.no_grad()
-def evaluate_model(
-    accelerator: Accelerator, model, loader, class_names: list[str], memory_format: torch.memory_format | None = None
-) -> dict[str, Any]:
-    """Loss, top-1, top-5, per-class report and confusion matrix over the whole loader (all ranks).
+@dataclass
+class Logits:
+    """What :func:`collect_logits` returns: one row of scores per readable image, and its label."""
 
-    Each image is counted once: ``gather_for_metrics`` drops the samples accelerate repeats to make
-    the last batch even across processes; a loader whose processes hold different images (a stream,
-    ``per_process``) is gathered once, at the end, whatever the number of batches each had.
+    scores: torch.Tensor
+    labels: torch.Tensor
+    bad_images: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@torch.no_grad()
+def collect_logits(
+    model,
+    loader,
+    accelerator: Accelerator | None = None,
+    memory_format: torch.memory_format | None = None,
+    **forward_kwargs: Any,
+) -> Logits:
+    """The model's logits (float32, on the CPU) for every image of ``loader``, in its order.
+
+    Batches are dicts with ``pixel_values`` (or ``image_features``) and ``labels``, as the data
+    pipeline and the feature cache make them; ``forward_kwargs`` go to every forward call (a VSENet's
+    ``vocabulary``, ``zero_shot_head``, ``calibration``). With an ``accelerator`` (a prepared model and
+    loader) every process's images are gathered and each image is counted once: ``gather_for_metrics``
+    drops the samples accelerate repeats to make the last batch even; a loader whose processes hold
+    different images (a stream, ``per_process``) is gathered once, at the end.
     """
     per_process = getattr(loader, "per_process", False)
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
     model.eval()
-    rows: list[tuple[torch.Tensor, int, float]] = []
+    rows: list[tuple[torch.Tensor, int]] = []
     bad_images: list[str] = []
     for batch in loader:
         bad_images += batch.get("bad_images", [])
-        if len(batch["labels"]) == 0:
-            local: list = []
-        else:
-            inputs = {key: batch[key] for key in ("pixel_values", "image_features") if key in batch}
+        local: list[tuple[torch.Tensor, int]] = []
+        if len(batch["labels"]):
+            inputs = {key: batch[key].to(device) for key in ("pixel_values", "image_features") if key in batch}
             if memory_format is not None and "pixel_values" in inputs:
                 inputs["pixel_values"] = inputs["pixel_values"].contiguous(memory_format=memory_format)
-            with accelerator.autocast():
-                logits = model(**inputs).logits.float()
-            loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
-            local = list(zip(logits.cpu(), batch["labels"].cpu().tolist(), loss.cpu().tolist()))
+            with accelerator.autocast() if accelerator is not None else contextlib.nullcontext():
+                logits = model(**inputs, **forward_kwargs).logits.float().cpu()
+            local = list(zip(logits, batch["labels"].cpu().tolist()))
         # Objects, not tensors: batches may be ragged where unreadable images were dropped.
-        rows += local if per_process else accelerator.gather_for_metrics(local, use_gather_object=True)
-    if per_process and accelerator.num_processes > 1:
+        if accelerator is None or per_process:
+            rows += local
+        else:
+            rows += accelerator.gather_for_metrics(local, use_gather_object=True)
+    if per_process and accelerator is not None and accelerator.num_processes > 1:
         from accelerate.utils import gather_object
 
         rows = gather_object(rows)
-    if not rows:
+    scores = torch.stack([row[0] for row in rows]) if rows else torch.empty(0, 0)
+    return Logits(scores, torch.tensor([row[1] for row in rows], dtype=torch.long), bad_images)
+
+
+def evaluate_model(
+    accelerator: Accelerator,
+    model,
+    loader,
+    class_names: list[str],
+    memory_format: torch.memory_format | None = None,
+    **forward_kwargs: Any,
+) -> dict[str, Any]:
+    """Loss, top-1, top-5, per-class report and confusion matrix over the whole loader (all ranks).
+
+    When the model scores a vocabulary that mixes trained and new names (``forward_kwargs``'
+    ``vocabulary``), the results add ``generalised_zero_shot``: seen, new and harmonic-mean accuracy.
+    """
+    collected = collect_logits(model, loader, accelerator, memory_format, **forward_kwargs)
+    if not len(collected):
         raise DataError("No image could be scored: every image of the eval split was unreadable.")
-    scores = torch.stack([row[0] for row in rows])
-    labels = torch.tensor([row[1] for row in rows])
-    results = compute_all(scores.numpy(), labels.numpy(), class_names, k=5)
-    results["loss"] = float(torch.tensor([row[2] for row in rows]).mean())
-    results["num_examples"] = len(rows)
-    if bad_images:
-        results["bad_images"] = bad_images
+    results = compute_all(collected.scores.numpy(), collected.labels.numpy(), class_names, k=5)
+    results["loss"] = float(torch.nn.functional.cross_entropy(collected.scores, collected.labels))
+    results["num_examples"] = len(collected)
+    if collected.bad_images:
+        results["bad_images"] = collected.bad_images
+    vocabulary = forward_kwargs.get("vocabulary")
+    if vocabulary is not None and vocabulary.mixes_trained_and_new:
+        results["generalised_zero_shot"] = seen_unseen_accuracy(collected.scores.argmax(1), collected.labels, vocabulary.trained)
     return results
-
-
-def seen_unseen(confusion: list[list[int]], seen: torch.Tensor) -> dict[str, float]:
-    """Accuracy on images of trained classes, of new classes, and their harmonic mean."""
-    matrix = torch.tensor(confusion, dtype=torch.float64)
-    correct, support = matrix.diagonal(), matrix.sum(1)
-    seen_accuracy = float(correct[seen].sum() / support[seen].sum().clamp_min(1))
-    unseen_accuracy = float(correct[~seen].sum() / support[~seen].sum().clamp_min(1))
-    total = seen_accuracy + unseen_accuracy
-    return {
-        "seen_accuracy": seen_accuracy,
-        "unseen_accuracy": unseen_accuracy,
-        "harmonic_mean": 0.0 if total == 0 else 2 * seen_accuracy * unseen_accuracy / total,
-        "seen_images": int(support[seen].sum()),
-        "unseen_images": int(support[~seen].sum()),
-    }
 
 
 def run_data_config(model_dir: str | Path) -> tuple[DataConfig, int]:
@@ -165,24 +197,24 @@ def evaluate_saved_model(
 
 
 def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int = 128, calibration: float | None = None):
-    """Score ``model`` on ``evaluation``, switching a VSENet to the data's class names when they differ."""
+    """Score ``model`` on ``evaluation``; a VSENet among the data's class names when they differ from its own."""
     model_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-    if model_names != evaluation.class_names:
-        if not hasattr(model, "set_classes"):
-            raise ConfigError(
-                f"The model's classes {model_names[:5]}... differ from the data's {evaluation.class_names[:5]}...; "
-                "only a VSENet can switch to other class names."
-            )
-        model.set_classes(evaluation.class_names, synonyms=evaluation.synonyms)
+    forward_kwargs: dict[str, Any] = {}
+    if model_names != evaluation.class_names and not is_vsenet(model):
+        raise ConfigError(
+            f"The model's classes {model_names[:5]}... differ from the data's {evaluation.class_names[:5]}...; "
+            "only a VSENet can switch to other class names."
+        )
+    if is_vsenet(model):
+        same = model_names == evaluation.class_names
+        forward_kwargs["vocabulary"] = (
+            model.vocabulary if same else build_vocabulary(model, evaluation.class_names, synonyms=evaluation.synonyms)
+        )
     if calibration is not None:
-        model.config.calibration = calibration
+        forward_kwargs["calibration"] = calibration
     _, eval_transform = build_transforms(model.config.data_config, data.augment)
     accelerator = Accelerator()
     prepared_model, loader = accelerator.prepare(model, eval_loader(evaluation.dataset, eval_transform, batch_size, data))
-    results = evaluate_model(accelerator, prepared_model, loader, evaluation.class_names)
+    results = evaluate_model(accelerator, prepared_model, loader, evaluation.class_names, **forward_kwargs)
     results["scored"] = evaluation.description
-    trained = set(getattr(model.config, "trained_class_names", None) or model_names)
-    seen = torch.tensor([name in trained for name in evaluation.class_names])
-    if not seen.all() and seen.any():
-        results["generalised_zero_shot"] = seen_unseen(results["confusion_matrix"], seen)
     return results

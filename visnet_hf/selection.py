@@ -35,8 +35,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .calibration import calibrated_stacking
-from .data import DataConfig, EvalData, Splits, load_eval_data, load_splits
+from .data import DataConfig, Splits, build_transforms, load_eval_data, load_splits
 from .errors import ConfigError, ModelLoadError
+from .evaluation import Logits, collect_logits, eval_loader
+from .models import is_vsenet
+from .scores import top_k_accuracy
+from .zero_shot import Vocabulary, build_vocabulary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -223,77 +227,70 @@ def score_fold(
     """Zero-shot on the fold's pseudo-unseen classes, seen accuracy on the held-out images of its
     trained classes, and the generalised zero-shot figures with the offset fitted on this fold.
 
-    ``fields`` are VSENet config values set for the scoring only (a zero-shot head, say)."""
+    ``fields`` are VSENet forward options for the scoring only (``{"zero_shot_head": "semantic"}``, say);
+    the model is not changed. The mixed vocabulary is scored without an offset: the one fitted here
+    is the whole offset, whatever the model's config holds.
+    """
     fields = fields or {}
-    saved = {key: getattr(model.config, key) for key in fields}
-    for key, value in fields.items():
-        setattr(model.config, key, value)
-    try:
-        seen_logits, seen_labels = _logits(model, data.seen, "eval", config)
-        _use_vocabulary(model, data.held_out, data)
-        zero_shot, unseen_labels = _logits(model, data.unseen, "both", config)
-        _use_vocabulary(model, data.trained + data.held_out, data)
-        mixed_seen, _ = _logits(model, data.seen, "eval", config)
-        mixed_unseen, _ = _logits(model, data.unseen, "both", config)
-    finally:
-        _use_vocabulary(model, data.trained, data)
-        for key, value in saved.items():
-            setattr(model.config, key, value)
-    num_seen = len(data.trained)
-    seen_columns = torch.arange(num_seen + len(data.held_out)) < num_seen
+    held_out = _vocabulary(model, data.held_out, data)
+    mixed = _vocabulary(model, data.trained + data.held_out, data)
+    seen = fold_logits(model, data.seen, "eval", config)
+    zero_shot = fold_logits(model, data.unseen, "both", config, vocabulary=held_out, **fields)
+    mixed_seen = fold_logits(model, data.seen, "eval", config, vocabulary=mixed, calibration=0.0, **fields)
+    mixed_unseen = fold_logits(model, data.unseen, "both", config, vocabulary=mixed, calibration=0.0, **fields)
     gzsl = calibrated_stacking(
-        torch.cat([mixed_seen, mixed_unseen]), torch.cat([seen_labels, unseen_labels + num_seen]), seen_columns
+        torch.cat([mixed_seen.scores, mixed_unseen.scores]),
+        torch.cat([mixed_seen.labels, mixed_unseen.labels + len(data.trained)]),
+        mixed.trained,
     )
     return {
-        "zero_shot_top1": _top_k(zero_shot, unseen_labels, 1),
-        "zero_shot_top5": _top_k(zero_shot, unseen_labels, 5),
-        "seen_accuracy": _top_k(seen_logits, seen_labels, 1),
+        "zero_shot_top1": top_k_accuracy(zero_shot.scores, zero_shot.labels, 1),
+        "zero_shot_top5": top_k_accuracy(zero_shot.scores, zero_shot.labels, 5),
+        "seen_accuracy": top_k_accuracy(seen.scores, seen.labels, 1),
         "calibration": gzsl["calibration"],
         "gzsl_harmonic_mean": gzsl["harmonic_mean"],
         "gzsl_seen": gzsl["seen_accuracy"],
         "gzsl_unseen": gzsl["unseen_accuracy"],
-        "unseen_images": len(unseen_labels),
-        "seen_images": len(seen_labels),
+        "unseen_images": len(zero_shot),
+        "seen_images": len(seen),
     }
 
 
-def _use_vocabulary(model: VSENetForImageClassification, names: list[str], data: FoldData) -> None:
+def _vocabulary(model: VSENetForImageClassification, names: list[str], data: FoldData) -> Vocabulary:
     synonyms = [data.synonyms.get(name, []) for name in names] if data.synonyms else None
-    model.set_classes(names, synonyms=synonyms)
+    return build_vocabulary(model, names, synonyms=synonyms)
 
 
-def _logits(
-    model: VSENetForImageClassification, splits: Splits, part: str, config: TrainConfig, batch_size: int = 256
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels for ``splits.train``, ``splits.eval`` or ``both``; from the cached backbone
-    features when the config caches them."""
+def fold_logits(
+    model: VSENetForImageClassification,
+    splits: Splits,
+    part: str,
+    config: TrainConfig,
+    batch_size: int = 256,
+    **forward_kwargs: Any,
+) -> Logits:
+    """Logits and labels for ``splits.train``, ``splits.eval`` or ``both`` (in that order), from the
+    cached backbone features when the config caches them; ``forward_kwargs`` as :func:`collect_logits`."""
+    from torch.utils.data import DataLoader
+
     from .data import build_transforms
-    from .evaluation import eval_loader
-    from .training.features import FeatureCache, FeatureDataset, OneProcess
+    from .training.features import FeatureCache, FeatureDataset, OneProcess, collate_features
 
-    parts = [("train", splits.train, splits.train_source), ("eval", splits.eval, splits.eval_source)]
     device = next(model.parameters()).device
     assert model.config.data_config is not None  # set when the model is built
     _, transform = build_transforms(model.config.data_config, config.data.augment)
-    chunks = []
+    parts = [("train", splits.train, splits.train_source), ("eval", splits.eval, splits.eval_source)]
+    collected = []
     for name, dataset, source in parts:
         if part not in (name, "both"):
             continue
         if config.data.cache_features:
             cached = FeatureCache(config.data.feature_cache_dir).features(model, source, transform, OneProcess(device))
-            features = FeatureDataset(dataset, cached)
-            for start in range(0, len(features), batch_size):
-                batch = features.features[start : start + batch_size].to(device)
-                chunks.append((model(image_features=batch).logits.float().cpu(), features.labels[start : start + batch_size]))
+            loader: Any = DataLoader(FeatureDataset(dataset, cached), batch_size=batch_size, collate_fn=collate_features)
         else:
-            for batch in eval_loader(dataset, transform, batch_size, config.data):
-                if len(batch["labels"]):
-                    chunks.append((model(pixel_values=batch["pixel_values"].to(device)).logits.float().cpu(), batch["labels"]))
-    return torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
-
-
-def _top_k(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
-    return float((scores.topk(min(k, scores.shape[1])).indices == labels[:, None]).any(1).float().mean())
+            loader = eval_loader(dataset, transform, batch_size, config.data)
+        collected.append(collect_logits(model, loader, **forward_kwargs))
+    return Logits(torch.cat([c.scores for c in collected]), torch.cat([c.labels for c in collected]))
 
 
 def calibrate_saved_model(
@@ -329,7 +326,7 @@ def calibrate_saved_model(
     if not Path(model_dir).is_dir():
         raise ModelLoadError(f"{model_dir} is not a model folder; calibration is saved into the folder, so it must be local.")
     model = load_model(model_dir)
-    if not hasattr(model, "fit_calibration"):
+    if not is_vsenet(model):
         raise ConfigError(f"{model_dir} is not a VSENet; only a VSENet switches to new class names and has an offset.")
     trained = list(model.config.trained_class_names)
     if offset is not None:
@@ -342,10 +339,13 @@ def calibrate_saved_model(
                 f"The data's classes must mix trained and new names to calibrate; it has "
                 f"{int(seen_columns.sum())} trained and {int((~seen_columns).sum())} new ones."
             )
-        model.set_classes(evaluation.class_names, synonyms=evaluation.synonyms)
-        model.config.calibration = 0.0
-        scores, labels = _scores(model, evaluation, data, batch_size)
-        result = {**calibrated_stacking(scores, labels, seen_columns), "method": f"fitted on {evaluation.description}"}
+        vocabulary = build_vocabulary(model, evaluation.class_names, synonyms=evaluation.synonyms)
+        assert model.config.data_config is not None  # set when the model is built
+        _, transform = build_transforms(model.config.data_config, data.augment)
+        loader = eval_loader(evaluation.dataset, transform, batch_size, data)
+        collected = collect_logits(model, loader, vocabulary=vocabulary, calibration=0.0)
+        fitted = calibrated_stacking(collected.scores, collected.labels, vocabulary.trained)
+        result = {**fitted, "method": f"fitted on {evaluation.description}"}
     else:
         from .training import load_config
 
@@ -363,29 +363,11 @@ def calibrate_saved_model(
             "harmonic_mean": summary["gzsl_harmonic_mean"],
             "fold_offsets": [score.calibration for score in table.scores],
         }
-    model.set_classes(trained)  # the saved vocabulary stays the trained one; the offset applies once names mix
     model.config.calibration = float(result["calibration"])
     model.save_pretrained(model_dir)
     (Path(model_dir) / "calibration.json").write_text(json.dumps(result, indent=2) + "\n")
     write_card(model_dir)
     return result
-
-
-@torch.no_grad()
-def _scores(
-    model: VSENetForImageClassification, evaluation: EvalData, data: DataConfig, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    from .data import build_transforms
-    from .evaluation import eval_loader
-
-    assert model.config.data_config is not None  # set when the model is built
-    _, transform = build_transforms(model.config.data_config, data.augment)
-    scores, labels = [], []
-    for batch in eval_loader(evaluation.dataset, transform, batch_size, data):
-        if len(batch["labels"]):
-            scores.append(model(pixel_values=batch["pixel_values"]).logits.float())
-            labels.append(batch["labels"])
-    return torch.cat(scores), torch.cat(labels)
 
 
 __all__ = [
@@ -396,6 +378,7 @@ __all__ = [
     "calibrate_saved_model",
     "cross_validate",
     "fold_data",
+    "fold_logits",
     "pseudo_unseen_folds",
     "score_fold",
 ]

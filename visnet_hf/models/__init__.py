@@ -3,6 +3,12 @@
 from .frn import FRNConfig, FRNForImageClassification, FRNOutput, create_frn
 from .vsenet import VSENetConfig, VSENetForImageClassification, VSENetOutput, create_vsenet
 
+
+def is_vsenet(model: object) -> bool:
+    """Whether ``model`` is a VSENet (unwrapped: not a DDP or compiled wrapper), which can switch class names."""
+    return isinstance(model, VSENetForImageClassification)
+
+
 __all__ = [
     "FRNConfig",
     "FRNForImageClassification",
@@ -12,4 +18,5 @@ __all__ = [
     "VSENetOutput",
     "create_frn",
     "create_vsenet",
+    "is_vsenet",
 ]

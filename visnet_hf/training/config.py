@@ -115,6 +115,11 @@ class StageConfig:
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"stage {self.name!r}: {name}={getattr(self, name)} must be >= 0")
 
+    def forward_kwargs(self) -> dict[str, Any]:
+        """What the stage asks of each training forward call (VSENet's ``objective``), so the model's
+        config stays as it was created."""
+        return {"objective": self.objective} if self.objective is not None else {}
+
 
 @dataclass(frozen=True)
 class HubConfig:

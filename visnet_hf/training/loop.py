@@ -74,8 +74,6 @@ def start(run: Run) -> None:
 def train_one_epoch(run: Run) -> None:
     """Micro-batches until the epoch's data, or its stage's steps, run out."""
     counter, accelerator = run.counter, run.accelerator
-    if run.stage.objective is not None:
-        run.inner.config.objective = run.stage.objective
     run.train_loader.set_epoch(counter.data_epoch)
     run.train_dataset.set_epoch(counter.data_epoch)
     resumes_itself = getattr(run.train_loader, "resumes_itself", False)
@@ -112,7 +110,7 @@ def train_step(run: Run, batch: dict[str, Any]) -> bool:
     skipped = False
     with accelerator.accumulate(model):
         with accelerator.autocast():
-            outputs = model(**batch)
+            outputs = model(**batch, **run.stage.forward_kwargs())
             terms = {name: value.float() for name, value in outputs.loss_terms.items()}
             terms.update(
                 run.soft_tuning[counter.stage].terms(model, batch, outputs, counter.step_in_stage(run.plan), counter.epoch)

@@ -12,6 +12,8 @@ cosine head, by ConSE (the trained-class prediction mapped into the text space),
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,21 +22,25 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from ... import semantics
 from ...backbones import create_backbone, resolve_data_config
-from ...calibration import calibrated_stacking
+from ...calibration import apply_offset, calibrated_stacking
 from ...registry import register_preset
 from ...text_encoders import (
     ClassTexts,
+    TextEncoderError,
     class_matrix,
     flatten_prompts,
     get_text_encoder,
     load_text_model,
+    load_tokenizer,
     pool,
     tokenize,
 )
+from ...zero_shot import Vocabulary, build_vocabulary, conse_logits, vocabulary_from_prompts
 from .._base import VisnetPreTrainedModel
 from .._factory import build_model
 from .configuration_vsenet import VSENetConfig
@@ -53,6 +59,10 @@ class VSENetOutput(ModelOutput):
         pooler_output: ``v``, the backbone's pooled visual vectors.
         last_hidden_state: the backbone's final feature map (for spatial Soft Tuning constraints).
         loss_terms: each term of ``loss`` on its own, for logging.
+        logits_per_image: with text inputs (``input_ids``), ``logits`` by another name, ``(B, texts)``,
+            as CLIP's output names them (what ``pipeline("zero-shot-image-classification")`` reads).
+        logits_per_text: its transpose, ``(texts, B)``.
+        text_embeds: with text inputs, the texts' class embeddings as the model scores them.
     """
 
     loss: torch.Tensor | None = None
@@ -63,6 +73,9 @@ class VSENetOutput(ModelOutput):
     pooler_output: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None
     loss_terms: dict[str, torch.Tensor] | None = None
+    logits_per_image: torch.Tensor | None = None
+    logits_per_text: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
 
 
 class VSENetPreTrainedModel(VisnetPreTrainedModel):
@@ -99,7 +112,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self.register_buffer("text_mean", torch.zeros(config.embedding_dim))
         self.text_tower = TextTower(config) if config.text_trainable_layers else None
         self._text_inputs: dict[str, torch.Tensor] | None = None  # the vocabulary's prompts, tokenized
-        self._sync_vocabulary()
+        self._vocabulary: Vocabulary | None = None  # a view of config.class_names and class_embeddings
         self.post_init()
 
     # Its heads read only the pooled features, so a frozen backbone's can be computed once.
@@ -118,17 +131,36 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         image_features: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        vocabulary: Vocabulary | None = None,
+        objective: str | None = None,
+        zero_shot_head: str | None = None,
+        calibration: float | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
     ) -> VSENetOutput | tuple:
-        """Scores over ``config.class_names``.
+        """Scores over a vocabulary: the model's own (``config.class_names``), a given one, or the texts given.
 
         Args:
             pixel_values: images, as the image processor prepares them.
-            labels: class indices; the output then has the loss of ``config.objective``.
+            labels: class indices; the output then has the loss of the objective.
             image_features: instead of images, the backbone's pooled features (``pooler_output``),
                 computed once for a frozen backbone (``data.cache_features``).
+            input_ids: tokenized class texts, one per class, as CLIP takes them (and the zero-shot
+                pipeline gives them): the image is scored among these texts, read back as class names
+                (:func:`visnet_hf.zero_shot.vocabulary_from_prompts`); the output has ``logits_per_image``.
+            attention_mask: the texts' attention mask.
+            vocabulary: a :class:`~visnet_hf.zero_shot.Vocabulary` to score against for this call only.
+            objective: the training objective for this call (a stage's), instead of ``config.objective``.
+            zero_shot_head: how new names are scored in this call, instead of ``config.zero_shot_head``.
+            calibration: the offset on trained names among new ones in this call, instead of ``config.calibration``.
         """
+        if input_ids is not None:
+            if vocabulary is not None:
+                raise ValueError("Give class texts (input_ids) or a vocabulary, not both.")
+            vocabulary = vocabulary_from_prompts(self, self.tokenizer(), input_ids)
+        vocabulary = vocabulary or self.vocabulary
         if image_features is None:
             feature_map = self.backbone.forward_features(pixel_values)
             pooled = self.backbone.forward_head(feature_map, pre_logits=True)
@@ -136,20 +168,26 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             feature_map, pooled = None, image_features
         visual = self.dropout(pooled)
         image_embeds = F.normalize(self.projection(visual), dim=-1)
-        semantic_logits = self.logit_scale_value() * image_embeds @ self._class_embeddings_for_forward().T
+        class_embeds = self._scored_class_embeddings(vocabulary)
+        semantic_logits = self.logit_scale_value() * image_embeds @ class_embeds.T
 
-        if self._seen_columns is None:  # the trained vocabulary: both heads are available
+        if vocabulary.is_trained_vocabulary:  # both heads are available
             softmax_logits = self.classifier(visual)
             logits = self._combine(semantic_logits, softmax_logits)
-        else:  # a zero-shot vocabulary: scored through the text space, calibrated
+        else:  # names it did not train on (or not in the trained order): the zero-shot head, calibrated
             softmax_logits = None
-            logits = self._calibrate(self._zero_shot_logits(semantic_logits, image_embeds, visual))
+            head = zero_shot_head or self.config.zero_shot_head
+            logits = self._zero_shot_logits(semantic_logits, image_embeds, visual, class_embeds, head)
+            offset = self.config.calibration if calibration is None else calibration
+            if vocabulary.mixes_trained_and_new:
+                logits = apply_offset(logits, vocabulary.trained, offset)
 
         loss, loss_terms = None, None
         if labels is not None:
-            loss_terms = self.loss_terms(semantic_logits, softmax_logits, labels)
+            loss_terms = self.loss_terms(semantic_logits, softmax_logits, labels, objective)
             loss = torch.stack(list(loss_terms.values())).sum()
 
+        texts_given = input_ids is not None
         output = VSENetOutput(
             loss=loss,
             logits=logits,
@@ -159,8 +197,42 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             pooler_output=visual,
             last_hidden_state=feature_map,
             loss_terms=loss_terms,
+            logits_per_image=logits if texts_given else None,
+            logits_per_text=logits.T if texts_given else None,
+            text_embeds=class_embeds if texts_given else None,
         )
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
+
+    def get_image_features(
+        self, pixel_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None, **kwargs: Any
+    ) -> BaseModelOutputWithPooling:
+        """CLIP's ``get_image_features``: ``pooler_output`` is the projected image ``z``, unit length, as
+        the model scores it against class embeddings; ``last_hidden_state`` is the backbone's feature map."""
+        if image_features is None:
+            feature_map = self.backbone.forward_features(pixel_values)
+            image_features = self.backbone.forward_head(feature_map, pre_logits=True)
+        else:
+            feature_map = None
+        image_embeds = F.normalize(self.projection(self.dropout(image_features)), dim=-1)
+        return BaseModelOutputWithPooling(last_hidden_state=feature_map, pooler_output=image_embeds)
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
+    ) -> BaseModelOutputWithPooling:
+        """CLIP's ``get_text_features``: ``pooler_output`` is each text's embedding as the model scores it
+        (the text encoder's pooled output, unit length, centred when ``config.class_centering``)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if self.text_tower is not None:
+            tower = self.text_tower
+            pooled = tower(input_ids.to(self.device), attention_mask.to(self.device))
+        else:
+            encoder, _, pooling = load_text_model(self.text_encoder_path(), self.config.text_pooling)
+            device = next(encoder.parameters()).device
+            with torch.no_grad():
+                outputs = encoder(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
+            pooled = pool(outputs, attention_mask.to(device), pooling).float().to(self.device)
+        return BaseModelOutputWithPooling(pooler_output=self._centred(F.normalize(pooled, dim=-1)))
 
     def logit_scale_value(self) -> torch.Tensor:
         """The cosine logits' scale ``1 / temperature``, clamped at ``1 / min_temperature``."""
@@ -175,13 +247,14 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             embeddings = embeddings - self.text_mean
         return F.normalize(embeddings, dim=-1)
 
-    def _class_embeddings_for_forward(self) -> torch.Tensor:
-        """The class embeddings, recomputed through the text tower while its last layers train (LiT)."""
-        if self.text_tower is None or not self.training or self._seen_columns is not None:
-            return self.normalized_class_embeddings()
+    def _scored_class_embeddings(self, vocabulary: Vocabulary) -> torch.Tensor:
+        """A vocabulary's embeddings as the heads score them; while the text tower's last layers train
+        (LiT), the trained vocabulary's are recomputed through it."""
+        if self.text_tower is None or not self.training or not vocabulary.is_trained_vocabulary:
+            return self._centred(vocabulary.embeddings.to(self.class_embeddings.device))
         if self._text_inputs is None:
             self._text_inputs = self._prompt_inputs(self._class_texts())
-        embeddings = self._tower_embeddings(self._text_inputs, len(self.config.class_names))
+        embeddings = self._tower_embeddings(self._text_inputs, len(vocabulary))
         with torch.no_grad():  # what evaluation, export and ConSE see: the tower's latest embeddings
             self.class_embeddings.copy_(embeddings)
             self.trained_class_embeddings.copy_(embeddings)
@@ -224,42 +297,39 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         weight = self.config.softmax_weight
         return (1 - weight) * semantic_logits.float().log_softmax(-1) + weight * softmax_logits.float().log_softmax(-1)
 
-    def _zero_shot_logits(self, semantic_logits: torch.Tensor, image_embeds: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
-        """Scores over a vocabulary the model did not train on, as ``config.zero_shot_head`` picks.
+    def _zero_shot_logits(
+        self,
+        semantic_logits: torch.Tensor,
+        image_embeds: torch.Tensor,
+        visual: torch.Tensor,
+        class_embeds: torch.Tensor,
+        head: str,
+    ) -> torch.Tensor:
+        """Scores over a vocabulary the model did not train on, as ``head`` picks.
 
         * ``semantic``: the cosine logits of ``z`` to each name's embedding.
-        * ``conse``: ConSE (Norouzi et al., 2014): the model's prediction over its trained classes
-          (both heads, as ``config.head`` combines them), cut to its ``conse_top_k`` most probable
-          classes, averages their text embeddings by probability; that vector's cosine logits to
-          each name score the image.
+        * ``conse``: ConSE (:func:`visnet_hf.zero_shot.conse_logits`) of the model's prediction over
+          its trained classes (both heads, as ``config.head`` combines them).
         * ``both``: the sum of the two.
         """
-        mode = self.config.zero_shot_head
-        if mode == "semantic":
+        if head == "semantic":
             return semantic_logits
         scale = self.logit_scale_value()
         trained = self._centred(self.trained_class_embeddings)
         trained_logits = self._combine(scale * image_embeds @ trained.T, self.classifier(visual))
-        probabilities = trained_logits.float().softmax(-1)
-        top = probabilities.topk(min(self.config.conse_top_k, probabilities.shape[-1]))
-        weights = torch.zeros_like(probabilities).scatter(-1, top.indices, top.values)
-        conse_embeds = F.normalize(weights @ trained.float(), dim=-1)
-        conse_logits = (scale * conse_embeds @ self.normalized_class_embeddings().float().T).to(semantic_logits.dtype)
-        return conse_logits if mode == "conse" else semantic_logits + conse_logits
-
-    def _calibrate(self, logits: torch.Tensor) -> torch.Tensor:
-        if not self._seen_columns or self.config.calibration == 0:
-            return logits
-        offset = torch.zeros(logits.shape[-1], device=logits.device, dtype=logits.dtype)
-        offset[self._seen_columns] = self.config.calibration
-        return logits - offset
+        conse = conse_logits(trained_logits, trained, class_embeds, scale, self.config.conse_top_k).to(semantic_logits.dtype)
+        return conse if head == "conse" else semantic_logits + conse
 
     # -- objectives ---------------------------------------------------------------------------
 
     def loss_terms(
-        self, semantic_logits: torch.Tensor, softmax_logits: torch.Tensor | None, labels: torch.Tensor
+        self,
+        semantic_logits: torch.Tensor,
+        softmax_logits: torch.Tensor | None,
+        labels: torch.Tensor,
+        objective: str | None = None,
     ) -> dict[str, torch.Tensor]:
-        """The terms of the objective ``config.objective`` selects, each in float32.
+        """The terms of ``objective`` (default ``config.objective``), each in float32.
 
         * ``align`` (stage 1): cross-entropy of the cosine logits against targets that mix the
           one-hot label with the text side's similarity column ``S[:, y]``, so visual vectors move
@@ -268,14 +338,15 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         * ``weight_reg``: ``L_w``, the squared L2 norm of the head weights.
         """
         config = self.config
+        objective = objective or config.objective
         semantic_logits = semantic_logits.float()
         terms: dict[str, torch.Tensor] = {}
-        if config.objective in ("align", "joint"):
+        if objective in ("align", "joint"):
             similarity = self.class_similarity()
             one_hot = F.one_hot(labels, num_classes=semantic_logits.shape[-1]).float()
             targets = (1 - config.structure_weight) * one_hot + config.structure_weight * similarity[:, labels].T
             terms["align"] = -(targets * semantic_logits.log_softmax(-1)).sum(-1).mean()
-        if config.objective in ("finetune", "joint"):
+        if objective in ("finetune", "joint"):
             if config.head in ("semantic", "both") or softmax_logits is None:
                 terms["semantic_ce"] = F.cross_entropy(semantic_logits, labels)
             if config.head in ("softmax", "both") and softmax_logits is not None:
@@ -305,6 +376,18 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
 
     # -- vocabulary ---------------------------------------------------------------------------
 
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The model's current vocabulary: ``config.class_names`` and the ``class_embeddings`` saved with it."""
+        names = tuple(self.config.class_names)
+        if (
+            self._vocabulary is None
+            or self._vocabulary.names != names
+            or self._vocabulary.embeddings is not self.class_embeddings
+        ):
+            self._vocabulary = Vocabulary.of(names, self.class_embeddings, self.config.trained_class_names)
+        return self._vocabulary
+
     @torch.no_grad()
     def set_classes(
         self,
@@ -314,38 +397,23 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         class_embeddings: torch.Tensor | None = None,
         synonyms: Sequence[str | Sequence[str] | None] | None = None,
     ) -> VSENetForImageClassification:
-        """Switch to another vocabulary (zero-shot), embedding it with the model's text encoder.
+        """Make ``names`` the model's vocabulary (zero-shot); arguments as :func:`visnet_hf.zero_shot.build_vocabulary`."""
+        return self.use_vocabulary(build_vocabulary(self, names, descriptions, templates, synonyms, class_embeddings))
 
-        Args:
-            names: the new class names; may include trained names (generalised zero-shot).
-            descriptions: optional per-class descriptions (a string or list of strings per class).
-            templates: prompt templates (a list, or a set name: ``clip7``, ``clip80``); default: the model's.
-            class_embeddings: precomputed embeddings ``(len(names), embedding_dim)``; skips the encoder.
-            synonyms: optional other names per class, each put in every template (e.g. WordNet lemmas).
-        """
-        config = self.config
-        texts = ClassTexts.build(
-            names, descriptions, templates or config.templates, synonyms=synonyms, average=config.text_average
-        )
-        if class_embeddings is None:
-            class_embeddings = self.embed_texts(texts)
-        if tuple(class_embeddings.shape) != (len(names), config.embedding_dim):
-            raise ValueError(
-                f"Class embeddings of shape {tuple(class_embeddings.shape)} do not fit this model, which expects "
-                f"({len(names)}, {config.embedding_dim}): the text encoder must be the one the model was trained "
-                f"with ({config.text_encoder!r}) or one with the same width."
-            )
-        if self._seen_columns is None:  # leaving the trained vocabulary: keep its embeddings for ConSE
-            self.trained_class_embeddings = self.class_embeddings.clone()
-        self.class_embeddings = F.normalize(class_embeddings.float(), dim=-1).to(self.class_embeddings.device)
-        config.class_names = list(texts.names)
-        config.class_descriptions = [list(d) for d in texts.descriptions] if texts.descriptions else None
-        config.class_synonyms = [list(s) for s in texts.synonyms] if texts.synonyms else None
-        config.templates = list(texts.templates)
+    @torch.no_grad()
+    def use_vocabulary(self, vocabulary: Vocabulary) -> VSENetForImageClassification:
+        """Make ``vocabulary`` the model's own: its names become ``config.class_names`` / ``id2label`` and
+        its embeddings ``class_embeddings``, so that it is saved with the model."""
+        config, texts = self.config, vocabulary.texts
+        self.class_embeddings = vocabulary.embeddings.to(self.class_embeddings.device)
+        config.class_names = list(vocabulary.names)
+        config.class_descriptions = [list(d) for d in texts.descriptions] if texts and texts.descriptions else None
+        config.class_synonyms = [list(s) for s in texts.synonyms] if texts and texts.synonyms else None
+        if texts is not None:
+            config.templates = list(texts.templates)
         config.id2label = dict(enumerate(config.class_names))
         config.label2id = {name: index for index, name in enumerate(config.class_names)}
         self._text_inputs = None
-        self._sync_vocabulary()
         return self
 
     @torch.no_grad()
@@ -368,14 +436,25 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             return str(bundled)
         return self.config.text_encoder
 
-    def _sync_vocabulary(self) -> None:
-        """Cache which columns of the current vocabulary were trained (``None``: it is the trained one)."""
-        names, trained = self.config.class_names, self.config.trained_class_names
-        if list(names) == list(trained):
-            self._seen_columns = None
-        else:
-            trained_set = set(trained)
-            self._seen_columns = [index for index, name in enumerate(names) if name in trained_set]
+    def tokenizer(self) -> Any:
+        """The text encoder's tokenizer (what ``save_pretrained`` writes beside the weights for pipelines)."""
+        return load_tokenizer(self.text_encoder_path())
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """Weights, config and image processor, plus the text encoder's tokenizer files, so that
+        ``pipeline("zero-shot-image-classification", model=save_directory)`` finds everything it loads."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if not kwargs.get("is_main_process", True):
+            return
+        try:
+            self.tokenizer().save_pretrained(save_directory)
+        except TextEncoderError as error:
+            warnings.warn(
+                f"Saved without the text encoder's tokenizer ({error}); the zero-shot pipeline needs it: "
+                "save again where the text encoder loads, or bundle it (visnet bundle-text-encoder).",
+                UserWarning,
+                stacklevel=2,
+            )
 
     @torch.no_grad()
     def fit_calibration(self, batches: Iterable[Any]) -> dict[str, float]:
@@ -391,28 +470,24 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         Returns:
             ``{"calibration", "seen_accuracy", "unseen_accuracy", "harmonic_mean", "images"}``.
         """
-        if not self._seen_columns or len(self._seen_columns) == len(self.config.class_names):
+        vocabulary = self.vocabulary
+        if not vocabulary.mixes_trained_and_new:
             raise ValueError(
                 "fit_calibration needs a vocabulary that mixes trained and new class names; "
                 "call set_classes(trained_names + new_names) first."
             )
-        was_training, calibration = self.training, self.config.calibration
+        was_training = self.training
         self.eval()
-        self.config.calibration = 0.0  # score uncalibrated; the fitted offset replaces it below
         score_chunks, label_chunks = [], []
         try:
             for batch in batches:
                 inputs, batch_labels = _inputs_and_labels(batch)
-                score_chunks.append(self(**{k: v.to(self.device) for k, v in inputs.items()}).logits.float().cpu())
+                inputs = {k: v.to(self.device) for k, v in inputs.items()}
+                score_chunks.append(self(**inputs, calibration=0.0).logits.float().cpu())
                 label_chunks.append(torch.as_tensor(batch_labels).cpu())
         finally:
             self.train(was_training)
-            self.config.calibration = calibration
-        scores, labels = torch.cat(score_chunks), torch.cat(label_chunks)
-
-        seen = torch.zeros(scores.shape[1], dtype=torch.bool)
-        seen[self._seen_columns] = True
-        best = calibrated_stacking(scores, labels, seen)
+        best = calibrated_stacking(torch.cat(score_chunks), torch.cat(label_chunks), vocabulary.trained)
         self.config.calibration = float(best["calibration"])
         return best
 

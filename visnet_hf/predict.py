@@ -1,0 +1,129 @@
+"""Predicting with a saved model: what ``visnet predict``, ``visnet zero-shot`` and the page (``visnet app``) share.
+
+One path from an image file to the top-k labels: the same image suffixes, the same parsing of typed
+class names, the same switch to new names for a VSENet (scored through a
+:class:`~visnet_hf.zero_shot.Vocabulary`, so the model itself is never changed), and the same errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from .data.images import decode
+from .errors import ConfigError, DataError, VisnetError
+from .hub.loading import load_model
+from .models import is_vsenet
+from .zero_shot import Vocabulary, build_vocabulary
+
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+MAX_NAMES = 1000
+
+
+def parse_names(text: str | None) -> list[str]:
+    """Class names as a person types them: comma- or line-separated, blanks dropped.
+
+    Raises:
+        ConfigError: no name, more than :data:`MAX_NAMES`, or a name given twice (the message says which).
+    """
+    names = [name.strip() for name in re.split(r"[,\n]", text or "") if name.strip()]
+    if not names:
+        raise ConfigError('Give at least one class name (comma- or line-separated), e.g. "zebra, lorry, cat".')
+    if len(names) > MAX_NAMES:
+        raise ConfigError(f"{len(names)} names is too many; give at most {MAX_NAMES}.")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"Each name once, please: {', '.join(repeated)} {'is' if len(repeated) == 1 else 'are'} repeated.")
+    return names
+
+
+def image_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The image files among ``paths`` and in the folders among them (recursively, sorted).
+
+    Raises:
+        DataError: a path that does not exist, or no image file at all.
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise DataError(f"{path} does not exist; give image files or folders of images.")
+    if not files:
+        raise DataError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}.")
+    return files
+
+
+class Predictor:
+    """A saved model (folder or Hub id) that classifies images, among its own classes or, for a VSENet,
+    among names given per call (each vocabulary embedded once)."""
+
+    def __init__(self, model: str | Path):
+        self.source = str(model)
+        self.model = load_model(model)
+        self.processor = self.model.image_processor()
+        self.is_vsenet = is_vsenet(self.model)
+        self.class_names = [self.model.config.id2label[i] for i in range(len(self.model.config.id2label))]
+        self._vocabularies: dict[tuple[str, ...], Vocabulary] = {}
+
+    def vocabulary(self, names: Sequence[str]) -> Vocabulary:
+        """``names`` as a vocabulary of this VSENet; its own names need no text encoder.
+
+        Raises:
+            ConfigError: the model is not a VSENet.
+            VisnetError: new names, and the text encoder cannot be loaded here (the message says how to bundle it).
+        """
+        if not self.is_vsenet:
+            raise ConfigError(f"{self.source} is not a VSENet; only a VSENet can switch to new class names.")
+        key = tuple(names)
+        if key == tuple(self.class_names):
+            return self.model.vocabulary
+        if key not in self._vocabularies:
+            try:
+                self._vocabularies = {key: build_vocabulary(self.model, key)}  # keep one: a page edits names often
+            except OSError as error:
+                raise VisnetError(
+                    f"New class names need the model's text encoder, which cannot be loaded here ({error}). "
+                    "Bundle it into the model folder (visnet bundle-text-encoder DIR) for offline use."
+                ) from None
+        return self._vocabularies[key]
+
+    @torch.no_grad()
+    def predict(
+        self,
+        image: str | Path | Image.Image,
+        names: Sequence[str] | None = None,
+        zero_shot_head: str | None = None,
+        calibration: float | None = None,
+        top_k: int = 5,
+    ) -> list[dict[str, Any]]:
+        """The ``top_k`` labels and their probabilities, most probable first.
+
+        Args:
+            image: a PIL image or an image file (an unreadable one raises ``BadImageError``).
+            names: class names to score among (VSENet); default: the model's own.
+            zero_shot_head: VSENet: how new names are scored in this call (default: the model's config).
+            calibration: VSENet: the offset on trained names among new ones in this call (default: the config's).
+        """
+        if not isinstance(image, Image.Image):
+            image = decode(image, str(image))
+        kwargs: dict[str, Any] = {}
+        labels = self.class_names
+        if names is not None:
+            kwargs["vocabulary"] = self.vocabulary(names)
+            labels = list(kwargs["vocabulary"].names)
+        if self.is_vsenet:
+            kwargs.update({k: v for k, v in (("zero_shot_head", zero_shot_head), ("calibration", calibration)) if v is not None})
+        probabilities = self.model(**self.processor(image, return_tensors="pt"), **kwargs).logits.float().softmax(-1)[0]
+        top = probabilities.topk(min(int(top_k), probabilities.numel()))
+        return [{"label": labels[int(i)], "score": float(p)} for p, i in zip(top.values, top.indices)]
+
+
+__all__ = ["IMAGE_SUFFIXES", "MAX_NAMES", "Predictor", "image_files", "parse_names"]
