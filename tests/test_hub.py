@@ -113,6 +113,8 @@ def test_push_uploads_weights_config_processor_card_and_training_config(trained_
         "eval_results.json",
         "model.safetensors",
         "preprocessor_config.json",
+        "tokenizer.json",  # the text encoder's tokenizer: what the zero-shot pipeline loads
+        "tokenizer_config.json",
         "training_config.yaml",
     ]
     assert uploaded == expected
