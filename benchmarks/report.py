@@ -228,8 +228,17 @@ def zero_shot_section(zero: dict) -> list[str]:
         "",
         f"**Protocol** (`visnet_hf.selection`): the 150 seen classes are split into {zero['folds']} folds of {zero['per_fold']}; for each fold",
         f"a VSENet trains on the other {150 - zero['per_fold']} and is scored, by name alone, on the {zero['per_fold']} it never saw. Each knob",
-        "below is chosen in turn by mean pseudo-unseen zero-shot top-1 over the folds, then the zero-shot head; the",
-        "generalised zero-shot offset is the median of the folds' fitted offsets. Then the chosen VSENet trains on all",
+        "below is chosen in turn by the mean over the folds of its metric (pseudo-unseen zero-shot top-1, or seen",
+        "accuracy for a knob that leaves the zero-shot side as it is), then the zero-shot head; the generalised zero-shot",
+        "offset is the median of the folds' fitted offsets."
+        + (
+            f" Folds choose on a development split ({pct(zero['dev_fraction'])} of their training part): seen accuracy is"
+            " measured there and pseudo-unseen classes are scored on their training part, so the seen test split is scored"
+            " once, at the end."
+            if zero.get("dev_fraction")
+            else ""
+        ),
+        "Then the chosen VSENet trains on all",
         "150 seen classes (90% of `seen_train.parquet`; the other 10% is the seen test set) and the 25 `unseen_dev`",
         "classes are scored **once**. Neither `unseen_dev` nor any class outside `seen_train.parquet` took part in a choice.",
         "**The backbone (EfficientNet-Lite0) was pretrained on ImageNet-1k, of which Tiny-ImageNet, seen and unseen classes",
@@ -238,7 +247,7 @@ def zero_shot_section(zero: dict) -> list[str]:
     ]
     for stage in protocol["stages"]:
         lines += [
-            f"Knob: {stage['knob']} (chosen: {stage['chosen']})",
+            f"Knob: {stage['knob']} (chosen: {stage['chosen']}, by {stage.get('metric', 'zero_shot_top1').replace('_', ' ')})",
             "",
             "| candidate | zero-shot head | CV zero-shot top-1 | top-5 | seen acc. | GZSL H | train (s) per fold |",
             "|---|---|---|---|---|---|---|",
@@ -274,14 +283,16 @@ def zero_shot_section(zero: dict) -> list[str]:
         f"On {final['unseen_images']} unseen images (50 per class) a top-1 near 25% has a standard error of about 1.2 points.",
         f"Without the offset the generalised harmonic mean is {pct(final['gzsl_uncalibrated']['harmonic_mean'])} (new classes swamped).",
         "",
-        "Goals:",
-        f"- zero-shot top-1 >= 1.25x the reference ({pct(1.25 * devise['zero_shot_top1'])}): {pct(final['zero_shot_top1'])} "
-        f"({final['zero_shot_top1'] / devise['zero_shot_top1']:.2f}x), {verdict(final['zero_shot_top1'] >= 1.25 * devise['zero_shot_top1'])}"
+        "Goals (issue #22, all from the one shipped config):",
+        f"- seen test top-1 >= the linear probe + 2 points ({pct(probe + 0.02)}): {pct(final['seen_accuracy'])}, "
+        f"{verdict(final['seen_accuracy'] >= probe + 0.02)} (+{100 * (final['seen_accuracy'] - probe):.1f} points; one standard error of "
+        f"either figure on {final['seen_images']} images is about {pct((probe * (1 - probe) / final['seen_images']) ** 0.5)});",
+        f"- zero-shot top-1 >= 1.3x the reference ({pct(1.3 * devise['zero_shot_top1'])}): {pct(final['zero_shot_top1'])} "
+        f"({final['zero_shot_top1'] / devise['zero_shot_top1']:.2f}x), {verdict(final['zero_shot_top1'] >= 1.3 * devise['zero_shot_top1'])}"
         f" (on the folds: {cv['zero_shot_top1'] / devise['cv_zero_shot_top1']:.2f}x);",
-        f"- generalised harmonic mean >= 25% with an offset fitted without `unseen_dev`: {pct(final['gzsl_calibrated']['harmonic_mean'])}, "
-        f"{verdict(final['gzsl_calibrated']['harmonic_mean'] >= 0.25)};",
-        f"- seen accuracy >= the linear probe's ({pct(probe)}): {pct(final['seen_accuracy'])}, {verdict(final['seen_accuracy'] >= probe)};",
-        f"- the whole benchmark in <= 30 minutes on 2 cores: {zero['seconds'] / 60:.0f} minutes, {verdict(zero['seconds'] <= 1800)}.",
+        f"- generalised harmonic mean >= 32% with an offset fitted without `unseen_dev`: {pct(final['gzsl_calibrated']['harmonic_mean'])}, "
+        f"{verdict(final['gzsl_calibrated']['harmonic_mean'] >= 0.32)};",
+        f"- the whole benchmark in <= 40 minutes on 2 cores: {zero['seconds'] / 60:.0f} minutes, {verdict(zero['seconds'] <= 2400)}.",
         "",
         "Resolution (64 px images, resized): the CV figures the resolution was chosen on (at the search's starting",
         "settings, the first knob), then the chosen settings at each size scored on `unseen_dev` and the seen test",
@@ -305,6 +316,31 @@ def zero_shot_section(zero: dict) -> list[str]:
     ]
     lines += [f"| {row['alpha']:.2f} | {pct(row['seen_accuracy'])} | {pct(row['zero_shot_top1'])} |" for row in zero["wise_ft"]]
     lines.append("")
+    return lines
+
+
+def levers_section(result: dict) -> list[str]:
+    """Every lever tried on the folds, kept or not, per text encoder."""
+    lines = [
+        "## 5c. Levers for seen accuracy and zero-shot, measured on the folds",
+        "",
+        machine_line(result),
+        "",
+        f"Each of {result['folds']} folds trains the shipped config's VSENet on 120 classes (WiSE-FT's far end, so both ends are at",
+        f"hand) without a development split ({pct(result['dev_fraction'])} of the training part); each lever is scored on that fold",
+        "model: seen accuracy on the development split, zero-shot top-1 on the 30 held-out classes, GZSL H with the fold's",
+        "offset. Means over the folds; the seen test split and `unseen_dev` take no part.",
+        "",
+    ]
+    for encoder, rows in result["levers"].items():
+        lines += [f"Text encoder `{encoder}`:", "", "| lever | zero-shot top-1 | seen acc. (dev) | GZSL H |", "|---|---|---|---|"]
+        lines += [
+            f"| {name} | {pct(row['zero_shot_top1'])} | {pct(row['seen_accuracy'])} | {pct(row['gzsl_harmonic_mean'])} |"
+            for name, row in rows.items()
+            if name != "per_fold"
+        ]
+        lines.append("")
+    lines += [*[f"Note: {note}" for note in result.get("notes", [])], ""]
     return lines
 
 
@@ -415,6 +451,9 @@ def main() -> None:
     zero = load("tinyimagenet_zeroshot")
     if zero:
         lines += zero_shot_section(zero)
+    levers = load("tinyimagenet_levers")
+    if levers:
+        lines += levers_section(levers)
 
     embeddings = load("embeddings")
     if embeddings:

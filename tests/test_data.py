@@ -425,3 +425,20 @@ def test_a_missing_local_file_falls_back_to_the_hub_copy(tiny_parquet, monkeypat
     # With the local file present the Hub is never asked.
     calls.clear()
     assert len(load_splits(replace(config, path=tiny_parquet)).eval) == 24 and calls == []
+
+
+def test_a_development_split_comes_out_of_the_training_part(tiny_parquet):
+    """data.dev_fraction: settings are chosen on part of the training split; the test part is in neither."""
+    plain = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25), seed=0)
+    dev = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25, dev_fraction=0.2), seed=0)
+    test_rows = set(plain.eval["source_index"])
+    train_rows, dev_rows = set(dev.train["source_index"]), set(dev.eval["source_index"])
+    assert train_rows | dev_rows == set(plain.train["source_index"]) and not train_rows & dev_rows
+    assert not (train_rows | dev_rows) & test_rows
+    assert abs(len(dev_rows) - 0.2 * len(plain.train)) < 1
+    assert dev.eval_description.startswith("a development split: a stratified 20% of the training part")
+    # The same development split whatever classes a fold keeps.
+    fold = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25, dev_fraction=0.2, include_classes=["dog"]), seed=0)
+    assert set(fold.eval["source_index"]) <= dev_rows
+    with pytest.raises(ValueError, match=r"dev_fraction=1.5 must lie in \[0, 1\)"):
+        DataConfig(path=tiny_parquet, dev_fraction=1.5)

@@ -182,3 +182,45 @@ def test_minilm_pipeline_and_set_classes_agree_on_real_images(minilm_path, cifar
     assert pipeline_top1 == [new[i] for i in logits.argmax(-1)]
     text = reference.get_text_features(**reference.tokenizer()(new, padding=True, return_tensors="pt")).pooler_output
     assert text.shape == (5, 384) and torch.allclose(F.normalize(text, dim=-1), text, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_wise_ft_chosen_per_use(tiny_parquet, tiny_text_encoder, tmp_path, pixel_batch):
+    """wise_ft.seen_alpha: the trained vocabulary is scored at seen_alpha, every other vocabulary at alpha."""
+    import copy
+
+    from visnet_hf.errors import ConfigError
+    from visnet_hf.training import load_config, train
+    from visnet_hf.wise_ft import interpolate_state
+
+    from .conftest import write_config
+
+    config = write_config(tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder, extra="trackers: []\n")
+    overrides = [
+        "optim.freeze=backbone",
+        "stages=[{name: align, steps: 3, objective: align}, {name: tune, steps: 3, objective: joint}]",
+        "wise_ft={stage: align, alpha: 0.25, seen_alpha: 1.0}",
+    ]
+    with pytest.raises(ConfigError, match="wise_ft.seen_alpha keeps only the heads twice, so it needs optim.freeze: backbone"):
+        load_config(config, [*overrides, "optim.freeze=none"])
+    results = train(load_config(config, overrides))
+    model, ends = results["model"].eval(), results["wise_ft_endpoints"]
+    assert model.config.zero_shot_heads and model.zero_shot_heads is not None
+
+    def scored_at(alpha, **kwargs):
+        reference = copy.deepcopy(model)
+        reference.zero_shot_heads, reference.config.zero_shot_heads = None, False
+        reference.load_state_dict(interpolate_state(ends["start"], ends["final"], alpha))
+        with torch.no_grad():
+            return reference(pixel_batch, **kwargs).logits
+
+    new = build_vocabulary(model, NEW_NAMES)
+    with torch.no_grad():
+        trained_logits, new_logits = model(pixel_batch).logits, model(pixel_batch, vocabulary=new).logits
+    torch.testing.assert_close(trained_logits, scored_at(1.0))
+    torch.testing.assert_close(new_logits, scored_at(0.25, vocabulary=new))
+    assert not torch.allclose(new_logits, scored_at(1.0, vocabulary=new))
+    reloaded = visnet_hf.VSENetForImageClassification.from_pretrained(tmp_path / "run" / "model").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pixel_batch, vocabulary=new).logits, new_logits)
+        torch.testing.assert_close(reloaded(pixel_batch).logits, trained_logits)

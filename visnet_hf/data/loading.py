@@ -118,6 +118,13 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
     else:
         evaluation = eval_source = _with_class_label(_standardise(raw_eval, config, "eval"), class_names)
         eval_description = where["eval"]
+    if config.dev_fraction:  # choose on part of the training split; the test part stays out of both
+        parts = train.train_test_split(test_size=config.dev_fraction, seed=seed, stratify_by_column="label")
+        train, evaluation, eval_source = parts["train"], parts["test"], train_source
+        eval_description = (
+            f"a development split: a stratified {_percent(config.dev_fraction)} of the training part of "
+            f"{where['train']} (seed {seed}); the test part ({eval_description}) is left out"
+        )
     if config.include_classes:
         keep = _class_indices(config.include_classes, class_names)
         train, evaluation = (_keep_classes(split, keep, config.include_classes) for split in (train, evaluation))

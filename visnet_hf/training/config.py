@@ -138,14 +138,22 @@ class HubConfig:
 @dataclass(frozen=True)
 class WiseFTConfig:
     """WiSE-FT at the end of training: the exported model is ``(1 - alpha)`` times the weights at the
-    end of ``stage`` (e.g. the aligned stage-1 model) plus ``alpha`` times the final weights."""
+    end of ``stage`` (e.g. the aligned stage-1 model) plus ``alpha`` times the final weights.
+
+    ``seen_alpha`` (a VSENet on a frozen backbone) chooses the point per use: the trained vocabulary is
+    scored by heads at ``seen_alpha`` (nearer the fine-tuned end serves the trained classes), every
+    other vocabulary by a copy of the heads at ``alpha`` (nearer the aligned end transfers to new names).
+    """
 
     stage: str
     alpha: float = 0.5
+    seen_alpha: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha={self.alpha} must lie in [0, 1]")
+        for name in ("alpha", "seen_alpha"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value} must lie in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,12 @@ class TrainConfig:
             problems.append(f"stage names must be unique, got {names}")
         if self.wise_ft is not None and self.wise_ft.stage not in names[:-1]:
             problems.append(f"wise_ft.stage={self.wise_ft.stage!r} must name a stage before the last; the stages are {names}")
+        per_use = self.wise_ft is not None and self.wise_ft.seen_alpha is not None
+        if per_use and (self.optim.freeze != "backbone" or self.model.overrides.get("text_trainable_layers")):
+            problems.append(
+                "wise_ft.seen_alpha keeps only the heads twice, so it needs optim.freeze: backbone and no trainable "
+                "text layers; drop seen_alpha, or freeze the backbone"
+            )
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -242,14 +242,21 @@ def export(run: Run, directory: Path, evaluation: dict[str, Any]) -> None:
 
 
 def apply_wise_ft(run: Run) -> dict[str, torch.Tensor]:
-    """Load ``(1 - alpha) * start + alpha * final`` into the model, evaluate it, export it; returns the final weights."""
+    """Load ``(1 - alpha) * start + alpha * final`` into the model (with ``seen_alpha``: that for the
+    trained vocabulary, and a copy of the heads at ``alpha`` for every other), evaluate it, export it;
+    returns the final weights."""
     from ..wise_ft import interpolate_state
 
+    wise_ft, start = run.config.wise_ft, run.wise_ft_start.state
     model = run.accelerator.unwrap_model(run.eval_model)
     final = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
-    model.load_state_dict(interpolate_state(run.wise_ft_start.state, final, run.config.wise_ft.alpha))
+    seen_alpha = wise_ft.alpha if wise_ft.seen_alpha is None else wise_ft.seen_alpha
+    model.load_state_dict(interpolate_state(start, final, seen_alpha))
+    if wise_ft.seen_alpha is not None:
+        model.keep_zero_shot_heads(interpolate_state(start, final, wise_ft.alpha))
+    per_use = f" (the trained vocabulary's heads at {seen_alpha})" if wise_ft.seen_alpha is not None else ""
     run.accelerator.print(
-        f"WiSE-FT: alpha {run.config.wise_ft.alpha} between the end of stage {run.config.wise_ft.stage!r} and the final weights."
+        f"WiSE-FT: alpha {wise_ft.alpha}{per_use} between the end of stage {wise_ft.stage!r} and the final weights."
     )
     result = evaluate(run)
     run.state.history[-1]["stage"] = "wise_ft"

@@ -60,6 +60,8 @@ class VSENetConfig(VisnetConfig):
         conse_top_k: how many of the most probable trained classes ConSE averages.
         calibration: offset subtracted from trained classes' scores in a mixed (generalised
             zero-shot) vocabulary, so new classes are not swamped; see ``fit_calibration``.
+        zero_shot_heads: the model keeps a second copy of its heads for vocabularies other than the
+            trained one (WiSE-FT chosen per use; set by ``keep_zero_shot_heads``).
     """
 
     model_type = "vsenet"
@@ -90,6 +92,7 @@ class VSENetConfig(VisnetConfig):
     zero_shot_head: ZeroShotHead = "both"
     conse_top_k: int = 10
     calibration: float = 0.0
+    zero_shot_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
         super()._check_values(checks, kwargs)

@@ -111,6 +111,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         # config.class_centering is set (the direction all names share says nothing about any one).
         self.register_buffer("text_mean", torch.zeros(config.embedding_dim))
         self.text_tower = TextTower(config) if config.text_trainable_layers else None
+        self.zero_shot_heads = ZeroShotHeads(config) if config.zero_shot_heads else None
         self._text_inputs: dict[str, torch.Tensor] | None = None  # the vocabulary's prompts, tokenized
         self._vocabulary: Vocabulary | None = None  # a view of config.class_names and class_embeddings
         self.post_init()
@@ -167,17 +168,18 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         else:
             feature_map, pooled = None, image_features
         visual = self.dropout(pooled)
-        image_embeds = F.normalize(self.projection(visual), dim=-1)
+        heads = self._heads(vocabulary)
+        image_embeds = F.normalize(heads.projection(visual), dim=-1)
         class_embeds = self._scored_class_embeddings(vocabulary)
-        semantic_logits = self.logit_scale_value() * image_embeds @ class_embeds.T
+        semantic_logits = self.logit_scale_value(heads) * image_embeds @ class_embeds.T
 
         if vocabulary.is_trained_vocabulary:  # both heads are available
-            softmax_logits = self.classifier(visual)
+            softmax_logits = heads.classifier(visual)
             logits = self._combine(semantic_logits, softmax_logits)
         else:  # names it did not train on (or not in the trained order): the zero-shot head, calibrated
             softmax_logits = None
             head = zero_shot_head or self.config.zero_shot_head
-            logits = self._zero_shot_logits(semantic_logits, image_embeds, visual, class_embeds, head)
+            logits = self._zero_shot_logits(semantic_logits, image_embeds, visual, class_embeds, head, heads)
             offset = self.config.calibration if calibration is None else calibration
             if vocabulary.mixes_trained_and_new:
                 logits = apply_offset(logits, vocabulary.trained, offset)
@@ -207,13 +209,14 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self, pixel_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None, **kwargs: Any
     ) -> BaseModelOutputWithPooling:
         """CLIP's ``get_image_features``: ``pooler_output`` is the projected image ``z``, unit length, as
-        the model scores it against class embeddings; ``last_hidden_state`` is the backbone's feature map."""
+        the model scores it against new class names; ``last_hidden_state`` is the backbone's feature map."""
         if image_features is None:
             feature_map = self.backbone.forward_features(pixel_values)
             image_features = self.backbone.forward_head(feature_map, pre_logits=True)
         else:
             feature_map = None
-        image_embeds = F.normalize(self.projection(self.dropout(image_features)), dim=-1)
+        projection = (self.zero_shot_heads or self).projection
+        image_embeds = F.normalize(projection(self.dropout(image_features)), dim=-1)
         return BaseModelOutputWithPooling(last_hidden_state=feature_map, pooler_output=image_embeds)
 
     def get_text_features(
@@ -234,9 +237,31 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             pooled = pool(outputs, attention_mask.to(device), pooling).float().to(self.device)
         return BaseModelOutputWithPooling(pooler_output=self._centred(F.normalize(pooled, dim=-1)))
 
-    def logit_scale_value(self) -> torch.Tensor:
+    def logit_scale_value(self, heads: nn.Module | None = None) -> torch.Tensor:
         """The cosine logits' scale ``1 / temperature``, clamped at ``1 / min_temperature``."""
-        return self.logit_scale.exp().clamp(max=1.0 / self.config.min_temperature)
+        return (heads or self).logit_scale.exp().clamp(max=1.0 / self.config.min_temperature)
+
+    def _heads(self, vocabulary: Vocabulary) -> nn.Module:
+        """What scores ``vocabulary``: the model's own heads, or for other vocabularies its zero-shot
+        copy when it keeps one (WiSE-FT chosen per use)."""
+        if self.zero_shot_heads is None or vocabulary.is_trained_vocabulary:
+            return self
+        return self.zero_shot_heads
+
+    @torch.no_grad()
+    def keep_zero_shot_heads(self, state: dict[str, torch.Tensor]) -> None:
+        """Keep a second copy of the heads, with the weights in ``state`` (a state dict of this model),
+        to score every vocabulary but the trained one; the model's own heads keep scoring that.
+
+        WiSE-FT chosen per use (``wise_ft.seen_alpha``): the trained classes are best served nearer
+        the fine-tuned weights, new names nearer the aligned ones. Only the heads are kept twice, so
+        the rest of the model (the backbone) must be the same for both uses.
+        """
+        heads = ZeroShotHeads(self.config).to(self.logit_scale.device)
+        prefixes = tuple(f"{name}." for name in ZeroShotHeads.PARTS)
+        heads.load_state_dict({key: state[key] for key in state if key.startswith(prefixes) or key == "logit_scale"})
+        self.zero_shot_heads = heads.requires_grad_(False)
+        self.config.zero_shot_heads = True
 
     def normalized_class_embeddings(self) -> torch.Tensor:
         """The current vocabulary's embeddings as the heads use them: centred if configured, unit length."""
@@ -304,6 +329,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         visual: torch.Tensor,
         class_embeds: torch.Tensor,
         head: str,
+        heads: nn.Module,
     ) -> torch.Tensor:
         """Scores over a vocabulary the model did not train on, as ``head`` picks.
 
@@ -314,9 +340,9 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         """
         if head == "semantic":
             return semantic_logits
-        scale = self.logit_scale_value()
+        scale = self.logit_scale_value(heads)
         trained = self._centred(self.trained_class_embeddings)
-        trained_logits = self._combine(scale * image_embeds @ trained.T, self.classifier(visual))
+        trained_logits = self._combine(scale * image_embeds @ trained.T, heads.classifier(visual))
         conse = conse_logits(trained_logits, trained, class_embeds, scale, self.config.conse_top_k).to(semantic_logits.dtype)
         return conse if head == "conse" else semantic_logits + conse
 
@@ -533,6 +559,19 @@ def _initial_state(config: VSENetConfig, class_embeddings: torch.Tensor | None) 
         "trained_class_embeddings": class_embeddings.clone(),
         "text_mean": class_embeddings.mean(0),
     }
+
+
+class ZeroShotHeads(nn.Module):
+    """A second copy of VSENet's heads (projection, softmax classifier, temperature) that scores every
+    vocabulary but the trained one: see :meth:`VSENetForImageClassification.keep_zero_shot_heads`."""
+
+    PARTS = ("projection", "classifier")
+
+    def __init__(self, config: VSENetConfig) -> None:
+        super().__init__()
+        self.projection = _projection(config)
+        self.classifier = nn.Linear(config.num_features, len(config.trained_class_names))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.temperature)))
 
 
 class TextTower(nn.Module):
