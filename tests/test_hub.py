@@ -81,6 +81,7 @@ def test_card_of_a_zero_shot_vocabulary_names_the_head_and_calibration(trained_r
     text = str(hub.render_card(tmp_path))
     assert "Trained on (4): cat, dog, car, ship. The names not among them" in text
     assert "scored by the `conse` zero-shot head; `config.calibration` = 1.5" in text
+    assert f'pipeline("zero-shot-image-classification", model="{tmp_path}")' in text
 
 
 class RecordingApi:

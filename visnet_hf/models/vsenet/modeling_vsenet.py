@@ -161,7 +161,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             if vocabulary is not None:
                 raise ValueError("Give class texts (input_ids) or a vocabulary, not both.")
             vocabulary = vocabulary_from_prompts(self, self.tokenizer(), input_ids)
-        vocabulary = vocabulary or self.vocabulary
+        vocabulary = self.vocabulary if vocabulary is None else vocabulary
         if image_features is None:
             feature_map = self.backbone.forward_features(pixel_values)
             pooled = self.backbone.forward_head(feature_map, pre_logits=True)
