@@ -1,8 +1,9 @@
 """Benchmark 5c: levers for seen accuracy and zero-shot on Tiny-ImageNet, measured on pseudo-unseen folds only.
 
 Each fold (5 folds of 30 of the 150 seen classes, as in bench_zeroshot.py) trains the shipped config's
-VSENet on the other 120 classes without a development split (10% of their training part), once per
-text encoder, with WiSE-FT's far end (alpha 1.0) so that both ends of the interpolation are at hand.
+VSENet, as align-then-joint stages, on the other 120 classes without a development split (10% of their
+training part), once per text encoder, with WiSE-FT's far end (alpha 1.0) so that both ends of the
+interpolation are at hand.
 Every lever that needs no retraining is then scored on the same fold model: seen accuracy on the
 development split, zero-shot top-1 on the 30 held-out classes (their training part), and the
 generalised zero-shot harmonic mean with the offset fitted on the fold. Neither the seen test split
@@ -19,7 +20,7 @@ import tempfile
 import time
 
 from _common import write_result
-from bench_zeroshot import DEV_FRACTION, base_config
+from bench_zeroshot import ALIGN_JOINT, DEV_FRACTION, base_config
 
 LEVERS = {
     # WiSE-FT: every weight at alpha (0: the aligned model, 1: fine-tuned) ...
@@ -63,7 +64,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
     started = time.perf_counter()
-    base = override(base_config(None), ["wise_ft={stage: align, alpha: 1.0}"])
+    # The shipped config, trained as align then joint so that WiSE-FT has an aligned end to start from.
+    base = override(base_config(None), [ALIGN_JOINT, "wise_ft={stage: align, alpha: 1.0}"])
     folds = pseudo_unseen_folds(load_splits(base.data).class_names, 5, 30, seed=0)[: args.folds]
     results = {}
     for encoder in ENCODERS:

@@ -97,8 +97,9 @@ NOTES = [
     "their training part) and report seen accuracy on it; pseudo-unseen classes are scored on their training part "
     "only, so the seen test split is scored once, at the end. Knobs added: the text encoder (all-MiniLM-L6-v2 or "
     "all-mpnet-base-v2) and WiSE-FT per use (the trained vocabulary at alpha 1.0), the latter chosen by seen "
-    "accuracy on the development split since it leaves the zero-shot side as it is. The levers tried on folds "
-    "before it are in tinyimagenet_levers.json.",
+    "accuracy on the development split since it leaves the zero-shot side as it is, and run only when the chosen "
+    "objective has WiSE-FT. The levers were explored on folds before this run; benchmarks/bench_levers.py "
+    "re-measures them (tinyimagenet_levers.json, section 5c).",
 ]
 # --quick: the first candidate of each knob, but both candidates of these (and the WiSE-FT objective, so that
 # the per-use knob runs): every code path once.

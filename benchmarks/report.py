@@ -259,6 +259,12 @@ def zero_shot_section(zero: dict) -> list[str]:
                     f"{pct(row['gzsl_harmonic_mean'])} | {row['train_seconds']:.0f} |"
                 )
         lines.append("")
+    run_knobs = {stage["knob"] for stage in protocol["stages"]}
+    if zero.get("dev_fraction") and "WiSE-FT per use" not in run_knobs:
+        lines += [
+            "Knob: WiSE-FT per use: not run (the chosen objective has no WiSE-FT, so there is no alpha to choose per use).",
+            "",
+        ]
     cv = protocol["cv"]
     lines += [
         f"Chosen: `{'`, `'.join(protocol['overrides'])}`, zero-shot head `{head}`; generalised zero-shot offset "
@@ -326,7 +332,7 @@ def levers_section(result: dict) -> list[str]:
         "",
         machine_line(result),
         "",
-        f"Each of {result['folds']} folds trains the shipped config's VSENet on 120 classes (WiSE-FT's far end, so both ends are at",
+        f"Each of {result['folds']} folds trains the shipped config's VSENet, as align-then-joint stages, on 120 classes (WiSE-FT's far end, so both ends are at",
         f"hand) without a development split ({pct(result['dev_fraction'])} of the training part); each lever is scored on that fold",
         "model: seen accuracy on the development split, zero-shot top-1 on the 30 held-out classes, GZSL H with the fold's",
         "offset. Means over the folds; the seen test split and `unseen_dev` take no part.",
