@@ -276,3 +276,27 @@ def test_image_processor_matches_timms_eval_transform():
         theirs = transform(image)
         assert ours.shape == theirs.shape == (3, 224, 224)
         assert (ours - theirs).abs().mean() < 0.02
+
+
+@pytest.mark.parametrize("name", ["vsenet_resnet18", "frn_resnet18"])
+def test_label_smoothing_reaches_every_classifier_term(name, tiny_text_encoder, pixel_batch):
+    torch.manual_seed(0)
+    kwargs = (
+        {"class_names": ["cat", "dog", "car", "ship"], "text_encoder": tiny_text_encoder}
+        if name.startswith("vsenet")
+        else {"num_labels": 4}
+    )
+    model = visnet_hf.create_model(name, image_size=32, label_smoothing=0.2, **kwargs).eval()
+    labels = torch.tensor([0, 1, 2, 3])
+    output = model(pixel_batch, labels=labels)
+    heads = (
+        {"ce": output.logits}
+        if name.startswith("frn")
+        else {"semantic_ce": output.semantic_logits, "softmax_ce": output.softmax_logits}
+    )
+    for term, logits in heads.items():
+        expected = torch.nn.functional.cross_entropy(logits.float(), labels, label_smoothing=0.2)
+        torch.testing.assert_close(output.loss_terms[term], expected)
+        assert not torch.allclose(output.loss_terms[term], torch.nn.functional.cross_entropy(logits.float(), labels))
+    with pytest.raises(ValueError, match=r"label_smoothing=1.0 must lie in \[0, 1\)"):
+        visnet_hf.create_model(name, image_size=32, label_smoothing=1.0, **kwargs)

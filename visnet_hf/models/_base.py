@@ -35,12 +35,15 @@ class VisnetConfig(PreTrainedConfig):
         num_features: the backbone's pooled feature width; filled in when the model is first built.
         data_config: timm's eval data config (``input_size``, ``mean``, ``std``, ``interpolation``,
             ``crop_pct``); filled in from the backbone when the model is first built.
+        label_smoothing: smoothing of the targets of the classifiers' cross-entropy terms, as timm's
+            ``--smoothing`` and ``torch.nn.functional.cross_entropy`` take it (0: none).
     """
 
     backbone: str = "resnet18"
     backbone_kwargs: dict[str, Any] | None = None
     num_features: int | None = None
     data_config: dict[str, Any] | None = None
+    label_smoothing: float = 0.0
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -53,6 +56,7 @@ class VisnetConfig(PreTrainedConfig):
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
         """Check (and derive) values; subclasses extend it. Fields of the wrong type are skipped."""
+        checks.require("label_smoothing", lambda v: 0.0 <= v < 1.0, "must lie in [0, 1)")
         stored_loading_kwargs = sorted(LOADING_ONLY_KWARGS & set(self.backbone_kwargs or {}))
         if stored_loading_kwargs:
             checks.problems.append(

@@ -170,7 +170,7 @@ class FRNForImageClassification(FRNPreTrainedModel):
 
         loss, loss_terms = None, None
         if labels is not None:
-            loss_terms = {"ce": F.cross_entropy(logits.float(), labels)}
+            loss_terms = {"ce": F.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing)}
             loss = loss_terms["ce"]
 
         output = FRNOutput(

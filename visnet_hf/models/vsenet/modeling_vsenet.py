@@ -374,9 +374,9 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             terms["align"] = -(targets * semantic_logits.log_softmax(-1)).sum(-1).mean()
         if objective in ("finetune", "joint"):
             if config.head in ("semantic", "both") or softmax_logits is None:
-                terms["semantic_ce"] = F.cross_entropy(semantic_logits, labels)
+                terms["semantic_ce"] = F.cross_entropy(semantic_logits, labels, label_smoothing=config.label_smoothing)
             if config.head in ("softmax", "both") and softmax_logits is not None:
-                terms["softmax_ce"] = F.cross_entropy(softmax_logits.float(), labels)
+                terms["softmax_ce"] = F.cross_entropy(softmax_logits.float(), labels, label_smoothing=config.label_smoothing)
         if config.weight_reg > 0:
             squared = torch.stack([p.float().pow(2).sum() for n, p in self.named_parameters() if _is_head_weight(n)]).sum()
             terms["weight_reg"] = config.weight_reg * squared
