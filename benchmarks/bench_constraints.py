@@ -19,6 +19,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from _common import ROOT, write_result
@@ -29,21 +30,16 @@ CONSTRAINTS = ("none", "label_deviation", "grey_values", "spatial_position", "fi
 
 def greyscale_copy(data, seed: int, folder: Path) -> str:
     """The eval split, each image converted to grey (and back to three channels), as a parquet file."""
-    from PIL import Image
-
     from visnet_hf.data import load_splits
 
     evaluation = load_splits(data, seed=seed).eval
     grey = evaluation.map(lambda row: {"image": row["image"].convert("L").convert("RGB")}, desc="greyscale")
     path = folder / "grey_eval.parquet"
     grey.select_columns(["image", "label"]).to_parquet(str(path))
-    assert isinstance(grey[0]["image"], Image.Image)
     return str(path)
 
 
 def run(constraint: str, seed: int, args, grey_path: str) -> dict:
-    from dataclasses import replace
-
     from visnet_hf.data import load_eval_data
     from visnet_hf.evaluation import evaluate_on
     from visnet_hf.training import load_config, make_accelerator, train
@@ -126,12 +122,7 @@ def main() -> None:
     started = time.perf_counter()
     base = load_config(ROOT / "configs" / "quickstart.yaml", [f"data.path={CIFAR10}", "data.val_fraction=0.1"])
     with tempfile.TemporaryDirectory() as folder:
-        data = (
-            base.data
-            if args.eval_images is None
-            else base.data.__class__(**{**vars(base.data), "max_eval_samples": args.eval_images})
-        )
-        grey_path = greyscale_copy(data, 0, Path(folder))
+        grey_path = greyscale_copy(replace(base.data, max_eval_samples=args.eval_images), 0, Path(folder))
         # Seed-major order: a drift in the machine's speed spreads over every constraint alike.
         rows = [run(constraint, seed, args, grey_path) for seed in range(args.seeds) for constraint in CONSTRAINTS]
     write_result(

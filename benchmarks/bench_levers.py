@@ -46,12 +46,12 @@ def score_levers(model, ends, fold_config, data) -> dict:
         if lever.get("semantic_only"):
             state = {key: ends["final"][key] if key.startswith("classifier.") else value for key, value in state.items()}
         model.load_state_dict(state)
-        for key, value in lever.get("config", {}).items():  # a fresh model per fold: nothing to restore
-            setattr(model.config, key, value)
+        fields = lever.get("config", {})  # config values a forward call does not take: set, scored, put back
+        saved = {key: getattr(model.config, key) for key in fields}
+        model.config.update(fields)
         scored = score_fold(model, fold_config, data)
+        model.config.update(saved)
         rows[name] = {metric: scored[metric] for metric in METRICS}
-        for key in lever.get("config", {}):
-            setattr(model.config, key, getattr(type(model.config)(), key))
     return rows
 
 

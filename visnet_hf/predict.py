@@ -71,7 +71,7 @@ class Predictor:
         self.processor = self.model.image_processor()
         self.is_vsenet = is_vsenet(self.model)
         self.class_names = [self.model.config.id2label[i] for i in range(len(self.model.config.id2label))]
-        self._vocabularies: dict[tuple[str, ...], Vocabulary] = {}
+        self._last: Vocabulary | None = None  # the last new vocabulary: a page edits its names often
 
     def vocabulary(self, names: Sequence[str]) -> Vocabulary:
         """``names`` as a vocabulary of this VSENet; its own names need no text encoder.
@@ -85,15 +85,15 @@ class Predictor:
         key = tuple(names)
         if key == tuple(self.class_names):
             return self.model.vocabulary
-        if key not in self._vocabularies:
+        if self._last is None or self._last.names != key:
             try:
-                self._vocabularies = {key: build_vocabulary(self.model, key)}  # keep one: a page edits names often
+                self._last = build_vocabulary(self.model, key)
             except OSError as error:
                 raise VisnetError(
                     f"New class names need the model's text encoder, which cannot be loaded here ({error}). "
                     "Bundle it into the model folder (visnet bundle-text-encoder DIR) for offline use."
                 ) from None
-        return self._vocabularies[key]
+        return self._last
 
     @torch.no_grad()
     def predict(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -129,7 +130,7 @@ def vocabulary_from_prompts(model: Any, tokenizer: Any, input_ids: torch.Tensor)
     spacing) is that trained name.
     """
     sentences = [text.strip() for text in tokenizer.batch_decode(input_ids, skip_special_tokens=True)]
-    trained = {_canonical(tokenizer, name): name for name in model.config.trained_class_names}
+    trained = _canonical_names(tokenizer, tuple(model.config.trained_class_names))
     templates: list[str] = [PIPELINE_TEMPLATE]
     templates += [sentence.replace(name, "{}", 1) for sentence in sentences for name in trained if name and name in sentence]
     for template in dict.fromkeys(templates):
@@ -139,6 +140,12 @@ def vocabulary_from_prompts(model: Any, tokenizer: Any, input_ids: torch.Tensor)
             if len(set(names)) == len(names):
                 return build_vocabulary(model, names, templates=None if template == PIPELINE_TEMPLATE else [template])
     return build_vocabulary(model, [trained.get(s, s) for s in sentences], templates="{}")
+
+
+@lru_cache(maxsize=16)
+def _canonical_names(tokenizer: Any, names: tuple[str, ...]) -> dict[str, str]:
+    """Each name as the tokenizer reads it back -> the name (once per tokenizer and vocabulary, not per call)."""
+    return {_canonical(tokenizer, name): name for name in names}
 
 
 def _canonical(tokenizer: Any, text: str) -> str:

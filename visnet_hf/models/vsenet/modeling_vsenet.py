@@ -227,8 +227,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if self.text_tower is not None:
-            tower = self.text_tower
-            pooled = tower(input_ids.to(self.device), attention_mask.to(self.device))
+            pooled = self.text_tower(input_ids.to(self.device), attention_mask.to(self.device))
         else:
             encoder, _, pooling = load_text_model(self.text_encoder_path(), self.config.text_pooling)
             device = next(encoder.parameters()).device
