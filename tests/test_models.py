@@ -300,3 +300,32 @@ def test_label_smoothing_reaches_every_classifier_term(name, tiny_text_encoder, 
         assert not torch.allclose(output.loss_terms[term], torch.nn.functional.cross_entropy(logits.float(), labels))
     with pytest.raises(ValueError, match=r"label_smoothing=1.0 must lie in \[0, 1\)"):
         visnet_hf.create_model(name, image_size=32, label_smoothing=1.0, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["vsenet_resnet18", "frn_resnet18", "frn_resnet18_conv"])
+def test_test_time_flip_scores_an_image_and_its_mirror_alike_in_eval_mode_only(name, tiny_text_encoder, pixel_batch, tmp_path):
+    torch.manual_seed(0)
+    kwargs = (
+        {"class_names": ["cat", "dog", "car", "ship"], "text_encoder": tiny_text_encoder}
+        if name.startswith("vsenet")
+        else {"num_labels": 4}
+    )
+    model = visnet_hf.create_model(name, image_size=32, test_time_flip=True, **kwargs).eval()
+    mirrored = pixel_batch.flip(-1)
+    with torch.no_grad():
+        logits = model(pixel_batch).logits
+        torch.testing.assert_close(model(mirrored).logits, logits)  # the average over both is the same for both
+        model.config.test_time_flip = False
+        plain, plain_mirrored = model(pixel_batch).logits, model(mirrored).logits
+        assert not torch.allclose(plain, plain_mirrored)  # the two views differ, so the average is news
+        assert not torch.allclose(logits, plain)
+        model.config.test_time_flip = True
+        model.train()  # training sees each image as it is
+        torch.manual_seed(1)
+        trained_view = model(pixel_batch).logits
+        model.config.test_time_flip = False
+        torch.manual_seed(1)
+        torch.testing.assert_close(trained_view, model(pixel_batch).logits)
+    model.config.test_time_flip = True
+    model.save_pretrained(tmp_path)  # the setting travels with the saved model
+    assert type(model).from_pretrained(tmp_path).config.test_time_flip is True

@@ -204,6 +204,16 @@ def test_resume_continues_exactly(tiny_parquet, tmp_path):
         torch.testing.assert_close(final[name], tensor, atol=1e-6, rtol=0)
 
 
+def test_the_returned_model_is_the_one_scored_and_exported(tiny_parquet, tmp_path):
+    """With an EMA the run scores and exports the averaged weights; ``results["model"]`` is that model too."""
+    config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\n")
+    results = train_main(["--config", str(config), "stages.0.epochs=1", "optim.ema_decay=0.5"])
+    exported = load_file(tmp_path / "run" / "model" / "model.safetensors")
+    returned = results["model"].state_dict()
+    for name, tensor in exported.items():
+        torch.testing.assert_close(returned[name], tensor, msg=name)
+
+
 def test_bf16_training_with_constraints(tiny_parquet, tmp_path, monkeypatch):
     config = write_config(tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\n")
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import torch
 import torch.nn as nn
 from transformers import PreTrainedConfig, PreTrainedModel
 
@@ -37,6 +38,10 @@ class VisnetConfig(PreTrainedConfig):
             ``crop_pct``); filled in from the backbone when the model is first built.
         label_smoothing: smoothing of the targets of the classifiers' cross-entropy terms, as timm's
             ``--smoothing`` and ``torch.nn.functional.cross_entropy`` take it (0: none).
+        test_time_flip: in eval mode, run the backbone on each image and its mirror image and average
+            the two feature maps (the mirror's mirrored back) and pooled features, so every head scores
+            the average: flip test-time augmentation, at twice the backbone's inference cost. Training
+            and precomputed ``image_features`` are unaffected.
     """
 
     backbone: str = "resnet18"
@@ -44,6 +49,7 @@ class VisnetConfig(PreTrainedConfig):
     num_features: int | None = None
     data_config: dict[str, Any] | None = None
     label_smoothing: float = 0.0
+    test_time_flip: bool = False
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -108,6 +114,21 @@ class VisnetPreTrainedModel(PreTrainedModel):
                 module.init_non_persistent_buffers()
             return
         super()._init_weights(module)
+
+    def backbone_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The backbone's feature map and pooled features of a batch of images (``pre_logits``);
+        with ``config.test_time_flip`` in eval mode, the average over each image and its mirror."""
+        if self.training or not self.config.test_time_flip:
+            feature_map = self.backbone.forward_features(pixel_values)
+            return feature_map, self.backbone.forward_head(feature_map, pre_logits=True)
+        both = self.backbone.forward_features(torch.cat([pixel_values, pixel_values.flip(-1)]))
+        pooled = self.backbone.forward_head(both, pre_logits=True)
+        pooled = (pooled[: len(pixel_values)] + pooled[len(pixel_values) :]) / 2
+        original, mirrored = both.chunk(2)
+        if original.ndim == 4:  # a spatial map: mirror the mirror's map back (width is the last axis of NCHW, not NHWC)
+            width = 2 if getattr(self.backbone, "output_fmt", "NCHW") == "NHWC" else 3
+            return (original + mirrored.flip(width)) / 2, pooled
+        return original, pooled  # tokens have no width axis to mirror back: the image's own
 
     def image_processor(self):
         """The eval-time image processor for this model's backbone (a ``BitImageProcessor``)."""

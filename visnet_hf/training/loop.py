@@ -308,7 +308,7 @@ def finish(run: Run) -> dict[str, Any]:
     accelerator.end_training()
     accelerator.free_memory()  # the prepared objects go with the run: another run may follow in this process
     results["final_eval"] = {k: v for k, v in last_eval.items() if k != "scores"}
-    results["model"] = run.inner if wise_ft_final is None else run.accelerator.unwrap_model(run.eval_model)
+    results["model"] = run.accelerator.unwrap_model(run.eval_model)  # the model scored and exported (EMA, WiSE-FT)
     if wise_ft_final is not None:  # both ends of the interpolation, for a curve over alpha
         results["wise_ft_endpoints"] = {"start": run.wise_ft_start.state, "final": wise_ft_final}
     return results

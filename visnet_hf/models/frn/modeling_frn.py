@@ -152,8 +152,7 @@ class FRNForImageClassification(FRNPreTrainedModel):
         """Scores over ``config.id2label``; ``image_features`` (the backbone's pooled features) may
         replace ``pixel_values`` for a head that reads only them (see :attr:`accepts_image_features`)."""
         if image_features is None:
-            feature_map = self.backbone.forward_features(pixel_values)
-            pooled = self.backbone.forward_head(feature_map, pre_logits=True)
+            feature_map, pooled = self.backbone_features(pixel_values)
             positions = _positions(feature_map, self._output_fmt)
         elif self.accepts_image_features:
             feature_map, pooled, positions = None, image_features, None

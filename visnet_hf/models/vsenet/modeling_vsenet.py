@@ -163,8 +163,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             vocabulary = vocabulary_from_prompts(self, self.tokenizer(), input_ids)
         vocabulary = self.vocabulary if vocabulary is None else vocabulary
         if image_features is None:
-            feature_map = self.backbone.forward_features(pixel_values)
-            pooled = self.backbone.forward_head(feature_map, pre_logits=True)
+            feature_map, pooled = self.backbone_features(pixel_values)
         else:
             feature_map, pooled = None, image_features
         visual = self.dropout(pooled)
@@ -211,8 +210,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         """CLIP's ``get_image_features``: ``pooler_output`` is the projected image ``z``, unit length, as
         the model scores it against new class names; ``last_hidden_state`` is the backbone's feature map."""
         if image_features is None:
-            feature_map = self.backbone.forward_features(pixel_values)
-            image_features = self.backbone.forward_head(feature_map, pre_logits=True)
+            feature_map, image_features = self.backbone_features(pixel_values)
         else:
             feature_map = None
         projection = (self.zero_shot_heads or self).projection
