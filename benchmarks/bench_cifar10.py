@@ -39,6 +39,7 @@ RECIPES = {  # name: (the framework's config, the plain loop's timm model)
 }
 # What --select compares on the development split: additions to the config's recipe, each alone.
 # Flip test-time augmentation is scored on every candidate's model, with and without.
+WITHOUT_ADDITIONS = ["model.overrides={}", "optim.ema_decay=null"]  # the config's recipe, before --select's choice
 CANDIDATES = {
     "as configured, without additions": [],
     "label smoothing 0.1": ["model.overrides.label_smoothing=0.1"],
@@ -206,7 +207,7 @@ def select(recipe: str, train: Path, test: Path, flags: str) -> dict:
     rows = []
     for name, extra in CANDIDATES.items():
         started = time.perf_counter()
-        run = framework(recipe, train, test, 0, flags, ["data.dev_fraction=0.1", "model.overrides.test_time_flip=false", *extra])
+        run = framework(recipe, train, test, 0, flags, [*WITHOUT_ADDITIONS, "data.dev_fraction=0.1", *extra])
         config = recipe_config(recipe, [f"data.path={train}", f"data.eval_path={test}", "data.dev_fraction=0.1"])
         dev = load_eval_data(config.data, seed=0, held_out=True)
         model = run["model"].eval()

@@ -221,11 +221,9 @@ def score_final(model, config, calibration: float) -> dict:
     }
 
 
-def references(config, model, folds) -> dict:
-    """DeViSE-style projection and a linear probe on the same cached features and class texts; DeViSE also on the folds."""
-    from dataclasses import replace
-
-    from visnet_hf.data import build_transforms, load_splits
+def feature_access(config, model):
+    """The frozen backbone's cached features of a split's part, and the model's embedding of class names."""
+    from visnet_hf.data import build_transforms
     from visnet_hf.training.features import FeatureCache, FeatureDataset, OneProcess
 
     _, transform = build_transforms(model.config.data_config, config.data.augment)
@@ -239,6 +237,16 @@ def references(config, model, folds) -> dict:
     def embed(names, synonyms):
         return model.embed_texts(_texts(model, names, synonyms)).cpu()
 
+    return features, embed
+
+
+def references(config, model, folds) -> dict:
+    """DeViSE-style projection and a linear probe on the same cached features and class texts; DeViSE also on the folds."""
+    from dataclasses import replace
+
+    from visnet_hf.data import load_splits
+
+    features, embed = feature_access(config, model)
     seen = load_splits(config.data, seed=config.seed)
     unseen = load_splits(replace(config.data, path=str(DATA / "unseen_dev.parquet"), val_fraction=0.5), seed=config.seed)
     train_x, train_y = features(seen, "train")
@@ -257,7 +265,20 @@ def references(config, model, folds) -> dict:
                 "zero_shot_top5": top_k_accuracy(F.normalize(devise(unseen_x), dim=-1) @ unseen_c.T, unseen_y, 5),
             },
         }
-    fold_scores = []
+    results["devise"]["cv_zero_shot_top1"] = fold_references(config, model, folds)["devise"]
+    return results
+
+
+def fold_references(config, model, folds) -> dict[str, float]:
+    """Mean pseudo-unseen zero-shot top-1 over the folds of two linear maps on the cached features, trained with
+    the same cosine softmax (temperature 0.1) on the fold's trained classes: ``devise``, images into the text
+    space (DeViSE), and ``text_to_image``, class texts into the image feature space (DEM, Zhang et al. 2017)."""
+    from dataclasses import replace
+
+    from visnet_hf.data import load_splits
+
+    features, embed = feature_access(config, model)
+    scores: dict[str, list[float]] = {"devise": [], "text_to_image": []}
     for fold in folds:
         data = replace(config.data, dev_fraction=DEV_FRACTION)  # as the folds of the search: the test part unseen
         trained = load_splits(replace(data, include_classes=list(fold.trained)), seed=config.seed)
@@ -267,10 +288,12 @@ def references(config, model, folds) -> dict:
         held_y = torch.cat([features(held, "train")[1], features(held, "eval")[1]])
         trained_c, held_c = embed(trained.class_names, trained.synonyms), embed(held.class_names, held.synonyms)
         layer = fit_linear(x, y, trained_c.shape[1], lambda z, c=trained_c: F.normalize(z, dim=-1) @ c.T / 0.1)
+        reverse = fit_text_to_image(trained_c, x, y)
         with torch.no_grad():
-            fold_scores.append(top_k_accuracy(F.normalize(layer(held_x), dim=-1) @ held_c.T, held_y, 1))
-    results["devise"]["cv_zero_shot_top1"] = sum(fold_scores) / len(fold_scores)
-    return results
+            scores["devise"].append(top_k_accuracy(F.normalize(layer(held_x), dim=-1) @ held_c.T, held_y, 1))
+            held_classes = F.normalize(reverse(held_c), dim=-1)
+            scores["text_to_image"].append(top_k_accuracy(F.normalize(held_x, dim=-1) @ held_classes.T, held_y, 1))
+    return {name: sum(values) / len(values) for name, values in scores.items()}
 
 
 def _texts(model, names, synonyms):
@@ -286,6 +309,23 @@ def fit_linear(features, labels, out_dim, logits_fn, epochs=30):
     for _ in range(epochs):
         for index in torch.randperm(len(features)).split(256):
             loss = F.cross_entropy(logits_fn(layer(features[index])), labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return layer
+
+
+def fit_text_to_image(class_embeddings, features, labels, epochs=30):
+    """The reverse of :func:`fit_linear`'s DeViSE map: a linear map of the class embeddings into the image
+    feature space, trained as that one is (cosine softmax, temperature 0.1, batches of 256 images)."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(class_embeddings.shape[1], features.shape[1])
+    optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-3, weight_decay=1e-4)
+    images = F.normalize(features, dim=-1)
+    for _ in range(epochs):
+        for index in torch.randperm(len(features)).split(256):
+            logits = images[index] @ F.normalize(layer(class_embeddings), dim=-1).T / 0.1
+            loss = F.cross_entropy(logits, labels[index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
