@@ -279,13 +279,10 @@ def cifar10_selection_section(recipe: str, result: dict) -> list[str]:
         f"Each candidate trained once (seed 0) on the training part less a stratified 10% development split "
         f"({rows[0]['dev_images']:,} images), scored there without and with flip test-time augmentation; the test part was not read.",
         "",
-        "| candidate | dev top-1 | dev top-1, flip TTA | training time (s) |",
-        "|---|---|---|---|",
+        "| candidate | dev top-1 | dev top-1, flip TTA |",
+        "|---|---|---|",
     ]
-    lines += [
-        f"| {row['candidate']} | {pct(row['dev_accuracy'])} | {pct(row['dev_accuracy_flip'])} | {row['train_seconds']:.0f} |"
-        for row in rows
-    ]
+    lines += [f"| {row['candidate']} | {pct(row['dev_accuracy'])} | {pct(row['dev_accuracy_flip'])} |" for row in rows]
     added = ", ".join(f"`{o}`" for o in chosen["overrides"]) or "nothing"
     lines += [
         "",
