@@ -179,6 +179,8 @@ def test_cached_features_need_a_frozen_backbone_and_no_image_constraints(tiny_pa
     )
     with pytest.raises(ConfigError, match="its head reads the feature map"):
         train(load_config(config, ["data.cache_features=true", "optim.freeze=backbone", "model.name=frn_resnet18_pool"]))
+    with pytest.raises(ConfigError, match="test_time_flip scores each eval image with its mirror"):
+        train(load_config(config, ["data.cache_features=true", "optim.freeze=backbone", "model.overrides.test_time_flip=true"]))
 
 
 def test_pseudo_unseen_folds():

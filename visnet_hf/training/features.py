@@ -39,6 +39,11 @@ def check_cacheable(model: torch.nn.Module, freeze: str, constraints: list) -> N
         problems.append("data.cache_features needs optim.freeze: backbone (a backbone that trains changes its features)")
     if not getattr(model, "accepts_image_features", False):
         problems.append(f"{type(model).__name__} with this head cannot take pooled features (its head reads the feature map)")
+    if getattr(model.config, "test_time_flip", False):
+        problems.append(
+            "test_time_flip scores each eval image with its mirror, which features computed once do not have "
+            "(train with it off, then set model.config.test_time_flip = True on the trained model and save it again)"
+        )
     for constraint in constraints:
         if getattr(constraint, "uses_images", False):
             problems.append(f"constraint {constraint.name!r} transforms the images, which cached features do not have")
