@@ -122,13 +122,13 @@ class VisnetPreTrainedModel(PreTrainedModel):
             feature_map = self.backbone.forward_features(pixel_values)
             return feature_map, self.backbone.forward_head(feature_map, pre_logits=True)
         both = self.backbone.forward_features(torch.cat([pixel_values, pixel_values.flip(-1)]))
-        pooled = self.backbone.forward_head(both, pre_logits=True)
-        pooled = (pooled[: len(pixel_values)] + pooled[len(pixel_values) :]) / 2
+        pooled_original, pooled_mirrored = self.backbone.forward_head(both, pre_logits=True).chunk(2)
+        pooled = (pooled_original + pooled_mirrored) / 2
         original, mirrored = both.chunk(2)
-        if original.ndim == 4:  # a spatial map: mirror the mirror's map back (width is the last axis of NCHW, not NHWC)
+        if original.ndim == 4:  # a spatial map: mirror the mirror's back (width: the last axis of NCHW, the third of NHWC)
             width = 2 if getattr(self.backbone, "output_fmt", "NCHW") == "NHWC" else 3
             return (original + mirrored.flip(width)) / 2, pooled
-        return original, pooled  # tokens have no width axis to mirror back: the image's own
+        return original, pooled  # tokens have no width axis to mirror back: the image's own map
 
     def image_processor(self):
         """The eval-time image processor for this model's backbone (a ``BitImageProcessor``)."""
