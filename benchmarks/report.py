@@ -39,8 +39,13 @@ def machine_line(result: dict) -> str:
     )
 
 
+def heading(title: str, result: dict) -> list[str]:
+    """A section's title and the machine line of the run it reports."""
+    return [title, "", machine_line(result), ""]
+
+
 def overhead_section(result: dict) -> list[str]:
-    lines = [f"### {result['size']}x{result['size']}, batch {result['batch']}", "", machine_line(result), ""]
+    lines = heading(f"### {result['size']}x{result['size']}, batch {result['batch']}", result)
     for mode, goal in (("train", 1.03), ("inference", 1.03)):
         rounds = result["inference_rounds"] if mode == "inference" else result["rounds"]
         lines += [
@@ -104,7 +109,7 @@ def flags_section(results: list[dict]) -> list[str]:
         "",
     ]
     for result in results:
-        lines += [f"### {result['size']}x{result['size']}, batch {result['batch']}", "", machine_line(result), ""]
+        lines += heading(f"### {result['size']}x{result['size']}, batch {result['batch']}", result)
         lines += [
             "| flags | timm images/s | frn_resnet18 ratio | vsenet_resnet18 ratio | frn ratio to its hand-written twin | goal |",
             "|---|---|---|---|---|---|",
@@ -123,10 +128,7 @@ def flags_section(results: list[dict]) -> list[str]:
 
 def streaming_section(result: dict) -> list[str]:
     lines = [
-        "## 7. Streaming against the map-style path",
-        "",
-        machine_line(result),
-        "",
+        *heading("## 7. Streaming against the map-style path", result),
         f"One CIFAR-10 epoch ({result['train_images']:,} images in {result['shards']} parquet shards) of `visnet train`"
         f" ({result['model']} at {result['image_size']}x{result['image_size']}, batch {result['batch']}), map-style and"
         " streamed (`data.streaming: true`, shuffle buffer 1,000), each in a fresh process, in ABBA order; training"
@@ -207,10 +209,7 @@ def cifar10_section(recipe: str, result: dict) -> list[str]:
     r = result["recipe"]
     plain_runs, framework_runs = result.get("plain_runs", [result["plain"]]), result.get("framework_runs", [result["framework"]])
     lines = [
-        f"### {recipe}, {r.get('flags', 'fp32')} on both sides",
-        "",
-        machine_line(result),
-        "",
+        *heading(f"### {recipe}, {r.get('flags', 'fp32')} on both sides", result),
         f"Recipe: {r['epochs']} epochs at {r['image_size']}x{r['image_size']}, batch {r['batch']}, {r['optimizer']}, lr {r['lr']}"
         + (f" (backbone {r['backbone_lr']})" if r["backbone_lr"] else "")
         + f", {r['schedule']} ({r['warmup_steps']} warm-up steps), {r['augmentation']}; "
@@ -272,10 +271,7 @@ def cifar10_selection_section(recipe: str, result: dict) -> list[str]:
     rows = result["rows"]
     chosen = result["chosen"]
     lines = [
-        f"#### How the additions of {recipe} were chosen",
-        "",
-        machine_line(result),
-        "",
+        *heading(f"#### How the additions of {recipe} were chosen", result),
         f"Each candidate trained once (seed 0) on the training part less a stratified 10% development split "
         f"({rows[0]['dev_images']:,} images), scored there without and with flip test-time augmentation; the test part was not read.",
         "",
@@ -325,10 +321,7 @@ def zero_shot_section(zero: dict) -> list[str]:
     devise, probe = reference["devise"], reference["linear_probe_seen_accuracy"]
     head = protocol["zero_shot_head"]
     lines = [
-        "## 5b. Tiny-ImageNet zero-shot (VSENet), every default chosen on pseudo-unseen folds",
-        "",
-        machine_line(zero),
-        "",
+        *heading("## 5b. Tiny-ImageNet zero-shot (VSENet), every default chosen on pseudo-unseen folds", zero),
         f"**Protocol** (`visnet_hf.selection`): the 150 seen classes are split into {zero['folds']} folds of {zero['per_fold']}; for each fold",
         f"a VSENet trains on the other {150 - zero['per_fold']} and is scored, by name alone, on the {zero['per_fold']} it never saw. Each knob",
         "below is chosen in turn by the mean over the folds of its metric (pseudo-unseen zero-shot top-1, or seen",
@@ -431,10 +424,7 @@ def zero_shot_section(zero: dict) -> list[str]:
 def levers_section(result: dict) -> list[str]:
     """Every lever tried on the folds, kept or not, per way of training the fold models (text encoder, label smoothing)."""
     lines = [
-        "## 5c. Levers for seen accuracy and zero-shot, measured on the folds",
-        "",
-        machine_line(result),
-        "",
+        *heading("## 5c. Levers for seen accuracy and zero-shot, measured on the folds", result),
         f"Each of {result['folds']} folds trains the shipped config's VSENet, as align-then-joint stages, on 120 classes (WiSE-FT's far end, so both ends are at",
         f"hand) without a development split ({pct(result['dev_fraction'])} of the training part); each lever is scored on that fold",
         "model: seen accuracy on the development split, zero-shot top-1 on the 30 held-out classes, GZSL H with the fold's",
@@ -463,10 +453,7 @@ def direction_section(result: dict) -> list[str]:
     scores = result["cv_zero_shot_top1"]
     better = "text_to_image" if scores["text_to_image"] > scores["devise"] else "devise"
     return [
-        "## 5d. Which way the semantic map points, measured on the folds",
-        "",
-        machine_line(result),
-        "",
+        *heading("## 5d. Which way the semantic map points, measured on the folds", result),
         f"One linear map, cosine softmax at temperature 0.1, on the shipped zero-shot config's cached features "
         f"({result['image_size']} px) and `{result['text_encoder']}` class texts; mean pseudo-unseen zero-shot top-1 over "
         f"{result['folds']} folds (30 held-out classes each, scored by name; the seen test split and `unseen_dev` take no part).",
@@ -486,10 +473,7 @@ def constraints_section(result: dict) -> list[str]:
     """Soft Tuning: each built-in constraint against none, at one budget, over seeds."""
     none = next(row for row in result["summary"] if row["constraint"] == "none")
     lines = [
-        "## 8. Soft Tuning: the five built-in constraints against none",
-        "",
-        machine_line(result),
-        "",
+        *heading("## 8. Soft Tuning: the five built-in constraints against none", result),
         f"{result['model']}, trained on {result['train_images']:,} CIFAR-10 images for {result['epochs']} epochs (the quickstart",
         f"recipe), {result['seeds']} seeds per row, every constraint at weight {result['weight']} with its default parameters (nothing",
         "tuned). Scored on the held-out 5,000 images and on a greyscale copy of them. Mean over the seeds ± standard error;",
@@ -558,10 +542,7 @@ def main() -> None:
         lines += ["## 3. Data pipeline", ""]
     for data in filter(None, pipelines):
         lines += [
-            f"### {data['num_workers']} data worker(s)",
-            "",
-            machine_line(data),
-            "",
+            *heading(f"### {data['num_workers']} data worker(s)", data),
             f"One epoch of `visnet train` ({data['model']}, `data.num_workers: {data['num_workers']}`) on",
             f"`{Path(data['dataset']).name}` (45,000 training images) against the same steps on pre-decoded tensors,",
             "in ABBA order (framework first in odd rounds, compute first in even ones).",
@@ -608,10 +589,7 @@ def main() -> None:
     embeddings = load("embeddings")
     if embeddings:
         lines += [
-            "## 6. Class-embedding cost",
-            "",
-            machine_line(embeddings),
-            "",
+            *heading("## 6. Class-embedding cost", embeddings),
             f"Text encoder: {embeddings['text_encoder']}, batch {embeddings['batch_size']} prompts, best of 3.",
             "",
             "| classes | templates | prompts | seconds |",
