@@ -13,7 +13,6 @@ process: the encoder keeps the embeddings it computed.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import zipfile
@@ -26,6 +25,7 @@ from typing import Any, Literal, get_args
 import torch
 import torch.nn.functional as F
 
+from ._paths import cache_dir
 from ._validation import did_you_mean
 from .errors import ConfigError, VisnetError
 
@@ -169,7 +169,7 @@ def split_zip_copy(distributions: Sequence[str], folder: str) -> str | None:
         if files is None:
             return None
         parts += [f for f in files if ".zip." in f.name]
-    cache = Path(os.environ.get("VISNET_CACHE", Path.home() / ".cache" / "visnet_hf")) / "text_encoders"
+    cache = cache_dir("text_encoders")
     target = cache / folder
     if (target / "config.json").exists():
         return str(target)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import weakref
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,10 +21,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
+from .._paths import cache_dir
 from ..data import TransformedDataset, collate
 from ..errors import ConfigError
-
-DEFAULT_CACHE = Path(os.environ.get("VISNET_CACHE", Path.home() / ".cache" / "visnet_hf")) / "features"
 
 
 def check_cacheable(model: torch.nn.Module, freeze: str, constraints: list) -> None:
@@ -81,7 +79,7 @@ class FeatureCache:
     _read: ClassVar[dict[Path, dict[str, torch.Tensor]]] = {}
 
     def __init__(self, directory: str | Path | None = None):
-        self.directory = Path(directory) if directory else DEFAULT_CACHE
+        self.directory = Path(directory) if directory else cache_dir("features")
 
     def key(self, model: torch.nn.Module, source: datasets.Dataset) -> str:
         described = {
