@@ -206,12 +206,12 @@ def select(recipe: str, train: Path, test: Path, flags: str) -> dict:
     from visnet_hf.data import load_eval_data
     from visnet_hf.evaluation import evaluate_on
 
+    config = recipe_config(recipe, [f"data.path={train}", f"data.eval_path={test}", "data.dev_fraction=0.1"])
+    dev = load_eval_data(config.data, seed=0, held_out=True)  # the split each candidate's run scored itself on
     rows = []
     for name, extra in CANDIDATES.items():
         started = time.perf_counter()
         run = framework(recipe, train, test, 0, flags, [*WITHOUT_ADDITIONS, "data.dev_fraction=0.1", *extra])
-        config = recipe_config(recipe, [f"data.path={train}", f"data.eval_path={test}", "data.dev_fraction=0.1"])
-        dev = load_eval_data(config.data, seed=0, held_out=True)
         model = run["model"].eval()
         model.config.test_time_flip = True
         flipped = evaluate_on(model, dev, config.data, batch_size=config.batch_size)
