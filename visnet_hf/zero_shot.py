@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .text_encoders import ClassTexts
+from .wordnet import fill_descriptions
 
 # transformers' ZeroShotImageClassificationPipeline formats each candidate label with this template
 # unless given another; a VSENet reads it as "use the model's own templates" (see vocabulary_from_prompts).
@@ -99,7 +100,7 @@ def build_vocabulary(
         ValueError: ``embeddings`` of the wrong shape for this model.
     """
     config = model.config
-    texts = ClassTexts.build(names, descriptions, templates or config.templates, synonyms=synonyms, average=config.text_average)
+    texts = vocabulary_texts(config, names, descriptions, templates, synonyms)
     if embeddings is None:
         embeddings = model.embed_texts(texts)
     if tuple(embeddings.shape) != (len(texts.names), config.embedding_dim):
@@ -109,6 +110,19 @@ def build_vocabulary(
             f"with ({config.text_encoder!r}) or one with the same width."
         )
     return Vocabulary.of(texts.names, F.normalize(embeddings.float(), dim=-1), config.trained_class_names, texts)
+
+
+def vocabulary_texts(
+    config: Any,
+    names: Sequence[str],
+    descriptions: Sequence[str | Sequence[str] | None] | None = None,
+    templates: str | Sequence[str] | None = None,
+    synonyms: Sequence[str | Sequence[str] | None] | None = None,
+) -> ClassTexts:
+    """What a VSENet's text encoder reads for ``names``: its templates (unless ``templates``) and text
+    averaging, and for each class given no description, one from ``config.describe_classes``."""
+    descriptions = fill_descriptions(config.describe_classes, names, descriptions, synonyms)
+    return ClassTexts.build(names, descriptions, templates or config.templates, synonyms=synonyms, average=config.text_average)
 
 
 def vocabulary_from_prompts(model: Any, tokenizer: Any, input_ids: torch.Tensor) -> Vocabulary:
@@ -187,4 +201,4 @@ def conse_logits(
     return scale * conse_embeds @ class_embeddings.float().T
 
 
-__all__ = ["PIPELINE_TEMPLATE", "Vocabulary", "build_vocabulary", "conse_logits", "vocabulary_from_prompts"]
+__all__ = ["PIPELINE_TEMPLATE", "Vocabulary", "build_vocabulary", "conse_logits", "vocabulary_from_prompts", "vocabulary_texts"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 from ...text_encoders import DEFAULT_TEXT_ENCODER, TextAverage, TextPooling, resolve_templates
+from ...wordnet import SOURCES as DESCRIPTION_SOURCES
 from .._base import FieldChecks, VisnetConfig
 
 Head = Literal["semantic", "softmax", "both"]
@@ -26,6 +27,10 @@ class VSENetConfig(VisnetConfig):
         class_names: the current vocabulary; ``id2label`` follows it.
         class_synonyms: optional other names per class (e.g. WordNet lemmas), each put in every template.
         class_descriptions: optional descriptions, one list per class, averaged into its embedding.
+        describe_classes: where to find a description for each class that has none, whenever a
+            vocabulary is embedded (the trained one, ``set_classes``, pipelines, the CLI): ``"wordnet"``
+            (the WordNet 3.0 noun the name stands for: ``"a type of <hypernym>; <gloss>"``, shipped with
+            the package; see :mod:`visnet_hf.wordnet`) or ``None``.
         templates: prompt templates with ``{}`` for the name, or a set name (``photo``, ``name``,
             ``clip7``, ``clip80``), stored as the list it names (default ``"a photo of a {}."``).
         text_average: ``"texts"`` (every prompt counts once) or ``"names"`` (every name and synonym
@@ -71,6 +76,7 @@ class VSENetConfig(VisnetConfig):
     class_names: list[str] | None = None
     class_synonyms: list[list[str]] | None = None
     class_descriptions: list[list[str]] | None = None
+    describe_classes: str | None = None
     templates: str | list[str] | None = None
     text_average: TextAverage = "texts"
     text_trainable_layers: int = 0
@@ -118,6 +124,11 @@ class VSENetConfig(VisnetConfig):
                 self.templates = list(resolve_templates(self.templates))
             except ValueError as error:
                 problems.append(f"templates: {error}")
+        checks.require(
+            "describe_classes",
+            lambda v: v is None or v in DESCRIPTION_SOURCES,
+            f"must be one of {list(DESCRIPTION_SOURCES)} or null",
+        )
         checks.require("text_trainable_layers", lambda v: v >= 0, "must be >= 0")
         checks.require("conse_top_k", lambda v: v >= 1, "must be >= 1")
         checks.require("softmax_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")

@@ -40,7 +40,7 @@ from ...text_encoders import (
     pool,
     tokenize,
 )
-from ...zero_shot import Vocabulary, build_vocabulary, conse_logits, vocabulary_from_prompts
+from ...zero_shot import Vocabulary, build_vocabulary, conse_logits, vocabulary_from_prompts, vocabulary_texts
 from .._base import VisnetPreTrainedModel
 from .._factory import build_model
 from .configuration_vsenet import VSENetConfig
@@ -275,7 +275,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         if self.text_tower is None or not self.training or not vocabulary.is_trained_vocabulary:
             return self._centred(vocabulary.embeddings.to(self.class_embeddings.device))
         if self._text_inputs is None:
-            self._text_inputs = self._prompt_inputs(self._class_texts())
+            self._text_inputs = self._prompt_inputs(_class_texts(self.config))
         embeddings = self._tower_embeddings(self._text_inputs, len(vocabulary))
         with torch.no_grad():  # what evaluation, export and ConSE see: the tower's latest embeddings
             self.class_embeddings.copy_(embeddings)
@@ -299,16 +299,6 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         assert self.text_tower is not None  # the embeddings come from the encoder otherwise
         pooled = self.text_tower(inputs["input_ids"], inputs["attention_mask"])
         return class_matrix(pooled, inputs["weights"], inputs["owner"], classes)
-
-    def _class_texts(self) -> ClassTexts:
-        config = self.config
-        return ClassTexts.build(
-            config.class_names,
-            config.class_descriptions,
-            config.templates,
-            synonyms=config.class_synonyms,
-            average=config.text_average,
-        )
 
     def _combine(self, semantic_logits: torch.Tensor, softmax_logits: torch.Tensor) -> torch.Tensor:
         head = self.config.head
@@ -523,6 +513,11 @@ def _inputs_and_labels(batch: Any) -> tuple[dict[str, torch.Tensor], Any]:
     return {"pixel_values": pixel_values}, labels
 
 
+def _class_texts(config: VSENetConfig) -> ClassTexts:
+    """What the text encoder reads for the model's own vocabulary."""
+    return vocabulary_texts(config, config.class_names, config.class_descriptions, synonyms=config.class_synonyms)
+
+
 def _initial_state(config: VSENetConfig, class_embeddings: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """What a new model gets once, from the text encoder: the class embeddings (and, when its last
     layers train with the model, the text tower's pretrained weights). Resolves ``text_pooling: auto``."""
@@ -534,14 +529,7 @@ def _initial_state(config: VSENetConfig, class_embeddings: torch.Tensor | None) 
     if class_embeddings is None:
         encoder = get_text_encoder(config.text_encoder, config.text_pooling)
         config.text_pooling = encoder.pooling
-        texts = ClassTexts.build(
-            config.class_names,
-            config.class_descriptions,
-            config.templates,
-            synonyms=config.class_synonyms,
-            average=config.text_average,
-        )
-        class_embeddings = encoder.embed_classes(texts)
+        class_embeddings = encoder.embed_classes(_class_texts(config))
     class_embeddings = torch.as_tensor(class_embeddings, dtype=torch.float32)
     if class_embeddings.ndim != 2 or class_embeddings.shape[0] != len(config.class_names):
         raise ValueError(

@@ -1,0 +1,77 @@
+"""Class descriptions from the WordNet extract shipped in the package, and VSENets that use them."""
+
+import gzip
+
+import pytest
+import torch
+
+from visnet_hf import VSENetForImageClassification, create_model
+from visnet_hf.errors import ConfigError
+from visnet_hf.wordnet import build_resource, describe, fill_descriptions, read_resource, senses, synset_for
+
+
+def test_a_name_is_described_by_its_hypernym_and_gloss():
+    (description,) = describe(["goldfish"])
+    assert description.startswith("a type of cyprinid; small golden or orange-red freshwater fishes")
+    assert describe(["zzqx no such thing"]) == [None]
+    assert senses("Golden  Retriever") == senses("golden retriever") != []
+
+
+def test_the_sense_is_one_a_photo_can_show_unless_synonyms_say_otherwise():
+    assert synset_for("crane").lexname == 6  # the machine, not the poet Hart Crane (first in WordNet's order)
+    assert synset_for("bighorn").lexname == 5  # the sheep: a lower-case name is not the Bighorn River
+    assert synset_for("slug").lemmas == ("bullet", "slug")  # the first sense a photo can show
+    assert synset_for("slug", ["sluggard"]).lexname == 18  # the synonym picks the idle person
+    assert synset_for("slug", ["no such synonym"]) == synset_for("slug")
+
+
+def test_given_descriptions_win_and_missing_ones_are_looked_up():
+    filled = fill_descriptions("wordnet", ["goldfish", "albatross", "zzqx"], [None, "mine", None], None)
+    assert filled[0].startswith("a type of cyprinid") and filled[1] == "mine" and filled[2] is None
+    assert fill_descriptions(None, ["goldfish"], None, None) is None
+    with pytest.raises(ConfigError, match="describe_classes='wikipedia'"):
+        fill_descriptions("wikipedia", ["goldfish"], None, None)
+
+
+def test_the_extract_is_rebuilt_from_a_wordnet_dict_folder(tmp_path):
+    dictionary = tmp_path / "dict"
+    dictionary.mkdir()
+    (dictionary / "data.noun").write_text(
+        "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"
+        "01439121 05 n 01 cyprinid 0 001 @ 01432517 n 0000 | a fish of the family Cyprinidae\n"
+        "01443537 05 n 02 goldfish 0 Carassius_auratus 0 001 @ 01439121 n 0000 | small golden fishes; kept in ponds\n",
+        encoding="latin-1",
+    )
+    (dictionary / "index.noun").write_text(
+        "  1 This software and database is being provided to you\n"
+        "cyprinid n 1 1 @ 1 0 01439121  \n"
+        "goldfish n 1 1 @ 1 0 01443537  \n",
+        encoding="latin-1",
+    )
+    output = tmp_path / "extract.tsv.gz"
+    build_resource(dictionary, output)
+    synsets, index = read_resource(output)
+    goldfish = synsets[index["goldfish"][0]]
+    assert goldfish.lemmas == ("goldfish", "Carassius auratus")
+    assert goldfish.description == "a type of cyprinid; small golden fishes"
+    assert synsets["01439121"].description == "a fish of the family Cyprinidae"  # its hypernym is not in the extract
+    with gzip.open(output, "rt") as handle:
+        assert handle.read().count("\n") == 4
+
+
+def test_a_vsenet_describes_every_vocabulary_it_embeds(tiny_text_encoder, tmp_path):
+    names = ["goldfish", "pretzel", "zzqx"]
+    plain = create_model("vsenet_resnet18", class_names=names, text_encoder=tiny_text_encoder)
+    described = create_model("vsenet_resnet18", class_names=names, text_encoder=tiny_text_encoder, describe_classes="wordnet")
+    moved = (plain.class_embeddings - described.class_embeddings).norm(dim=-1)
+    assert moved[0] > 1e-3 and moved[1] > 1e-3 and moved[2] < 1e-6  # WordNet has no "zzqx": its texts are the same
+
+    described.set_classes(["albatross", "goldfish"], descriptions=[None, "a pet fish"])
+    assert described.config.class_descriptions[0][0].startswith("a type of pelagic bird")
+    assert described.config.class_descriptions[1] == ["a pet fish"]
+    described.save_pretrained(tmp_path)
+    loaded = VSENetForImageClassification.from_pretrained(tmp_path)
+    assert loaded.config.describe_classes == "wordnet"
+    torch.testing.assert_close(loaded.class_embeddings, described.class_embeddings)
+    with pytest.raises(ConfigError, match="describe_classes='wikipedia' must be one of"):
+        create_model("vsenet_resnet18", class_names=names, text_encoder=tiny_text_encoder, describe_classes="wikipedia")

