@@ -179,8 +179,31 @@ def test_cached_features_need_a_frozen_backbone_and_no_image_constraints(tiny_pa
     )
     with pytest.raises(ConfigError, match="its head reads the feature map"):
         train(load_config(config, ["data.cache_features=true", "optim.freeze=backbone", "model.name=frn_resnet18_pool"]))
-    with pytest.raises(ConfigError, match="test_time_flip scores each eval image with its mirror"):
-        train(load_config(config, ["data.cache_features=true", "optim.freeze=backbone", "model.overrides.test_time_flip=true"]))
+
+
+def test_cached_features_with_test_time_flip_are_the_ones_the_model_scores(tiny_parquet, tiny_text_encoder, tmp_path):
+    """With test_time_flip the cache holds each image's and its mirror's pooled features averaged, as the model
+    pools them in eval mode, under a key of its own (the unflipped features stay cached beside them)."""
+    from visnet_hf.data import build_transforms, load_splits
+    from visnet_hf.data.config import AugmentConfig, DataConfig
+    from visnet_hf.training.features import FeatureCache, OneProcess
+
+    model = visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, test_time_flip=True
+    ).eval()
+    source = load_splits(DataConfig(path=tiny_parquet)).train_source.select(range(8))
+    _, transform = build_transforms(model.config.data_config, AugmentConfig())
+    cache = FeatureCache(tmp_path)
+    flipped = cache.features(model, source, transform, OneProcess(torch.device("cpu")), batch_size=4)["features"]
+    model.config.test_time_flip = False
+    plain = cache.features(model, source, transform, OneProcess(torch.device("cpu")), batch_size=4)["features"]
+    pixels = torch.stack([transform(image.convert("RGB")) for image in source["image"]])
+    with torch.no_grad():
+        torch.testing.assert_close(plain, model.backbone_features(pixels)[1], atol=1e-5, rtol=1e-4)
+        model.config.test_time_flip = True
+        torch.testing.assert_close(flipped, model.backbone_features(pixels)[1], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(flipped, plain, atol=1e-4)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2
 
 
 def test_pseudo_unseen_folds():

@@ -41,7 +41,8 @@ class VisnetConfig(PreTrainedConfig):
         test_time_flip: in eval mode, run the backbone on each image and its mirror image and average
             the two feature maps (the mirror's mirrored back) and pooled features, so every head scores
             the average: flip test-time augmentation, at twice the backbone's inference cost. Training
-            and precomputed ``image_features`` are unaffected.
+            from images and precomputed ``image_features`` are unaffected; ``data.cache_features``
+            caches (and trains the heads on) the averaged features.
     """
 
     backbone: str = "resnet18"

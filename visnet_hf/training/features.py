@@ -4,7 +4,8 @@ A frozen backbone in eval mode maps an image to the same pooled features every e
 computed once (with the eval transform: no augmentation) and the heads trained on them, in seconds
 instead of minutes. The features of every image of a data source are kept on disk, keyed by the
 backbone's weights, its data config and the source, so that later runs on the same data (another
-fold, another candidate setting) reuse them.
+fold, another candidate setting) reuse them. A model with ``test_time_flip`` caches (and trains its
+heads on) the average over each image and its mirror image, the features it scores at eval time.
 """
 
 from __future__ import annotations
@@ -37,11 +38,6 @@ def check_cacheable(model: torch.nn.Module, freeze: str, constraints: list) -> N
         problems.append("data.cache_features needs optim.freeze: backbone (a backbone that trains changes its features)")
     if not getattr(model, "accepts_image_features", False):
         problems.append(f"{type(model).__name__} with this head cannot take pooled features (its head reads the feature map)")
-    if getattr(model.config, "test_time_flip", False):
-        problems.append(
-            "test_time_flip scores each eval image with its mirror, which features computed once do not have "
-            "(train with it off, then set model.config.test_time_flip = True on the trained model and save it again)"
-        )
     for constraint in constraints:
         if getattr(constraint, "uses_images", False):
             problems.append(f"constraint {constraint.name!r} transforms the images, which cached features do not have")
@@ -89,6 +85,8 @@ class FeatureCache:
             "source": source._fingerprint,
             "rows": len(source),
         }
+        if getattr(model.config, "test_time_flip", False):  # only then, so that caches of unflipped features stay valid
+            described["test_time_flip"] = True
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
     def features(self, model, source: datasets.Dataset, transform, accelerator, batch_size: int = 256) -> dict[str, torch.Tensor]:
@@ -113,7 +111,9 @@ class FeatureCache:
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
         features = torch.zeros(len(source), model.config.num_features)
         readable = torch.zeros(len(source), dtype=torch.bool)
-        pooled_features = _pooled_features_fn(model.backbone, len(source) * _pixels(model.config.data_config))
+        flip = bool(getattr(model.config, "test_time_flip", False))
+        pixels_total = len(source) * _pixels(model.config.data_config) * (2 if flip else 1)
+        pooled_features = _pooled_features_fn(model.backbone, pixels_total, flip)
         for batch in loader:
             if len(batch["labels"]) == 0:
                 continue
@@ -140,11 +140,15 @@ def _pixels(data_config: dict) -> int:
     return height * width
 
 
-def _pooled_features_fn(backbone, total_pixels: int):
-    """The backbone's pooled features, compiled when the extraction is large enough to pay for it
-    (eager when the compiler is not available)."""
+def _pooled_features_fn(backbone, total_pixels: int, flip: bool = False):
+    """The backbone's pooled features (with ``flip``, averaged over each image and its mirror, as
+    ``VisnetPreTrainedModel.backbone_features`` pools them with ``test_time_flip``), compiled when the
+    extraction is large enough to pay for it (eager when the compiler is not available)."""
 
     def pooled(pixels: torch.Tensor) -> torch.Tensor:
+        if flip:
+            both = backbone.forward_head(backbone.forward_features(torch.cat([pixels, pixels.flip(-1)])), pre_logits=True)
+            return both.view(2, len(pixels), -1).mean(0)
         return backbone.forward_head(backbone.forward_features(pixels), pre_logits=True)
 
     if total_pixels < COMPILE_FROM_PIXELS:
