@@ -103,8 +103,12 @@ def synset_for(name: str, synonyms: Sequence[str] = ()) -> Synset | None:
 
 def describe(names: Sequence[str], synonyms: Sequence[Sequence[str] | None] | None = None) -> list[str | None]:
     """One WordNet description per name (None where WordNet does not know the name)."""
-    found = [synset_for(name, (synonyms[i] or ()) if synonyms else ()) for i, name in enumerate(names)]
-    return [synset.description if synset else None for synset in found]
+    return [_description(name, (synonyms[i] or ()) if synonyms else ()) for i, name in enumerate(names)]
+
+
+def _description(name: str, synonyms: Sequence[str]) -> str | None:
+    synset = synset_for(name, synonyms)
+    return synset.description if synset else None
 
 
 def fill_descriptions(
@@ -122,8 +126,7 @@ def fill_descriptions(
         raise ConfigError(f"describe_classes={source!r} is not a description source; choose one of {list(SOURCES)} or null.")
     given = list(descriptions) if descriptions is not None else [None] * len(names)
     aliases = [[s] if isinstance(s, str) else list(s or ()) for s in synonyms] if synonyms is not None else None
-    looked_up = describe(names, aliases)
-    return [mine if mine else found for mine, found in zip(given, looked_up)]
+    return [mine or _description(name, aliases[i] if aliases else ()) for i, (name, mine) in enumerate(zip(names, given))]
 
 
 def build_resource(dictionary: Path, output: Path = RESOURCE) -> None:

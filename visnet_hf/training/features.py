@@ -111,9 +111,8 @@ class FeatureCache:
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
         features = torch.zeros(len(source), model.config.num_features)
         readable = torch.zeros(len(source), dtype=torch.bool)
-        flip = bool(getattr(model.config, "test_time_flip", False))
-        pixels_total = len(source) * _pixels(model.config.data_config) * (2 if flip else 1)
-        pooled_features = _pooled_features_fn(model.backbone, pixels_total, flip)
+        views = 2 if getattr(model.config, "test_time_flip", False) else 1  # each image and its mirror
+        pooled_features = _pooled_features_fn(model, len(source) * views * _pixels(model.config.data_config))
         for batch in loader:
             if len(batch["labels"]) == 0:
                 continue
@@ -140,16 +139,13 @@ def _pixels(data_config: dict) -> int:
     return height * width
 
 
-def _pooled_features_fn(backbone, total_pixels: int, flip: bool = False):
-    """The backbone's pooled features (with ``flip``, averaged over each image and its mirror, as
-    ``VisnetPreTrainedModel.backbone_features`` pools them with ``test_time_flip``), compiled when the
-    extraction is large enough to pay for it (eager when the compiler is not available)."""
+def _pooled_features_fn(model, total_pixels: int):
+    """The pooled features the model's heads read in eval mode (``backbone_features``: with
+    ``test_time_flip``, averaged over each image and its mirror), compiled when the extraction is large
+    enough to pay for it (eager when the compiler is not available)."""
 
     def pooled(pixels: torch.Tensor) -> torch.Tensor:
-        if flip:
-            both = backbone.forward_head(backbone.forward_features(torch.cat([pixels, pixels.flip(-1)])), pre_logits=True)
-            return both.view(2, len(pixels), -1).mean(0)
-        return backbone.forward_head(backbone.forward_features(pixels), pre_logits=True)
+        return model.backbone_features(pixels)[1]
 
     if total_pixels < COMPILE_FROM_PIXELS:
         return pooled
