@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from ..constraints import SoftTuning
 from ..data import Splits, TransformedDataset, build_transforms, collate, load_splits
+from ..errors import ConfigError
 from ..evaluation import eval_loader
 from ..registry import create_model, get_preset
 from ..text_encoders import default_text_encoder
@@ -102,7 +103,36 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
             **loading,
         )
         evaluation = eval_loader(splits.eval, eval_transform, config.eval_batch_size or config.batch_size, config.data, **loading)
+    fit_prototypes(config, accelerator, model, splits, train_dataset)
     return assemble(config, accelerator, model, soft_tuning, train_dataset, train_loader, evaluation, splits)
+
+
+def fit_prototypes(config: TrainConfig, accelerator: Accelerator, model, splits: Splits, train_dataset) -> None:
+    """A VSENet with ``prototype_weight``: its trained classes' centroids of the frozen backbone's features
+    (:meth:`~visnet_hf.VSENetForImageClassification.fit_prototypes`), from every training image at the eval
+    transform, once before the first step. Every process computes the same from all the images."""
+    if getattr(model.config, "prototype_weight", 0.0) <= 0:
+        return
+    if config.optim.freeze != "backbone":
+        raise ConfigError(
+            "model.overrides.prototype_weight needs optim.freeze: backbone: the class centroids are computed once, "
+            "before training, from the backbone's features. With a backbone that trains, set prototype_weight: 0 and "
+            "call model.fit_prototypes(...) on the trained model."
+        )
+    batch_size = config.eval_batch_size or config.batch_size
+    if config.data.cache_features:
+        batches: Any = DataLoader(train_dataset, batch_size=batch_size, collate_fn=collate_features)
+    else:
+        _, eval_transform = build_transforms(model.config.data_config, config.data.augment)
+        batches = eval_loader(
+            splits.train, eval_transform, batch_size, config.data, **loader_options(config.data, accelerator.device)
+        )
+    model.to(accelerator.device)
+    started = time.perf_counter()
+    images = model.fit_prototypes(batches)
+    accelerator.print(
+        f"Visual prototypes of {len(model.config.trained_class_names)} classes from {images} training images ({time.perf_counter() - started:.0f}s)."
+    )
 
 
 class StreamLoader:
@@ -137,6 +167,11 @@ def _setup_streaming(config: TrainConfig, accelerator: Accelerator) -> Run:
 
     streams = load_streams(config.data, accelerator.process_index, accelerator.num_processes)
     model = build_model(config, streams.class_names)
+    if getattr(model.config, "prototype_weight", 0.0) > 0:
+        raise ConfigError(
+            "model.overrides.prototype_weight cannot be used with data.streaming: the class centroids need a pass over "
+            "the training set before the first step. Set prototype_weight: 0, and call model.fit_prototypes(...) on the trained model."
+        )
     soft_tuning = build_constraints(config, model)
     freeze(model, config.optim)
     train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)

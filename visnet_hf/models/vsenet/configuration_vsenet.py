@@ -63,6 +63,13 @@ class VSENetConfig(VisnetConfig):
             top classes' text embeddings, averaged by probability, against each name) or ``"both"``
             (their sum).
         conse_top_k: how many of the most probable trained classes ConSE averages.
+        prototype_weight: weight of the visual-prototype score added to the zero-shot head's logits
+            (0: none). A name's prototype is the trained classes' centroids in the backbone's
+            (standardised) feature space, averaged by the softmax of its text similarity to them
+            (sharpness ``prototype_sharpness``); the image's scaled cosine to it is the score. The
+            centroids are buffers of the model, computed from its training images
+            (``fit_prototypes``; the trainer does it before the first step).
+        prototype_sharpness: inverse temperature of that softmax over the trained classes.
         calibration: offset subtracted from trained classes' scores in a mixed (generalised
             zero-shot) vocabulary, so new classes are not swamped; see ``fit_calibration``.
         zero_shot_heads: the model keeps a second copy of its heads for vocabularies other than the
@@ -97,6 +104,8 @@ class VSENetConfig(VisnetConfig):
     weight_reg: float = 1e-4
     zero_shot_head: ZeroShotHead = "both"
     conse_top_k: int = 10
+    prototype_weight: float = 0.0
+    prototype_sharpness: float = 5.0
     calibration: float = 0.0
     zero_shot_heads: bool = False
 
@@ -131,6 +140,8 @@ class VSENetConfig(VisnetConfig):
         )
         checks.require("text_trainable_layers", lambda v: v >= 0, "must be >= 0")
         checks.require("conse_top_k", lambda v: v >= 1, "must be >= 1")
+        checks.require("prototype_weight", lambda v: v >= 0, "must be >= 0 (0: no visual prototypes)")
+        checks.require("prototype_sharpness", lambda v: v > 0, "must be positive")
         checks.require("softmax_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
         if checks.ok("min_temperature", "temperature") and not 0.0 < self.min_temperature <= self.temperature:
             problems.append(

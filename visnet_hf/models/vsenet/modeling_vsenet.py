@@ -110,6 +110,8 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         # The mean embedding of the trained vocabulary, subtracted from every class embedding when
         # config.class_centering is set (the direction all names share says nothing about any one).
         self.register_buffer("text_mean", torch.zeros(config.embedding_dim))
+        if config.prototype_weight > 0:
+            self._add_prototype_buffers()
         self.text_tower = TextTower(config) if config.text_trainable_layers else None
         self.zero_shot_heads = ZeroShotHeads(config) if config.zero_shot_heads else None
         self._text_inputs: dict[str, torch.Tensor] | None = None  # the vocabulary's prompts, tokenized
@@ -324,14 +326,96 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         * ``conse``: ConSE (:func:`visnet_hf.zero_shot.conse_logits`) of the model's prediction over
           its trained classes (both heads, as ``config.head`` combines them).
         * ``both``: the sum of the two.
+
+        With ``config.prototype_weight`` the visual-prototype score (:meth:`fit_prototypes`) is added.
         """
-        if head == "semantic":
-            return semantic_logits
         scale = self.logit_scale_value(heads)
+        logits = semantic_logits
+        if head != "semantic":
+            trained = self._centred(self.trained_class_embeddings)
+            trained_logits = self._combine(scale * image_embeds @ trained.T, heads.classifier(visual))
+            conse = conse_logits(trained_logits, trained, class_embeds, scale, self.config.conse_top_k).to(logits.dtype)
+            logits = conse if head == "conse" else semantic_logits + conse
+        if self.config.prototype_weight > 0:
+            prototype_logits = self._prototype_logits(visual, class_embeds, scale)
+            logits = logits + self.config.prototype_weight * prototype_logits.to(logits.dtype)
+        return logits
+
+    # -- visual prototypes ----------------------------------------------------------------------
+
+    def _add_prototype_buffers(self) -> None:
+        features, trained = self.config.num_features, len(self.config.trained_class_names)
+        self.register_buffer("feature_mean", torch.zeros(features))
+        self.register_buffer("feature_std", torch.ones(features))
+        self.register_buffer("visual_prototypes", torch.zeros(trained, features))  # unit, standardised centroids
+        self.register_buffer("prototype_counts", torch.zeros(trained))  # training images per trained class
+
+    def _prototype_logits(self, visual: torch.Tensor, class_embeds: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """Scaled cosines of the image's standardised features to each name's visual prototype: the
+        trained classes' centroids averaged by the softmax of the name's text similarity to them."""
+        counts = self.prototype_counts
+        if not bool((counts > 0).any()):
+            raise ValueError(
+                f"prototype_weight is {self.config.prototype_weight} but the model holds no class centroids: call "
+                "model.fit_prototypes(batches of its training images) (the trainer does), or set prototype_weight=0."
+            )
         trained = self._centred(self.trained_class_embeddings)
-        trained_logits = self._combine(scale * image_embeds @ trained.T, heads.classifier(visual))
-        conse = conse_logits(trained_logits, trained, class_embeds, scale, self.config.conse_top_k).to(semantic_logits.dtype)
-        return conse if head == "conse" else semantic_logits + conse
+        similarity = self.config.prototype_sharpness * class_embeds.float() @ trained.T.float()
+        weights = similarity.masked_fill(counts == 0, float("-inf")).softmax(-1)
+        prototypes = F.normalize(weights @ self.visual_prototypes, dim=-1)
+        features = F.normalize((visual.float() - self.feature_mean) / self.feature_std, dim=-1)
+        return scale * features @ prototypes.T
+
+    @torch.no_grad()
+    def fit_prototypes(self, batches: Iterable[Any]) -> int:
+        """Compute the visual prototypes (``config.prototype_weight``) from the training images: each
+        trained class's centroid of the backbone's pooled features, standardised by the mean and
+        standard deviation of all of them. One pass; the model pools as in evaluation (with
+        ``test_time_flip``, each image and its mirror). Needs ``prototype_weight > 0``.
+
+        Args:
+            batches: ``(pixel_values, labels)`` pairs or dicts with ``pixel_values`` (or the cached
+                ``image_features``) and ``labels``, which index ``config.trained_class_names``.
+
+        Returns:
+            The number of images.
+        """
+        if self.config.prototype_weight <= 0:
+            raise ValueError("fit_prototypes needs config.prototype_weight > 0 (the weight of their score in zero-shot).")
+        if not hasattr(self, "visual_prototypes"):
+            self._add_prototype_buffers()
+            self.to(self.logit_scale.device)
+        trained = len(self.config.trained_class_names)
+        # Summed in float64 on the CPU (which every device can copy to): exact over millions of images.
+        sums = torch.zeros(trained, self.config.num_features, dtype=torch.float64)
+        counts = torch.zeros(trained, dtype=torch.float64)
+        squares = torch.zeros(self.config.num_features, dtype=torch.float64)
+        was_training = self.training
+        self.eval()
+        try:
+            for batch in batches:
+                inputs, labels = _inputs_and_labels(batch)
+                if "image_features" in inputs:
+                    pooled = inputs["image_features"].to(self.device)
+                else:
+                    pooled = self.backbone_features(inputs["pixel_values"].to(self.device))[1]
+                pooled, labels = pooled.double().cpu(), torch.as_tensor(labels).cpu()
+                sums.index_add_(0, labels, pooled)
+                counts += torch.bincount(labels, minlength=trained).double()
+                squares += pooled.pow(2).sum(0)
+        finally:
+            self.train(was_training)
+        images = counts.sum()
+        if images < 2:
+            raise ValueError(f"fit_prototypes needs at least 2 images, got {int(images)}.")
+        mean = sums.sum(0) / images
+        std = (squares / images - mean.pow(2)).clamp(min=0).sqrt() + 1e-6
+        centroids = (sums / counts.clamp(min=1)[:, None] - mean) / std
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std)
+        self.visual_prototypes.copy_(F.normalize(centroids, dim=-1) * (counts > 0)[:, None])
+        self.prototype_counts.copy_(counts)
+        return int(images)
 
     # -- objectives ---------------------------------------------------------------------------
 
