@@ -94,6 +94,14 @@ def test_training_fits_the_prototypes_from_every_training_image(tiny_parquet, ti
     overrides = ["stages.0.epochs=1", "model.overrides.prototype_weight=1.0"]
     with pytest.raises(ConfigError, match=r"prototype_weight needs optim.freeze: backbone"):
         train(load_config(path, overrides))
+    streamed = [
+        f"data.path=[{tiny_parquet}]",
+        f"data.eval_path={tiny_parquet}",
+        "data.streaming=true",
+        "stages=[{name: a, steps: 2}]",
+    ]
+    with pytest.raises(ConfigError, match=r"prototype_weight cannot be used with data.streaming"):
+        train(load_config(path, [*overrides[1:], "optim.freeze=backbone", *streamed]))
     frozen = [*overrides, "optim.freeze=backbone", "data.cache_features=true", f"data.feature_cache_dir={tmp_path / 'cache'}"]
     results = train(load_config(path, frozen))
     model = results["model"]
