@@ -81,6 +81,12 @@ def test_card_of_a_zero_shot_vocabulary_names_the_head_and_calibration(trained_r
     text = str(hub.render_card(tmp_path))
     assert "Trained on (4): cat, dog, car, ship. The names not among them" in text
     assert "scored by the `conse` zero-shot head; `config.calibration` = 1.5" in text
+    assert "New names are scored by the `conse` zero-shot head." in text
+    model.config.prototype_weight = 2.0
+    model.fit_prototypes([{"image_features": torch.rand(8, model.config.num_features), "labels": torch.arange(8) % 4}])
+    model.save_pretrained(tmp_path)
+    text = str(hub.render_card(tmp_path))
+    assert "zero-shot head, plus 2.0 times their visual-prototype score" in text and "at sharpness 5.0" in text
     assert f'pipeline("zero-shot-image-classification", model="{tmp_path}")' in text
 
 

@@ -135,6 +135,8 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         text_pooling=config.get("text_pooling", "mean"),
         class_centering=config.get("class_centering", False),
         zero_shot_head=config.get("zero_shot_head", "semantic"),
+        prototype_weight=config.get("prototype_weight", 0.0),
+        prototype_sharpness=config.get("prototype_sharpness"),
         constraints=_constraints(training_config),
         training_config=yaml.safe_dump(training_config, sort_keys=False) if training_config else None,
     )

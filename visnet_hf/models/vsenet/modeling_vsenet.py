@@ -396,7 +396,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             for batch in batches:
                 inputs, labels = _inputs_and_labels(batch)
                 if "image_features" in inputs:
-                    pooled = inputs["image_features"].to(self.device)
+                    pooled = inputs["image_features"]
                 else:
                     pooled = self.backbone_features(inputs["pixel_values"].to(self.device))[1]
                 pooled, labels = pooled.double().cpu(), torch.as_tensor(labels).cpu()
