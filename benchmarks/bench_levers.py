@@ -103,9 +103,9 @@ def main() -> None:
             "notes": [
                 "Means over the folds. Seen accuracy: the development split of each fold's 120 classes; zero-shot: "
                 "the 30 held-out classes' training part; nothing here scores the seen test split or unseen_dev.",
-                "Not tried for want of time on this machine: image-side partial unfreezing, longer schedules beyond "
-                "bench_zeroshot.py's 6-epoch candidate, class descriptions (no offline source of descriptions for "
-                "Tiny-ImageNet's classes here). The direction of the semantic map: bench_projection_direction.py (5d).",
+                "Not tried here: longer schedules beyond bench_zeroshot.py's 6-epoch candidate. Measured elsewhere since: "
+                "class descriptions (WordNet, a class-texts knob of 5b), the direction of the semantic map "
+                "(bench_projection_direction.py, 5d), image-side partial unfreezing (bench_unfreeze.py, 5e).",
             ],
         },
     )
