@@ -9,7 +9,8 @@ the image processor next to the weights.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -170,6 +171,17 @@ class VisnetPreTrainedModel(PreTrainedModel):
 
 
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode for the block, then back in the mode it was in (even after an error)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def _check_model_type(cls: type[PreTrainedModel], path: str | os.PathLike, kwargs: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from .._paths import cache_dir
 from ..data import TransformedDataset, collate
 from ..errors import ConfigError
+from ..models._base import eval_mode
 
 
 def check_cacheable(model: torch.nn.Module, freeze: str, constraints: list) -> None:
@@ -105,24 +106,22 @@ class FeatureCache:
 
     @torch.no_grad()
     def _compute(self, model, source, transform, accelerator, batch_size: int, path: Path) -> None:
-        was_training = model.training
-        model.eval()
         dataset = TransformedDataset(source, transform, on_bad_image="skip", substitute=False, split="cached", with_indices=True)
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
         features = torch.zeros(len(source), model.config.num_features)
         readable = torch.zeros(len(source), dtype=torch.bool)
         views = 2 if getattr(model.config, "test_time_flip", False) else 1  # each image and its mirror
-        pooled_features = _pooled_features_fn(model, len(source) * views * _pixels(model.config.data_config))
-        for batch in loader:
-            if len(batch["labels"]) == 0:
-                continue
-            pixels = batch["pixel_values"].to(accelerator.device)
-            count = len(pixels)
-            if count < batch_size:  # one shape for every batch: a compiled backbone compiles once
-                pixels = torch.cat([pixels, pixels[-1:].expand(batch_size - count, *pixels.shape[1:])])
-            features[batch["indices"]] = pooled_features(pixels)[:count].float().cpu()
-            readable[batch["indices"]] = True
-        model.train(was_training)
+        with eval_mode(model):
+            pooled_features = _pooled_features_fn(model, len(source) * views * _pixels(model.config.data_config))
+            for batch in loader:
+                if len(batch["labels"]) == 0:
+                    continue
+                pixels = batch["pixel_values"].to(accelerator.device)
+                count = len(pixels)
+                if count < batch_size:  # one shape for every batch: a compiled backbone compiles once
+                    pixels = torch.cat([pixels, pixels[-1:].expand(batch_size - count, *pixels.shape[1:])])
+                features[batch["indices"]] = pooled_features(pixels)[:count].float().cpu()
+                readable[batch["indices"]] = True
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
         save_file({"features": features, "readable": readable}, str(temporary))

@@ -41,7 +41,7 @@ from ...text_encoders import (
     tokenize,
 )
 from ...zero_shot import Vocabulary, build_vocabulary, conse_logits, vocabulary_from_prompts, vocabulary_texts
-from .._base import VisnetPreTrainedModel
+from .._base import VisnetPreTrainedModel, eval_mode
 from .._factory import build_model
 from .configuration_vsenet import VSENetConfig
 
@@ -330,14 +330,14 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         With ``config.prototype_weight`` the visual-prototype score (:meth:`fit_prototypes`) is added.
         """
         scale = self.logit_scale_value(heads)
+        trained = self._centred(self.trained_class_embeddings)
         logits = semantic_logits
         if head != "semantic":
-            trained = self._centred(self.trained_class_embeddings)
             trained_logits = self._combine(scale * image_embeds @ trained.T, heads.classifier(visual))
             conse = conse_logits(trained_logits, trained, class_embeds, scale, self.config.conse_top_k).to(logits.dtype)
             logits = conse if head == "conse" else semantic_logits + conse
         if self.config.prototype_weight > 0:
-            prototype_logits = self._prototype_logits(visual, class_embeds, scale)
+            prototype_logits = self._prototype_logits(visual, class_embeds, trained, scale)
             logits = logits + self.config.prototype_weight * prototype_logits.to(logits.dtype)
         return logits
 
@@ -350,16 +350,18 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self.register_buffer("visual_prototypes", torch.zeros(trained, features))  # unit, standardised centroids
         self.register_buffer("prototype_counts", torch.zeros(trained))  # training images per trained class
 
-    def _prototype_logits(self, visual: torch.Tensor, class_embeds: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    def _prototype_logits(
+        self, visual: torch.Tensor, class_embeds: torch.Tensor, trained: torch.Tensor, scale: torch.Tensor
+    ) -> torch.Tensor:
         """Scaled cosines of the image's standardised features to each name's visual prototype: the
-        trained classes' centroids averaged by the softmax of the name's text similarity to them."""
+        trained classes' centroids averaged by the softmax of the name's text similarity to them
+        (``trained``: the trained classes' embeddings as the model scores them)."""
         counts = self.prototype_counts
         if not bool((counts > 0).any()):
             raise ValueError(
                 f"prototype_weight is {self.config.prototype_weight} but the model holds no class centroids: call "
                 "model.fit_prototypes(batches of its training images) (the trainer does), or set prototype_weight=0."
             )
-        trained = self._centred(self.trained_class_embeddings)
         similarity = self.config.prototype_sharpness * class_embeds.float() @ trained.T.float()
         weights = similarity.masked_fill(counts == 0, float("-inf")).softmax(-1)
         prototypes = F.normalize(weights @ self.visual_prototypes, dim=-1)
@@ -390,9 +392,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         sums = torch.zeros(trained, self.config.num_features, dtype=torch.float64)
         counts = torch.zeros(trained, dtype=torch.float64)
         squares = torch.zeros(self.config.num_features, dtype=torch.float64)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             for batch in batches:
                 inputs, labels = _inputs_and_labels(batch)
                 if "image_features" in inputs:
@@ -403,8 +403,6 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
                 sums.index_add_(0, labels, pooled)
                 counts += torch.bincount(labels, minlength=trained).double()
                 squares += pooled.pow(2).sum(0)
-        finally:
-            self.train(was_training)
         images = counts.sum()
         if images < 2:
             raise ValueError(f"fit_prototypes needs at least 2 images, got {int(images)}.")
@@ -519,11 +517,8 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         has one, else the (cached) encoder named in the config."""
         if self.text_tower is None:
             return get_text_encoder(self.text_encoder_path(), self.config.text_pooling).embed_classes(texts)
-        was_training = self.text_tower.training
-        self.text_tower.eval()
-        embeddings = self._tower_embeddings(self._prompt_inputs(texts), len(texts.names))
-        self.text_tower.train(was_training)
-        return embeddings
+        with eval_mode(self.text_tower):
+            return self._tower_embeddings(self._prompt_inputs(texts), len(texts.names))
 
     def text_encoder_path(self) -> str:
         """The text encoder ``set_classes`` uses: a copy bundled in the folder the model was loaded from
@@ -573,17 +568,13 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
                 "fit_calibration needs a vocabulary that mixes trained and new class names; "
                 "call set_classes(trained_names + new_names) first."
             )
-        was_training = self.training
-        self.eval()
         score_chunks, label_chunks = [], []
-        try:
+        with eval_mode(self):
             for batch in batches:
                 inputs, batch_labels = _inputs_and_labels(batch)
                 inputs = {k: v.to(self.device) for k, v in inputs.items()}
                 score_chunks.append(self(**inputs, calibration=0.0).logits.float().cpu())
                 label_chunks.append(torch.as_tensor(batch_labels).cpu())
-        finally:
-            self.train(was_training)
         best = calibrated_stacking(torch.cat(score_chunks), torch.cat(label_chunks), vocabulary.trained)
         self.config.calibration = float(best["calibration"])
         return best
