@@ -1,0 +1,27 @@
+"""The benchmark report's interval for a ratio of zero-shot scores over resampled classes."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from report import ratio_interval
+
+
+def test_interval_is_a_point_when_every_class_has_the_same_ratio():
+    assert ratio_interval([6, 12, 3], [4, 8, 2]) == (1.5, 1.5)
+
+
+def test_interval_brackets_the_measured_ratio_and_widens_with_disagreeing_classes():
+    agree = ratio_interval([26, 24, 25, 25] * 5, [20, 20, 21, 19] * 5)
+    disagree = ratio_interval([40, 10, 30, 20] * 5, [10, 30, 20, 20] * 5)
+    assert agree[0] <= 100 / 80 <= agree[1]
+    assert disagree[0] <= 1.25 <= disagree[1]
+    assert disagree[1] - disagree[0] > 3 * (agree[1] - agree[0])
+    assert ratio_interval([40, 10, 30, 20] * 5, [10, 30, 20, 20] * 5) == disagree  # seeded: the report is reproducible
+
+
+def test_interval_refuses_mismatched_classes():
+    with pytest.raises(ValueError, match="same classes"):
+        ratio_interval([1, 2], [1])
