@@ -13,6 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 OUTPUT = HERE.parent / "BENCHMARKS.md"
+RESAMPLES = 10_000  # class redraws behind each ratio interval
 
 
 def load(name: str) -> dict | None:
@@ -29,7 +30,7 @@ def verdict(ok: bool) -> str:
 
 
 def ratio_interval(
-    ours: list[int], reference: list[int], level: float = 0.95, resamples: int = 10_000, seed: int = 0
+    ours: list[int], reference: list[int], level: float = 0.95, resamples: int = RESAMPLES, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile interval of the ratio of two classifiers' correct counts on the same images when the
     classes are drawn again with replacement (``ours[c]``, ``reference[c]``: images of class ``c`` each
@@ -450,7 +451,7 @@ def _ratio_spread(final: dict, devise: dict) -> str:
         return ""
     ours, reference = final["zero_shot_correct_per_class"], devise["zero_shot_correct_per_class"]
     low, high = ratio_interval(ours, reference)
-    return f"; drawing the {len(ours)} classes again (10,000 times), the ratio's 95% interval is {low:.2f}x to {high:.2f}x"
+    return f"; drawing the {len(ours)} classes again ({RESAMPLES:,} times), the ratio's 95% interval is {low:.2f}x to {high:.2f}x"
 
 
 def levers_section(result: dict) -> list[str]:

@@ -88,8 +88,10 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
     model = build_model(config, splits.class_names, splits.descriptions, splits.synonyms)
     soft_tuning = build_constraints(config, model)
     freeze(model, config.optim)
+    eval_batch_size = config.eval_batch_size or config.batch_size
     if config.data.cache_features:
         train_dataset, train_loader, evaluation = _cached_feature_loaders(config, accelerator, model, splits, soft_tuning)
+        training_images: Any = DataLoader(train_dataset, batch_size=eval_batch_size, collate_fn=collate_features)
     else:
         train_transform, eval_transform = build_transforms(model.config.data_config, config.data.augment)
         train_dataset = TransformedDataset(splits.train, train_transform, seed=config.seed, on_bad_image=config.data.on_bad_image)
@@ -102,15 +104,17 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
             drop_last=len(splits.train) > config.batch_size,
             **loading,
         )
-        evaluation = eval_loader(splits.eval, eval_transform, config.eval_batch_size or config.batch_size, config.data, **loading)
-    fit_prototypes(config, accelerator, model, splits, train_dataset)
+        evaluation = eval_loader(splits.eval, eval_transform, eval_batch_size, config.data, **loading)
+        training_images = eval_loader(splits.train, eval_transform, eval_batch_size, config.data, **loading)
+    fit_prototypes(config, accelerator, model, training_images)
     return assemble(config, accelerator, model, soft_tuning, train_dataset, train_loader, evaluation, splits)
 
 
-def fit_prototypes(config: TrainConfig, accelerator: Accelerator, model, splits: Splits, train_dataset) -> None:
+def fit_prototypes(config: TrainConfig, accelerator: Accelerator, model, training_images) -> None:
     """A VSENet with ``prototype_weight``: its trained classes' centroids of the frozen backbone's features
-    (:meth:`~visnet_hf.VSENetForImageClassification.fit_prototypes`), from every training image at the eval
-    transform, once before the first step. Every process computes the same from all the images."""
+    (:meth:`~visnet_hf.VSENetForImageClassification.fit_prototypes`), from ``training_images`` (every training
+    image at the eval transform, or their cached features), once before the first step. Every process
+    computes the same from all the images."""
     if getattr(model.config, "prototype_weight", 0.0) <= 0:
         return
     if config.optim.freeze != "backbone":
@@ -119,17 +123,9 @@ def fit_prototypes(config: TrainConfig, accelerator: Accelerator, model, splits:
             "before training, from the backbone's features. With a backbone that trains, set prototype_weight: 0 and "
             "call model.fit_prototypes(...) on the trained model."
         )
-    batch_size = config.eval_batch_size or config.batch_size
-    if config.data.cache_features:
-        batches: Any = DataLoader(train_dataset, batch_size=batch_size, collate_fn=collate_features)
-    else:
-        _, eval_transform = build_transforms(model.config.data_config, config.data.augment)
-        batches = eval_loader(
-            splits.train, eval_transform, batch_size, config.data, **loader_options(config.data, accelerator.device)
-        )
     model.to(accelerator.device)
     started = time.perf_counter()
-    images = model.fit_prototypes(batches)
+    images = model.fit_prototypes(training_images)
     accelerator.print(
         f"Visual prototypes of {len(model.config.trained_class_names)} classes from {images} training images ({time.perf_counter() - started:.0f}s)."
     )
