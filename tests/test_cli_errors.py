@@ -73,13 +73,15 @@ def test_a_model_that_is_neither_a_folder_nor_a_hub_id(capsys, tmp_path):
     assert "Give a folder written by save_pretrained" in err
 
 
-def test_missing_data_and_image_files(saved_frn, capsys, tmp_path):
+def test_missing_data_and_image_files(saved_frn, tiny_parquet, capsys, tmp_path):
     err = error_of(cli, ["eval", "--model", saved_frn, "--data", str(tmp_path / "test.parquet")], capsys)
     assert err == f"visnet: error: Parquet file '{tmp_path / 'test.parquet'}' does not exist.\n"
     err = error_of(cli, ["predict", "--model", saved_frn, str(tmp_path / "photo.jpg")], capsys)
     assert err == f"visnet: error: {tmp_path / 'photo.jpg'} does not exist; give image files or folders of images.\n"
     err = error_of(cli, ["eval", "--model", saved_frn], capsys)
     assert "Give the data to evaluate (--data), or --held-out" in err
+    err = error_of(cli, ["eval", "--model", saved_frn, "--data", tiny_parquet, "--class-synset-column", "wnid"], capsys)
+    assert err.startswith("visnet: error: data.class_synset_column='wnid' is not a column of the")
     err = error_of(cli, ["eval", "--model", saved_frn, "--held-out"], capsys)
     assert "has no training_config.yaml, so the run's held-out split is unknown" in err
     err = error_of(cli, ["zero-shot", "--model", saved_frn, "--classes", "zebra", str(tmp_path)], capsys)

@@ -305,6 +305,31 @@ def test_include_classes_filters_and_relabels_after_the_split(tiny_parquet):
         load_splits(DataConfig(path=tiny_parquet, include_classes=["shp"]))
 
 
+WNIDS = {"cat": "n02124075", "dog": "n02084071", "car": "n02958343", "ship": "n04194289"}  # cat: the Egyptian cat
+
+
+def with_column(parquet: str, path: Path, column: str, values: dict[str, str | None]) -> str:
+    """``parquet`` with a ``column`` holding, for each example, its class's entry of ``values``."""
+    import datasets
+
+    dataset = datasets.Dataset.from_parquet(parquet)
+    names = dataset.features["label"].names
+    dataset.add_column(column, [values[names[label]] for label in dataset["label"]]).to_parquet(str(path))
+    return str(path)
+
+
+def test_wordnet_ids_come_from_a_data_column(tiny_parquet, tmp_path):
+    path = with_column(tiny_parquet, tmp_path / "wnid.parquet", "wnid", {**WNIDS, "car": None})
+    splits = load_splits(DataConfig(path=path, class_synset_column="wnid", include_classes=["ship", "car", "cat"]))
+    assert splits.synsets == ["n04194289", None, "n02124075"]  # per class, in the kept order; none given for car
+    assert load_splits(DataConfig(path=path)).synsets is None
+    with pytest.raises(DataError, match=r"data.class_synset_column='wnids' is not a column .*Did you mean 'wnid'"):
+        load_splits(DataConfig(path=path, class_synset_column="wnids"))
+    wrong = with_column(tiny_parquet, tmp_path / "wrong.parquet", "wnid", {**WNIDS, "dog": "02084071"})
+    with pytest.raises(DataError, match=r"holds '02084071' for class 'dog', which is not a WordNet noun id such as 'n01443537'"):
+        load_splits(DataConfig(path=wrong, class_synset_column="wnid"))
+
+
 def jpeg_bytes(image, **options) -> bytes:
     import io
 

@@ -87,6 +87,10 @@ def test_card_of_a_zero_shot_vocabulary_names_the_head_and_calibration(trained_r
     model.save_pretrained(tmp_path)
     text = str(hub.render_card(tmp_path))
     assert "zero-shot head, plus 2.0 times their visual-prototype score" in text and "at sharpness 5.0" in text
+    assert "WordNet" not in text
+    model.config.prototype_hierarchy = 2.5
+    model.save_pretrained(tmp_path)
+    assert "at sharpness 5.0, plus 2.5 times the Wu-Palmer similarity of their WordNet senses)" in str(hub.render_card(tmp_path))
     assert f'pipeline("zero-shot-image-classification", model="{tmp_path}")' in text
 
 

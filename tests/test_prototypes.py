@@ -11,8 +11,10 @@ from safetensors.torch import load_file
 import visnet_hf
 from visnet_hf.errors import ConfigError
 from visnet_hf.training import load_config, train
+from visnet_hf.wordnet import hierarchy_similarity, synset_ids
 
 from .conftest import CLASS_NAMES, write_config
+from .test_data import WNIDS, with_column
 
 NEW_NAMES = ["lion", "truck", "boat"]
 
@@ -56,6 +58,61 @@ def test_prototypes_are_standardised_centroids_mixed_by_text_similarity(tiny_tex
         expected = model.logit_scale_value() * standardised @ prototypes.T
     torch.testing.assert_close(with_prototypes - without, 1.5 * expected, atol=1e-4, rtol=1e-4)
     assert with_prototypes.shape == (6, len(NEW_NAMES))
+
+
+def _prototype_scores(model, images: torch.Tensor, hierarchy: torch.Tensor) -> torch.Tensor:
+    """The prototype score by hand: centroids mixed by the softmax of 5 x text similarity + ``hierarchy``."""
+    similarity = model.normalized_class_embeddings() @ F.normalize(model.trained_class_embeddings, dim=-1).T
+    prototypes = F.normalize((5.0 * similarity + hierarchy).softmax(-1) @ model.visual_prototypes, dim=-1)
+    standardised = F.normalize((images - model.feature_mean) / model.feature_std, dim=-1)
+    return model.logit_scale_value() * standardised @ prototypes.T
+
+
+def test_prototype_hierarchy_mixes_wordnet_similarity_into_the_borrowing(tiny_text_encoder, tmp_path):
+    model = _model(tiny_text_encoder)
+    features, labels = _features(model)
+    model.fit_prototypes([{"image_features": features, "labels": labels}])
+    assert model.config.trained_class_synsets == list(synset_ids(CLASS_NAMES))  # resolved while training
+    images = features[:6]
+
+    def prototype_part(hierarchy_weight: float) -> torch.Tensor:
+        with torch.no_grad():
+            model.config.prototype_hierarchy = hierarchy_weight
+            with_prototypes = model(image_features=images).logits
+            model.config.prototype_weight = 0.0
+            without = model(image_features=images).logits
+            model.config.prototype_weight = 1.5
+        return (with_prototypes - without) / 1.5
+
+    # "lion" as the famous person, given: a sense other than the one its name suggests (the big cat)
+    given = ["n10265070", None, None]
+    for synsets in (None, given):
+        model.set_classes(NEW_NAMES, synsets=synsets)
+        senses = synset_ids(NEW_NAMES, wnids=synsets)
+        hierarchy = hierarchy_similarity(senses, tuple(model.config.trained_class_synsets))
+        with torch.no_grad():
+            torch.testing.assert_close(
+                prototype_part(4.0), _prototype_scores(model, images, 4.0 * hierarchy), atol=1e-4, rtol=1e-4
+            )
+            torch.testing.assert_close(
+                prototype_part(0.0), _prototype_scores(model, images, 0.0 * hierarchy), atol=1e-4, rtol=1e-4
+            )
+    assert synset_ids(NEW_NAMES, wnids=given) != synset_ids(NEW_NAMES)
+
+    model.config.prototype_hierarchy = 4.0
+    model.save_pretrained(tmp_path)
+    loaded = visnet_hf.VSENetForImageClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.class_synsets == given and loaded.config.trained_class_synsets == model.config.trained_class_synsets
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(image_features=images).logits, model(image_features=images).logits)
+    with pytest.raises(ValueError, match=r"2 synsets for 3 class names"):
+        model.set_classes(NEW_NAMES, synsets=given[:2])
+    with pytest.raises(ValueError, match=r"trained_class_synsets has 1 entries for 4 trained classes"):
+        visnet_hf.VSENetConfig(class_names=CLASS_NAMES, trained_class_synsets=["n02121620"])
+    with pytest.raises(ValueError, match=r"prototype_hierarchy.*must be >= 0"):
+        visnet_hf.create_model(
+            "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, prototype_hierarchy=-1.0
+        )
 
 
 def test_prototypes_leave_the_trained_vocabulary_alone_and_survive_save_and_load(tiny_text_encoder, tmp_path):
@@ -103,9 +160,11 @@ def test_training_fits_the_prototypes_from_every_training_image(tiny_parquet, ti
     with pytest.raises(ConfigError, match=r"prototype_weight cannot be used with data.streaming"):
         train(load_config(path, [*overrides[1:], "optim.freeze=backbone", *streamed]))
     frozen = [*overrides, "optim.freeze=backbone", "data.cache_features=true", f"data.feature_cache_dir={tmp_path / 'cache'}"]
-    results = train(load_config(path, frozen))
+    with_wnids = with_column(tiny_parquet, tmp_path / "wnid.parquet", "wnid", WNIDS)
+    results = train(load_config(path, [*frozen, f"data.path={with_wnids}", "data.class_synset_column=wnid"]))
     model = results["model"]
     assert model.prototype_counts.sum().item() == 72  # the 96 images less the quarter held out
+    assert model.config.trained_class_synsets == [WNIDS[name] for name in CLASS_NAMES]  # the data's, not guessed
     exported = load_file(f"{results['model_dir']}/model.safetensors")
     torch.testing.assert_close(exported["visual_prototypes"], model.visual_prototypes)
     # From images rather than cached features: the same centroids, up to float error.

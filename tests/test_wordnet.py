@@ -1,4 +1,4 @@
-"""Class descriptions from the WordNet extract shipped in the package, and VSENets that use them."""
+"""Class descriptions and class similarity from the WordNet extract shipped in the package, and VSENets that use them."""
 
 import gzip
 
@@ -7,7 +7,18 @@ import torch
 
 from visnet_hf import VSENetForImageClassification, create_model
 from visnet_hf.errors import ConfigError
-from visnet_hf.wordnet import build_resource, describe, fill_descriptions, read_resource, senses, synset_for
+from visnet_hf.wordnet import (
+    build_resource,
+    describe,
+    fill_descriptions,
+    hierarchy_similarity,
+    hypernym_path,
+    read_resource,
+    senses,
+    synset_for,
+    synset_ids,
+    wu_palmer,
+)
 
 
 def test_a_name_is_described_by_its_hypernym_and_gloss():
@@ -23,6 +34,26 @@ def test_the_sense_is_one_a_photo_can_show_unless_synonyms_say_otherwise():
     assert synset_for("slug").lemmas == ("bullet", "slug")  # the first sense a photo can show
     assert synset_for("slug", ["sluggard"]).lexname == 18  # the synonym picks the idle person
     assert synset_for("slug", ["no such synonym"]) == synset_for("slug")
+
+
+def test_a_given_wordnet_id_wins_over_the_sense_guessed_from_the_name():
+    assert synset_ids(["cat", "lion", "zzqx"]) == ("n02121620", "n02129165", None)
+    # "lion" as the famous person (noun.person): given, it is used; an id WordNet lacks or a malformed one is not
+    assert synset_ids(["lion", "lion", "lion"], wnids=["n10265070", "n99999999", "lion"]) == ("n10265070",) + ("n02129165",) * 2
+    assert synset_ids(["slug"], synonyms=[["sluggard"]]) == (f"n{synset_for('slug', ['sluggard']).offset}",)
+
+
+def test_classes_are_alike_by_the_depth_of_the_hypernym_they_share():
+    cat, lion, car = synset_ids(["cat", "lion", "car"])
+    path = hypernym_path(lion)
+    assert path[0] == "00001740" and path[-1] == lion[1:]  # entity ... lion
+    assert read_resource()[0][path[-2]].lemmas[0] == "big cat"
+    shared = len([a for a, b in zip(hypernym_path(cat), path) if a == b])  # entity ... feline
+    assert wu_palmer(cat, lion) == pytest.approx(2 * shared / (len(hypernym_path(cat)) + len(path)))
+    assert wu_palmer(cat, cat) == 1.0 and wu_palmer(cat, None) == 0.0
+    similarity = hierarchy_similarity((cat, None), (lion, car, cat))
+    assert similarity.shape == (2, 3) and similarity[1].eq(0).all()  # an unknown name is alike to nothing
+    assert similarity[0, 2] == 1.0 > similarity[0, 0] > similarity[0, 1] > 0  # a cat is nearer a lion than a car
 
 
 def test_given_descriptions_win_and_missing_ones_are_looked_up():

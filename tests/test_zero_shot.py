@@ -260,6 +260,21 @@ def test_cross_validation_trains_without_the_held_out_classes(tiny_parquet, tiny
     assert table.calibration("a", "both") == pytest.approx(sum(offsets) / 2)  # the median of two
 
 
+def test_variants_set_config_fields_for_the_scoring_only(tiny_text_encoder):
+    from visnet_hf.selection import config_fields
+
+    model = visnet_hf.create_model("vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32)
+    with config_fields(model, {"prototype_hierarchy": 2.5, "zero_shot_head": "semantic"}):
+        assert (model.config.prototype_hierarchy, model.config.zero_shot_head) == (2.5, "semantic")
+    assert (model.config.prototype_hierarchy, model.config.zero_shot_head) == (0.0, "both")
+    with pytest.raises(RuntimeError), config_fields(model, {"conse_top_k": 3}):
+        raise RuntimeError  # put back however the block ends
+    assert model.config.conse_top_k == 10
+    unknown = r"'prototype_hierarchi' is not a field of VSENetConfig. Did you mean 'prototype_hierarchy'"
+    with pytest.raises(ValueError, match=unknown), config_fields(model, {"prototype_hierarchi": 2.5}):
+        pass
+
+
 @pytest.mark.slow
 def test_resolution_other_than_the_images(tiny_parquet, tiny_text_encoder, tmp_path):
     """32 px images, a model at 64 px: training resizes, the saved processor and the pipeline give 64 px."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .data.config import SOURCES
 from .errors import reported_as_cli_errors
 from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
+
+SYNSET_COLUMN_HELP = "VSENet: a column of --data with each class's WordNet id (e.g. wnid), for prototype_hierarchy"
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -68,21 +71,32 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    import json
-
+def _data_options(args: argparse.Namespace) -> Any:
+    """The data section ``--data`` and its options stand for (None without ``--data``)."""
     from ._validation import validate
     from .data import DataConfig
     from .errors import ConfigError
+
+    if args.data is None:
+        return None
+    options = dict(
+        source=args.source,
+        path=args.data,
+        eval_split=args.split,
+        val_fraction=args.val_fraction,
+        class_synset_column=args.class_synset_column,
+    )
+    return validate(DataConfig, options, ConfigError, "the data options")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
     from .evaluation import evaluate_saved_model
 
-    data = None
-    if args.data is not None:
-        options = dict(source=args.source, path=args.data, eval_split=args.split, val_fraction=args.val_fraction)
-        data = validate(DataConfig, options, ConfigError, "the data options")
     results = evaluate_saved_model(
         args.model,
-        data,
+        _data_options(args),
         seed=args.seed,
         held_out=args.held_out,
         all_classes=args.all_classes,
@@ -98,19 +112,12 @@ def _eval(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     import json
 
-    from ._validation import validate
-    from .data import DataConfig
-    from .errors import ConfigError
     from .selection import calibrate_saved_model
 
-    data = None
-    if args.data is not None:
-        options = dict(source=args.source, path=args.data, eval_split=args.split, val_fraction=args.val_fraction)
-        data = validate(DataConfig, options, ConfigError, "the data options")
     result = calibrate_saved_model(
         args.model,
         offset=args.offset,
-        data=data,
+        data=_data_options(args),
         held_out=args.held_out,
         pseudo_unseen=args.pseudo_unseen,
         folds=args.folds,
@@ -218,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--val-fraction", type=float, default=0.1, help="with --held-out and --data: the held-out fraction")
     evaluate.add_argument("--seed", type=int, default=None, help="with --held-out: the split's seed (default: the run's, or 0)")
     evaluate.add_argument("--calibration", type=float, default=None, help="VSENet: offset on trained classes' scores")
+    evaluate.add_argument("--class-synset-column", default=None, help=SYNSET_COLUMN_HELP)
     evaluate.add_argument("--max-samples", type=_positive_int, default=None, help="score only the first N images")
     evaluate.add_argument("--batch-size", type=_positive_int, default=128)
     evaluate.add_argument("--output-dir", default=None)
@@ -258,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--split", default=None)
     calibrate.add_argument("--held-out", action="store_true", help="with --data: only its held-out part")
     calibrate.add_argument("--val-fraction", type=float, default=0.1)
+    calibrate.add_argument("--class-synset-column", default=None, help=SYNSET_COLUMN_HELP)
     calibrate.add_argument("--seed", type=int, default=0)
     calibrate.add_argument("--batch-size", type=_positive_int, default=128)
     calibrate.set_defaults(run=_calibrate)

@@ -208,7 +208,9 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
     if is_vsenet(model):
         same = model_names == evaluation.class_names
         forward_kwargs["vocabulary"] = (
-            model.vocabulary if same else build_vocabulary(model, evaluation.class_names, synonyms=evaluation.synonyms)
+            model.vocabulary
+            if same
+            else build_vocabulary(model, evaluation.class_names, synonyms=evaluation.synonyms, synsets=evaluation.synsets)
         )
     if calibration is not None:
         forward_kwargs["calibration"] = calibration

@@ -27,13 +27,15 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ._validation import did_you_mean
 from .calibration import calibrated_stacking
 from .data import DataConfig, Splits, build_transforms, load_eval_data, load_splits
 from .errors import ConfigError, ModelLoadError
@@ -196,13 +198,14 @@ def _fold_config(config: TrainConfig, fold: Fold, output: str, dev_fraction: flo
 @dataclass
 class FoldData:
     """A fold's images: ``seen`` (the trained classes, with the run's held-out split) and ``unseen``
-    (every image of the pseudo-unseen classes), and each class's synonyms when the data has them."""
+    (every image of the pseudo-unseen classes), and each class's synonyms and WordNet id when the data has them."""
 
     trained: list[str]
     held_out: list[str]
     seen: Splits
     unseen: Splits
     synonyms: dict[str, list[str]] | None
+    synsets: dict[str, str | None] | None = None
 
 
 _FOLD_DATA: dict[tuple[str, Fold, int], FoldData] = {}
@@ -220,10 +223,21 @@ def fold_data(data: DataConfig, fold: Fold, seed: int = 0) -> FoldData:
 def _fold_data(data: DataConfig, fold: Fold, seed: int) -> FoldData:
     seen = load_splits(replace(data, include_classes=list(fold.trained)), seed=seed)
     unseen = load_splits(replace(data, include_classes=list(fold.held_out), max_train_samples=None), seed=seed)
-    synonyms = None
-    if seen.synonyms is not None and unseen.synonyms is not None:
-        synonyms = {**dict(zip(seen.class_names, seen.synonyms)), **dict(zip(unseen.class_names, unseen.synonyms))}
-    return FoldData(list(fold.trained), list(fold.held_out), seen, unseen, synonyms)
+    return FoldData(
+        list(fold.trained),
+        list(fold.held_out),
+        seen,
+        unseen,
+        _by_name(seen, unseen, "synonyms"),
+        _by_name(seen, unseen, "synsets"),
+    )
+
+
+def _by_name(seen: Splits, unseen: Splits, attribute: str) -> dict[str, Any] | None:
+    """A per-class attribute of the splits (``synonyms``, ``synsets``) by class name, if both have it."""
+    if getattr(seen, attribute) is None or getattr(unseen, attribute) is None:
+        return None
+    return {**dict(zip(seen.class_names, getattr(seen, attribute))), **dict(zip(unseen.class_names, getattr(unseen, attribute)))}
 
 
 @torch.no_grad()
@@ -233,17 +247,17 @@ def score_fold(
     """Zero-shot on the fold's pseudo-unseen classes, seen accuracy on the held-out images of its
     trained classes, and the generalised zero-shot figures with the offset fitted on this fold.
 
-    ``fields`` are VSENet forward options for the scoring only (``{"zero_shot_head": "semantic"}``, say);
-    the model is not changed. The mixed vocabulary is scored without an offset: the one fitted here
-    is the whole offset, whatever the model's config holds.
+    ``fields`` are VSENet config fields set for the scoring only (``{"zero_shot_head": "semantic"}``,
+    ``{"prototype_hierarchy": 2.5}``, say); the model is as it was afterwards. The mixed vocabulary is
+    scored without an offset: the one fitted here is the whole offset, whatever the model's config holds.
     """
-    fields = fields or {}
-    held_out = _vocabulary(model, data.held_out, data)
-    mixed = _vocabulary(model, data.trained + data.held_out, data)
-    seen = fold_logits(model, data.seen, "eval", config)
-    zero_shot = fold_logits(model, data.unseen, "both", config, vocabulary=held_out, **fields)
-    mixed_seen = fold_logits(model, data.seen, "eval", config, vocabulary=mixed, calibration=0.0, **fields)
-    mixed_unseen = fold_logits(model, data.unseen, "both", config, vocabulary=mixed, calibration=0.0, **fields)
+    with config_fields(model, fields or {}):
+        held_out = _vocabulary(model, data.held_out, data)
+        mixed = _vocabulary(model, data.trained + data.held_out, data)
+        seen = fold_logits(model, data.seen, "eval", config)
+        zero_shot = fold_logits(model, data.unseen, "both", config, vocabulary=held_out)
+        mixed_seen = fold_logits(model, data.seen, "eval", config, vocabulary=mixed, calibration=0.0)
+        mixed_unseen = fold_logits(model, data.unseen, "both", config, vocabulary=mixed, calibration=0.0)
     gzsl = calibrated_stacking(
         torch.cat([mixed_seen.scores, mixed_unseen.scores]),
         torch.cat([mixed_seen.labels, mixed_unseen.labels + len(data.trained)]),
@@ -262,9 +276,31 @@ def score_fold(
     }
 
 
+@contextmanager
+def config_fields(model: VSENetForImageClassification, fields: dict[str, Any]) -> Iterator[None]:
+    """Set ``fields`` of the model's config for the ``with`` block, and put the old values back after it.
+
+    Raises:
+        ValueError: a field the config does not have (it would change nothing).
+    """
+    unknown = [name for name in fields if not hasattr(model.config, name)]
+    if unknown:
+        known = [name for name in vars(model.config) if not name.startswith("_")]
+        raise ValueError(f"{unknown[0]!r} is not a field of {type(model.config).__name__}.{did_you_mean(unknown[0], known)}")
+    before = {name: getattr(model.config, name) for name in fields}
+    try:
+        for name, value in fields.items():
+            setattr(model.config, name, value)
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(model.config, name, value)
+
+
 def _vocabulary(model: VSENetForImageClassification, names: list[str], data: FoldData) -> Vocabulary:
     synonyms = [data.synonyms.get(name, []) for name in names] if data.synonyms else None
-    return build_vocabulary(model, names, synonyms=synonyms)
+    synsets = [data.synsets.get(name) for name in names] if data.synsets else None
+    return build_vocabulary(model, names, synonyms=synonyms, synsets=synsets)
 
 
 def fold_logits(
@@ -345,7 +381,7 @@ def calibrate_saved_model(
                 f"The data's classes must mix trained and new names to calibrate; it has "
                 f"{int(seen_columns.sum())} trained and {int((~seen_columns).sum())} new ones."
             )
-        vocabulary = build_vocabulary(model, evaluation.class_names, synonyms=evaluation.synonyms)
+        vocabulary = build_vocabulary(model, evaluation.class_names, synonyms=evaluation.synonyms, synsets=evaluation.synsets)
         assert model.config.data_config is not None  # set when the model is built
         _, transform = build_transforms(model.config.data_config, data.augment)
         loader = eval_loader(evaluation.dataset, transform, batch_size, data)

@@ -12,6 +12,11 @@ them; otherwise the most frequent sense spelled as the name is (a lower-case nam
 among those that can be photographed (animals, plants, artifacts, food, objects, ...), else the most
 frequent.
 
+How alike two classes are (:func:`hierarchy_similarity`): Wu and Palmer's similarity of their senses,
+twice the depth of the deepest hypernym they share over the sum of their depths, along each sense's
+chain of first hypernyms. A VSENet with ``prototype_hierarchy`` mixes it into how a new name borrows the
+trained classes' visual prototypes.
+
 The data is a compact extract of WordNet 3.0's nouns shipped in the package
 (``resources/wordnet_nouns.tsv.gz``, Princeton's licence beside it), rebuilt from a WordNet
 ``dict/`` folder with ``python -m visnet_hf.wordnet DICT_DIR``.
@@ -21,13 +26,17 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
+
+import torch
 
 RESOURCE = Path(__file__).parent / "resources" / "wordnet_nouns.tsv.gz"
 SOURCES = ("wordnet",)
+WNID = re.compile(r"n\d{8}")  # a noun synset as ImageNet names it: "n" and its 8-digit offset
 
 # WordNet lexicographer files of things a photograph can show (lexnames: 05 noun.animal, 06 noun.artifact,
 # 08 noun.body, 13 noun.food, 17 noun.object, 19 noun.phenomenon, 20 noun.plant, 27 noun.substance).
@@ -36,13 +45,15 @@ PICTURABLE = frozenset({5, 6, 8, 13, 17, 19, 20, 27})
 
 @dataclass(frozen=True)
 class Synset:
-    """One WordNet noun sense: its lemmas, lexicographer file, first hypernym's first lemma and gloss."""
+    """One WordNet noun sense: its lemmas, lexicographer file, first hypernym's first lemma and gloss,
+    and that hypernym's offset (``parent``)."""
 
     offset: str
     lexname: int
     lemmas: tuple[str, ...]
     hypernym: str | None
     gloss: str
+    parent: str | None = None
 
     @property
     def description(self) -> str:
@@ -64,7 +75,7 @@ def read_resource(path: Path = RESOURCE) -> tuple[dict[str, Synset], dict[str, t
                 index[key] = tuple(rest[0].split())
     first_lemma = {offset: entry[1][0] for offset, entry in synsets.items()}
     built = {
-        offset: Synset(offset, lexname, lemmas, first_lemma.get(hypernym), gloss)
+        offset: Synset(offset, lexname, lemmas, first_lemma.get(hypernym), gloss, hypernym or None)
         for offset, (lexname, lemmas, hypernym, gloss) in synsets.items()
     }
     return built, index
@@ -109,6 +120,60 @@ def describe(names: Sequence[str], synonyms: Sequence[Sequence[str] | None] | No
 def _description(name: str, synonyms: Sequence[str]) -> str | None:
     synset = synset_for(name, synonyms)
     return synset.description if synset else None
+
+
+def synset_ids(
+    names: Sequence[str],
+    synonyms: Sequence[str | Sequence[str] | None] | None = None,
+    wnids: Sequence[str | None] | None = None,
+) -> tuple[str | None, ...]:
+    """The WordNet sense of each name as a WordNet id (``"n01443537"``): the one ``wnids`` gives where
+    WordNet knows it, else the sense :func:`synset_for` picks; None where WordNet does not know the name."""
+    synsets, _ = read_resource()
+    ids: list[str | None] = []
+    for i, name in enumerate(names):
+        wnid = wnids[i] if wnids else None
+        if wnid and WNID.fullmatch(wnid) and wnid[1:] in synsets:
+            ids.append(wnid)
+            continue
+        aliases = synonyms[i] if synonyms else None
+        synset = synset_for(name, [aliases] if isinstance(aliases, str) else list(aliases or ()))
+        ids.append(f"n{synset.offset}" if synset else None)
+    return tuple(ids)
+
+
+@cache
+def hypernym_path(wnid: str) -> tuple[str, ...]:
+    """The offsets of the chain of first hypernyms from the root down to the synset ``wnid`` itself."""
+    synsets, _ = read_resource()
+    chain: list[str] = []
+    current: str | None = wnid[1:]
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = synsets[current].parent if current in synsets else None
+    return tuple(reversed(chain))
+
+
+def wu_palmer(first: str | None, second: str | None) -> float:
+    """Wu and Palmer's similarity of two senses (WordNet ids): 1 for the same, 0 when either is unknown."""
+    if first is None or second is None:
+        return 0.0
+    a, b = hypernym_path(first), hypernym_path(second)
+    shared = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        shared += 1
+    return 2 * shared / (len(a) + len(b))
+
+
+@lru_cache(maxsize=64)
+def hierarchy_similarity(rows: tuple[str | None, ...], columns: tuple[str | None, ...]) -> torch.Tensor:
+    """``(len(rows), len(columns))`` Wu-Palmer similarities of senses (:func:`synset_ids`); a
+    row or column WordNet does not know is 0 throughout, alike to nothing."""
+    return torch.tensor([[wu_palmer(row, column) for column in columns] for row in rows], dtype=torch.float32).reshape(
+        len(rows), len(columns)
+    )
 
 
 def fill_descriptions(

@@ -46,6 +46,7 @@ class Vocabulary:
         trained: ``(len(names),)`` boolean mask of the names in the model's ``trained_class_names``.
         is_trained_vocabulary: the names are the trained ones in the trained order: both heads apply.
         texts: what was embedded (synonyms, descriptions, templates); ``None`` for given embeddings.
+        synsets: the WordNet id of each name where known (``"n01443537"``), for ``prototype_hierarchy``.
     """
 
     names: tuple[str, ...]
@@ -53,10 +54,16 @@ class Vocabulary:
     trained: torch.Tensor
     is_trained_vocabulary: bool
     texts: ClassTexts | None = None
+    synsets: tuple[str | None, ...] | None = None
 
     @classmethod
     def of(
-        cls, names: Sequence[str], embeddings: torch.Tensor, trained_names: Sequence[str], texts: ClassTexts | None = None
+        cls,
+        names: Sequence[str],
+        embeddings: torch.Tensor,
+        trained_names: Sequence[str],
+        texts: ClassTexts | None = None,
+        synsets: Sequence[str | None] | None = None,
     ) -> Vocabulary:
         """A vocabulary of ``names`` for a model that trained on ``trained_names``."""
         names = tuple(names)
@@ -67,6 +74,7 @@ class Vocabulary:
             trained=torch.tensor([name in trained_set for name in names], dtype=torch.bool),
             is_trained_vocabulary=names == tuple(trained_names),
             texts=texts,
+            synsets=tuple(synsets) if synsets is not None else None,
         )
 
     def __len__(self) -> int:
@@ -85,6 +93,7 @@ def build_vocabulary(
     templates: str | Sequence[str] | None = None,
     synonyms: Sequence[str | Sequence[str] | None] | None = None,
     embeddings: torch.Tensor | None = None,
+    synsets: Sequence[str | None] | None = None,
 ) -> Vocabulary:
     """Embed class names with a VSENet's text encoder (its trained tower, if it has one).
 
@@ -95,10 +104,14 @@ def build_vocabulary(
         templates: prompt templates (a list, one template, or a set name: ``clip7``, ``clip80``); default: the model's.
         synonyms: optional other names per class, each put in every template (e.g. WordNet lemmas).
         embeddings: precomputed ``(len(names), embedding_dim)`` embeddings instead of the text encoder.
+        synsets: optional WordNet id per class (``"n01443537"``, or None), the sense ``prototype_hierarchy``
+            places it at instead of the one guessed from its name.
 
     Raises:
-        ValueError: ``embeddings`` of the wrong shape for this model.
+        ValueError: ``embeddings`` or ``synsets`` of the wrong length for this model and names.
     """
+    if synsets is not None and len(synsets) != len(names):
+        raise ValueError(f"{len(synsets)} synsets for {len(names)} class names: give one WordNet id (or None) per name.")
     config = model.config
     texts = vocabulary_texts(config, names, descriptions, templates, synonyms)
     if embeddings is None:
@@ -109,7 +122,7 @@ def build_vocabulary(
             f"({len(texts.names)}, {config.embedding_dim}): the text encoder must be the one the model was trained "
             f"with ({config.text_encoder!r}) or one with the same width."
         )
-    return Vocabulary.of(texts.names, F.normalize(embeddings.float(), dim=-1), config.trained_class_names, texts)
+    return Vocabulary.of(texts.names, F.normalize(embeddings.float(), dim=-1), config.trained_class_names, texts, synsets)
 
 
 def vocabulary_texts(

@@ -56,7 +56,9 @@ class DataConfig:
     a subset of the classes (by name, in that order), e.g. to keep others for zero-shot evaluation.
     ``class_texts_column`` names a column with more names for each example's class (``synonyms``:
     ``"goldfish, Carassius auratus"``, split on ``class_texts_separator``); a VSENet embeds them with
-    its templates next to the class name.
+    its templates next to the class name. ``class_synset_column`` names a column with each example's
+    class's WordNet id (ImageNet's wnid, ``"n01443537"``): a VSENet with ``prototype_hierarchy`` then
+    places the class in WordNet by it instead of guessing the sense from the name.
     Without an eval split (``eval_path`` / ``eval_split``) a stratified ``val_fraction`` of the
     training data is held out, with the run's seed.
 
@@ -93,6 +95,7 @@ class DataConfig:
     include_classes: list[str] | None = None
     class_texts_column: str | None = None
     class_texts_separator: str = ","
+    class_synset_column: str | None = None
     descriptions_file: str | None = None
     val_fraction: float = 0.1
     dev_fraction: float = 0.0

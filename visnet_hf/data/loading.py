@@ -25,6 +25,7 @@ from PIL import Image
 
 from .._validation import did_you_mean
 from ..errors import DataError
+from ..wordnet import WNID
 from .config import DataConfig
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -55,6 +56,7 @@ class Splits:
 
     Attributes:
         synonyms: more names per class, from ``data.class_texts_column``.
+        synsets: each class's WordNet id (``"n01443537"``), from ``data.class_synset_column``.
         eval_description: which images the eval split holds, in words (for reports and cards).
     """
 
@@ -66,16 +68,18 @@ class Splits:
     synonyms: list[list[str]] | None = None
     train_source: datasets.Dataset | None = None
     eval_source: datasets.Dataset | None = None
+    synsets: list[str | None] | None = None
 
 
 @dataclass
 class EvalData:
-    """The images an evaluation scores, their class names (and synonyms), and which part of the data they are."""
+    """The images an evaluation scores, their class names (and synonyms and WordNet ids), and which part of the data they are."""
 
     dataset: datasets.Dataset
     class_names: list[str]
     description: str
     synonyms: list[list[str]] | None = None
+    synsets: list[str | None] | None = None
 
 
 def load_splits(config: DataConfig, seed: int = 0) -> Splits:
@@ -100,7 +104,7 @@ def load_eval_data(config: DataConfig, seed: int = 0, held_out: bool = False) ->
     """
     if held_out:
         splits = load_splits(config, seed)
-        return EvalData(splits.eval, splits.class_names, splits.eval_description, splits.synonyms)
+        return EvalData(splits.eval, splits.class_names, splits.eval_description, splits.synonyms, splits.synsets)
     return _with_fallback(config, _load_whole)
 
 
@@ -110,6 +114,7 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
     class_names = _class_names(train, config)
     train = train_source = _with_class_label(train, class_names)
     synonyms = _class_texts(raw_train, config, class_names)
+    synsets = _class_synsets(raw_train, config, class_names)
     if raw_eval is None:
         parts = train.train_test_split(test_size=config.val_fraction, seed=seed, stratify_by_column="label")
         train, evaluation = parts["train"], parts["test"]
@@ -129,6 +134,7 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
         keep = _class_indices(config.include_classes, class_names)
         train, evaluation = (_keep_classes(split, keep, config.include_classes) for split in (train, evaluation))
         synonyms = [synonyms[i] for i in keep] if synonyms else None
+        synsets = [synsets[i] for i in keep] if synsets else None
         kept = list(config.include_classes)
         listed = f"classes {', '.join(kept)}" if len(kept) <= 5 else f"{len(kept)} of its {len(class_names)} classes"
         eval_description += f", {listed} only"
@@ -142,7 +148,7 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
         if len(split) == 0:
             raise DataError(f"The {name} split is empty; check data.path / data.{name}_split.")
     descriptions = read_descriptions(config.descriptions_file, class_names) if config.descriptions_file else None
-    return Splits(train, evaluation, class_names, descriptions, eval_description, synonyms, train_source, eval_source)
+    return Splits(train, evaluation, class_names, descriptions, eval_description, synonyms, train_source, eval_source, synsets)
 
 
 def _load_whole(config: DataConfig) -> EvalData:
@@ -162,13 +168,14 @@ def _load_whole(config: DataConfig) -> EvalData:
     class_names = _class_names(dataset, config)
     dataset = _with_class_label(dataset, class_names)
     synonyms = _class_texts(loaded[split], config, class_names)
+    synsets = _class_synsets(loaded[split], config, class_names)
     description = f"all of {where}" if len(loaded) == 1 else f"the {split!r} split of {where}"
     if config.max_eval_samples and config.max_eval_samples < len(dataset):
         dataset = dataset.select(range(config.max_eval_samples))
         description += f", its first {config.max_eval_samples} images"
     if len(dataset) == 0:
         raise DataError(f"{where} holds no images; check --data.")
-    return EvalData(dataset, class_names, description, synonyms)
+    return EvalData(dataset, class_names, description, synonyms, synsets)
 
 
 def _with_fallback(config: DataConfig, load: Callable[[DataConfig], T]) -> T:
@@ -258,8 +265,9 @@ def _percent(fraction: float) -> str:
 def _standardise(dataset: datasets.Dataset, config: DataConfig, split: str) -> datasets.Dataset:
     """Rename the configured columns to ``image`` / ``label``, drop the rest, number the rows (``source_index``)."""
     columns = [("image_column", config.image_column), ("label_column", config.label_column)]
-    if config.class_texts_column:
-        columns.append(("class_texts_column", config.class_texts_column))
+    for role in ("class_texts_column", "class_synset_column"):
+        if getattr(config, role):
+            columns.append((role, getattr(config, role)))
     for role, column in columns:
         if column not in dataset.column_names:
             raise DataError(
@@ -286,6 +294,27 @@ def _class_texts(dataset: datasets.Dataset, config: DataConfig, class_names: lis
             if text.strip() and 0 <= label < len(class_names):
                 per_class[label][text.strip()] = None
     return [list(texts) for texts in per_class]
+
+
+def _class_synsets(dataset: datasets.Dataset, config: DataConfig, class_names: list[str]) -> list[str | None] | None:
+    """Each class's WordNet id from ``data.class_synset_column`` (the first of its examples that has
+    one; None for a class none of them has)."""
+    if not config.class_synset_column:
+        return None
+    per_class: list[str | None] = [None] * len(class_names)
+    labels = dataset[config.label_column][:]
+    for label, value in zip(labels, dataset[config.class_synset_column][:]):
+        if value is None or str(value).strip() == "" or not 0 <= label < len(class_names) or per_class[label]:
+            continue
+        wnid = str(value).strip()
+        if not WNID.fullmatch(wnid):
+            raise DataError(
+                f"data.class_synset_column={config.class_synset_column!r} holds {wnid!r} for class "
+                f"{class_names[label]!r}, which is not a WordNet noun id such as 'n01443537' (ImageNet's wnid); "
+                "point it at such a column, or set it to null."
+            )
+        per_class[label] = wnid
+    return per_class
 
 
 def _class_names(dataset: datasets.Dataset, config: DataConfig) -> list[str]:

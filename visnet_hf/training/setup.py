@@ -57,7 +57,7 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     return accelerator
 
 
-def build_model(config: TrainConfig, class_names: list[str], descriptions=None, synonyms=None):
+def build_model(config: TrainConfig, class_names: list[str], descriptions=None, synonyms=None, synsets=None):
     """A new model from the config's preset, for the data's class names."""
     model_config = config.model
     kwargs: dict[str, Any] = dict(model_config.overrides)
@@ -69,6 +69,8 @@ def build_model(config: TrainConfig, class_names: list[str], descriptions=None, 
             kwargs["class_descriptions"] = descriptions
         if synonyms is not None:
             kwargs["class_synonyms"] = synonyms
+        if synsets is not None:
+            kwargs["class_synsets"] = synsets
     else:
         kwargs.update(num_labels=len(class_names), id2label=dict(enumerate(class_names)))
     return create_model(
@@ -85,7 +87,7 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
     if config.data.streaming:
         return _setup_streaming(config, accelerator)
     splits = load_splits(config.data, seed=config.seed)
-    model = build_model(config, splits.class_names, splits.descriptions, splits.synonyms)
+    model = build_model(config, splits.class_names, splits.descriptions, splits.synonyms, splits.synsets)
     soft_tuning = build_constraints(config, model)
     freeze(model, config.optim)
     eval_batch_size = config.eval_batch_size or config.batch_size

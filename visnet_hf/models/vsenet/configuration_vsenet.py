@@ -27,6 +27,8 @@ class VSENetConfig(VisnetConfig):
         class_names: the current vocabulary; ``id2label`` follows it.
         class_synonyms: optional other names per class (e.g. WordNet lemmas), each put in every template.
         class_descriptions: optional descriptions, one list per class, averaged into its embedding.
+        class_synsets: optional WordNet id per class (ImageNet's wnid, ``"n01443537"``), for
+            ``prototype_hierarchy``: where given, the class's sense instead of the one guessed from its name.
         describe_classes: where to find a description for each class that has none, whenever a
             vocabulary is embedded (the trained one, ``set_classes``, pipelines, the CLI): ``"wordnet"``
             (the WordNet 3.0 noun the name stands for: ``"a type of <hypernym>; <gloss>"``, shipped with
@@ -70,6 +72,13 @@ class VSENetConfig(VisnetConfig):
             centroids are buffers of the model, computed from its training images
             (``fit_prototypes``; the trainer does it before the first step).
         prototype_sharpness: inverse temperature of that softmax over the trained classes.
+        prototype_hierarchy: weight of WordNet in that softmax: its logits are ``prototype_sharpness``
+            times the text similarity plus ``prototype_hierarchy`` times the Wu-Palmer similarity of
+            the two names' WordNet senses (:func:`visnet_hf.wordnet.hierarchy_similarity`; a name
+            WordNet does not know is alike to nothing by it). 0: text similarity alone.
+        trained_class_synsets: the WordNet sense (id) of each trained class, from ``class_synsets``
+            or as :func:`visnet_hf.wordnet.synset_ids` picks it from the trained names and synonyms;
+            set by ``fit_prototypes`` (or when first needed) and saved with the model.
         calibration: offset subtracted from trained classes' scores in a mixed (generalised
             zero-shot) vocabulary, so new classes are not swamped; see ``fit_calibration``.
         zero_shot_heads: the model keeps a second copy of its heads for vocabularies other than the
@@ -83,6 +92,7 @@ class VSENetConfig(VisnetConfig):
     class_names: list[str] | None = None
     class_synonyms: list[list[str]] | None = None
     class_descriptions: list[list[str]] | None = None
+    class_synsets: list[str | None] | None = None
     describe_classes: str | None = None
     templates: str | list[str] | None = None
     text_average: TextAverage = "texts"
@@ -106,13 +116,15 @@ class VSENetConfig(VisnetConfig):
     conse_top_k: int = 10
     prototype_weight: float = 0.0
     prototype_sharpness: float = 5.0
+    prototype_hierarchy: float = 0.0
+    trained_class_synsets: list[str | None] | None = None
     calibration: float = 0.0
     zero_shot_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
         super()._check_values(checks, kwargs)
         problems = checks.problems
-        if checks.ok("class_names", "trained_class_names", "class_descriptions"):
+        if checks.ok("class_names", "trained_class_names", "class_descriptions", "class_synonyms", "class_synsets"):
             if self.class_names is not None:
                 if kwargs.get("num_labels") not in (None, len(self.class_names)):
                     problems.append(f"num_labels={kwargs['num_labels']} but {len(self.class_names)} class_names were given")
@@ -124,10 +136,13 @@ class VSENetConfig(VisnetConfig):
                 self.class_names = [self.id2label[i] for i in range(len(self.id2label))]
             if self.trained_class_names is None:
                 self.trained_class_names = list(self.class_names)
-            for name in ("class_descriptions", "class_synonyms"):
+            for name in ("class_descriptions", "class_synonyms", "class_synsets"):
                 per_class = getattr(self, name)
                 if per_class is not None and len(per_class) != len(self.class_names):
                     problems.append(f"{name} has {len(per_class)} entries for {len(self.class_names)} classes")
+        synsets, trained = self.trained_class_synsets, self.trained_class_names or []
+        if checks.ok("trained_class_names", "trained_class_synsets") and synsets is not None and len(synsets) != len(trained):
+            problems.append(f"trained_class_synsets has {len(synsets)} entries for {len(trained)} trained classes")
         if checks.ok("templates") and isinstance(self.templates, str):
             try:
                 self.templates = list(resolve_templates(self.templates))
@@ -142,6 +157,7 @@ class VSENetConfig(VisnetConfig):
         checks.require("conse_top_k", lambda v: v >= 1, "must be >= 1")
         checks.require("prototype_weight", lambda v: v >= 0, "must be >= 0 (0: no visual prototypes)")
         checks.require("prototype_sharpness", lambda v: v > 0, "must be positive")
+        checks.require("prototype_hierarchy", lambda v: v >= 0, "must be >= 0 (0: text similarity alone)")
         checks.require("softmax_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
         if checks.ok("min_temperature", "temperature") and not 0.0 < self.min_temperature <= self.temperature:
             problems.append(

@@ -40,6 +40,7 @@ from ...text_encoders import (
     pool,
     tokenize,
 )
+from ...wordnet import hierarchy_similarity, synset_ids
 from ...zero_shot import Vocabulary, build_vocabulary, conse_logits, vocabulary_from_prompts, vocabulary_texts
 from .._base import VisnetPreTrainedModel, eval_mode
 from .._factory import build_model
@@ -180,7 +181,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         else:  # names it did not train on (or not in the trained order): the zero-shot head, calibrated
             softmax_logits = None
             head = zero_shot_head or self.config.zero_shot_head
-            logits = self._zero_shot_logits(semantic_logits, image_embeds, visual, class_embeds, head, heads)
+            logits = self._zero_shot_logits(semantic_logits, image_embeds, visual, vocabulary, class_embeds, head, heads)
             offset = self.config.calibration if calibration is None else calibration
             if vocabulary.mixes_trained_and_new:
                 logits = apply_offset(logits, vocabulary.trained, offset)
@@ -316,6 +317,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         semantic_logits: torch.Tensor,
         image_embeds: torch.Tensor,
         visual: torch.Tensor,
+        vocabulary: Vocabulary,
         class_embeds: torch.Tensor,
         head: str,
         heads: nn.Module,
@@ -337,7 +339,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             conse = conse_logits(trained_logits, trained, class_embeds, scale, self.config.conse_top_k).to(logits.dtype)
             logits = conse if head == "conse" else semantic_logits + conse
         if self.config.prototype_weight > 0:
-            prototype_logits = self._prototype_logits(visual, class_embeds, trained, scale)
+            prototype_logits = self._prototype_logits(visual, vocabulary, class_embeds, trained, scale)
             logits = logits + self.config.prototype_weight * prototype_logits.to(logits.dtype)
         return logits
 
@@ -351,11 +353,17 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self.register_buffer("prototype_counts", torch.zeros(trained))  # training images per trained class
 
     def _prototype_logits(
-        self, visual: torch.Tensor, class_embeds: torch.Tensor, trained: torch.Tensor, scale: torch.Tensor
+        self,
+        visual: torch.Tensor,
+        vocabulary: Vocabulary,
+        class_embeds: torch.Tensor,
+        trained: torch.Tensor,
+        scale: torch.Tensor,
     ) -> torch.Tensor:
         """Scaled cosines of the image's standardised features to each name's visual prototype: the
         trained classes' centroids averaged by the softmax of the name's text similarity to them
-        (``trained``: the trained classes' embeddings as the model scores them)."""
+        (``class_embeds`` and ``trained``: the vocabulary's and the trained classes' embeddings as the
+        model scores them), and with ``prototype_hierarchy`` of their WordNet similarity."""
         counts = self.prototype_counts
         if not bool((counts > 0).any()):
             raise ValueError(
@@ -363,10 +371,34 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
                 "model.fit_prototypes(batches of its training images) (the trainer does), or set prototype_weight=0."
             )
         similarity = self.config.prototype_sharpness * class_embeds.float() @ trained.T.float()
+        if self.config.prototype_hierarchy > 0:
+            hierarchy = hierarchy_similarity(self._synsets(vocabulary), self._trained_synsets())
+            similarity = similarity + self.config.prototype_hierarchy * hierarchy.to(similarity.device)
         weights = similarity.masked_fill(counts == 0, float("-inf")).softmax(-1)
         prototypes = F.normalize(weights @ self.visual_prototypes, dim=-1)
         features = F.normalize((visual.float() - self.feature_mean) / self.feature_std, dim=-1)
         return scale * features @ prototypes.T
+
+    def _trained_synsets(self) -> tuple[str | None, ...]:
+        """The WordNet sense of each trained class (``config.trained_class_synsets``), picked from the
+        trained names and, while the vocabulary is the trained one, their synonyms; kept in the config
+        (``fit_prototypes`` sets it, in training)."""
+        config = self.config
+        if config.trained_class_synsets is None:
+            trained = config.class_names == config.trained_class_names
+            synonyms, wnids = (config.class_synonyms, config.class_synsets) if trained else (None, None)
+            config.trained_class_synsets = list(synset_ids(config.trained_class_names, synonyms, wnids))
+        return tuple(config.trained_class_synsets)
+
+    def _synsets(self, vocabulary: Vocabulary) -> tuple[str | None, ...]:
+        """The WordNet sense of each name in ``vocabulary``: its WordNet id where given, else guessed from
+        the name and its synonyms."""
+        synonyms: Sequence[Sequence[str]] | None
+        if vocabulary.texts is not None:
+            synonyms = vocabulary.texts.synonyms
+        else:  # the model's own vocabulary, whose synonyms are in the config
+            synonyms = self.config.class_synonyms if vocabulary.names == tuple(self.config.class_names) else None
+        return synset_ids(vocabulary.names, synonyms, vocabulary.synsets)
 
     @torch.no_grad()
     def fit_prototypes(self, batches: Iterable[Any]) -> int:
@@ -413,6 +445,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         self.feature_std.copy_(std)
         self.visual_prototypes.copy_(F.normalize(centroids, dim=-1) * (counts > 0)[:, None])
         self.prototype_counts.copy_(counts)
+        self._trained_synsets()  # while the trained vocabulary's synonyms are at hand, for prototype_hierarchy
         return int(images)
 
     # -- objectives ---------------------------------------------------------------------------
@@ -480,7 +513,9 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             or self._vocabulary.names != names
             or self._vocabulary.embeddings is not self.class_embeddings
         ):
-            self._vocabulary = Vocabulary.of(names, self.class_embeddings, self.config.trained_class_names)
+            self._vocabulary = Vocabulary.of(
+                names, self.class_embeddings, self.config.trained_class_names, synsets=self.config.class_synsets
+            )
         return self._vocabulary
 
     @torch.no_grad()
@@ -491,9 +526,11 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         templates: str | Sequence[str] | None = None,
         class_embeddings: torch.Tensor | None = None,
         synonyms: Sequence[str | Sequence[str] | None] | None = None,
+        synsets: Sequence[str | None] | None = None,
     ) -> VSENetForImageClassification:
         """Make ``names`` the model's vocabulary (zero-shot); arguments as :func:`visnet_hf.zero_shot.build_vocabulary`."""
-        return self.use_vocabulary(build_vocabulary(self, names, descriptions, templates, synonyms, class_embeddings))
+        vocabulary = build_vocabulary(self, names, descriptions, templates, synonyms, class_embeddings, synsets)
+        return self.use_vocabulary(vocabulary)
 
     @torch.no_grad()
     def use_vocabulary(self, vocabulary: Vocabulary) -> VSENetForImageClassification:
@@ -504,6 +541,7 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         config.class_names = list(vocabulary.names)
         config.class_descriptions = [list(d) for d in texts.descriptions] if texts and texts.descriptions else None
         config.class_synonyms = [list(s) for s in texts.synonyms] if texts and texts.synonyms else None
+        config.class_synsets = list(vocabulary.synsets) if vocabulary.synsets is not None else None
         if texts is not None:
             config.templates = list(texts.templates)
         config.id2label = dict(enumerate(config.class_names))
