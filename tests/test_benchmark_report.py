@@ -30,6 +30,7 @@ def test_interval_refuses_mismatched_classes():
 
 
 def test_a_tie_goes_to_the_earlier_candidate():
-    # Fold means of the same counts of images right can differ in the last bits of a float.
-    assert best_candidate({"off": 0.34, "2.5": 0.3622222222222222, "5": 0.3622222222222223}) == "2.5"
+    # Fold means of the same counts of images right differ by the float32 rounding of each fold's accuracy
+    # (these two are the first run's weights 2.5 and 5 of the WordNet knob).
+    assert best_candidate({"off": 0.3457777798175812, "2.5": 0.3622222185134888, "5": 0.36222222447395325}) == "2.5"
     assert best_candidate({"off": 0.34, "2.5": 0.36, "5": 0.3601}) == "5"  # one image of 10,000 more is no tie
