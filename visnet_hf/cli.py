@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .data.config import SOURCES
 from .errors import reported_as_cli_errors
 from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
+
+if TYPE_CHECKING:
+    from .data import DataConfig
 
 SYNSET_COLUMN_HELP = "VSENet: a column of --data with each class's WordNet id (e.g. wnid), for prototype_hierarchy"
 
@@ -71,7 +74,7 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_options(args: argparse.Namespace) -> Any:
+def _data_options(args: argparse.Namespace) -> DataConfig | None:
     """The data section ``--data`` and its options stand for (None without ``--data``)."""
     from ._validation import validate
     from .data import DataConfig

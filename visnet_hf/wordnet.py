@@ -129,6 +129,14 @@ def synset_ids(
 ) -> tuple[str | None, ...]:
     """The WordNet sense of each name as a WordNet id (``"n01443537"``): the one ``wnids`` gives where
     WordNet knows it, else the sense :func:`synset_for` picks; None where WordNet does not know the name."""
+    aliases = tuple(_aliases(entry) for entry in synonyms) if synonyms else None
+    return _synset_ids(tuple(names), aliases, tuple(wnids) if wnids else None)
+
+
+@lru_cache(maxsize=64)  # a VSENet asks for its vocabulary's senses on every forward call
+def _synset_ids(
+    names: tuple[str, ...], synonyms: tuple[tuple[str, ...], ...] | None, wnids: tuple[str | None, ...] | None
+) -> tuple[str | None, ...]:
     synsets, _ = read_resource()
     ids: list[str | None] = []
     for i, name in enumerate(names):
@@ -136,10 +144,14 @@ def synset_ids(
         if wnid and WNID.fullmatch(wnid) and wnid[1:] in synsets:
             ids.append(wnid)
             continue
-        aliases = synonyms[i] if synonyms else None
-        synset = synset_for(name, [aliases] if isinstance(aliases, str) else list(aliases or ()))
+        synset = synset_for(name, synonyms[i] if synonyms else ())
         ids.append(f"n{synset.offset}" if synset else None)
     return tuple(ids)
+
+
+def _aliases(entry: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A class's synonyms as given (one string, several, or None) as a tuple."""
+    return (entry,) if isinstance(entry, str) else tuple(entry or ())
 
 
 @cache
@@ -190,7 +202,7 @@ def fill_descriptions(
 
         raise ConfigError(f"describe_classes={source!r} is not a description source; choose one of {list(SOURCES)} or null.")
     given = list(descriptions) if descriptions is not None else [None] * len(names)
-    aliases = [[s] if isinstance(s, str) else list(s or ()) for s in synonyms] if synonyms is not None else None
+    aliases = [_aliases(entry) for entry in synonyms] if synonyms is not None else None
     return [mine or _description(name, aliases[i] if aliases else ()) for i, (name, mine) in enumerate(zip(names, given))]
 
 
