@@ -43,6 +43,18 @@ def test_a_given_wordnet_id_wins_over_the_sense_guessed_from_the_name():
     assert synset_ids(["slug"], synonyms=[["sluggard"]]) == (f"n{synset_for('slug', ['sluggard']).offset}",)
 
 
+def test_a_given_wordnet_id_picks_the_sense_described():
+    # ImageNet's "organ" is the pipe organ; guessed from the name alone it is the body part
+    organ, crane = "n03854065", "n02012849"  # the pipe organ and the bird (the name alone: the machine)
+    guessed = describe(["organ", "crane"])
+    given = describe(["organ", "crane"], wnids=[organ, crane])
+    assert "body part" in guessed[0] and "keyboard instrument" in given[0]
+    assert read_resource()[0][crane[1:]].gloss in given[1] and given[1] != guessed[1]
+    assert describe(["organ"], wnids=["n99999999"]) == guessed[:1]  # an id WordNet lacks: the guess
+    filled = fill_descriptions("wordnet", ["organ", "crane"], [None, "mine"], None, [organ, crane])
+    assert filled == [given[0], "mine"]  # a given description still wins
+
+
 def test_classes_are_alike_by_the_depth_of_the_hypernym_they_share():
     cat, lion, car = synset_ids(["cat", "lion", "car"])
     path = hypernym_path(lion)
@@ -104,5 +116,14 @@ def test_a_vsenet_describes_every_vocabulary_it_embeds(tiny_text_encoder, tmp_pa
     loaded = VSENetForImageClassification.from_pretrained(tmp_path)
     assert loaded.config.describe_classes == "wordnet"
     torch.testing.assert_close(loaded.class_embeddings, described.class_embeddings)
+    organ = "n03854065"  # the pipe organ; the name alone reads as the body part
+    by_id = create_model(
+        "vsenet_resnet18", class_names=["organ"], text_encoder=tiny_text_encoder, describe_classes="wordnet", class_synsets=[organ]
+    )
+    by_name = create_model("vsenet_resnet18", class_names=["organ"], text_encoder=tiny_text_encoder, describe_classes="wordnet")
+    assert (by_id.class_embeddings - by_name.class_embeddings).norm() > 1e-3
+    described.set_classes(["organ"], synsets=[organ])
+    assert "keyboard instrument" in described.config.class_descriptions[0][0]
+    torch.testing.assert_close(described.class_embeddings, by_id.class_embeddings)
     with pytest.raises(ConfigError, match="describe_classes='wikipedia' must be one of"):
         create_model("vsenet_resnet18", class_names=names, text_encoder=tiny_text_encoder, describe_classes="wikipedia")

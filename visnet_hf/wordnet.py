@@ -6,9 +6,10 @@ the name stands for: ``"a type of <hypernym>; <gloss>"`` ("goldfish: a type of c
 or orange-red freshwater fishes of Eurasia used as pond or aquarium fishes"). Descriptions given
 explicitly win; a name WordNet does not know gets none and is embedded from its templates alone.
 
-Which sense: a name has several ("crane": a person, a bird, a machine). With synonyms (other names
-of the class, e.g. the ``synonyms`` column of an ImageNet-derived dataset) the sense sharing most of
-them; otherwise the most frequent sense spelled as the name is (a lower-case name is no proper noun)
+Which sense: a name has several ("crane": a person, a bird, a machine). The one the class's WordNet id
+names where it has one (ImageNet's wnids: ``data.class_synset_column``, ``set_classes(..., synsets=)``),
+for descriptions and the hierarchy alike. Otherwise it is guessed: with synonyms (other names of the
+class, e.g. the ``synonyms`` column of an ImageNet-derived dataset) the sense sharing most of them; otherwise the most frequent sense spelled as the name is (a lower-case name is no proper noun)
 among those that can be photographed (animals, plants, artifacts, food, objects, ...), else the most
 frequent.
 
@@ -112,14 +113,15 @@ def synset_for(name: str, synonyms: Sequence[str] = ()) -> Synset | None:
     return candidates[min(range(len(candidates)), key=rank)]
 
 
-def describe(names: Sequence[str], synonyms: Sequence[Sequence[str] | None] | None = None) -> list[str | None]:
-    """One WordNet description per name (None where WordNet does not know the name)."""
-    return [_description(name, (synonyms[i] or ()) if synonyms else ()) for i, name in enumerate(names)]
-
-
-def _description(name: str, synonyms: Sequence[str]) -> str | None:
-    synset = synset_for(name, synonyms)
-    return synset.description if synset else None
+def describe(
+    names: Sequence[str],
+    synonyms: Sequence[str | Sequence[str] | None] | None = None,
+    wnids: Sequence[str | None] | None = None,
+) -> list[str | None]:
+    """One WordNet description per name, of the sense :func:`synset_ids` picks (the one ``wnids`` gives,
+    else the one guessed); None where WordNet does not know the name."""
+    synsets, _ = read_resource()
+    return [synsets[wnid[1:]].description if wnid else None for wnid in synset_ids(names, synonyms, wnids)]
 
 
 def synset_ids(
@@ -193,8 +195,10 @@ def fill_descriptions(
     names: Sequence[str],
     descriptions: Sequence[str | Sequence[str] | None] | None,
     synonyms: Sequence[str | Sequence[str] | None] | None,
+    wnids: Sequence[str | None] | None = None,
 ) -> Sequence[str | Sequence[str] | None] | None:
-    """``descriptions`` with each class that has none described from ``source`` (``None``: unchanged)."""
+    """``descriptions`` with each class that has none described from ``source`` (``None``: unchanged), as
+    :func:`describe` describes it: the sense its WordNet id in ``wnids`` names, else the one guessed."""
     if source is None:
         return descriptions
     if source not in SOURCES:
@@ -202,8 +206,7 @@ def fill_descriptions(
 
         raise ConfigError(f"describe_classes={source!r} is not a description source; choose one of {list(SOURCES)} or null.")
     given = list(descriptions) if descriptions is not None else [None] * len(names)
-    aliases = [_aliases(entry) for entry in synonyms] if synonyms is not None else None
-    return [mine or _description(name, aliases[i] if aliases else ()) for i, (name, mine) in enumerate(zip(names, given))]
+    return [mine or described for mine, described in zip(given, describe(names, synonyms, wnids))]
 
 
 def build_resource(dictionary: Path, output: Path = RESOURCE) -> None:

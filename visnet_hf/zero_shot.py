@@ -104,8 +104,8 @@ def build_vocabulary(
         templates: prompt templates (a list, one template, or a set name: ``clip7``, ``clip80``); default: the model's.
         synonyms: optional other names per class, each put in every template (e.g. WordNet lemmas).
         embeddings: precomputed ``(len(names), embedding_dim)`` embeddings instead of the text encoder.
-        synsets: optional WordNet id per class (``"n01443537"``, or None), the sense ``prototype_hierarchy``
-            places it at instead of the one guessed from its name.
+        synsets: optional WordNet id per class (``"n01443537"``, or None): the sense ``describe_classes``
+            describes and ``prototype_hierarchy`` places it at, instead of the one guessed from its name.
 
     Raises:
         ValueError: ``embeddings`` or ``synsets`` of the wrong length for this model and names.
@@ -113,7 +113,7 @@ def build_vocabulary(
     if synsets is not None and len(synsets) != len(names):
         raise ValueError(f"{len(synsets)} synsets for {len(names)} class names: give one WordNet id (or None) per name.")
     config = model.config
-    texts = vocabulary_texts(config, names, descriptions, templates, synonyms)
+    texts = vocabulary_texts(config, names, descriptions, templates, synonyms, synsets)
     if embeddings is None:
         embeddings = model.embed_texts(texts)
     if tuple(embeddings.shape) != (len(texts.names), config.embedding_dim):
@@ -131,10 +131,12 @@ def vocabulary_texts(
     descriptions: Sequence[str | Sequence[str] | None] | None = None,
     templates: str | Sequence[str] | None = None,
     synonyms: Sequence[str | Sequence[str] | None] | None = None,
+    synsets: Sequence[str | None] | None = None,
 ) -> ClassTexts:
     """What a VSENet's text encoder reads for ``names``: its templates (unless ``templates``) and text
-    averaging, and for each class given no description, one from ``config.describe_classes``."""
-    descriptions = fill_descriptions(config.describe_classes, names, descriptions, synonyms)
+    averaging, and for each class given no description, one from ``config.describe_classes`` (of the
+    WordNet sense ``synsets`` gives, where it does)."""
+    descriptions = fill_descriptions(config.describe_classes, names, descriptions, synonyms, synsets)
     return ClassTexts.build(names, descriptions, templates or config.templates, synonyms=synonyms, average=config.text_average)
 
 

@@ -27,8 +27,9 @@ class VSENetConfig(VisnetConfig):
         class_names: the current vocabulary; ``id2label`` follows it.
         class_synonyms: optional other names per class (e.g. WordNet lemmas), each put in every template.
         class_descriptions: optional descriptions, one list per class, averaged into its embedding.
-        class_synsets: optional WordNet id per class (ImageNet's wnid, ``"n01443537"``), for
-            ``prototype_hierarchy``: where given, the class's sense instead of the one guessed from its name.
+        class_synsets: optional WordNet id per class (ImageNet's wnid, ``"n01443537"``): where given, the
+            class's sense for ``describe_classes`` and ``prototype_hierarchy`` instead of the one guessed
+            from its name.
         describe_classes: where to find a description for each class that has none, whenever a
             vocabulary is embedded (the trained one, ``set_classes``, pipelines, the CLI): ``"wordnet"``
             (the WordNet 3.0 noun the name stands for: ``"a type of <hypernym>; <gloss>"``, shipped with

@@ -628,7 +628,9 @@ def _inputs_and_labels(batch: Any) -> tuple[dict[str, torch.Tensor], Any]:
 
 def _class_texts(config: VSENetConfig) -> ClassTexts:
     """What the text encoder reads for the model's own vocabulary."""
-    return vocabulary_texts(config, config.class_names, config.class_descriptions, synonyms=config.class_synonyms)
+    return vocabulary_texts(
+        config, config.class_names, config.class_descriptions, synonyms=config.class_synonyms, synsets=config.class_synsets
+    )
 
 
 def _initial_state(config: VSENetConfig, class_embeddings: torch.Tensor | None) -> dict[str, torch.Tensor]:
