@@ -118,7 +118,11 @@ def test_a_vsenet_describes_every_vocabulary_it_embeds(tiny_text_encoder, tmp_pa
     torch.testing.assert_close(loaded.class_embeddings, described.class_embeddings)
     organ = "n03854065"  # the pipe organ; the name alone reads as the body part
     by_id = create_model(
-        "vsenet_resnet18", class_names=["organ"], text_encoder=tiny_text_encoder, describe_classes="wordnet", class_synsets=[organ]
+        "vsenet_resnet18",
+        class_names=["organ"],
+        text_encoder=tiny_text_encoder,
+        describe_classes="wordnet",
+        class_synsets=[organ],
     )
     by_name = create_model("vsenet_resnet18", class_names=["organ"], text_encoder=tiny_text_encoder, describe_classes="wordnet")
     assert (by_id.class_embeddings - by_name.class_embeddings).norm() > 1e-3
