@@ -343,7 +343,8 @@ def _senses_guessed(final: dict) -> list[str]:
     if "zero_shot_top1_senses_guessed" not in final:
         return []
     return [
-        f"With the new names' WordNet senses guessed from their names (no wnids given, as `set_classes(names)` or the"
+        f"With the new names' WordNet senses (their descriptions and places in the hierarchy) guessed from their names"
+        f" (no wnids given, as `set_classes(names)` or the"
         f" pipeline has them): zero-shot top-1 {pct(final['zero_shot_top1_senses_guessed'])}."
     ]
 
