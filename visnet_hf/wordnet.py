@@ -9,9 +9,9 @@ explicitly win; a name WordNet does not know gets none and is embedded from its 
 Which sense: a name has several ("crane": a person, a bird, a machine). The one the class's WordNet id
 names where it has one (ImageNet's wnids: ``data.class_synset_column``, ``set_classes(..., synsets=)``),
 for descriptions and the hierarchy alike. Otherwise it is guessed: with synonyms (other names of the
-class, e.g. the ``synonyms`` column of an ImageNet-derived dataset) the sense sharing most of them; otherwise the most frequent sense spelled as the name is (a lower-case name is no proper noun)
-among those that can be photographed (animals, plants, artifacts, food, objects, ...), else the most
-frequent.
+class, e.g. the ``synonyms`` column of an ImageNet-derived dataset) the sense sharing most of them;
+otherwise the most frequent sense spelled as the name is (a lower-case name is no proper noun) among
+those that can be photographed (animals, plants, artifacts, food, objects, ...), else the most frequent.
 
 How alike two classes are (:func:`hierarchy_similarity`): Wu and Palmer's similarity of their senses,
 twice the depth of the deepest hypernym they share over the sum of their depths, along each sense's
@@ -119,7 +119,7 @@ def describe(
     wnids: Sequence[str | None] | None = None,
 ) -> list[str | None]:
     """One WordNet description per name, of the sense :func:`synset_ids` picks (the one ``wnids`` gives,
-    else the one guessed); None where WordNet does not know the name."""
+    else the one guessed); None where WordNet knows neither."""
     synsets, _ = read_resource()
     return [synsets[wnid[1:]].description if wnid else None for wnid in synset_ids(names, synonyms, wnids)]
 
