@@ -13,7 +13,10 @@ from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
 if TYPE_CHECKING:
     from .data import DataConfig
 
-SYNSET_COLUMN_HELP = "VSENet: a column of --data with each class's WordNet id (e.g. wnid), for prototype_hierarchy"
+SYNSET_COLUMN_HELP = (
+    "VSENet: a column of --data with each class's WordNet id (e.g. wnid): the sense describe_classes describes "
+    "and prototype_hierarchy places"
+)
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -57,8 +57,8 @@ class DataConfig:
     ``class_texts_column`` names a column with more names for each example's class (``synonyms``:
     ``"goldfish, Carassius auratus"``, split on ``class_texts_separator``); a VSENet embeds them with
     its templates next to the class name. ``class_synset_column`` names a column with each example's
-    class's WordNet id (ImageNet's wnid, ``"n01443537"``): a VSENet with ``prototype_hierarchy`` then
-    places the class in WordNet by it instead of guessing the sense from the name.
+    class's WordNet id (ImageNet's wnid, ``"n01443537"``): a VSENet then describes (``describe_classes``)
+    and places in WordNet (``prototype_hierarchy``) that sense instead of guessing it from the name.
     Without an eval split (``eval_path`` / ``eval_split``) a stratified ``val_fraction`` of the
     training data is held out, with the run's seed.
 
