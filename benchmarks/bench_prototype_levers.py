@@ -47,6 +47,10 @@ class FoldTensors:
     trained: torch.Tensor  # trained names' embeddings, likewise
     minilm_names: torch.Tensor  # both again from MiniLM, centred on the trained names' mean
     minilm_trained: torch.Tensor
+    glosses: torch.Tensor  # held-out classes' WordNet glosses alone (no name, template or hypernym), embedded ...
+    trained_glosses: torch.Tensor  # ... and the trained classes', centred on the trained ones' mean
+    descriptions: torch.Tensor  # the same for the descriptions the model reads ("a type of <hypernym>; <gloss>")
+    trained_descriptions: torch.Tensor
     graph: WordNetGraph  # the classes' WordNet hypernym tree, for the graph convolution
     hierarchy: torch.Tensor  # Wu-Palmer similarity, held-out x trained
     synsets: tuple[str | None, ...]
@@ -173,6 +177,17 @@ def two_encoder_mixing(fold: FoldTensors) -> torch.Tensor:
     """Text similarity as the mean of MPNet's and MiniLM's."""
     text = (fold.names @ fold.trained.T + fold.minilm_names @ fold.minilm_trained.T) / 2
     return fold.with_prototypes(fold.prototype_scores(fold.sharpness * text + fold.hierarchy_weight * fold.hierarchy))
+
+
+def gloss_mixing(text_weight: float, gloss_weight: float, descriptions: bool = False):
+    """Text similarity of the WordNet glosses (or descriptions) alone, weighted beside the class texts' similarity."""
+
+    def scores(fold: FoldTensors) -> torch.Tensor:
+        names, trained = (fold.descriptions, fold.trained_descriptions) if descriptions else (fold.glosses, fold.trained_glosses)
+        text = text_weight * fold.names @ fold.trained.T + gloss_weight * names @ trained.T
+        return fold.with_prototypes(fold.prototype_scores(fold.sharpness * text + fold.hierarchy_weight * fold.hierarchy))
+
+    return scores
 
 
 def image_embedding_mixing(weight: float):
@@ -319,6 +334,10 @@ VARIANTS = {
     "mixing by WordNet alone (no text)": lambda fold: fold.with_prototypes(fold.prototype_scores(fold.mixing(sharpness=0))),
     **{f"mixing by WordNet's Lin similarity, weight {w:g}": lin_mixing(w) for w in (2.5, 5)},
     "mixing by MPNet's and MiniLM's text similarity, half each": two_encoder_mixing,
+    "mixing by the WordNet glosses' text similarity alone": gloss_mixing(0.0, 1.0),
+    "mixing also by the WordNet glosses' text similarity, weight 1": gloss_mixing(1.0, 1.0),
+    "mixing by the class texts' similarity at half weight and the glosses' at 1": gloss_mixing(0.5, 1.0),
+    "mixing also by the descriptions' text similarity (with their hypernym), weight 1": gloss_mixing(1.0, 1.0, descriptions=True),
     **{f"mixing also by the trained classes' mean image embedding, weight {w:g}": image_embedding_mixing(w) for w in (2, 5)},
     **{
         f"prototypes from training images weighted by their embedding, temperature {t:g}": image_level_prototypes(t)
@@ -363,6 +382,20 @@ def _unseen_outputs(model, data, config, vocabulary):
     return [torch.cat(values) for values in zip(*parts)]
 
 
+def _wordnet_texts(model, held_synsets, trained_synsets, field: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A WordNet text of each sense (``gloss`` or ``description``) embedded by the model's encoder, centred on the trained classes'."""
+    from visnet_hf.text_encoders import get_text_encoder
+    from visnet_hf.wordnet import read_resource
+
+    synsets, _ = read_resource()
+    encoder = get_text_encoder(model.text_encoder_path(), model.config.text_pooling)
+    held, trained = (
+        encoder.encode([getattr(synsets[wnid[1:]], field) for wnid in group]).float() for group in (held_synsets, trained_synsets)
+    )
+    mean = trained.mean(0)
+    return F.normalize(held - mean, dim=-1), F.normalize(trained - mean, dim=-1)
+
+
 @torch.no_grad()
 def fold_tensors(model, config, data) -> FoldTensors:
     from visnet_hf.selection import _vocabulary, config_fields
@@ -382,6 +415,8 @@ def fold_tensors(model, config, data) -> FoldTensors:
     synsets, trained_synsets = model._synsets(held), model._trained_synsets()
     names = model._scored_class_embeddings(held).float().cpu()
     trained = model._centred(model.trained_class_embeddings).float().cpu()
+    glosses, trained_glosses = _wordnet_texts(model, synsets, trained_synsets, "gloss")
+    descriptions, trained_descriptions = _wordnet_texts(model, synsets, trained_synsets, "description")
     fold = FoldTensors(
         scores=scores,
         rest=rest,
@@ -394,6 +429,10 @@ def fold_tensors(model, config, data) -> FoldTensors:
         trained=trained,
         minilm_names=F.normalize(minilm_names - minilm_mean, dim=-1),
         minilm_trained=F.normalize(minilm_trained - minilm_mean, dim=-1),
+        glosses=glosses,
+        trained_glosses=trained_glosses,
+        descriptions=descriptions,
+        trained_descriptions=trained_descriptions,
         graph=wordnet_graph(model, synsets, trained_synsets, names, trained),
         hierarchy=hierarchy_similarity(synsets, trained_synsets),
         synsets=synsets,

@@ -91,6 +91,9 @@ def test_card_of_a_zero_shot_vocabulary_names_the_head_and_calibration(trained_r
     model.config.prototype_hierarchy = 2.5
     model.save_pretrained(tmp_path)
     assert "at sharpness 5.0, plus 2.5 times the Wu-Palmer similarity of their WordNet senses)" in str(hub.render_card(tmp_path))
+    model.config.prototype_glosses = 5.0
+    model.save_pretrained(tmp_path)
+    assert "WordNet senses, plus 5.0 times the similarity of their WordNet definitions)" in str(hub.render_card(tmp_path))
     assert f'pipeline("zero-shot-image-classification", model="{tmp_path}")' in text
 
 

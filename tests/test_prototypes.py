@@ -10,8 +10,9 @@ from safetensors.torch import load_file
 
 import visnet_hf
 from visnet_hf.errors import ConfigError
+from visnet_hf.text_encoders import get_text_encoder
 from visnet_hf.training import load_config, train
-from visnet_hf.wordnet import hierarchy_similarity, synset_ids
+from visnet_hf.wordnet import glosses, hierarchy_similarity, synset_ids
 
 from .conftest import CLASS_NAMES, write_config
 from .test_data import WNIDS, with_column
@@ -112,6 +113,48 @@ def test_prototype_hierarchy_mixes_wordnet_similarity_into_the_borrowing(tiny_te
     with pytest.raises(ValueError, match=r"prototype_hierarchy.*must be >= 0"):
         visnet_hf.create_model(
             "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, prototype_hierarchy=-1.0
+        )
+
+
+def test_prototype_glosses_mix_wordnet_definitions_into_the_borrowing(tiny_text_encoder, tmp_path):
+    model = _model(tiny_text_encoder)
+    features, labels = _features(model)
+    model.fit_prototypes([{"image_features": features, "labels": labels}])
+    images = features[:6]
+    names = [*NEW_NAMES, "qzxv"]  # the last one WordNet does not know
+    model.set_classes(names)
+
+    def prototype_part(glosses_weight: float) -> torch.Tensor:
+        with torch.no_grad():
+            model.config.prototype_glosses = glosses_weight
+            with_prototypes = model(image_features=images).logits
+            model.config.prototype_weight = 0.0
+            without = model(image_features=images).logits
+            model.config.prototype_weight = 1.5
+        return (with_prototypes - without) / 1.5
+
+    # By hand: each sense's definition alone, embedded, centred on the trained classes' mean, cosine.
+    encoder = get_text_encoder(tiny_text_encoder)
+    trained = encoder.encode(glosses(synset_ids(CLASS_NAMES)))
+    new = encoder.encode(glosses(synset_ids(NEW_NAMES)))
+    mean = trained.mean(0)
+    similarity = F.normalize(new - mean, dim=-1) @ F.normalize(trained - mean, dim=-1).T
+    expected = torch.cat([similarity, torch.zeros(1, len(CLASS_NAMES))])  # the unknown name: alike to nothing
+    assert glosses(synset_ids(["qzxv"])) == [None]
+    assert glosses(synset_ids(["lion"]))[0].startswith("large gregarious predatory feline")
+    torch.testing.assert_close(prototype_part(3.0), _prototype_scores(model, images, 3.0 * expected), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(prototype_part(0.0), _prototype_scores(model, images, 0.0 * expected), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(prototype_part(3.0), prototype_part(0.0), atol=1e-3)
+
+    model.config.prototype_glosses = 3.0
+    model.save_pretrained(tmp_path)
+    loaded = visnet_hf.VSENetForImageClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.prototype_glosses == 3.0
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(image_features=images).logits, model(image_features=images).logits)
+    with pytest.raises(ValueError, match=r"prototype_glosses.*must be >= 0"):
+        visnet_hf.create_model(
+            "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, prototype_glosses=-1.0
         )
 
 

@@ -124,6 +124,12 @@ def describe(
     return [synsets[wnid[1:]].description if wnid else None for wnid in synset_ids(names, synonyms, wnids)]
 
 
+def glosses(wnids: Sequence[str | None]) -> list[str | None]:
+    """The gloss (definition alone) of each sense, by WordNet id; None where the id is None or unknown."""
+    synsets, _ = read_resource()
+    return [synsets[wnid[1:]].gloss if wnid and wnid[1:] in synsets else None for wnid in wnids]
+
+
 def synset_ids(
     names: Sequence[str],
     synonyms: Sequence[str | Sequence[str] | None] | None = None,

@@ -138,6 +138,7 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         prototype_weight=config.get("prototype_weight", 0.0),
         prototype_sharpness=config.get("prototype_sharpness"),
         prototype_hierarchy=config.get("prototype_hierarchy", 0.0),
+        prototype_glosses=config.get("prototype_glosses", 0.0),
         constraints=_constraints(training_config),
         training_config=yaml.safe_dump(training_config, sort_keys=False) if training_config else None,
     )

@@ -77,6 +77,9 @@ class VSENetConfig(VisnetConfig):
             times the text similarity plus ``prototype_hierarchy`` times the Wu-Palmer similarity of
             the two names' WordNet senses (:func:`visnet_hf.wordnet.hierarchy_similarity`; a name
             WordNet does not know is alike to nothing by it). 0: text similarity alone.
+        prototype_glosses: weight of WordNet's definitions in that softmax: plus this weight times the
+            cosine similarity of the two senses' glosses alone (no name, template or hypernym), embedded by
+            the text encoder and centred on the trained classes' (a sense WordNet does not know: 0). 0: none.
         trained_class_synsets: the WordNet sense (id) of each trained class, from ``class_synsets``
             or as :func:`visnet_hf.wordnet.synset_ids` picks it from the trained names and synonyms;
             set by ``fit_prototypes`` (or when first needed) and saved with the model.
@@ -118,6 +121,7 @@ class VSENetConfig(VisnetConfig):
     prototype_weight: float = 0.0
     prototype_sharpness: float = 5.0
     prototype_hierarchy: float = 0.0
+    prototype_glosses: float = 0.0
     trained_class_synsets: list[str | None] | None = None
     calibration: float = 0.0
     zero_shot_heads: bool = False
@@ -159,6 +163,7 @@ class VSENetConfig(VisnetConfig):
         checks.require("prototype_weight", lambda v: v >= 0, "must be >= 0 (0: no visual prototypes)")
         checks.require("prototype_sharpness", lambda v: v > 0, "must be positive")
         checks.require("prototype_hierarchy", lambda v: v >= 0, "must be >= 0 (0: text similarity alone)")
+        checks.require("prototype_glosses", lambda v: v >= 0, "must be >= 0 (0: no glosses)")
         checks.require("softmax_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
         if checks.ok("min_temperature", "temperature") and not 0.0 < self.min_temperature <= self.temperature:
             problems.append(

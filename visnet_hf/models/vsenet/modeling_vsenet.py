@@ -40,7 +40,7 @@ from ...text_encoders import (
     pool,
     tokenize,
 )
-from ...wordnet import hierarchy_similarity, synset_ids
+from ...wordnet import glosses, hierarchy_similarity, synset_ids
 from ...zero_shot import Vocabulary, build_vocabulary, conse_logits, vocabulary_from_prompts, vocabulary_texts
 from .._base import VisnetPreTrainedModel, eval_mode
 from .._factory import build_model
@@ -363,7 +363,8 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         """Scaled cosines of the image's standardised features to each name's visual prototype: the
         trained classes' centroids averaged by the softmax of the name's text similarity to them
         (``class_embeds`` and ``trained``: the vocabulary's and the trained classes' embeddings as the
-        model scores them), and with ``prototype_hierarchy`` of their WordNet similarity."""
+        model scores them), with ``prototype_hierarchy`` of their WordNet similarity and with
+        ``prototype_glosses`` of their WordNet definitions' similarity."""
         counts = self.prototype_counts
         if not bool((counts > 0).any()):
             raise ValueError(
@@ -374,10 +375,26 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         if self.config.prototype_hierarchy > 0:
             hierarchy = hierarchy_similarity(self._synsets(vocabulary), self._trained_synsets())
             similarity = similarity + self.config.prototype_hierarchy * hierarchy.to(similarity.device)
+        if self.config.prototype_glosses > 0:
+            similarity = similarity + self.config.prototype_glosses * self._gloss_similarity(vocabulary).to(similarity.device)
         weights = similarity.masked_fill(counts == 0, float("-inf")).softmax(-1)
         prototypes = F.normalize(weights @ self.visual_prototypes, dim=-1)
         features = F.normalize((visual.float() - self.feature_mean) / self.feature_std, dim=-1)
         return scale * features @ prototypes.T
+
+    def _gloss_similarity(self, vocabulary: Vocabulary) -> torch.Tensor:
+        """Cosine similarity of the WordNet glosses of the vocabulary's senses to the trained classes', embedded
+        by the text encoder (each text once per process) and centred on the trained classes' mean; 0 for a
+        sense WordNet does not know."""
+        encoder = get_text_encoder(self.text_encoder_path(), self.config.text_pooling)
+        width = self.config.embedding_dim
+        rows, columns = (
+            _gloss_embeddings(encoder, synsets, width) for synsets in (self._synsets(vocabulary), self._trained_synsets())
+        )
+        known = columns.norm(dim=-1) > 0
+        mean = columns[known].mean(0) if bool(known.any()) else torch.zeros(columns.shape[1])
+        centred = [F.normalize((part - mean) * (part.norm(dim=-1, keepdim=True) > 0), dim=-1) for part in (rows, columns)]
+        return centred[0] @ centred[1].T
 
     def _trained_synsets(self) -> tuple[str | None, ...]:
         """The WordNet sense of each trained class (``config.trained_class_synsets``), picked from the
@@ -616,6 +633,16 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         best = calibrated_stacking(torch.cat(score_chunks), torch.cat(label_chunks), vocabulary.trained)
         self.config.calibration = float(best["calibration"])
         return best
+
+
+def _gloss_embeddings(encoder: Any, synsets: Sequence[str | None], width: int) -> torch.Tensor:
+    """Each sense's gloss embedded by ``encoder``, zeros where WordNet has none."""
+    texts = glosses(synsets)
+    rows = torch.zeros(len(texts), width)
+    known = [i for i, text in enumerate(texts) if text is not None]
+    if known:
+        rows[known] = encoder.encode([texts[i] for i in known]).float()
+    return rows
 
 
 def _inputs_and_labels(batch: Any) -> tuple[dict[str, torch.Tensor], Any]:
