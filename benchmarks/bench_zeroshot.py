@@ -108,6 +108,14 @@ SEARCH = [
             "5": ["model.overrides.prototype_hierarchy=5.0"],
         },
     ),
+    (
+        "WordNet glosses in the prototypes",
+        {
+            "off": ["model.overrides.prototype_glosses=0.0"],
+            "5": ["model.overrides.prototype_glosses=5.0"],
+            "5, text sharpness 2.5": ["model.overrides.prototype_glosses=5.0", "model.overrides.prototype_sharpness=2.5"],
+        },
+    ),
 ]
 METRIC = {"WiSE-FT per use": "seen_accuracy"}
 HEADS = {
@@ -160,6 +168,13 @@ NOTES = [
     "classes and 4 of unseen_dev's 25 in classes.tsv: 'organ' was described as the body part, 'slug' as the "
     "bullet). Fold models of the previous run's chosen config gained 1.3 points of pseudo-unseen top-1 from it "
     "(36.2% to 37.5%); the DeViSE reference, which reads the same descriptions, 0.9 (26.1% to 27.0%).",
+    "Revised again for issue #22 (2026-12-03, eighth session), before this run: a knob for WordNet's glosses in "
+    "the prototypes (model.overrides.prototype_glosses: the cosine similarity of two senses' definitions alone, "
+    "embedded by the text encoder, added with this weight to the mixing of the trained classes' centroids), after "
+    "the previous run's fold models had gained 0.8 points of pseudo-unseen top-1 from weight 5 and 1.1 from "
+    "weight 5 with the text similarity's sharpness halved (benchmarks/bench_prototype_levers.py, 5f, where 26 "
+    "other variants gained at most 0.3); the candidates were picked on those folds. The DeViSE reference reads "
+    "the texts, not WordNet's glosses as a separate similarity.",
 ]
 # --quick: the first candidate of each knob, but both candidates of these (and the WiSE-FT objective, so that
 # the per-use knob runs): every code path once.
@@ -167,6 +182,7 @@ QUICK = {
     "projection": None,
     "visual prototypes": None,
     "WordNet in the prototypes": None,
+    "WordNet glosses in the prototypes": None,
     "text encoder": None,
     "WiSE-FT per use": None,
     "objective": ["align, then joint, WiSE-FT 0.5"],
