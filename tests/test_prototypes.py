@@ -69,6 +69,17 @@ def _prototype_scores(model, images: torch.Tensor, hierarchy: torch.Tensor) -> t
     return model.logit_scale_value() * standardised @ prototypes.T
 
 
+def _prototype_part(model, images: torch.Tensor, **fields: float) -> torch.Tensor:
+    """The prototype term of the model's logits (weight 1.5) with the config ``fields`` set."""
+    with torch.no_grad():
+        model.config.update(fields)
+        with_prototypes = model(image_features=images).logits
+        model.config.prototype_weight = 0.0
+        without = model(image_features=images).logits
+        model.config.prototype_weight = 1.5
+    return (with_prototypes - without) / 1.5
+
+
 def test_prototype_hierarchy_mixes_wordnet_similarity_into_the_borrowing(tiny_text_encoder, tmp_path):
     model = _model(tiny_text_encoder)
     features, labels = _features(model)
@@ -77,13 +88,7 @@ def test_prototype_hierarchy_mixes_wordnet_similarity_into_the_borrowing(tiny_te
     images = features[:6]
 
     def prototype_part(hierarchy_weight: float) -> torch.Tensor:
-        with torch.no_grad():
-            model.config.prototype_hierarchy = hierarchy_weight
-            with_prototypes = model(image_features=images).logits
-            model.config.prototype_weight = 0.0
-            without = model(image_features=images).logits
-            model.config.prototype_weight = 1.5
-        return (with_prototypes - without) / 1.5
+        return _prototype_part(model, images, prototype_hierarchy=hierarchy_weight)
 
     # "lion" as the famous person, given: a sense other than the one its name suggests (the big cat)
     given = ["n10265070", None, None]
@@ -125,13 +130,7 @@ def test_prototype_glosses_mix_wordnet_definitions_into_the_borrowing(tiny_text_
     model.set_classes(names)
 
     def prototype_part(glosses_weight: float) -> torch.Tensor:
-        with torch.no_grad():
-            model.config.prototype_glosses = glosses_weight
-            with_prototypes = model(image_features=images).logits
-            model.config.prototype_weight = 0.0
-            without = model(image_features=images).logits
-            model.config.prototype_weight = 1.5
-        return (with_prototypes - without) / 1.5
+        return _prototype_part(model, images, prototype_glosses=glosses_weight)
 
     # By hand: each sense's definition alone, embedded, centred on the trained classes' mean, cosine.
     encoder = get_text_encoder(tiny_text_encoder)

@@ -392,9 +392,12 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             _gloss_embeddings(encoder, synsets, width) for synsets in (self._synsets(vocabulary), self._trained_synsets())
         )
         known = columns.norm(dim=-1) > 0
-        mean = columns[known].mean(0) if bool(known.any()) else torch.zeros(columns.shape[1])
-        centred = [F.normalize((part - mean) * (part.norm(dim=-1, keepdim=True) > 0), dim=-1) for part in (rows, columns)]
-        return centred[0] @ centred[1].T
+        mean = columns[known].mean(0) if bool(known.any()) else torch.zeros(width)
+
+        def centred(part: torch.Tensor) -> torch.Tensor:  # an unknown sense's row stays zero
+            return F.normalize((part - mean) * (part.norm(dim=-1, keepdim=True) > 0), dim=-1)
+
+        return centred(rows) @ centred(columns).T
 
     def _trained_synsets(self) -> tuple[str | None, ...]:
         """The WordNet sense of each trained class (``config.trained_class_synsets``), picked from the
