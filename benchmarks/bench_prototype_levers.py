@@ -1,8 +1,9 @@
 """Benchmark 5f: ways to score new names with the visual prototypes, measured on pseudo-unseen folds only.
 
-The shipped zero-shot config scores a new name by the semantic head, ConSE and (twice) the image's cosine to
-the name's visual prototype: the trained classes' feature centroids mixed by the softmax of the name's text
-similarity (sharpness 5) and WordNet similarity (weight 2.5) to them. Each fold (5 folds of 30 of the 150 seen
+The baseline is the shipped zero-shot config as it was before ``prototype_glosses`` (which these variants
+found: both settings it brought are put back, see BASELINE). It scores a new name by the semantic head, ConSE
+and (twice) the image's cosine to the name's visual prototype: the trained classes' feature centroids mixed by
+the softmax of the name's text similarity (sharpness 5) and WordNet similarity (weight 2.5) to them. Each fold (5 folds of 30 of the 150 seen
 classes, as in bench_zeroshot.py) trains that config on the other 120 classes (less a development split);
 every variant below then rescores the same fold model's held-out images (their training part) over the 30
 held-out names. Variants change how the prototype is made or scored, or add a term; none retrains. Neither
@@ -30,13 +31,15 @@ from _common import write_result
 from bench_zeroshot import DEV_FRACTION, base_config, fit_text_to_image
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+# The shipped config less what the gloss variants below led to, so that they are measured against what they were chosen over.
+BASELINE = ["model.overrides.prototype_glosses=0.0", "model.overrides.prototype_sharpness=5.0"]
 
 
 @dataclass
 class FoldTensors:
     """One fold model's view of its held-out names, and what the variants rebuild the prototypes from."""
 
-    scores: torch.Tensor  # the shipped scores of the held-out images over the held-out names
+    scores: torch.Tensor  # the baseline's scores of the held-out images over the held-out names
     rest: torch.Tensor  # the same without the prototype term (semantic + ConSE)
     labels: torch.Tensor
     pooled: torch.Tensor  # the held-out images' backbone features
@@ -47,10 +50,8 @@ class FoldTensors:
     trained: torch.Tensor  # trained names' embeddings, likewise
     minilm_names: torch.Tensor  # both again from MiniLM, centred on the trained names' mean
     minilm_trained: torch.Tensor
-    glosses: torch.Tensor  # held-out classes' WordNet glosses alone (no name, template or hypernym), embedded ...
-    trained_glosses: torch.Tensor  # ... and the trained classes', centred on the trained ones' mean
+    glosses: torch.Tensor  # held-out x trained similarity of the WordNet glosses alone, as prototype_glosses has it
     descriptions: torch.Tensor  # the same for the descriptions the model reads ("a type of <hypernym>; <gloss>")
-    trained_descriptions: torch.Tensor
     graph: WordNetGraph  # the classes' WordNet hypernym tree, for the graph convolution
     hierarchy: torch.Tensor  # Wu-Palmer similarity, held-out x trained
     synsets: tuple[str | None, ...]
@@ -62,15 +63,16 @@ class FoldTensors:
     weight: float
     sharpness: float
     hierarchy_weight: float
+    glosses_weight: float
 
     def standardised(self, pooled: torch.Tensor) -> torch.Tensor:
         return F.normalize((pooled - self.mean) / self.std, dim=-1)
 
     def mixing(self, sharpness: float | None = None, hierarchy_weight: float | None = None) -> torch.Tensor:
-        """The shipped mixing logits of each held-out name over the trained classes."""
+        """The model's mixing logits of each held-out name over the trained classes."""
         sharpness = self.sharpness if sharpness is None else sharpness
         hierarchy_weight = self.hierarchy_weight if hierarchy_weight is None else hierarchy_weight
-        return sharpness * self.names @ self.trained.T + hierarchy_weight * self.hierarchy
+        return sharpness * self.names @ self.trained.T + hierarchy_weight * self.hierarchy + self.glosses_weight * self.glosses
 
     def prototype_scores(self, mixing=None, centroids=None, features=None) -> torch.Tensor:
         """The model's prototype term, from other mixing logits, centroids or image features where given."""
@@ -183,8 +185,7 @@ def gloss_mixing(text_weight: float, gloss_weight: float, descriptions: bool = F
     """Text similarity of the WordNet glosses (or descriptions) alone, weighted beside the class texts' similarity."""
 
     def scores(fold: FoldTensors) -> torch.Tensor:
-        names, trained = (fold.descriptions, fold.trained_descriptions) if descriptions else (fold.glosses, fold.trained_glosses)
-        text = text_weight * fold.names @ fold.trained.T + gloss_weight * names @ trained.T
+        text = text_weight * fold.names @ fold.trained.T + gloss_weight * (fold.descriptions if descriptions else fold.glosses)
         return fold.with_prototypes(fold.prototype_scores(fold.sharpness * text + fold.hierarchy_weight * fold.hierarchy))
 
     return scores
@@ -309,8 +310,8 @@ def graph_convolution(averaged: bool):
     def scores(fold: FoldTensors) -> torch.Tensor:
         prototypes = graph_prototypes(fold)
         if averaged:
-            shipped = F.normalize(fold.mixing().softmax(-1) @ fold.centroids, dim=-1)
-            prototypes = F.normalize(prototypes + shipped, dim=-1)
+            baseline = F.normalize(fold.mixing().softmax(-1) @ fold.centroids, dim=-1)
+            prototypes = F.normalize(prototypes + baseline, dim=-1)
         return fold.with_prototypes(fold.scale * fold.standardised(fold.pooled) @ prototypes.T)
 
     return scores
@@ -323,7 +324,7 @@ def own_centroids(fold: FoldTensors) -> torch.Tensor:
 
 
 VARIANTS = {
-    "shipped: semantic + ConSE + 2 x prototype": lambda fold: fold.scores,
+    "baseline: semantic + ConSE + 2 x prototype": lambda fold: fold.scores,
     "semantic + ConSE, no prototype": lambda fold: fold.rest,
     "the prototype alone": lambda fold: fold.prototype_scores(),
     **{f"prototype weight {w:g}": prototype_weight(w) for w in (1, 3, 5)},
@@ -350,7 +351,7 @@ VARIANTS = {
     **{f"plus text-to-classifier weights (DEM-style), weight {w:g}": text_to_classifier(w) for w in (1, 2)},
     **{f"plus ridge text-to-centroid prototypes, strength {s:g}, weight 1": ridge_prototypes(s, 1.0) for s in (0.1, 1)},
     "prototypes from a graph convolution over WordNet (GCNZ-style), instead": graph_convolution(averaged=False),
-    "prototypes from a graph convolution over WordNet, averaged with the shipped": graph_convolution(averaged=True),
+    "prototypes from a graph convolution over WordNet, averaged with the baseline's": graph_convolution(averaged=True),
     "upper bound (uses the held-out labels): their own centroids": own_centroids,
 }
 
@@ -382,18 +383,18 @@ def _unseen_outputs(model, data, config, vocabulary):
     return [torch.cat(values) for values in zip(*parts)]
 
 
-def _wordnet_texts(model, held_synsets, trained_synsets, field: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A WordNet text of each sense (``gloss`` or ``description``) embedded by the model's encoder, centred on the trained classes'."""
+def _description_similarity(model, held_synsets, trained_synsets) -> torch.Tensor:
+    """The senses' WordNet descriptions alone, embedded by the model's encoder, centred on the trained classes'; cosine."""
     from visnet_hf.text_encoders import get_text_encoder
     from visnet_hf.wordnet import read_resource
 
     synsets, _ = read_resource()
     encoder = get_text_encoder(model.text_encoder_path(), model.config.text_pooling)
     held, trained = (
-        encoder.encode([getattr(synsets[wnid[1:]], field) for wnid in group]).float() for group in (held_synsets, trained_synsets)
+        encoder.encode([synsets[wnid[1:]].description for wnid in group]).float() for group in (held_synsets, trained_synsets)
     )
     mean = trained.mean(0)
-    return F.normalize(held - mean, dim=-1), F.normalize(trained - mean, dim=-1)
+    return F.normalize(held - mean, dim=-1) @ F.normalize(trained - mean, dim=-1).T
 
 
 @torch.no_grad()
@@ -415,8 +416,6 @@ def fold_tensors(model, config, data) -> FoldTensors:
     synsets, trained_synsets = model._synsets(held), model._trained_synsets()
     names = model._scored_class_embeddings(held).float().cpu()
     trained = model._centred(model.trained_class_embeddings).float().cpu()
-    glosses, trained_glosses = _wordnet_texts(model, synsets, trained_synsets, "gloss")
-    descriptions, trained_descriptions = _wordnet_texts(model, synsets, trained_synsets, "description")
     fold = FoldTensors(
         scores=scores,
         rest=rest,
@@ -429,10 +428,8 @@ def fold_tensors(model, config, data) -> FoldTensors:
         trained=trained,
         minilm_names=F.normalize(minilm_names - minilm_mean, dim=-1),
         minilm_trained=F.normalize(minilm_trained - minilm_mean, dim=-1),
-        glosses=glosses,
-        trained_glosses=trained_glosses,
-        descriptions=descriptions,
-        trained_descriptions=trained_descriptions,
+        glosses=model._gloss_similarity(held).float().cpu(),
+        descriptions=_description_similarity(model, synsets, trained_synsets),
         graph=wordnet_graph(model, synsets, trained_synsets, names, trained),
         hierarchy=hierarchy_similarity(synsets, trained_synsets),
         synsets=synsets,
@@ -444,8 +441,9 @@ def fold_tensors(model, config, data) -> FoldTensors:
         weight=model.config.prototype_weight,
         sharpness=model.config.prototype_sharpness,
         hierarchy_weight=model.config.prototype_hierarchy,
+        glosses_weight=model.config.prototype_glosses,
     )
-    # The bench's formula must be the model's: the shipped scores rebuilt from their parts.
+    # The bench's formula must be the model's: its scores rebuilt from their parts.
     torch.testing.assert_close(fold.with_prototypes(fold.prototype_scores()), scores, rtol=1e-4, atol=1e-3)
     return fold
 
@@ -454,14 +452,14 @@ def main() -> None:
     from visnet_hf.data import load_splits
     from visnet_hf.scores import top_k_accuracy
     from visnet_hf.selection import _fold_config, fold_data, pseudo_unseen_folds
-    from visnet_hf.training import make_accelerator, train
+    from visnet_hf.training import make_accelerator, override, train
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--cache-dir", default=None, help="the backbone feature cache (default: the config's)")
     args = parser.parse_args()
     started = time.perf_counter()
-    config = base_config(args.cache_dir)
+    config = override(base_config(args.cache_dir), BASELINE)
     folds = pseudo_unseen_folds(load_splits(config.data).class_names, 5, 30, seed=0)[: args.folds]
     per_fold: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for fold in folds:

@@ -16,6 +16,7 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -383,21 +384,10 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         return scale * features @ prototypes.T
 
     def _gloss_similarity(self, vocabulary: Vocabulary) -> torch.Tensor:
-        """Cosine similarity of the WordNet glosses of the vocabulary's senses to the trained classes', embedded
-        by the text encoder (each text once per process) and centred on the trained classes' mean; 0 for a
-        sense WordNet does not know."""
-        encoder = get_text_encoder(self.text_encoder_path(), self.config.text_pooling)
-        width = self.config.embedding_dim
-        rows, columns = (
-            _gloss_embeddings(encoder, synsets, width) for synsets in (self._synsets(vocabulary), self._trained_synsets())
-        )
-        known = columns.norm(dim=-1) > 0
-        mean = columns[known].mean(0) if bool(known.any()) else torch.zeros(width)
-
-        def centred(part: torch.Tensor) -> torch.Tensor:  # an unknown sense's row stays zero
-            return F.normalize((part - mean) * (part.norm(dim=-1, keepdim=True) > 0), dim=-1)
-
-        return centred(rows) @ centred(columns).T
+        """Cosine similarity of the WordNet glosses of the vocabulary's senses to the trained classes'
+        (:func:`gloss_similarity`, with this model's text encoder)."""
+        encoder = (self.text_encoder_path(), self.config.text_pooling, self.config.embedding_dim)
+        return gloss_similarity(*encoder, self._synsets(vocabulary), self._trained_synsets())
 
     def _trained_synsets(self) -> tuple[str | None, ...]:
         """The WordNet sense of each trained class (``config.trained_class_synsets``), picked from the
@@ -636,6 +626,28 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         best = calibrated_stacking(torch.cat(score_chunks), torch.cat(label_chunks), vocabulary.trained)
         self.config.calibration = float(best["calibration"])
         return best
+
+
+@lru_cache(maxsize=64)  # a zero-shot forward call asks for it on every batch
+def gloss_similarity(
+    encoder_path: str,
+    pooling: str,
+    width: int,
+    rows: tuple[str | None, ...],
+    columns: tuple[str | None, ...],
+) -> torch.Tensor:
+    """``(len(rows), len(columns))`` cosine similarities of the senses' WordNet glosses (the definition
+    alone), embedded by the text encoder and centred on the columns' (the trained classes') mean; 0 for
+    a sense WordNet does not know."""
+    encoder = get_text_encoder(encoder_path, pooling)
+    row_embeddings, column_embeddings = (_gloss_embeddings(encoder, senses, width) for senses in (rows, columns))
+    known = column_embeddings.norm(dim=-1) > 0
+    mean = column_embeddings[known].mean(0) if bool(known.any()) else torch.zeros(width)
+
+    def centred(part: torch.Tensor) -> torch.Tensor:  # an unknown sense's row stays zero
+        return F.normalize((part - mean) * (part.norm(dim=-1, keepdim=True) > 0), dim=-1)
+
+    return centred(row_embeddings) @ centred(column_embeddings).T
 
 
 def _gloss_embeddings(encoder: Any, synsets: Sequence[str | None], width: int) -> torch.Tensor:
