@@ -403,7 +403,7 @@ def zero_shot_section(zero: dict) -> list[str]:
         *[f"Note: {note}" for note in zero.get("notes", [])],
         "",
         "**Scored once on `unseen_dev`**, side by side with references on the same frozen features at the same resolution",
-        "(of each image alone: no flip test-time augmentation)",
+        "(of each image alone: no test-time augmentation)",
         "and with the same class texts (DeViSE-style: a linear projection to the text embeddings, cosine softmax,",
         f"temperature 0.1; a softmax linear probe for seen accuracy). Chance: {pct(zero['chance_zero_shot_top1'])}.",
         "",

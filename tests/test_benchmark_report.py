@@ -34,3 +34,37 @@ def test_a_tie_goes_to_the_earlier_candidate():
     # (these two are the first run's weights 2.5 and 5 of the WordNet knob).
     assert best_candidate({"off": 0.3457777798175812, "2.5": 0.3622222185134888, "5": 0.36222222447395325}) == "2.5"
     assert best_candidate({"off": 0.34, "2.5": 0.36, "5": 0.3601}) == "5"  # one image of 10,000 more is no tie
+
+
+def test_the_references_read_each_image_alone_whatever_test_time_augmentation_the_model_uses(
+    tiny_parquet, tiny_text_encoder, tmp_path
+):
+    import torch
+    from bench_zeroshot import feature_access
+
+    import visnet_hf
+    from visnet_hf.data import build_transforms, load_splits
+    from visnet_hf.data.config import DataConfig
+    from visnet_hf.training import load_config
+
+    from .conftest import CLASS_NAMES
+
+    config = load_config(None, [f"data.path={tiny_parquet}", f"data.feature_cache_dir={tmp_path}"])
+    model = visnet_hf.create_model(
+        "vsenet_resnet18",
+        class_names=CLASS_NAMES,
+        text_encoder=tiny_text_encoder,
+        image_size=32,
+        test_time_flip=True,
+        test_time_zoom=0.75,
+    ).eval()
+    splits = load_splits(DataConfig(path=tiny_parquet))
+    features, _ = feature_access(config, model)
+    cached, _ = features(splits, "train")
+    _, transform = build_transforms(model.config.data_config, config.data.augment)
+    pixels = torch.stack([transform(splits.train_source[int(i)]["image"].convert("RGB")) for i in splits.train["source_index"]])
+    with torch.no_grad():
+        alone = model.backbone.forward_head(model.backbone.forward_features(pixels), pre_logits=True)
+        torch.testing.assert_close(cached, alone, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(cached, model.backbone_features(pixels)[1], atol=1e-4)  # the model's own are not
+    assert model.config.test_time_flip and model.config.test_time_zoom == 0.75  # the model is left as it was

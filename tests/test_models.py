@@ -329,3 +329,38 @@ def test_test_time_flip_scores_an_image_and_its_mirror_alike_in_eval_mode_only(n
     model.config.test_time_flip = True
     model.save_pretrained(tmp_path)  # the setting travels with the saved model
     assert type(model).from_pretrained(tmp_path).config.test_time_flip is True
+
+
+@pytest.mark.parametrize("name", ["vsenet_resnet18", "frn_resnet18_conv"])
+def test_test_time_zoom_averages_the_centre_crop_into_the_pooled_features(name, tiny_text_encoder, pixel_batch, tmp_path):
+    torch.manual_seed(0)
+    kwargs = (
+        {"class_names": ["cat", "dog", "car", "ship"], "text_encoder": tiny_text_encoder}
+        if name.startswith("vsenet")
+        else {"num_labels": 4}
+    )
+    model = visnet_hf.create_model(name, image_size=32, test_time_flip=True, test_time_zoom=0.75, **kwargs).eval()
+    # The centre 24 x 24 of the 32 x 32 images, resized back, and the mirror images of both.
+    crop = torch.nn.functional.interpolate(pixel_batch[..., 4:28, 4:28], size=(32, 32), mode="bilinear", antialias=True)
+    views = [pixel_batch, crop, pixel_batch.flip(-1), crop.flip(-1)]
+    with torch.no_grad():
+        feature_map, pooled = model.backbone_features(pixel_batch)
+        expected = torch.stack([model.backbone.forward_head(model.backbone.forward_features(v), pre_logits=True) for v in views])
+        torch.testing.assert_close(pooled, expected.mean(0), atol=1e-5, rtol=1e-4)
+        zoomed_logits = model(pixel_batch).logits
+        model.config.test_time_zoom = None
+        flipped_map, flipped = model.backbone_features(pixel_batch)
+        torch.testing.assert_close(feature_map, flipped_map)  # the map stays the image's own, with its mirror's
+        assert not torch.allclose(pooled, flipped, atol=1e-4)
+        assert not torch.allclose(zoomed_logits, model(pixel_batch).logits, rtol=0, atol=1e-6)
+        model.config.test_time_flip, model.config.test_time_zoom = False, 0.75  # the zoom alone: two views
+        torch.testing.assert_close(model.backbone_features(pixel_batch)[1], expected[:2].mean(0), atol=1e-5, rtol=1e-4)
+        model.train()  # training sees each image as it is
+        torch.testing.assert_close(
+            model.backbone_features(pixel_batch)[1],
+            model.backbone.forward_head(model.backbone.forward_features(pixel_batch), pre_logits=True),
+        )
+    model.save_pretrained(tmp_path)
+    assert type(model).from_pretrained(tmp_path).config.test_time_zoom == 0.75
+    with pytest.raises(ConfigError, match=r"test_time_zoom=1.0 must lie in \(0, 1\)"):
+        visnet_hf.create_model(name, image_size=32, test_time_zoom=1.0, **kwargs)

@@ -183,7 +183,8 @@ def test_cached_features_need_a_frozen_backbone_and_no_image_constraints(tiny_pa
 
 def test_cached_features_with_test_time_flip_are_the_ones_the_model_scores(tiny_parquet, tiny_text_encoder, tmp_path):
     """With test_time_flip the cache holds each image's and its mirror's pooled features averaged, as the model
-    pools them in eval mode, under a key of its own (the unflipped features stay cached beside them)."""
+    pools them in eval mode, under a key of its own (the unflipped features stay cached beside them); with
+    test_time_zoom too, the average over the four views, under another."""
     from visnet_hf.data import build_transforms, load_splits
     from visnet_hf.data.config import AugmentConfig, DataConfig
     from visnet_hf.training.features import FeatureCache, OneProcess
@@ -203,7 +204,12 @@ def test_cached_features_with_test_time_flip_are_the_ones_the_model_scores(tiny_
         model.config.test_time_flip = True
         torch.testing.assert_close(flipped, model.backbone_features(pixels)[1], atol=1e-5, rtol=1e-4)
     assert not torch.allclose(flipped, plain, atol=1e-4)
-    assert len(list(tmp_path.glob("*.safetensors"))) == 2
+    model.config.test_time_zoom = 0.75  # and the zoomed centre crop (with its mirror): a key of its own again
+    zoomed = cache.features(model, source, transform, OneProcess(torch.device("cpu")), batch_size=4)["features"]
+    with torch.no_grad():
+        torch.testing.assert_close(zoomed, model.backbone_features(pixels)[1], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(zoomed, flipped, atol=1e-4)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 3
 
 
 def test_pseudo_unseen_folds():

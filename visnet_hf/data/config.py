@@ -76,7 +76,8 @@ class DataConfig:
     VSENet's heads train in seconds instead of minutes. They are kept in ``feature_cache_dir``
     (default ``$VISNET_CACHE`` or ``~/.cache/visnet_hf/features``), keyed by the backbone's weights,
     its input size and the data, so later runs on the same data reuse them. With the model's
-    ``test_time_flip`` they are the average over each image and its mirror image, as the model scores.
+    test-time augmentation (``test_time_flip``, ``test_time_zoom``) they are the average over each
+    image's views, as the model scores.
 
     ``fallback`` says where else the same data lies, used when this section's files do not exist or
     its Hub dataset cannot be reached; every other setting stays (the quickstart reads

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from transformers import PreTrainedConfig, PreTrainedModel
 
 from .._validation import check_types, own_field_hints, raise_problems
@@ -44,6 +45,12 @@ class VisnetConfig(PreTrainedConfig):
             the average: flip test-time augmentation, at twice the backbone's inference cost. Training
             from images and precomputed ``image_features`` are unaffected; ``data.cache_features``
             caches (and trains the heads on) the averaged features.
+        test_time_zoom: in eval mode, also run the backbone on the centre crop of this fraction of each
+            image's height and width, resized back to the input size (and on its mirror image, with
+            ``test_time_flip``), and average its pooled features in: zoom test-time augmentation, at
+            twice the backbone's inference cost again. The feature map stays the image's own (with its
+            mirror's), whose geometry the crop does not share. ``None``: off. Cached features, as for
+            ``test_time_flip``, are the averaged ones.
     """
 
     backbone: str = "resnet18"
@@ -52,6 +59,7 @@ class VisnetConfig(PreTrainedConfig):
     data_config: dict[str, Any] | None = None
     label_smoothing: float = 0.0
     test_time_flip: bool = False
+    test_time_zoom: float | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -65,6 +73,11 @@ class VisnetConfig(PreTrainedConfig):
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
         """Check (and derive) values; subclasses extend it. Fields of the wrong type are skipped."""
         checks.require("label_smoothing", lambda v: 0.0 <= v < 1.0, "must lie in [0, 1)")
+        checks.require(
+            "test_time_zoom",
+            lambda v: v is None or 0.0 < v < 1.0,
+            "must lie in (0, 1): the centre crop's fraction of the image, or null",
+        )
         stored_loading_kwargs = sorted(LOADING_ONLY_KWARGS & set(self.backbone_kwargs or {}))
         if stored_loading_kwargs:
             checks.problems.append(
@@ -88,6 +101,21 @@ class FieldChecks:
         value = getattr(self.config, name)
         if self.ok(name) and not condition(value):
             self.problems.append(f"{name}={value!r} {message}")
+
+
+def test_time_views(config: VisnetConfig) -> int:
+    """How many views of each image the backbone scores in eval mode: the image, its zoomed centre crop
+    (``test_time_zoom``) and, with ``test_time_flip``, the mirror image of each."""
+    return (2 if config.test_time_zoom is not None else 1) * (2 if config.test_time_flip else 1)
+
+
+def centre_zoom(pixel_values: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The centre crop of ``fraction`` of each image's height and width, resized back (bilinear) to its size."""
+    height, width = pixel_values.shape[-2:]
+    crop_height, crop_width = max(1, round(height * fraction)), max(1, round(width * fraction))
+    top, left = (height - crop_height) // 2, (width - crop_width) // 2
+    crop = pixel_values[..., top : top + crop_height, left : left + crop_width]
+    return F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
 
 
 class VisnetPreTrainedModel(PreTrainedModel):
@@ -118,19 +146,27 @@ class VisnetPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
 
     def backbone_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The backbone's feature map and pooled features of a batch of images (``pre_logits``);
-        with ``config.test_time_flip`` in eval mode, the average over each image and its mirror."""
-        if self.training or not self.config.test_time_flip:
+        """The backbone's feature map and pooled features of a batch of images (``pre_logits``); in eval
+        mode with test-time augmentation (``config.test_time_flip``, ``config.test_time_zoom``), the
+        pooled features are the average over the image's views, and the map the image's own averaged
+        with its mirror's (mirrored back)."""
+        views = test_time_views(self.config)
+        if self.training or views == 1:
             feature_map = self.backbone.forward_features(pixel_values)
             return feature_map, self.backbone.forward_head(feature_map, pre_logits=True)
-        both = self.backbone.forward_features(torch.cat([pixel_values, pixel_values.flip(-1)]))
-        pooled_original, pooled_mirrored = self.backbone.forward_head(both, pre_logits=True).chunk(2)
-        pooled = (pooled_original + pooled_mirrored) / 2
-        original, mirrored = both.chunk(2)
-        if original.ndim == 4:  # a spatial map: mirror the mirror's back (width: the last axis of NCHW, the third of NHWC)
-            width = 2 if getattr(self.backbone, "output_fmt", "NCHW") == "NHWC" else 3
-            return (original + mirrored.flip(width)) / 2, pooled
-        return original, pooled  # tokens have no width axis to mirror back: the image's own map
+        images = [pixel_values]
+        if self.config.test_time_zoom is not None:
+            images.append(centre_zoom(pixel_values, self.config.test_time_zoom))
+        if self.config.test_time_flip:
+            images += [image.flip(-1) for image in images]
+        maps = self.backbone.forward_features(torch.cat(images))
+        pooled = self.backbone.forward_head(maps, pre_logits=True).unflatten(0, (views, len(pixel_values))).mean(0)
+        original = maps[: len(pixel_values)]
+        if not self.config.test_time_flip or original.ndim != 4:  # tokens have no width axis to mirror back: the image's own map
+            return original, pooled
+        mirrored = maps[(views // 2) * len(pixel_values) :][: len(pixel_values)]
+        width = 2 if getattr(self.backbone, "output_fmt", "NCHW") == "NHWC" else 3  # the last axis of NCHW, the third of NHWC
+        return (original + mirrored.flip(width)) / 2, pooled
 
     def image_processor(self):
         """The eval-time image processor for this model's backbone (a ``BitImageProcessor``)."""

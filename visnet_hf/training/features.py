@@ -4,8 +4,9 @@ A frozen backbone in eval mode maps an image to the same pooled features every e
 computed once (with the eval transform: no augmentation) and the heads trained on them, in seconds
 instead of minutes. The features of every image of a data source are kept on disk, keyed by the
 backbone's weights, its data config and the source, so that later runs on the same data (another
-fold, another candidate setting) reuse them. A model with ``test_time_flip`` caches (and trains its
-heads on) the average over each image and its mirror image, the features it scores at eval time.
+fold, another candidate setting) reuse them. A model with test-time augmentation (``test_time_flip``,
+``test_time_zoom``) caches (and trains its heads on) the average over each image's views, the features
+it scores at eval time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from .._paths import cache_dir
 from ..data import TransformedDataset, collate
 from ..errors import ConfigError
-from ..models._base import eval_mode
+from ..models._base import eval_mode, test_time_views
 
 
 def check_cacheable(model: torch.nn.Module, freeze: str, constraints: list) -> None:
@@ -86,8 +87,11 @@ class FeatureCache:
             "source": source._fingerprint,
             "rows": len(source),
         }
-        if getattr(model.config, "test_time_flip", False):  # only then, so that caches of unflipped features stay valid
+        # Only when set, so that caches of features without test-time augmentation stay valid.
+        if getattr(model.config, "test_time_flip", False):
             described["test_time_flip"] = True
+        if getattr(model.config, "test_time_zoom", None) is not None:
+            described["test_time_zoom"] = model.config.test_time_zoom
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
     def features(self, model, source: datasets.Dataset, transform, accelerator, batch_size: int = 256) -> dict[str, torch.Tensor]:
@@ -110,7 +114,7 @@ class FeatureCache:
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
         features = torch.zeros(len(source), model.config.num_features)
         readable = torch.zeros(len(source), dtype=torch.bool)
-        views = 2 if getattr(model.config, "test_time_flip", False) else 1  # each image and its mirror
+        views = test_time_views(model.config)  # each image, its zoomed crop, their mirrors
         with eval_mode(model):
             pooled_features = _pooled_features_fn(model, len(source) * views * _pixels(model.config.data_config))
             for batch in loader:
@@ -139,8 +143,8 @@ def _pixels(data_config: dict) -> int:
 
 
 def _pooled_features_fn(model, total_pixels: int):
-    """The pooled features the model's heads read in eval mode (``backbone_features``: with
-    ``test_time_flip``, averaged over each image and its mirror), compiled when the extraction is large
+    """The pooled features the model's heads read in eval mode (``backbone_features``: with test-time
+    augmentation, averaged over each image's views), compiled when the extraction is large
     enough to pay for it (eager when the compiler is not available)."""
 
     def pooled(pixels: torch.Tensor) -> torch.Tensor:

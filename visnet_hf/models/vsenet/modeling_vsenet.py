@@ -414,8 +414,8 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
     def fit_prototypes(self, batches: Iterable[Any]) -> int:
         """Compute the visual prototypes (``config.prototype_weight``) from the training images: each
         trained class's centroid of the backbone's pooled features, standardised by the mean and
-        standard deviation of all of them. One pass; the model pools as in evaluation (with
-        ``test_time_flip``, each image and its mirror). Needs ``prototype_weight > 0``.
+        standard deviation of all of them. One pass; the model pools as in evaluation (with test-time
+        augmentation, over each image's views). Needs ``prototype_weight > 0``.
 
         Args:
             batches: ``(pixel_values, labels)`` pairs or dicts with ``pixel_values`` (or the cached
