@@ -333,13 +333,7 @@ def test_test_time_flip_scores_an_image_and_its_mirror_alike_in_eval_mode_only(n
 
 @pytest.mark.parametrize("name", ["vsenet_resnet18", "frn_resnet18_conv"])
 def test_test_time_zoom_averages_the_centre_crop_into_the_pooled_features(name, tiny_text_encoder, pixel_batch, tmp_path):
-    torch.manual_seed(0)
-    kwargs = (
-        {"class_names": ["cat", "dog", "car", "ship"], "text_encoder": tiny_text_encoder}
-        if name.startswith("vsenet")
-        else {"num_labels": 4}
-    )
-    model = visnet_hf.create_model(name, image_size=32, test_time_flip=True, test_time_zoom=0.75, **kwargs).eval()
+    model = build(name, tiny_text_encoder, test_time_flip=True, test_time_zoom=0.75).eval()
     # The centre 24 x 24 of the 32 x 32 images, resized back, and the mirror images of both.
     crop = torch.nn.functional.interpolate(pixel_batch[..., 4:28, 4:28], size=(32, 32), mode="bilinear", antialias=True)
     views = [pixel_batch, crop, pixel_batch.flip(-1), crop.flip(-1)]
@@ -363,4 +357,4 @@ def test_test_time_zoom_averages_the_centre_crop_into_the_pooled_features(name, 
     model.save_pretrained(tmp_path)
     assert type(model).from_pretrained(tmp_path).config.test_time_zoom == 0.75
     with pytest.raises(ConfigError, match=r"test_time_zoom=1.0 must lie in \(0, 1\)"):
-        visnet_hf.create_model(name, image_size=32, test_time_zoom=1.0, **kwargs)
+        build(name, tiny_text_encoder, test_time_zoom=1.0)
