@@ -161,10 +161,11 @@ class VisnetPreTrainedModel(PreTrainedModel):
             images += [image.flip(-1) for image in images]
         maps = self.backbone.forward_features(torch.cat(images))
         pooled = self.backbone.forward_head(maps, pre_logits=True).unflatten(0, (views, len(pixel_values))).mean(0)
-        original = maps[: len(pixel_values)]
+        view_maps = maps.chunk(views)  # in the order of `images`: the mirrored half second
+        original = view_maps[0]
         if not self.config.test_time_flip or original.ndim != 4:  # tokens have no width axis to mirror back: the image's own map
             return original, pooled
-        mirrored = maps[(views // 2) * len(pixel_values) :][: len(pixel_values)]
+        mirrored = view_maps[views // 2]
         width = 2 if getattr(self.backbone, "output_fmt", "NCHW") == "NHWC" else 3  # the last axis of NCHW, the third of NHWC
         return (original + mirrored.flip(width)) / 2, pooled
 
