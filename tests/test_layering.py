@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "visnet_hf"
-LOWER_LAYERS = ["models", "data", "metrics", "constraints", "evaluation.py", "reports.py", "text_encoders.py", "backbones.py"]
+LOWER_LAYERS = ["models", "data", "metrics", "constraints", "zero_shot", "text", "evaluation.py", "reports.py", "backbones.py"]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -46,6 +46,21 @@ def test_the_check_sees_relative_imports():
 def test_scoring_and_loading_do_not_import_the_package_root(module):
     """They import the submodules they use; ``import visnet_hf`` inside them hid a cycle (the root imports them)."""
     assert "visnet_hf" not in imported_modules(PACKAGE / module)
+
+
+@pytest.mark.parametrize("part", ["zero_shot", "text"])
+def test_the_scoring_parts_and_the_text_adapter_do_not_reach_up_into_the_models(part):
+    """The model calls them; they never call back (a vocabulary builder takes a text encoder, not the model)."""
+    files = sorted((PACKAGE / part).rglob("*.py"))
+    offenders = {
+        str(f.relative_to(PACKAGE)): sorted(m for m in imported_modules(f) if m.startswith("visnet_hf.models")) for f in files
+    }
+    assert {file: modules for file, modules in offenders.items() if modules} == {}
+
+
+def test_data_does_not_import_the_models():
+    files = sorted((PACKAGE / "data").rglob("*.py"))
+    assert not [f.name for f in files if any(m.startswith("visnet_hf.models") for m in imported_modules(f))]
 
 
 def test_hub_is_split_by_job():

@@ -27,7 +27,7 @@ def test_api_snippet_runs_as_written(minilm_path, tmp_path, monkeypatch, capsys)
     assert "'label': 'zebra'" in printed and "'label': 'lorry'" in printed  # the zero-shot pipeline's answer
     assert (tmp_path / "my-vsenet" / "model.safetensors").exists()
     saved = json.loads((tmp_path / "my-vsenet" / "config.json").read_text())
-    assert saved["text_encoder"] == "sentence-transformers/all-MiniLM-L6-v2"  # portable: no path of this machine
+    assert saved["text_config"]["encoder"] == "sentence-transformers/all-MiniLM-L6-v2"  # portable: no path of this machine
     assert "get_model_path" not in snippet("api")
 
 

@@ -19,7 +19,7 @@ def test_mypy_rejects_wrong_argument_types(tmp_path):
     snippet.write_text(
         "import visnet_hf\n"
         "from visnet_hf.training import load_config, train\n"
-        "from visnet_hf.selection import pseudo_unseen_folds\n"
+        "from visnet_hf.training.selection import pseudo_unseen_folds\n"
         "visnet_hf.create_model(3)\n"
         "train('configs/quickstart.yaml')\n"
         "pseudo_unseen_folds(['a', 'b'], folds='2')\n"
@@ -27,7 +27,7 @@ def test_mypy_rejects_wrong_argument_types(tmp_path):
         "steps: str = config.log_every_steps\n"
         "model = visnet_hf.VSENetForImageClassification(visnet_hf.VSENetConfig())\n"
         "model.set_classes(['zebra'], descriptions=7)\n"
-        "fitted: str = model.fit_calibration([])\n"
+        "fitted: str = visnet_hf.fit_offset(model, [])\n"
     )
     command = [
         sys.executable,

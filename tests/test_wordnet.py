@@ -114,7 +114,7 @@ def test_a_vsenet_describes_every_vocabulary_it_embeds(tiny_text_encoder, tmp_pa
     assert described.config.class_descriptions[1] == ["a pet fish"]
     described.save_pretrained(tmp_path)
     loaded = VSENetForImageClassification.from_pretrained(tmp_path)
-    assert loaded.config.describe_classes == "wordnet"
+    assert loaded.config.text_config.describe == "wordnet"
     torch.testing.assert_close(loaded.class_embeddings, described.class_embeddings)
     organ = "n03854065"  # the pipe organ; the name alone reads as the body part
     by_id = create_model(
@@ -129,5 +129,5 @@ def test_a_vsenet_describes_every_vocabulary_it_embeds(tiny_text_encoder, tmp_pa
     described.set_classes(["organ"], synsets=[organ])
     assert "keyboard instrument" in described.config.class_descriptions[0][0]
     torch.testing.assert_close(described.class_embeddings, by_id.class_embeddings)
-    with pytest.raises(ConfigError, match="describe_classes='wikipedia' must be one of"):
+    with pytest.raises(ConfigError, match="text_config.describe='wikipedia' must be one of"):
         create_model("vsenet_resnet18", class_names=names, text_encoder=tiny_text_encoder, describe_classes="wikipedia")

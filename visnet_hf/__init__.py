@@ -18,13 +18,15 @@ from .models import (
     VSENetConfig,
     VSENetForImageClassification,
     VSENetOutput,
+    VSENetTextConfig,
+    VSENetZeroShotConfig,
     create_frn,
     create_vsenet,
     is_vsenet,
 )
 from .registry import create_model, list_models, register_preset
-from .text_encoders import ClassTexts, TextEncoder, TextEncoderError, embed_class_names
-from .zero_shot import Vocabulary, build_vocabulary
+from .text import ClassTexts, TextEncoder, TextEncoderError, embed_class_names
+from .zero_shot import Vocabulary, build_vocabulary, fit_offset
 
 __version__ = "0.2.0"
 
@@ -45,6 +47,8 @@ __all__ = [
     "VSENetConfig",
     "VSENetForImageClassification",
     "VSENetOutput",
+    "VSENetTextConfig",
+    "VSENetZeroShotConfig",
     "Vocabulary",
     "build_vocabulary",
     "create_backbone",
@@ -52,6 +56,7 @@ __all__ = [
     "create_model",
     "create_vsenet",
     "embed_class_names",
+    "fit_offset",
     "image_processor_from_data_config",
     "is_vsenet",
     "list_models",

@@ -168,4 +168,6 @@ def raise_problems(problems: list[str], error: type[Exception], what: str) -> No
     """Raise one ``error`` listing ``problems`` (one per line), if there are any."""
     if problems:
         listed = "\n  - ".join(problems)
-        raise error(f"{len(problems)} problem(s) in {what}:\n  - {listed}")
+        raised = error(f"{len(problems)} problem(s) in {what}:\n  - {listed}")
+        raised.problems = list(problems)  # type: ignore[attr-defined]  # for a caller that reports them with its own
+        raise raised

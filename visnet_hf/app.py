@@ -53,7 +53,7 @@ class Classifier:
         except VisnetError as error:
             return {}, str(error)
         if names is not None and set(names) != set(self.trained_names):
-            used = head or self.model.config.zero_shot_head
+            used = head or self.model.config.zero_shot_config.head
             message = f"Scored among {len(names)} names by the {used!r} zero-shot head."
         return {p["label"]: p["score"] for p in predictions}, message
 
@@ -80,8 +80,8 @@ class Classifier:
                 )
         if self.is_vsenet:
             lines.append(
-                f"Text encoder `{config.text_encoder}`; zero-shot head `{config.zero_shot_head}`; calibration offset "
-                f"{config.calibration:g} (applied when trained and new names are mixed)."
+                f"Text encoder `{config.text_config.encoder}`; zero-shot head `{config.zero_shot_config.head}`; calibration "
+                f"offset {config.zero_shot_config.calibration:g} (applied when trained and new names are mixed)."
             )
         return "\n\n".join(lines)
 
@@ -136,7 +136,7 @@ def build_app(model_dir: str):
                 with gr.Row(visible=classifier.is_vsenet):
                     head = gr.Dropdown(
                         list(ZERO_SHOT_HEADS),
-                        value=getattr(classifier.model.config, "zero_shot_head", None),
+                        value=classifier.model.config.zero_shot_config.head if classifier.is_vsenet else None,
                         label="Zero-shot head",
                     )
                     calibration = gr.Number(

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from .data import DataConfig
 
 SYNSET_COLUMN_HELP = (
-    "VSENet: a column of --data with each class's WordNet id (e.g. wnid): the sense describe_classes describes "
-    "and prototype_hierarchy places"
+    "VSENet: a column of --data with each class's WordNet id (e.g. wnid): the sense its description and the "
+    "prototypes' WordNet similarity use"
 )
 
 
@@ -118,7 +118,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     import json
 
-    from .selection import calibrate_saved_model
+    from .training.selection import calibrate_saved_model
 
     result = calibrate_saved_model(
         args.model,
@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     zero_shot.add_argument(
         "--zero-shot-head",
         choices=ZERO_SHOT_HEADS,
-        help="how the new names are scored (default: the model's config.zero_shot_head)",
+        help="how the new names are scored (default: the model's zero_shot_config.head)",
     )
     zero_shot.add_argument("images", nargs="+")
     zero_shot.set_defaults(run=_predict)

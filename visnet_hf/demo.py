@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .registry import create_model
-from .text_encoders import default_text_encoder
+from .text.local_copies import DEFAULT_TEXT_ENCODER
 
 CIFAR10 = Path("../shared/data/cifar10/train.parquet")
 
@@ -43,7 +43,7 @@ def run_demo(output_dir: str | None = None, steps: int = 10, text_encoder: str |
     output = Path(output_dir or tempfile.mkdtemp(prefix="visnet_demo_"))
     results = {}
     for preset, overrides in (
-        ("vsenet_resnet18", {"class_names": names, "text_encoder": text_encoder or default_text_encoder()}),
+        ("vsenet_resnet18", {"class_names": names, "text_encoder": text_encoder or DEFAULT_TEXT_ENCODER}),
         ("frn_resnet18", {"num_labels": len(names), "id2label": dict(enumerate(names))}),
     ):
         torch.manual_seed(0)

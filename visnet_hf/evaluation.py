@@ -35,7 +35,6 @@ from .metrics import compute_all
 from .models import is_vsenet
 from .reports import write_reports
 from .scores import seen_unseen_accuracy
-from .zero_shot import build_vocabulary
 
 
 def eval_loader(dataset, transform, batch_size: int, data: DataConfig, **loader_kwargs: Any) -> DataLoader:
@@ -73,7 +72,7 @@ def collect_logits(
 
     Batches are dicts with ``pixel_values`` (or ``image_features``) and ``labels``, as the data
     pipeline and the feature cache make them; ``forward_kwargs`` go to every forward call (a VSENet's
-    ``vocabulary``, ``zero_shot_head``, ``calibration``). With an ``accelerator`` (a prepared model and
+    ``vocabulary``, ``zero_shot_config``). With an ``accelerator`` (a prepared model and
     loader) every process's images are gathered and each image is counted once: ``gather_for_metrics``
     drops the samples accelerate repeats to make the last batch even; a loader whose processes hold
     different images (a stream, ``per_process``) is gathered once, at the end.
@@ -210,10 +209,10 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
         forward_kwargs["vocabulary"] = (
             model.vocabulary
             if same
-            else build_vocabulary(model, evaluation.class_names, synonyms=evaluation.synonyms, synsets=evaluation.synsets)
+            else model.vocabulary_for(evaluation.class_names, synonyms=evaluation.synonyms, synsets=evaluation.synsets)
         )
-    if calibration is not None:
-        forward_kwargs["calibration"] = calibration
+        if calibration is not None:
+            forward_kwargs["zero_shot_config"] = model.config.zero_shot_config.updated(calibration=calibration)
     _, eval_transform = build_transforms(model.config.data_config, data.augment)
     accelerator = Accelerator()
     prepared_model, loader = accelerator.prepare(model, eval_loader(evaluation.dataset, eval_transform, batch_size, data))

@@ -19,7 +19,7 @@ from .data.images import decode
 from .errors import ConfigError, DataError, VisnetError
 from .hub.loading import load_model
 from .models import is_vsenet
-from .zero_shot import Vocabulary, build_vocabulary
+from .zero_shot import Vocabulary
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 MAX_NAMES = 1000
@@ -87,7 +87,7 @@ class Predictor:
             return self.model.vocabulary
         if self._last is None or self._last.names != key:
             try:
-                self._last = build_vocabulary(self.model, key)
+                self._last = self.model.vocabulary_for(key)
             except OSError as error:
                 raise VisnetError(
                     f"New class names need the model's text encoder, which cannot be loaded here ({error}). "
@@ -119,8 +119,8 @@ class Predictor:
         if names is not None:
             kwargs["vocabulary"] = self.vocabulary(names)
             labels = list(kwargs["vocabulary"].names)
-        if self.is_vsenet:
-            kwargs.update({k: v for k, v in (("zero_shot_head", zero_shot_head), ("calibration", calibration)) if v is not None})
+        if self.is_vsenet and (zero_shot_head is not None or calibration is not None):
+            kwargs["zero_shot_config"] = self.model.config.zero_shot_config.updated(head=zero_shot_head, calibration=calibration)
         probabilities = self.model(**self.processor(image, return_tensors="pt"), **kwargs).logits.float().softmax(-1)[0]
         top = probabilities.topk(min(int(top_k), probabilities.numel()))
         return [{"label": labels[int(i)], "score": float(p)} for p, i in zip(top.values, top.indices)]

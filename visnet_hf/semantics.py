@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._torch import upcast
+
 
 def class_centres(class_embeddings: torch.Tensor) -> torch.Tensor:
     """Mean-centred class centres ``c_i - mean_j c_j``: removes the direction all names share."""
@@ -20,7 +22,7 @@ def class_centres(class_embeddings: torch.Tensor) -> torch.Tensor:
 
 def class_distances(class_embeddings: torch.Tensor) -> torch.Tensor:
     """``D_ij = ||c_i - c_j||^2`` over the mean-centred class centres."""
-    centres = class_centres(class_embeddings.float())
+    centres = class_centres(upcast(class_embeddings))
     return torch.cdist(centres, centres).pow(2)
 
 
@@ -37,4 +39,5 @@ def class_similarity(class_embeddings: torch.Tensor, gamma: float) -> torch.Tens
 
 def association(image_embeds: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
     """The visual-semantic association matrix ``A_ij = cos(z_i, c_j)`` for a batch, shape ``(B, K)``."""
-    return F.normalize(image_embeds.float(), dim=-1) @ F.normalize(class_embeddings.float(), dim=-1).T
+    image_embeds = upcast(image_embeds)
+    return F.normalize(image_embeds, dim=-1) @ F.normalize(class_embeddings.to(image_embeds), dim=-1).T

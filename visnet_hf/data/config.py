@@ -65,7 +65,7 @@ class DataConfig:
     ``dev_fraction`` (with the run's seed) holds a stratified part of the *training* split out as
     the eval split: a development split on which to choose settings, while the test part (the eval
     split or the held-out ``val_fraction``) is neither trained nor scored on. The selection protocol
-    (:mod:`visnet_hf.selection`) uses it; a final run leaves it at 0 and is scored on the test part.
+    (:mod:`visnet_hf.training.selection`) uses it; a final run leaves it at 0 and is scored on the test part.
 
     Loading: ``num_workers`` processes decode and augment; ``pin_memory`` (``null``: on with CUDA) pins
     batches so that the copy to the GPU does not block; ``persistent_workers`` and ``prefetch_factor``

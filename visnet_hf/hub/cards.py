@@ -108,6 +108,7 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         eval_results=eval_results or None,
     )
     data_config = config.get("data_config") or {}
+    text, zero_shot = _vsenet_settings(config) if family == "vsenet" else ({}, {})
     template = files("visnet_hf.hub_cards").joinpath(f"{family}.md").read_text()
     return ModelCard.from_template(
         card_data,
@@ -115,7 +116,7 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         model_id=model_id or str(model_dir),
         model_name=model_name,
         backbone=config["backbone"],
-        text_encoder=config.get("text_encoder"),
+        text_encoder=text.get("encoder"),
         head=config.get("head"),
         head_type=config.get("head_type"),
         image_size=(data_config.get("input_size") or [3, 224, 224])[-1],
@@ -127,21 +128,29 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         dataset_description=dataset_description,
         class_names=class_names,
         trained_class_names=config.get("trained_class_names") or class_names,
-        calibration=config.get("calibration", 0.0),
+        calibration=zero_shot.get("calibration", 0.0),
         calibration_method=_json_field(model_dir / "calibration.json", "method"),
         wise_ft=_wise_ft_description(model_dir, training_config),
-        templates=config.get("templates") or [],
+        templates=text.get("templates") or [],
         has_synonyms=bool(config.get("class_synonyms")),
-        text_pooling=config.get("text_pooling", "mean"),
-        class_centering=config.get("class_centering", False),
-        zero_shot_head=config.get("zero_shot_head", "semantic"),
-        prototype_weight=config.get("prototype_weight", 0.0),
-        prototype_sharpness=config.get("prototype_sharpness"),
-        prototype_hierarchy=config.get("prototype_hierarchy", 0.0),
-        prototype_glosses=config.get("prototype_glosses", 0.0),
+        text_pooling=text.get("pooling", "mean"),
+        class_centering=text.get("centering", False),
+        zero_shot_head=zero_shot.get("head", "semantic"),
+        prototype_weight=zero_shot.get("prototype_weight", 0.0),
+        prototype_sharpness=zero_shot.get("prototype_sharpness"),
+        prototype_hierarchy=zero_shot.get("prototype_hierarchy", 0.0),
+        prototype_glosses=zero_shot.get("prototype_glosses", 0.0),
         constraints=_constraints(training_config),
         training_config=yaml.safe_dump(training_config, sort_keys=False) if training_config else None,
     )
+
+
+def _vsenet_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A VSENet config's text and zero-shot settings, from either layout (grouped, or visnet_hf 0.2's flat one)."""
+    from ..models.vsenet import VSENetConfig
+
+    parsed = VSENetConfig.from_dict(config)
+    return parsed.text_config.to_dict(), parsed.zero_shot_config.to_dict()
 
 
 def _json_field(path: Path, key: str) -> Any:

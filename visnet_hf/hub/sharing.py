@@ -57,7 +57,7 @@ def unportable_text_encoder(model_dir: str | Path) -> str | None:
     """
     model_dir = Path(model_dir)
     config = read_config(model_dir)
-    encoder = config.get("text_encoder")
+    encoder = (config.get("text_config") or {}).get("encoder", config.get("text_encoder"))
     if config.get("model_type") != "vsenet" or not encoder or (model_dir / TEXT_ENCODER_DIR / "config.json").exists():
         return None
     if is_repo_id(str(encoder)):
@@ -97,13 +97,15 @@ def bundle_text_encoder(model_dir: str | Path) -> Path:
     ``set_classes`` on a model loaded from such a folder uses the copy, so switching classes needs
     neither the network nor the original path.
     """
-    from ..text_encoders import load_text_model
+    from ..models.vsenet import VSENetConfig
+    from ..text.encoder import load_text_model
 
     model_dir = Path(model_dir)
     config = read_config(model_dir)
     if config.get("model_type") != "vsenet":
         raise ModelLoadError(f"{model_dir} holds a {config.get('model_type')!r} model; only a VSENet has a text encoder.")
-    encoder, tokenizer, _ = load_text_model(str(config["text_encoder"]), config.get("text_pooling", "auto"))
+    text = VSENetConfig.from_dict(config).text_config  # either layout: grouped, or visnet_hf 0.2's
+    encoder, tokenizer, _ = load_text_model(str(text.encoder), text.pooling)
     target = model_dir / TEXT_ENCODER_DIR
     if target.exists():
         shutil.rmtree(target)

@@ -1,7 +1,14 @@
 """The two model families. Importing this package registers their presets."""
 
 from .frn import FRNConfig, FRNForImageClassification, FRNOutput, create_frn
-from .vsenet import VSENetConfig, VSENetForImageClassification, VSENetOutput, create_vsenet
+from .vsenet import (
+    VSENetConfig,
+    VSENetForImageClassification,
+    VSENetOutput,
+    VSENetTextConfig,
+    VSENetZeroShotConfig,
+    create_vsenet,
+)
 
 
 def is_vsenet(model: object) -> bool:
@@ -16,6 +23,8 @@ __all__ = [
     "VSENetConfig",
     "VSENetForImageClassification",
     "VSENetOutput",
+    "VSENetTextConfig",
+    "VSENetZeroShotConfig",
     "create_frn",
     "create_vsenet",
     "is_vsenet",

@@ -1,16 +1,14 @@
-"""What VSENet and FRN share: the backbone part of their configs and the pretrained-model base.
+"""What VSENet and FRN share: the pretrained-model base over a timm backbone, and its test-time views.
 
-Both families are ``transformers`` models over a timm backbone. The pieces here keep that contract
-in one place: configs that record the backbone and its data config, a model base class whose
-``from_pretrained`` refuses other model families and pickles, and whose ``save_pretrained`` writes
-the image processor next to the weights.
+Both families are ``transformers`` models over a timm backbone. The base class keeps that contract
+in one place: ``from_pretrained`` refuses other model families and pickles, ``save_pretrained``
+writes the image processor next to the weights, and ``backbone_features`` is where the test-time
+views (flip, zoom) saved with the model are taken and averaged.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -18,95 +16,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformers import PreTrainedConfig, PreTrainedModel
 
-from .._validation import check_types, own_field_hints, raise_problems
-from ..backbones import LOADING_ONLY_KWARGS
-from ..errors import ConfigError
+from ..backbones import create_backbone, resolve_data_config
 from ..image_processing import image_processor_from_data_config
-
-
-class VisnetConfig(PreTrainedConfig):
-    """Fields common to every visnet_hf model: the timm backbone and how images are prepared for it.
-
-    Each field's annotation says what it accepts (``Literal`` for a choice); :meth:`__post_init__`
-    checks them with the project's one validation (:mod:`visnet_hf._validation`), then the values
-    (:meth:`_check_values`), and reports every problem in one :class:`~visnet_hf.errors.ConfigError`.
-
-    Args:
-        backbone: a ``timm.create_model`` name.
-        backbone_kwargs: architecture keywords for ``timm.create_model`` (``drop_rate``, ``in_chans``, ...).
-            Loading-only keywords (``pretrained_cfg_overlay``...) are never stored here.
-        num_features: the backbone's pooled feature width; filled in when the model is first built.
-        data_config: timm's eval data config (``input_size``, ``mean``, ``std``, ``interpolation``,
-            ``crop_pct``); filled in from the backbone when the model is first built.
-        label_smoothing: smoothing of the targets of the classifiers' cross-entropy terms, as timm's
-            ``--smoothing`` and ``torch.nn.functional.cross_entropy`` take it (0: none).
-        test_time_flip: in eval mode, run the backbone on each image and its mirror image and average
-            the two feature maps (the mirror's mirrored back) and pooled features, so every head scores
-            the average: flip test-time augmentation, at twice the backbone's inference cost. Training
-            from images and precomputed ``image_features`` are unaffected; ``data.cache_features``
-            caches (and trains the heads on) the averaged features.
-        test_time_zoom: in eval mode, also run the backbone on the centre crop of this fraction of each
-            image's height and width, resized back to the input size (and on its mirror image, with
-            ``test_time_flip``), and average its pooled features in: zoom test-time augmentation, at
-            twice the backbone's inference cost again. The feature map stays the image's own (with its
-            mirror's), whose geometry the crop does not share. ``None``: off. Cached features, as for
-            ``test_time_flip``, are the averaged ones.
-    """
-
-    backbone: str = "resnet18"
-    backbone_kwargs: dict[str, Any] | None = None
-    num_features: int | None = None
-    data_config: dict[str, Any] | None = None
-    label_smoothing: float = 0.0
-    test_time_flip: bool = False
-    test_time_zoom: float | None = None
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        problems: list[str] = []
-        hints = own_field_hints(type(self), PreTrainedConfig)
-        check_types({name: getattr(self, name) for name in hints}, hints, "", problems)
-        checks = FieldChecks(self, problems, wrong={problem.split(":")[0] for problem in problems})
-        self._check_values(checks, kwargs)
-        raise_problems(problems, ConfigError, type(self).__name__)
-
-    def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
-        """Check (and derive) values; subclasses extend it. Fields of the wrong type are skipped."""
-        checks.require("label_smoothing", lambda v: 0.0 <= v < 1.0, "must lie in [0, 1)")
-        checks.require(
-            "test_time_zoom",
-            lambda v: v is None or 0.0 < v < 1.0,
-            "must lie in (0, 1): the centre crop's fraction of the image, or null",
-        )
-        stored_loading_kwargs = sorted(LOADING_ONLY_KWARGS & set(self.backbone_kwargs or {}))
-        if stored_loading_kwargs:
-            checks.problems.append(
-                f"backbone_kwargs may not hold loading-only keywords {stored_loading_kwargs}; pass them to "
-                "visnet_hf.create_model(...) instead"
-            )
-
-
-class FieldChecks:
-    """Value checks for a config whose fields were type-checked first: a field already reported
-    for its type is not checked again (a comparison on it would fail, and say less)."""
-
-    def __init__(self, config: Any, problems: list[str], wrong: set[str]):
-        self.config, self.problems, self.wrong = config, problems, wrong
-
-    def ok(self, *names: str) -> bool:
-        """Whether every field in ``names`` had the right type."""
-        return not self.wrong.intersection(names)
-
-    def require(self, name: str, condition: Callable[[Any], bool], message: str) -> None:
-        value = getattr(self.config, name)
-        if self.ok(name) and not condition(value):
-            self.problems.append(f"{name}={value!r} {message}")
-
-
-def test_time_views(config: VisnetConfig) -> int:
-    """How many views of each image the backbone scores in eval mode: the image, its zoomed centre crop
-    (``test_time_zoom``) and, with ``test_time_flip``, the mirror image of each."""
-    return (2 if config.test_time_zoom is not None else 1) * (2 if config.test_time_flip else 1)
+from ._config import VisnetConfig
 
 
 def centre_zoom(pixel_values: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -132,11 +44,29 @@ class VisnetPreTrainedModel(PreTrainedModel):
     accepts_loss_kwargs = False
     _no_split_modules = []  # noqa: RUF012 (transformers declares it per instance)
 
-    def _mark_backbone(self, backbone: nn.Module) -> None:
+    @classmethod
+    def record_backbone(cls, config: VisnetConfig, backbone: nn.Module, image_size: int | None = None) -> None:
+        """What the config keeps of a new model's backbone: its pooled width and its data config (at ``image_size``)."""
+        config.num_features = int(backbone.num_features)
+        config.data_config = resolve_data_config(backbone, image_size)
+
+    def _create_backbone(self, num_classes: int | None) -> nn.Module:
+        """The config's timm backbone, never pretrained (the weights come from the model's own file).
+
+        The factory records the backbone's feature width and data config in the config; a config built by
+        hand gets them here, once, at construction.
+        """
+        config = self.config
+        backbone = create_backbone(config.backbone, num_classes=num_classes, **(config.backbone_kwargs or {}))
         # timm initialises its own modules (e.g. ResNet's zero-init of the last BN in each block);
         # transformers' generic init must not overwrite that when a model is built from a config.
         for module in backbone.modules():
             module._visnet_backbone = True  # type: ignore[assignment]
+        if config.num_features is None:
+            config.num_features = int(backbone.num_features)
+        if config.data_config is None:
+            config.data_config = resolve_data_config(backbone)
+        return backbone
 
     def _init_weights(self, module: nn.Module) -> None:
         if getattr(module, "_visnet_backbone", False):
@@ -145,12 +75,18 @@ class VisnetPreTrainedModel(PreTrainedModel):
             return
         super()._init_weights(module)
 
+    @property
+    def test_time_views(self) -> int:
+        """How many views of each image the backbone scores in eval mode: the image, its zoomed centre crop
+        (``test_time_zoom``) and, with ``test_time_flip``, the mirror image of each."""
+        return (2 if self.config.test_time_zoom is not None else 1) * (2 if self.config.test_time_flip else 1)
+
     def backbone_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The backbone's feature map and pooled features of a batch of images (``pre_logits``); in eval
         mode with test-time augmentation (``config.test_time_flip``, ``config.test_time_zoom``), the
         pooled features are the average over the image's views, and the map the image's own averaged
         with its mirror's (mirrored back)."""
-        views = test_time_views(self.config)
+        views = self.test_time_views
         if self.training or views == 1:
             feature_map = self.backbone.forward_features(pixel_values)
             return feature_map, self.backbone.forward_head(feature_map, pre_logits=True)
@@ -208,17 +144,6 @@ class VisnetPreTrainedModel(PreTrainedModel):
 
 
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
-
-
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """``module`` in eval mode for the block, then back in the mode it was in (even after an error)."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
 
 
 def _check_model_type(cls: type[PreTrainedModel], path: str | os.PathLike, kwargs: dict[str, Any]) -> None:

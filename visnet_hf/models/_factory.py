@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .._validation import did_you_mean
-from ..backbones import LOADING_ONLY_KWARGS, BackboneKeywordError, create_backbone, resolve_data_config
+from ..backbones import LOADING_ONLY_KWARGS, BackboneKeywordError, create_backbone
 from ..errors import ConfigError
 
 # Keywords a factory understands that are neither config fields nor timm keywords.
@@ -23,7 +23,11 @@ _CONFIG_PROPERTIES = frozenset({"num_labels"})
 
 
 def config_fields(config_class: type) -> set[str]:
-    return {field.name for field in dataclasses.fields(config_class)} | _CONFIG_PROPERTIES
+    return (
+        {field.name for field in dataclasses.fields(config_class)}
+        | _CONFIG_PROPERTIES
+        | getattr(config_class, "legacy_fields", set())
+    )
 
 
 def build_model(
@@ -37,7 +41,7 @@ def build_model(
     """Create a model of ``model_class`` from factory keywords (preset defaults already merged in).
 
     ``model_class.backbone_num_classes(config)`` says whether timm's classifier stays (``None``)
-    or goes (0). ``initial_state(config)`` computes tensors once at creation, such as VSENet's class
+    or goes (0); ``model_class.record_backbone`` records what the config needs of the backbone. ``initial_state(config)`` computes tensors once at creation, such as VSENet's class
     embeddings (state-dict keys to values); they are loaded into the built model (and may update the
     config first).
     """
@@ -58,8 +62,7 @@ def build_model(
         )
     except BackboneKeywordError as error:
         raise ConfigError(_unknown_keywords_message(config_class, sorted(architecture_kwargs), error)) from error
-    config.num_features = int(backbone.num_features)
-    config.data_config = resolve_data_config(backbone, image_size)
+    model_class.record_backbone(config, backbone, image_size)
     state = initial_state(config) if initial_state is not None else {}
 
     model = model_class(config)

@@ -11,7 +11,8 @@ from typing import Any
 
 from ..errors import ConfigError, reported_as_cli_errors
 from .config import TrainConfig, config_from_dict, load_config, override
-from .loop import NonFiniteLossError, make_accelerator, train
+from .loop import make_accelerator, train
+from .monitoring import NonFiniteLossError
 from .steps import RunPlan, StepCounter
 
 __all__ = [

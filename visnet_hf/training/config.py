@@ -47,7 +47,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     """Optimizer and schedule. ``backbone_lr`` gives the backbone its own learning rate, ``text_lr``
-    a VSENet's trainable text layers (``model.overrides.text_trainable_layers``);
+    a VSENet's trainable text layers (``model.overrides.text_config.trainable_layers``);
     ``freeze``: ``none`` (full fine-tune), ``backbone`` (linear probe of the heads) or ``partial``
     (only parameters under ``trainable_prefixes`` train). ``implementation`` picks torch's optimizer
     kernels: ``fused`` (one kernel for all parameters), ``foreach`` (a few), ``for`` (a loop), or
@@ -163,7 +163,7 @@ class TrainConfig:
 
     ``eval_every_steps`` evaluates within epochs too (every epoch ends with one anyway);
     ``checkpoints: false`` writes no checkpoints (no ``--resume``) and ``export: false`` no model
-    folder, reports or plots: what a sweep of many short runs wants (:mod:`visnet_hf.selection`).
+    folder, reports or plots: what a sweep of many short runs wants (:mod:`visnet_hf.training.selection`).
     ``on_nonfinite`` says what a NaN or infinite loss does: ``stop`` the run, or ``skip`` the step.
     """
 
@@ -215,7 +215,11 @@ class TrainConfig:
         if self.wise_ft is not None and self.wise_ft.stage not in names[:-1]:
             problems.append(f"wise_ft.stage={self.wise_ft.stage!r} must name a stage before the last; the stages are {names}")
         per_use = self.wise_ft is not None and self.wise_ft.seen_alpha is not None
-        if per_use and (self.optim.freeze != "backbone" or self.model.overrides.get("text_trainable_layers")):
+        text_overrides = self.model.overrides.get("text_config") or {}
+        trainable_text = self.model.overrides.get("text_trainable_layers") or (
+            isinstance(text_overrides, dict) and text_overrides.get("trainable_layers")
+        )
+        if per_use and (self.optim.freeze != "backbone" or trainable_text):
             problems.append(
                 "wise_ft.seen_alpha keeps only the heads twice, so it needs optim.freeze: backbone and no trainable "
                 "text layers; drop seen_alpha, or freeze the backbone"

@@ -30,7 +30,7 @@ from ..evaluation import evaluate_model
 from ..reports import write_reports
 from .checkpoints import save_checkpoint
 from .config import TrainConfig
-from .losses import NonFiniteLossError
+from .monitoring import NonFiniteLossError
 from .optim import train_mode
 from .run import Run, StateSnapshot, TrainerState
 from .setup import assemble, make_accelerator, restore, setup

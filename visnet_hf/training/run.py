@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from ..constraints import SoftTuning
 from ..data import Splits
 from .config import StageConfig, TrainConfig
-from .losses import LossMeter, NonFiniteGuard
+from .monitoring import LossMeter, NonFiniteGuard
 from .steps import RunPlan, StepCounter
 
 

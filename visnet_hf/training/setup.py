@@ -18,14 +18,14 @@ from torch.utils.data import DataLoader
 
 from ..constraints import SoftTuning
 from ..data import Splits, TransformedDataset, build_transforms, collate, load_splits
+from ..data.features import FeatureCache, FeatureDataset, check_cacheable, collate_features
 from ..errors import ConfigError
 from ..evaluation import eval_loader
 from ..registry import create_model, get_preset
-from ..text_encoders import default_text_encoder
+from ..text.local_copies import DEFAULT_TEXT_ENCODER
 from .checkpoints import latest_checkpoint, read_state
 from .config import TrainConfig
-from .features import FeatureCache, FeatureDataset, check_cacheable, collate_features
-from .losses import NonFiniteGuard
+from .monitoring import NonFiniteGuard
 from .optim import build_optimizer, build_schedule, freeze
 from .run import Run, StateSnapshot, TrainerState
 from .runtime import compile_in_place, compile_options, loader_options, pin_memory, use_channels_last
@@ -64,7 +64,7 @@ def build_model(config: TrainConfig, class_names: list[str], descriptions=None, 
     if model_config.pretrained_file:
         kwargs["pretrained_cfg_overlay"] = dict(file=model_config.pretrained_file)
     if get_preset(model_config.name).family == "vsenet":
-        kwargs.update(class_names=class_names, text_encoder=model_config.text_encoder or default_text_encoder())
+        kwargs.update(class_names=class_names, text_encoder=model_config.text_encoder or DEFAULT_TEXT_ENCODER)
         if descriptions is not None:
             kwargs["class_descriptions"] = descriptions
         if synonyms is not None:
@@ -113,17 +113,17 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
 
 
 def fit_prototypes(config: TrainConfig, accelerator: Accelerator, model, training_images) -> None:
-    """A VSENet with ``prototype_weight``: its trained classes' centroids of the frozen backbone's features
+    """A VSENet with visual prototypes: its trained classes' centroids of the frozen backbone's features
     (:meth:`~visnet_hf.VSENetForImageClassification.fit_prototypes`), from ``training_images`` (every training
     image at the eval transform, or their cached features), once before the first step. Every process
     computes the same from all the images."""
-    if getattr(model.config, "prototype_weight", 0.0) <= 0:
+    if not _uses_prototypes(model):
         return
     if config.optim.freeze != "backbone":
         raise ConfigError(
-            "model.overrides.prototype_weight needs optim.freeze: backbone: the class centroids are computed once, "
-            "before training, from the backbone's features. With a backbone that trains, set prototype_weight: 0 and "
-            "call model.fit_prototypes(...) on the trained model."
+            "model.overrides.zero_shot_config.prototype_weight needs optim.freeze: backbone: the class centroids are "
+            "computed once, before training, from the backbone's features. With a backbone that trains, set "
+            "prototype_weight: 0 and call model.fit_prototypes(...) on the trained model."
         )
     model.to(accelerator.device)
     started = time.perf_counter()
@@ -131,6 +131,11 @@ def fit_prototypes(config: TrainConfig, accelerator: Accelerator, model, trainin
     accelerator.print(
         f"Visual prototypes of {len(model.config.trained_class_names)} classes from {images} training images ({time.perf_counter() - started:.0f}s)."
     )
+
+
+def _uses_prototypes(model) -> bool:
+    zero_shot = getattr(model, "zero_shot", None)
+    return zero_shot is not None and zero_shot.prototypes is not None
 
 
 class StreamLoader:
@@ -165,9 +170,9 @@ def _setup_streaming(config: TrainConfig, accelerator: Accelerator) -> Run:
 
     streams = load_streams(config.data, accelerator.process_index, accelerator.num_processes)
     model = build_model(config, streams.class_names)
-    if getattr(model.config, "prototype_weight", 0.0) > 0:
+    if _uses_prototypes(model):
         raise ConfigError(
-            "model.overrides.prototype_weight cannot be used with data.streaming: the class centroids need a pass over "
+            "model.overrides.zero_shot_config.prototype_weight cannot be used with data.streaming: the class centroids need a pass over "
             "the training set before the first step. Set prototype_weight: 0, and call model.fit_prototypes(...) on the trained model."
         )
     soft_tuning = build_constraints(config, model)

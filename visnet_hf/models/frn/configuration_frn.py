@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from .._base import FieldChecks, VisnetConfig
+from .._config import FieldChecks, VisnetConfig
 
 HeadType = Literal["mlp", "conv"]
 Middle = Literal["dense", "pool"]

@@ -19,9 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformers.utils import ModelOutput
 
-from ...backbones import create_backbone, resolve_data_config
 from ...registry import register_preset
 from .._base import VisnetPreTrainedModel
+from .._config import VisnetConfig
 from .._factory import build_model
 from .configuration_frn import FRNConfig
 
@@ -66,10 +66,10 @@ def _positions(feature_map: torch.Tensor, output_fmt: str) -> torch.Tensor:
 class MLPHead(nn.Module):
     """Input FC → middle (``dense`` or ``pool``) → output FC, each followed by ReLU."""
 
-    def __init__(self, config: FRNConfig) -> None:
+    def __init__(self, config: FRNConfig, num_features: int) -> None:
         super().__init__()
         self.middle = config.middle
-        self.input = nn.Linear(config.num_features, config.hidden_dim)
+        self.input = nn.Linear(num_features, config.hidden_dim)
         if self.middle == "dense":
             self.dense = nn.Linear(config.hidden_dim, config.hidden_dim)
             middle_dim = 2 * config.hidden_dim
@@ -90,9 +90,9 @@ class MLPHead(nn.Module):
 class ConvHead(nn.Module):
     """The seed's head: 1x1 convolution + BatchNorm + ReLU at every position, then global average pooling."""
 
-    def __init__(self, config: FRNConfig) -> None:
+    def __init__(self, config: FRNConfig, num_features: int) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(config.num_features, config.hidden_dim, kernel_size=1)
+        self.conv = nn.Conv1d(num_features, config.hidden_dim, kernel_size=1)
         self.norm = nn.BatchNorm1d(config.hidden_dim)
         self.out_dim = config.hidden_dim
 
@@ -113,19 +113,15 @@ class FRNForImageClassification(FRNPreTrainedModel):
 
     def __init__(self, config: FRNConfig) -> None:
         super().__init__(config)
-        self.backbone = create_backbone(
-            config.backbone, num_classes=self.backbone_num_classes(config), **(config.backbone_kwargs or {})
-        )
-        self._mark_backbone(self.backbone)
-        config.num_features = int(self.backbone.num_features)
-        if config.concat_backbone_probs:
-            config.backbone_num_classes = int(self.backbone.num_classes)
-        if config.data_config is None:
-            config.data_config = resolve_data_config(self.backbone)
+        self.backbone = self._create_backbone(self.backbone_num_classes(config))
         self._output_fmt = getattr(self.backbone, "output_fmt", "NCHW")
 
-        self.head = MLPHead(config) if config.head_type == "mlp" else ConvHead(config)
-        fused_dim = self.head.out_dim + (config.backbone_num_classes if config.concat_backbone_probs else 0)
+        self.head = (
+            MLPHead(config, int(self.backbone.num_features))
+            if config.head_type == "mlp"
+            else ConvHead(config, int(self.backbone.num_features))
+        )
+        fused_dim = self.head.out_dim + (int(self.backbone.num_classes) if config.concat_backbone_probs else 0)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(fused_dim, config.num_labels)
         self.post_init()
@@ -134,6 +130,13 @@ class FRNForImageClassification(FRNPreTrainedModel):
     def backbone_num_classes(cls, config: FRNConfig) -> int | None:
         """Keep timm's classifier (its softmax output is fused) unless the config drops the fusion."""
         return config.backbone_num_classes if config.concat_backbone_probs else 0
+
+    @classmethod
+    def record_backbone(cls, config: VisnetConfig, backbone: nn.Module, image_size: int | None = None) -> None:
+        """Also the size of the backbone's own classifier, whose softmax output is fused."""
+        super().record_backbone(config, backbone, image_size)
+        if config.concat_backbone_probs:
+            config.backbone_num_classes = int(backbone.num_classes)
 
     @property
     def accepts_image_features(self) -> bool:

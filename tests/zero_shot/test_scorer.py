@@ -1,0 +1,76 @@
+"""The zero-shot scorer: the cosine head, ConSE, and the offset on trained names, as settings of one call."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import visnet_hf
+from tests.helpers import CLASS_NAMES
+from visnet_hf import VSENetForImageClassification
+
+NEW_NAMES = ["zebra", "ox", "hippopotamus"]
+
+
+def create(text_encoder: str, **overrides) -> VSENetForImageClassification:
+    torch.manual_seed(0)
+    return visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=text_encoder, image_size=32, **overrides
+    ).eval()
+
+
+def conse_by_hand(model, trained_logits: torch.Tensor, classes: torch.Tensor, top_k: int) -> torch.Tensor:
+    """ConSE as Norouzi et al. write it: the top-k trained classes' embeddings averaged by probability."""
+    probabilities = trained_logits.softmax(-1)
+    top = probabilities.topk(top_k)
+    trained = model.trained_class_embeddings
+    mixed = torch.stack([(p[:, None] * trained[i]).sum(0) for p, i in zip(top.values, top.indices)])
+    return model.logit_scale_value() * F.normalize(mixed, dim=-1) @ classes.T
+
+
+@pytest.mark.parametrize("head", ["semantic", "softmax", "both"])
+def test_conse_averages_the_trained_prediction(tiny_text_encoder, pixel_batch, tmp_path, head):
+    model = create(tiny_text_encoder, head=head, conse_top_k=2).double()  # float64: the hand computation takes other kernels
+    pixels = pixel_batch.double()
+    with torch.no_grad():
+        trained = model(pixels)  # in the trained vocabulary, logits are the prediction ConSE averages
+        new = model.vocabulary_for(NEW_NAMES)
+        classes = F.normalize(new.embeddings.double(), dim=-1)
+        conse = model(pixels, vocabulary=new, zero_shot_config=model.config.zero_shot_config.updated(head="conse"))
+        expected = conse_by_hand(model, trained.logits, classes, top_k=2)
+        torch.testing.assert_close(conse.logits, expected)
+        both = model(pixels, vocabulary=new)  # the default head: both, the cosine logits plus ConSE
+        torch.testing.assert_close(both.logits, both.semantic_logits + expected)
+        semantic = model(pixels, vocabulary=new, zero_shot_config=model.config.zero_shot_config.updated(head="semantic"))
+        torch.testing.assert_close(semantic.logits, semantic.semantic_logits)
+        # The trained embeddings travel with the checkpoint, so a saved zero-shot model scores the same.
+        model.set_classes(NEW_NAMES)
+        model.save_pretrained(tmp_path)
+        reloaded = VSENetForImageClassification.from_pretrained(tmp_path).eval().double()
+        assert reloaded.config.class_names == NEW_NAMES and reloaded.config.zero_shot_config.head == "both"
+        torch.testing.assert_close(reloaded(pixels).logits, both.logits)
+
+
+def test_conse_with_one_class_names_the_trained_prediction(tiny_text_encoder, pixel_batch):
+    """With top-1, ConSE's vector is the predicted trained class's own embedding, so among names that
+    include the trained ones (in any order) it picks the name the trained vocabulary predicts."""
+    model = create(tiny_text_encoder, zero_shot_head="conse", conse_top_k=1)
+    with torch.no_grad():
+        predicted = [CLASS_NAMES[i] for i in model(pixel_batch).logits.argmax(-1)]
+        names = ["zebra", *reversed(CLASS_NAMES), "ox"]
+        assert [names[i] for i in model(pixel_batch, vocabulary=model.vocabulary_for(names)).logits.argmax(-1)] == predicted
+
+
+def test_the_offset_lowers_trained_names_in_a_mixed_vocabulary_only(tiny_text_encoder, pixel_batch):
+    model = create(tiny_text_encoder, zero_shot_head="semantic", calibration=1.5)
+    mixed, new = model.vocabulary_for(["zebra", *CLASS_NAMES]), model.vocabulary_for(NEW_NAMES)
+    without = model.config.zero_shot_config.updated(calibration=0.0)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(pixel_batch, vocabulary=mixed).logits,
+            model(pixel_batch, vocabulary=mixed, zero_shot_config=without).logits - 1.5 * mixed.trained.float(),
+        )
+        torch.testing.assert_close(  # nothing to lower among new names alone
+            model(pixel_batch, vocabulary=new).logits, model(pixel_batch, vocabulary=new, zero_shot_config=without).logits
+        )

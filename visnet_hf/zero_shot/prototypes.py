@@ -1,0 +1,131 @@
+"""Visual prototypes: a new name scored also by the image's cosine to the trained classes' feature centroids,
+averaged by how alike the name is to each trained class.
+
+A name the model never trained on has no images, but it resembles classes that have: "zebra" the horse,
+"lorry" the truck. Its prototype borrows their centroids of the frozen backbone's (standardised) pooled
+features, mixed by the softmax of :func:`borrowing_logits` over the trained classes: its text similarity
+to each (sharpened), plus, when asked, WordNet's similarity of the two senses (Wu and Palmer) and the
+similarity of their WordNet definitions. The centroids are fitted once, from the training images
+(:meth:`VisualPrototypes.fit`; the trainer does it before the first step) and saved with the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..wordnet import hierarchy_similarity
+from .vocabulary import Vocabulary
+
+
+class VisualPrototypes(nn.Module):
+    """The trained classes' standardised feature centroids (buffers, saved with the model)."""
+
+    def __init__(self, classes: int, features: int) -> None:
+        super().__init__()
+        self.register_buffer("feature_mean", torch.zeros(features))
+        self.register_buffer("feature_std", torch.ones(features))
+        self.register_buffer("centroids", torch.zeros(classes, features))  # unit rows, zero for a class without images
+        self.register_buffer("counts", torch.zeros(classes))  # training images per trained class
+
+    @property
+    def fitted(self) -> bool:
+        return bool((self.counts > 0).any())
+
+    @torch.no_grad()
+    def fit(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
+        """Centroids of pooled features, standardised by the mean and standard deviation of all of them.
+
+        Args:
+            batches: ``(features, labels)`` pairs: the backbone's pooled features of training images, as the
+                model scores them (eval mode, with its test-time views), and labels indexing the trained classes.
+
+        Returns:
+            The number of images.
+
+        Raises:
+            ValueError: fewer than two images.
+        """
+        classes, width = self.counts.numel(), self.feature_mean.numel()
+        # Summed in float64 on the CPU (which every device can copy to): exact over millions of images.
+        sums = torch.zeros(classes, width, dtype=torch.float64)
+        counts = torch.zeros(classes, dtype=torch.float64)
+        squares = torch.zeros(width, dtype=torch.float64)
+        for features, labels in batches:
+            features, labels = features.double().cpu(), torch.as_tensor(labels).cpu()
+            sums.index_add_(0, labels, features)
+            counts += torch.bincount(labels, minlength=classes).double()
+            squares += features.pow(2).sum(0)
+        images = counts.sum()
+        if images < 2:
+            raise ValueError(f"Visual prototypes need at least 2 training images, got {int(images)}.")
+        mean = sums.sum(0) / images
+        std = (squares / images - mean.pow(2)).clamp(min=0).sqrt() + 1e-6
+        centroids = (sums / counts.clamp(min=1)[:, None] - mean) / std
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std)
+        self.centroids.copy_(F.normalize(centroids, dim=-1) * (counts > 0)[:, None])
+        self.counts.copy_(counts)
+        return int(images)
+
+    def forward(self, visual: torch.Tensor, borrowing: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` cosines of the images' standardised features to each name's prototype, the centroids
+        mixed by the softmax of ``borrowing`` (``(K, trained)`` logits, :func:`borrowing_logits`).
+
+        Raises:
+            ValueError: the centroids were never fitted.
+        """
+        if not self.fitted:
+            raise ValueError(
+                "prototype_weight > 0 but the model holds no class centroids: call model.fit_prototypes(batches of its "
+                "training images) (the trainer does), or set prototype_weight to 0."
+            )
+        weights = borrowing.to(self.centroids.dtype).masked_fill(self.counts == 0, float("-inf")).softmax(-1)
+        prototypes = F.normalize(weights @ self.centroids, dim=-1)
+        features = F.normalize((visual.to(self.centroids.dtype) - self.feature_mean) / self.feature_std, dim=-1)
+        return features @ prototypes.T
+
+
+def borrowing_logits(
+    classes: torch.Tensor, trained: torch.Tensor, vocabulary: Vocabulary, trained_vocabulary: Vocabulary, settings: Any
+) -> torch.Tensor:
+    """``(K, trained)``: how much each name borrows from each trained class's centroid, before the softmax.
+
+    ``prototype_sharpness`` times the text similarity of the two (``classes`` and ``trained``: their
+    embeddings as the model scores them), plus ``prototype_hierarchy`` times the Wu-Palmer similarity of
+    their WordNet senses (a sense WordNet does not know is alike to nothing), plus ``prototype_glosses``
+    times the similarity of their WordNet definitions (:func:`gloss_similarity`).
+    """
+    logits = settings.prototype_sharpness * classes @ trained.T
+    if settings.prototype_hierarchy > 0:
+        rows = vocabulary.synsets or (None,) * len(vocabulary)
+        hierarchy = hierarchy_similarity(tuple(rows), tuple(trained_vocabulary.synsets or (None,) * len(trained_vocabulary)))
+        logits = logits + settings.prototype_hierarchy * hierarchy.to(logits)
+    if settings.prototype_glosses > 0:
+        if vocabulary.glosses is None or trained_vocabulary.glosses is None:
+            raise ValueError(
+                "prototype_glosses > 0 needs the WordNet glosses embedded with the vocabulary; build it with "
+                "model.vocabulary_for(...) or model.set_classes(...), which embed them."
+            )
+        similarity = gloss_similarity(vocabulary.glosses.to(logits), trained_vocabulary.glosses.to(logits))
+        logits = logits + settings.prototype_glosses * similarity
+    return logits
+
+
+def gloss_similarity(rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities of gloss embeddings centred on the columns' (the trained classes') mean of the known
+    ones; a zero row (a sense WordNet has no gloss for) stays zero."""
+    known = columns.norm(dim=-1) > 0
+    mean = columns[known].mean(0) if bool(known.any()) else torch.zeros_like(columns[0])
+
+    def centred(part: torch.Tensor) -> torch.Tensor:
+        return F.normalize((part - mean) * (part.norm(dim=-1, keepdim=True) > 0), dim=-1)
+
+    return centred(rows) @ centred(columns).T
+
+
+__all__ = ["VisualPrototypes", "borrowing_logits", "gloss_similarity"]

@@ -1,0 +1,78 @@
+"""How a VSENet scores names it did not train on, in one call.
+
+The model hands the scorer what it computed anyway (the cosine logits of the projected image to each
+name, the image's pooled features, its prediction over the trained classes) and the scorer adds, as
+its settings (``config.zero_shot_config``) ask:
+
+* ``head``: ``semantic`` keeps the cosine logits; ``conse`` replaces them by ConSE
+  (:func:`~visnet_hf.zero_shot.conse.conse_logits`); ``both`` adds the two;
+* ``prototype_weight`` times the scaled cosine to each name's visual prototype
+  (:mod:`~visnet_hf.zero_shot.prototypes`);
+* minus ``calibration`` on the trained names of a vocabulary that mixes trained and new names
+  (calibrated stacking, :mod:`~visnet_hf.zero_shot.calibration`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .calibration import apply_offset
+from .conse import conse_logits
+from .prototypes import VisualPrototypes, borrowing_logits
+from .vocabulary import Vocabulary
+
+
+class ZeroShotScorer(nn.Module):
+    """The zero-shot scoring of a VSENet; holds its visual prototypes when it uses them."""
+
+    def __init__(self, trained_classes: int, num_features: int, prototypes: bool) -> None:
+        super().__init__()
+        self.prototypes = VisualPrototypes(trained_classes, num_features) if prototypes else None
+
+    def forward(
+        self,
+        *,
+        semantic_logits: torch.Tensor,
+        visual: torch.Tensor,
+        trained_logits: torch.Tensor,
+        classes: torch.Tensor,
+        trained: torch.Tensor,
+        scale: torch.Tensor,
+        vocabulary: Vocabulary,
+        trained_vocabulary: Vocabulary,
+        settings: Any,
+    ) -> torch.Tensor:
+        """``(B, K)`` logits over ``vocabulary``.
+
+        Args:
+            semantic_logits: ``(B, K)`` the scaled cosines of the projected images to the names.
+            visual: ``(B, num_features)`` the images' pooled features.
+            trained_logits: ``(B, trained)`` the model's prediction over its trained classes.
+            classes: ``(K, dim)`` the names' embeddings as the model scores them (centred, unit).
+            trained: ``(trained, dim)`` the trained classes' embeddings likewise.
+            scale: the cosine logits' scale.
+            vocabulary: the names scored.
+            trained_vocabulary: the classes the model trained on.
+            settings: a :class:`~visnet_hf.models.vsenet.VSENetZeroShotConfig`.
+        """
+        logits = semantic_logits
+        if settings.head != "semantic":
+            conse = conse_logits(trained_logits, trained, classes, scale, settings.conse_top_k).to(logits.dtype)
+            logits = conse if settings.head == "conse" else logits + conse
+        if settings.prototype_weight > 0:
+            if self.prototypes is None:
+                raise ValueError(
+                    "prototype_weight > 0 for a model created without visual prototypes; create it with "
+                    "prototype_weight > 0 (the trainer then fits them), or score with prototype_weight 0."
+                )
+            borrowing = borrowing_logits(classes, trained, vocabulary, trained_vocabulary, settings)
+            logits = logits + settings.prototype_weight * scale * self.prototypes(visual, borrowing).to(logits.dtype)
+        if vocabulary.mixes_trained_and_new:
+            logits = apply_offset(logits, vocabulary.trained, settings.calibration)
+        return logits
+
+
+__all__ = ["ZeroShotScorer"]

@@ -1,0 +1,155 @@
+"""The vocabulary a VSENet scores against, as a value, and the builder that embeds one with a text encoder.
+
+As open_clip's ``build_zero_shot_classifier`` does, the class-embedding matrix is built by a free
+function and handed to the model, rather than kept as state the model flips back and forth. The
+builder takes a text encoder, never the model::
+
+    vocabulary = model.vocabulary_for(["zebra", "lorry", "cat"])      # the model's encoder and text settings
+    logits = model(pixel_values, vocabulary=vocabulary).logits        # the model is not changed
+    model.set_classes(["zebra", "lorry", "cat"])                       # or make it the model's own
+
+A :class:`Vocabulary` knows which of its names the model trained on: while it *is* the trained
+vocabulary (same names, same order) both of VSENet's heads take part; otherwise the zero-shot scorer
+(:class:`~visnet_hf.zero_shot.scorer.ZeroShotScorer`) scores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from ..text.prompts import ClassTexts
+from ..wordnet import fill_descriptions, glosses, synset_ids
+
+
+class TextEncoderLike(Protocol):
+    """What the builder needs of a text encoder (a :class:`~visnet_hf.text.TextEncoder`, or a model's own tower)."""
+
+    def embed_classes(self, texts: ClassTexts) -> torch.Tensor: ...
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Vocabulary:
+    """Class names embedded in a text space, and what else scoring them needs.
+
+    Args:
+        names: the class names, in the order the logits' columns follow.
+        embeddings: ``(len(names), dim)`` unit rows, as the text encoder gave them (uncentred).
+        trained: ``(len(names),)`` boolean mask of the names the model trained on.
+        is_trained_vocabulary: the names are the trained ones in the trained order: both heads apply.
+        texts: what was embedded (synonyms, descriptions, templates); ``None`` for given embeddings.
+        synsets: the WordNet sense of each name (``"n01443537"``): the one given where WordNet knows it,
+            else the one guessed from the name and its synonyms; None where WordNet does not know the name.
+        glosses: ``(len(names), dim)`` each sense's WordNet definition embedded by the same encoder (zero
+            rows where there is none), for ``prototype_glosses``; ``None`` when not asked for.
+    """
+
+    names: tuple[str, ...]
+    embeddings: torch.Tensor
+    trained: torch.Tensor
+    is_trained_vocabulary: bool
+    texts: ClassTexts | None = None
+    synsets: tuple[str | None, ...] | None = None
+    glosses: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def mixes_trained_and_new(self) -> bool:
+        """Whether the generalised zero-shot offset applies: some names trained, some not."""
+        return bool(self.trained.any()) and not bool(self.trained.all())
+
+
+def trained_mask(names: Sequence[str], trained_names: Sequence[str]) -> torch.Tensor:
+    """Which of ``names`` are among ``trained_names``."""
+    trained = set(trained_names)
+    return torch.tensor([name in trained for name in names], dtype=torch.bool)
+
+
+def build_vocabulary(
+    encoder: TextEncoderLike | None,
+    names: Sequence[str],
+    *,
+    trained_names: Sequence[str] = (),
+    descriptions: Sequence[str | Sequence[str] | None] | None = None,
+    synonyms: Sequence[str | Sequence[str] | None] | None = None,
+    synsets: Sequence[str | None] | None = None,
+    templates: str | Sequence[str] | None = None,
+    average: str = "texts",
+    describe: str | None = None,
+    embed_glosses: bool = False,
+    embeddings: torch.Tensor | None = None,
+    width: int | None = None,
+) -> Vocabulary:
+    """Embed class names with ``encoder``.
+
+    Args:
+        encoder: the text encoder (not needed with ``embeddings`` and without ``embed_glosses``).
+        names: the class names; may include trained names (generalised zero-shot).
+        trained_names: the names the model trained on, in the order it trained on them.
+        descriptions: optional per-class descriptions (a string or list of strings per class).
+        synonyms: optional other names per class, each put in every template (e.g. WordNet lemmas).
+        synsets: optional WordNet id per class (``"n01443537"``, or None): its sense, instead of the one
+            guessed from its name.
+        templates: prompt templates (a list, one template, or a set name: ``clip7``, ``clip80``).
+        average: ``texts`` or ``names`` (see :class:`~visnet_hf.text.ClassTexts`).
+        describe: ``"wordnet"``: each class given no description is described by its WordNet sense.
+        embed_glosses: also embed each sense's WordNet definition (``Vocabulary.glosses``).
+        embeddings: precomputed ``(len(names), dim)`` embeddings instead of the text encoder.
+        width: the text space's width the model expects, checked.
+
+    Raises:
+        ValueError: ``embeddings`` or ``synsets`` that do not fit the names, or a width the model cannot score.
+    """
+    if synsets is not None and len(synsets) != len(names):
+        raise ValueError(f"{len(synsets)} synsets for {len(names)} class names: give one WordNet id (or None) per name.")
+    senses = synset_ids(names, synonyms, synsets)
+    texts = ClassTexts.build(
+        names, fill_descriptions(describe, names, descriptions, synonyms, senses), templates, synonyms, average
+    )
+    if embeddings is None:
+        embeddings = _encoder(encoder).embed_classes(texts)
+    if embeddings.ndim != 2 or len(embeddings) != len(texts.names) or (width is not None and embeddings.shape[1] != width):
+        expected = f"({len(texts.names)}, {width if width is not None else 'dim'})"
+        raise ValueError(
+            f"Class embeddings of shape {tuple(embeddings.shape)} do not fit this model, which expects {expected}: the "
+            "text encoder must be the one the model was trained with, or one with the same width."
+        )
+    embeddings = F.normalize(embeddings.float(), dim=-1)
+    gloss_embeddings = gloss_matrix(_encoder(encoder), senses, embeddings.shape[1]) if embed_glosses else None
+    return Vocabulary(
+        names=texts.names,
+        embeddings=embeddings,
+        trained=trained_mask(texts.names, trained_names),
+        is_trained_vocabulary=texts.names == tuple(trained_names),
+        texts=texts,
+        synsets=senses,
+        glosses=gloss_embeddings,
+    )
+
+
+def gloss_matrix(encoder: TextEncoderLike, senses: Sequence[str | None], width: int) -> torch.Tensor:
+    """Each sense's WordNet gloss (its definition alone: no name, template or hypernym) embedded by ``encoder``;
+    zero rows where WordNet has none."""
+    texts = glosses(senses)
+    rows = torch.zeros(len(texts), width)
+    known = [i for i, text in enumerate(texts) if text is not None]
+    if known:
+        rows[known] = encoder.encode([str(texts[i]) for i in known]).float()
+    return rows
+
+
+def _encoder(encoder: TextEncoderLike | None) -> TextEncoderLike:
+    if encoder is None:
+        raise ValueError("Embedding class texts needs a text encoder; give one, or the embeddings themselves.")
+    return encoder
+
+
+__all__ = ["TextEncoderLike", "Vocabulary", "build_vocabulary", "gloss_matrix", "trained_mask"]
