@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ._choices import ZERO_SHOT_HEADS
 from .data.images import BadImageError, decode
 from .errors import VisnetError
 from .hub.loading import EVAL_RESULTS, model_file, read_config
-from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
 from .predict import IMAGE_SUFFIXES, Predictor, parse_names
 
 

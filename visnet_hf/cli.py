@@ -6,9 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .data.config import SOURCES
+from ._choices import SOURCES, ZERO_SHOT_HEADS
 from .errors import reported_as_cli_errors
-from .models.vsenet.configuration_vsenet import ZERO_SHOT_HEADS
 
 if TYPE_CHECKING:
     from .data import DataConfig
@@ -47,14 +46,6 @@ def _plugins_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .training import main as train_main
-
-    flags = [*(["--resume"] if args.resume else []), *(["--debug"] if args.debug else [])]
-    train_main(["--config", args.config, *flags, *args.overrides], prog="visnet train")
-    return 0
-
-
 def _predict(args: argparse.Namespace) -> int:
     import json
 
@@ -67,13 +58,19 @@ def _predict(args: argparse.Namespace) -> int:
     head = getattr(args, "zero_shot_head", None)
     if names is not None:
         predictor.vocabulary(names)  # a model that cannot switch names is reported before any image
+    unreadable = []
     for file in files:
         try:
             predictions = predictor.predict(file, names, zero_shot_head=head, top_k=args.top_k)
         except BadImageError as error:
             print(json.dumps({"file": str(file), "error": str(error)}))
+            unreadable.append(str(file))
             continue
         print(json.dumps({"file": str(file), "predictions": [{**p, "score": round(p["score"], 4)} for p in predictions]}))
+    if unreadable:  # every other image was answered; the status says that not all could be
+        listed = ", ".join(unreadable[:5]) + (f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+        print(f"visnet: error: {len(unreadable)} of {len(files)} images could not be read: {listed}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -137,7 +134,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _wise_ft(args: argparse.Namespace) -> int:
     from .wise_ft import wise_ft_folders
 
-    print(wise_ft_folders(args.zero_shot, args.fine_tuned, args.alpha, args.output))
+    if len(args.model) != 2:
+        raise _usage("wise-ft interpolates two checkpoints of one model: --model ZERO_SHOT_DIR --model FINE_TUNED_DIR")
+    print(wise_ft_folders(args.model[0], args.model[1], args.alpha, args.output))
     return 0
 
 
@@ -171,6 +170,15 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    import json
+
+    from .export import export_model
+
+    print(json.dumps(export_model(args.model, args.output_dir, args.format, images=args.images)))
+    return 0
+
+
 def _export_timm(args: argparse.Namespace) -> int:
     from .hub import export_timm_backbone
 
@@ -192,8 +200,37 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _usage(message: str) -> Exception:
+    from .errors import ConfigError
+
+    return ConfigError(message)
+
+
+def _model_option(
+    parser: argparse.ArgumentParser, old_spelling: bool = False, help: str = "a saved model folder or a Hub id"
+) -> None:
+    """``--model M``, as every command takes it; ``old_spelling``: the positional form earlier releases took still works."""
+    parser.add_argument("--model", default=None, help=help)
+    if old_spelling:
+        parser.add_argument("model_positional", nargs="?", default=None, help=argparse.SUPPRESS)
+
+
+def _data_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument(
+        "--data",
+        required=required,
+        default=None,
+        help="a folder of images (one folder per class), a .parquet file or a Hub dataset id: what it is decides the source",
+    )
+    parser.add_argument("--source", default="auto", choices=list(SOURCES), help="the data's kind (default: auto, from --data)")
+    parser.add_argument("--split", default=None, help="the split to score, for a source with several")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="visnet", description="Image classifiers supervised by language and labels.")
+    parser.add_argument("--version", action="version", version=f"visnet {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error in the input (also: VISNET_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -207,23 +244,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--text-encoder", default=None, help="Hub id or local path (default: MiniLM from PyPI)")
     demo.set_defaults(run=_demo)
 
-    train = commands.add_parser("train", help="train from a YAML config (same as train.py; use with accelerate launch)")
-    train.add_argument("--config", required=True)
-    train.add_argument("--resume", action="store_true")
-    train.add_argument("overrides", nargs="*", help="key=value overrides")
-    train.set_defaults(run=_train)
+    # `visnet train` is train.py: its own parser (main() hands it the arguments), listed here for --help.
+    commands.add_parser(
+        "train",
+        help="train on a folder of images, a file or a Hub dataset, by flags or a YAML config (visnet train --help)",
+        add_help=False,
+    )
 
     evaluate = commands.add_parser(
         "eval",
         help="evaluate a saved model: top-1, top-5, per-class report, confusion matrix",
-        description="Scores every image of --data (a file, a folder, or one --split of a Hub dataset). With "
+        description="Scores every image of --data (a folder, a file, or one --split of a Hub dataset). With "
         "--held-out it scores only the part a training run held out: of --data (with --val-fraction and --seed), "
         "or, without --data, exactly the run's own eval split, read from the model folder's training_config.yaml.",
     )
-    evaluate.add_argument("--model", required=True, help="a folder written by save_pretrained (or a Hub id)")
-    evaluate.add_argument("--data", default=None, help="parquet file, image folder or Hub dataset id (scored whole)")
-    evaluate.add_argument("--source", default="parquet", choices=list(SOURCES))
-    evaluate.add_argument("--split", default=None, help="the split to score, for a source with several")
+    _model_option(evaluate)
+    _data_arguments(evaluate)
     evaluate.add_argument("--held-out", action="store_true", help="score only the held-out part of the training data")
     evaluate.add_argument(
         "--all-classes", action="store_true", help="with --held-out: every class, not only the run's include_classes"
@@ -237,14 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output-dir", default=None)
     evaluate.set_defaults(run=_eval)
 
-    predict = commands.add_parser("predict", help="classify image files or folders with a saved model")
-    predict.add_argument("--model", required=True)
+    predict = commands.add_parser(
+        "predict",
+        help="classify image files or folders with a saved model",
+        description="Prints one JSON line per image. An image that cannot be read gets an error line; the others are "
+        "answered, and the exit status is 1.",
+    )
+    _model_option(predict)
     predict.add_argument("--top-k", type=_positive_int, default=3)
     predict.add_argument("images", nargs="+")
     predict.set_defaults(run=_predict)
 
     zero_shot = commands.add_parser("zero-shot", help="classify images among new class names (VSENet)")
-    zero_shot.add_argument("--model", required=True)
+    _model_option(zero_shot)
     zero_shot.add_argument("--classes", required=True, help='comma-separated names, e.g. "zebra,lorry,cat"')
     zero_shot.add_argument("--top-k", type=_positive_int, default=3)
     zero_shot.add_argument(
@@ -262,13 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(--offset), fit it on images of trained and new classes (--data), or fit it without any new-class "
         "image (--pseudo-unseen N: retrain the run --folds times, each without N of its classes).",
     )
-    calibrate.add_argument("--model", required=True, help="a model folder written by visnet train")
+    _model_option(calibrate, help="a model folder written by visnet train")
     how = calibrate.add_mutually_exclusive_group(required=True)
     how.add_argument("--offset", type=float, help="the offset to save")
-    how.add_argument("--data", help="images of trained and new classes (parquet file, image folder, Hub id)")
+    how.add_argument("--data", help="images of trained and new classes (a folder, a file, a Hub id)")
     how.add_argument("--pseudo-unseen", type=_positive_int, help="classes held out of training per fold")
     calibrate.add_argument("--folds", type=_positive_int, default=5, help="with --pseudo-unseen: how many folds")
-    calibrate.add_argument("--source", default="parquet", choices=list(SOURCES))
+    calibrate.add_argument("--source", default="auto", choices=list(SOURCES))
     calibrate.add_argument("--split", default=None)
     calibrate.add_argument("--held-out", action="store_true", help="with --data: only its held-out part")
     calibrate.add_argument("--val-fraction", type=float, default=0.1)
@@ -278,45 +319,61 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.set_defaults(run=_calibrate)
 
     wise = commands.add_parser("wise-ft", help="interpolate the weights of two checkpoints of one model (WiSE-FT)")
-    wise.add_argument("zero_shot", help="the model that transfers (e.g. the aligned stage-1 model)")
-    wise.add_argument("fine_tuned", help="the same model fine-tuned")
+    wise.add_argument(
+        "--model", action="append", default=[], help="twice: the model that transfers (alpha 0), then it fine-tuned (alpha 1)"
+    )
+    wise.add_argument("model_positional", nargs="*", default=[], help=argparse.SUPPRESS)
     wise.add_argument("--alpha", type=float, required=True, help="0: the first model, 1: the second")
     wise.add_argument("--output", required=True, help="where the interpolated model is saved")
     wise.set_defaults(run=_wise_ft)
 
     app = commands.add_parser("app", help="serve a page to try a model in the browser (Gradio)")
-    app.add_argument("--model", required=True, help="a saved model folder or a Hub id")
+    _model_option(app)
     app.add_argument("--host", default="127.0.0.1")
     app.add_argument("--port", type=_positive_int, default=None, help="default: Gradio's (7860, or the next free one)")
     app.set_defaults(run=_app)
 
     space = commands.add_parser("space", help="write and upload a Hugging Face Space (sdk: gradio) for a pushed model")
-    space.add_argument("model", help="the model folder (pushed to the Hub with visnet push)")
+    _model_option(space, old_spelling=True, help="the model folder (pushed to the Hub with visnet push)")
     space.add_argument("--repo-id", required=True, help="the Space, e.g. you/vsenet-demo")
     space.add_argument("--model-id", default=None, help="the model's Hub id the Space loads (default: --repo-id)")
     space.add_argument("--private", action="store_true")
     space.set_defaults(run=_space)
 
     card = commands.add_parser("card", help="render the model card (README.md) of a saved model folder")
-    card.add_argument("model")
+    _model_option(card, old_spelling=True, help="a saved model folder")
     card.add_argument("--repo-id", default=None, help="the id the usage snippet loads (default: the folder)")
     card.add_argument("--license", default="apache-2.0")
     card.set_defaults(run=_card)
 
     push = commands.add_parser("push", help="upload a saved model folder, with its card, to the Hugging Face Hub")
-    push.add_argument("model")
+    _model_option(push, old_spelling=True, help="a saved model folder")
     push.add_argument("--repo-id", required=True)
     push.add_argument("--private", action="store_true")
     push.add_argument("--license", default="apache-2.0")
     push.set_defaults(run=_push)
 
-    export = commands.add_parser("export-timm", help="write the trained backbone in timm's format")
-    export.add_argument("model")
-    export.add_argument("output_dir")
-    export.set_defaults(run=_export_timm)
+    export = commands.add_parser(
+        "export",
+        help="export a saved model for serving (ONNX, torch.export), checked against PyTorch's outputs",
+        description="Writes OUTPUT_DIR/model.onnx (or model.pt2) for images at the model's input size, with its "
+        "preprocessing and labels beside it, and checks it: the exported model and PyTorch score the --images (or "
+        "generated ones) alike, top-1 equal and logits close, or the export fails.",
+    )
+    _model_option(export)
+    export.add_argument("--output-dir", required=True)
+    export.add_argument("--format", default="onnx", choices=["onnx", "torch-export"])
+    export.add_argument("--images", nargs="*", default=None, help="image files or folders to check the export on")
+    export.set_defaults(run=_export)
+
+    export_timm = commands.add_parser("export-timm", help="write the trained backbone in timm's format")
+    _model_option(export_timm, old_spelling=True, help="a saved model folder")
+    export_timm.add_argument("--output-dir", default=None)
+    export_timm.add_argument("output_positional", nargs="?", default=None, help=argparse.SUPPRESS)
+    export_timm.set_defaults(run=_export_timm)
 
     bundle = commands.add_parser("bundle-text-encoder", help="copy a VSENet's text encoder into its folder (offline bundle)")
-    bundle.add_argument("model")
+    _model_option(bundle, old_spelling=True, help="a saved VSENet folder")
     bundle.set_defaults(run=_bundle)
 
     plugins = commands.add_parser("plugins", help="Soft Tuning constraint plugins")
@@ -326,10 +383,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settle_old_spellings(args: argparse.Namespace) -> None:
+    """The positional model (and output) of earlier releases, read as ``--model`` (``--output-dir``), with a note."""
+    old = getattr(args, "model_positional", None)
+    if isinstance(old, list):  # wise-ft: two
+        if old and not args.model:
+            args.model = old
+            print(f"visnet: note: the models are now given as --model {old[0]} --model {old[-1]}", file=sys.stderr)
+    elif old is not None:
+        if args.model is not None and args.model != old:
+            raise _usage(f"the model is given twice ({args.model} and {old}); give --model {args.model} alone")
+        if args.model is None:
+            print(
+                f"visnet: note: `visnet {args.command} {old}` still works; the spelling is now `visnet {args.command} --model {old}`",
+                file=sys.stderr,
+            )
+        args.model = old
+    output = getattr(args, "output_positional", None)
+    if output is not None and args.output_dir is None:
+        args.output_dir = output
+    if hasattr(args, "model") and not args.model:
+        raise _usage(f"visnet {args.command} needs --model: a saved model folder (a training run's output_dir/model) or a Hub id")
+    if args.command == "export-timm" and args.output_dir is None:
+        raise _usage("visnet export-timm needs --output-dir: where the backbone's timm files go")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``visnet COMMAND ...``; a mistake in the input ends it with ``visnet: error: <what to fix>`` and status 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # train.py's own parser and flags
+        from .training import main as train_main
+
+        train_main(argv[1:], prog="visnet train")
+        return 0
     args = build_parser().parse_args(argv)
     with reported_as_cli_errors("visnet", debug=args.debug):
+        _settle_old_spellings(args)
         return args.run(args)
 
 

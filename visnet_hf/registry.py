@@ -1,6 +1,8 @@
 """Named presets and ``create_model``: the timm-style way to get a new visnet_hf model.
 
-Each model file registers its presets at import; a preset is a factory plus config defaults.
+Each model file registers its presets at import (a preset is a factory plus config defaults) and its family's
+prefix: ``vsenet_<any timm model>`` and ``frn_<any timm model>`` are models too, the family's factory on that
+backbone (``create_model("frn_convnext_tiny")`` is ``create_model("frn_resnet18", backbone="convnext_tiny")``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Preset:
 
 
 _PRESETS: dict[str, Preset] = {}
+_FAMILIES: dict[str, Callable[..., Any]] = {}  # name prefix -> the family's factory
 
 
 def register_preset(name: str, factory: Callable[..., Any], description: str = "", **defaults: Any) -> None:
@@ -40,19 +43,43 @@ def register_preset(name: str, factory: Callable[..., Any], description: str = "
     _PRESETS[name] = Preset(name, factory, dict(defaults), description)
 
 
+def register_family(prefix: str, factory: Callable[..., Any]) -> None:
+    """Make ``<prefix><any timm model name>`` a model: ``factory`` on that backbone."""
+    _FAMILIES[prefix] = factory
+
+
+def family_prefixes() -> list[str]:
+    return sorted(_FAMILIES)
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Names of the registered presets that match a shell-style ``pattern`` (like ``timm.list_models``)."""
     return sorted(name for name in _PRESETS if fnmatch.fnmatch(name, pattern))
 
 
 def get_preset(name: str) -> Preset:
-    try:
+    """The registered preset ``name``, or a family's factory on a timm backbone (``frn_convnext_tiny``).
+
+    Raises:
+        ConfigError: neither, with close matches among the presets and, after a family's prefix, timm's models.
+    """
+    if name in _PRESETS:
         return _PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"Unknown model {name!r}.{did_you_mean(name, _PRESETS, cutoff=0.5)} Registered models: {', '.join(list_models())} "
-            "(see visnet_hf.list_models())."
-        ) from None
+    prefix = next((prefix for prefix in _FAMILIES if name.startswith(prefix) and len(name) > len(prefix)), None)
+    hint = did_you_mean(name, _PRESETS, cutoff=0.5)
+    if prefix is not None:
+        import timm
+
+        backbone = name[len(prefix) :]
+        if timm.is_model(backbone.split(".", 1)[0]):
+            factory = _FAMILIES[prefix]
+            return Preset(name, factory, {"backbone": backbone}, f"{prefix.rstrip('_').upper()} on timm {backbone}")
+        hint += f" timm has no model {backbone!r}.{did_you_mean(backbone, timm.list_models(), n=3)}"
+    families = " or ".join(f"{prefix}<any timm model>" for prefix in family_prefixes())
+    raise ConfigError(
+        f"Unknown model {name!r}.{hint} A model is a registered preset ({', '.join(list_models())}; visnet models) or "
+        f"{families} (e.g. {family_prefixes()[0] if _FAMILIES else 'vsenet_'}convnext_tiny; timm.list_models() names them)."
+    )
 
 
 def create_model(name: str, pretrained: bool = False, **overrides: Any) -> VisnetPreTrainedModel:

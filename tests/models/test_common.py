@@ -141,8 +141,12 @@ def test_auto_classes_and_pipeline(name, tiny_text_encoder, tmp_path):
 
 
 def test_unknown_preset_names_close_matches():
-    with pytest.raises(ValueError, match=r"Unknown model 'vsenet_resnt18'\. Did you mean 'vsenet_resnet18'"):
+    with pytest.raises(ValueError, match=r"Unknown model 'vsenet_resnt18'\. Did you mean 'vsenet_resnet18'.*timm has no"):
         visnet_hf.create_model("vsenet_resnt18")
+    with pytest.raises(
+        ValueError, match=r"Unknown model 'frn_convnxt_tiny'\. timm has no model 'convnxt_tiny'. Did you mean 'convnext_tiny'"
+    ):
+        visnet_hf.create_model("frn_convnxt_tiny")
     assert "frn_resnet18" in visnet_hf.list_models("frn_*")
     assert all(name.startswith("vsenet") for name in visnet_hf.list_models("vsenet*"))
 
@@ -306,3 +310,14 @@ def test_test_time_zoom_averages_the_centre_crop_into_the_pooled_features(name, 
     assert type(model).from_pretrained(tmp_path).config.test_time_zoom == 0.75
     with pytest.raises(ConfigError, match=r"test_time_zoom=1.0 must lie in \(0, 1\)"):
         build(name, tiny_text_encoder, test_time_zoom=1.0)
+
+
+@pytest.mark.parametrize("family", ["vsenet", "frn"])
+def test_a_family_prefix_and_any_timm_model_is_a_model(family, tiny_text_encoder, pixel_batch):
+    """timm's names are the registry: ``frn_<timm model>`` is that family on that backbone, as ``backbone=`` gives it."""
+    by_name = build(f"{family}_test_efficientnet", tiny_text_encoder)
+    by_keyword = build(f"{family}_resnet18", tiny_text_encoder, backbone="test_efficientnet")
+    assert by_name.config.backbone == by_keyword.config.backbone == "test_efficientnet"
+    assert type(by_name) is type(by_keyword)
+    with torch.no_grad():
+        torch.testing.assert_close(by_name.eval()(pixel_batch).logits, by_keyword.eval()(pixel_batch).logits)

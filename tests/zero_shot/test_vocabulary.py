@@ -68,3 +68,5 @@ def test_the_model_builds_with_its_own_encoder_and_settings(tiny_text_encoder, p
     assert model.vocabulary.is_trained_vocabulary and model.vocabulary.names == tuple(CLASS_NAMES)
     with torch.no_grad():
         assert model(pixel_batch, vocabulary=vocabulary).logits.shape == (4, 2)
+    with pytest.raises(TypeError, match=r"takes a text encoder, not a model; .* use model.vocabulary_for\(names\)"):
+        build_vocabulary(model, ["zebra"])

@@ -6,11 +6,13 @@ builds one for the file it scores.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
-SOURCES = ("parquet", "imagefolder", "hub", "fashion_mnist", "webdataset")
-Source = Literal["parquet", "imagefolder", "hub", "fashion_mnist", "webdataset"]
+from .._choices import SOURCES, Source
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ class DataSource:
 class DataConfig:
     """Where the images come from.
 
-    ``source``: ``parquet`` (``path``: a file or list of files), ``imagefolder`` (``path``: a folder),
+    ``source``: ``auto`` (the default: what ``path`` is, :func:`detect_source`), ``parquet`` (``path``: a file
+    or list of files), ``imagefolder`` (``path``: a folder of class folders, or of split folders of class folders),
     ``hub`` (``path``: a Hub dataset id, ``subset``: its config name), ``webdataset`` (``path``: tar
     shards, local or URLs; columns named by file extension: ``image_column: jpg``, ``label_column: cls``)
     or ``fashion_mnist`` (Debian's ``dataset-fashion-mnist`` files when present, the Hub otherwise).
@@ -84,7 +87,7 @@ class DataConfig:
     ``../shared/data`` when it is there and CIFAR-10 from the Hub otherwise).
     """
 
-    source: Source = "parquet"
+    source: Source = "auto"
     path: str | list[str] | None = None
     eval_path: str | list[str] | None = None
     subset: str | None = None
@@ -116,6 +119,12 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        if self.source == "auto" and self.path is not None:
+            try:
+                object.__setattr__(self, "source", detect_source(self.path))
+            except ValueError as error:
+                if self.fallback is None:  # with one, the data may well be missing here and found there
+                    problems.append(str(error))
         if not 0 < self.val_fraction < 1:
             problems.append(f"val_fraction={self.val_fraction} must lie in (0, 1)")
         if not 0 <= self.dev_fraction < 1:
@@ -147,4 +156,39 @@ class DataConfig:
         return replace(self, **asdict(self.fallback), fallback=None)
 
 
-__all__ = ["SOURCES", "AugmentConfig", "DataConfig", "DataSource"]
+def detect_source(path: str | list[str]) -> Source:
+    """The source ``path`` is: a folder of images (``imagefolder``), ``.parquet`` files, ``.tar`` shards
+    (``webdataset``, local or URLs), or a Hub dataset id (``owner/name``, where no such local path exists).
+
+    Raises:
+        ValueError: a path that does not exist and is no Hub id, or a file of another kind, saying what to give.
+    """
+    first = str(path[0] if isinstance(path, list) and path else path)
+    suffix = Path(first.split("?")[0]).suffix.lower()
+    if "://" in first:
+        return "webdataset" if suffix == ".tar" or ".tar}" in first else "parquet"
+    local = Path(first)
+    if local.is_dir():
+        return "imagefolder"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix == ".tar":
+        return "webdataset"
+    if local.exists():
+        raise ValueError(
+            f"data.path={first!r} is a file visnet_hf does not read as a dataset; give a folder with one folder of images per "
+            "class, a .parquet file, .tar shards, or a Hub dataset id"
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if HUB_ID.fullmatch(first) and not offline:  # offline, "owner/name" that is not here is a local path mistyped
+        return "hub"
+    raise ValueError(
+        f"data.path={first!r} does not exist; give a folder with one folder of images per class (my_photos/cat/*.jpg, "
+        "my_photos/dog/*.jpg), a .parquet file, .tar shards, or a Hub dataset id (owner/name)"
+    )
+
+
+# A Hub dataset id: "owner/name", letters, digits, "-", "_", "." (no path separators beyond the one).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+__all__ = ["SOURCES", "AugmentConfig", "DataConfig", "DataSource", "detect_source"]

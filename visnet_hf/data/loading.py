@@ -2,8 +2,9 @@
 
 Two questions are answered here, and every result says which answer it got:
 
-* **training** (:func:`load_splits`): the train split, and the eval split of the source or, when it
-  has none, a stratified ``val_fraction`` held out of train with the run's seed;
+* **training** (:func:`load_splits`): the train split, and the eval split of the source (``eval_split``, or
+  its ``validation`` split where it has one: an image folder's ``validation/`` folder) or, when it has
+  none, a stratified ``val_fraction`` held out of train with the run's seed;
 * **evaluation** (:func:`load_eval_data`): a file, folder or Hub split given for evaluation is scored
   whole; the held-out part of a training set only when asked for (``held_out=True``), and then it is
   exactly the part a training run with the same data section and seed held out.
@@ -210,6 +211,8 @@ def _load_source(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset
             f"{did_you_mean(config.train_split, loaded)}"
         )
     described = {"train": f"the {config.train_split!r} split of {where}" if len(loaded) > 1 else where}
+    if config.eval_split is None and "validation" in loaded and config.train_split != "validation":
+        config = replace(config, eval_split="validation")  # a source's own validation split (a validation/ folder)
     if config.eval_split is None:
         return loaded[config.train_split], None, described
     if config.eval_split not in loaded:
@@ -244,7 +247,10 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
     try:
         loaded = _load_dataset(config.path, config.subset)
     except (ConnectionError, FileNotFoundError) as error:  # offline, or no such dataset
-        raise DataError(f"The Hub dataset {config.path!r} cannot be loaded ({error}).") from error
+        raise DataError(
+            f"The Hub dataset {config.path!r} cannot be loaded ({error}). If it is meant as a local folder or file, it does "
+            "not exist here."
+        ) from error
     return loaded, f"the Hub dataset {config.path}" + (f" ({config.subset})" if config.subset else "")
 
 

@@ -1,4 +1,6 @@
-"""The two model families. Importing this package registers their presets."""
+"""The two model families. Importing this package registers their presets, and registers both families with
+transformers' Auto classes (``AutoConfig``, ``AutoModel``, ``AutoModelForImageClassification``; a VSENet with
+``AutoModelForZeroShotImageClassification`` too)."""
 
 from .frn import FRNConfig, FRNForImageClassification, FRNOutput, create_frn
 from .vsenet import (
@@ -9,6 +11,19 @@ from .vsenet import (
     VSENetZeroShotConfig,
     create_vsenet,
 )
+
+
+def _register_with_the_auto_classes() -> None:
+    from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, AutoModelForZeroShotImageClassification
+
+    for config, model in ((VSENetConfig, VSENetForImageClassification), (FRNConfig, FRNForImageClassification)):
+        AutoConfig.register(config.model_type, config, exist_ok=True)
+        AutoModel.register(config, model, exist_ok=True)
+        AutoModelForImageClassification.register(config, model, exist_ok=True)
+    AutoModelForZeroShotImageClassification.register(VSENetConfig, VSENetForImageClassification, exist_ok=True)
+
+
+_register_with_the_auto_classes()
 
 
 def is_vsenet(model: object) -> bool:

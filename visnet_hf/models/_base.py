@@ -9,6 +9,7 @@ views (flip, zoom) saved with the model are taken and averaged.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformers import PreTrainedConfig, PreTrainedModel
 
+from .._batches import inputs_and_labels
 from ..backbones import create_backbone, resolve_data_config
 from ..image_processing import image_processor_from_data_config
 from ._config import VisnetConfig
@@ -104,6 +106,15 @@ class VisnetPreTrainedModel(PreTrainedModel):
         mirrored = view_maps[views // 2]
         width = 2 if getattr(self.backbone, "output_fmt", "NCHW") == "NHWC" else 3  # the last axis of NCHW, the third of NHWC
         return (original + mirrored.flip(width)) / 2, pooled
+
+    def pooled_features(self, batches: Iterable[Any]) -> Iterator[tuple[torch.Tensor, Any]]:
+        """``(pooled features, labels)`` of each batch, as the model scores them (call it in eval mode: the test-time
+        views averaged). Batches are ``(pixel_values, labels)`` pairs or dicts with ``pixel_values`` (or already
+        computed ``image_features``) and ``labels``."""
+        for batch in batches:
+            inputs, labels = inputs_and_labels(batch)
+            pooled = inputs.get("image_features")
+            yield (self.backbone_features(inputs["pixel_values"].to(self.device))[1] if pooled is None else pooled), labels
 
     def image_processor(self):
         """The eval-time image processor for this model's backbone (a ``BitImageProcessor``)."""

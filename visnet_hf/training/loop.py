@@ -38,12 +38,16 @@ from .setup import assemble, make_accelerator, restore, setup
 __all__ = ["NonFiniteLossError", "Run", "StateSnapshot", "TrainerState", "assemble", "make_accelerator", "setup", "train"]
 
 
-def train(config: TrainConfig, accelerator: Accelerator | None = None, resume: bool = False) -> dict[str, Any]:
-    """Run a whole training job; returns the final evaluation and where everything was written."""
+def train(config: TrainConfig, accelerator: Accelerator | None = None, resume: bool | str = False) -> dict[str, Any]:
+    """Run a whole training job; returns the final evaluation and where everything was written.
+
+    ``resume``: ``True`` continues from the newest complete checkpoint under ``output_dir``; a path, from that
+    checkpoint folder (``output_dir/checkpoints/step_N``).
+    """
     accelerator = accelerator or make_accelerator(config)
     run = setup(config, accelerator)
     if resume:
-        restore(run)
+        restore(run, None if resume is True else resume)
     start(run)
     while not run.finished:
         train_one_epoch(run)

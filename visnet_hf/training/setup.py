@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..evaluation import eval_loader
 from ..registry import create_model, get_preset
 from ..text.local_copies import DEFAULT_TEXT_ENCODER
-from .checkpoints import latest_checkpoint, read_state
+from .checkpoints import STATE_FILE, CheckpointError, latest_checkpoint, read_state
 from .config import TrainConfig
 from .monitoring import NonFiniteGuard
 from .optim import build_optimizer, build_schedule, freeze
@@ -303,9 +303,22 @@ def _cached_feature_loaders(config: TrainConfig, accelerator: Accelerator, model
     return train_dataset, train_loader, evaluation
 
 
-def restore(run: Run) -> None:
-    """Continue from the newest complete checkpoint (model, optimizer, schedule, constraints, EMA, RNG, trainer state)."""
-    checkpoint = latest_checkpoint(run.output_dir)
+def restore(run: Run, checkpoint: str | Path | None = None) -> None:
+    """Continue from a checkpoint (model, optimizer, schedule, constraints, EMA, RNG, trainer state): the one given,
+    else the newest complete one of the run.
+
+    Raises:
+        CheckpointError: a checkpoint given that is not a complete one.
+    """
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not (checkpoint / STATE_FILE).exists():
+            raise CheckpointError(
+                f"--resume {checkpoint}: not a complete checkpoint (a folder output_dir/checkpoints/step_N with "
+                f"{STATE_FILE}); give one of those, or --resume alone for the newest."
+            )
+    else:
+        checkpoint = latest_checkpoint(run.output_dir)
     if checkpoint is None:
         run.accelerator.print(f"No complete checkpoint under {run.output_dir / 'checkpoints'}; starting from scratch.")
         return

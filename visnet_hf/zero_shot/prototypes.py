@@ -72,9 +72,9 @@ class VisualPrototypes(nn.Module):
         self.counts.copy_(counts)
         return int(images)
 
-    def forward(self, visual: torch.Tensor, borrowing: torch.Tensor) -> torch.Tensor:
-        """``(B, K)`` cosines of the images' standardised features to each name's prototype, the centroids
-        mixed by the softmax of ``borrowing`` (``(K, trained)`` logits, :func:`borrowing_logits`).
+    def forward(self, visual: torch.Tensor, borrowing: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """``(B, K)`` ``scale`` times the cosines of the images' standardised features to each name's prototype, the
+        centroids mixed by the softmax of ``borrowing`` (``(K, trained)`` logits, :func:`borrowing_logits`).
 
         Raises:
             ValueError: the centroids were never fitted.
@@ -87,7 +87,7 @@ class VisualPrototypes(nn.Module):
         weights = borrowing.to(self.centroids.dtype).masked_fill(self.counts == 0, float("-inf")).softmax(-1)
         prototypes = F.normalize(weights @ self.centroids, dim=-1)
         features = F.normalize((visual.to(self.centroids.dtype) - self.feature_mean) / self.feature_std, dim=-1)
-        return features @ prototypes.T
+        return (scale * features) @ prototypes.T
 
 
 def borrowing_logits(

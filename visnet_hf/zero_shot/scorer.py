@@ -69,7 +69,7 @@ class ZeroShotScorer(nn.Module):
                     "prototype_weight > 0 (the trainer then fits them), or score with prototype_weight 0."
                 )
             borrowing = borrowing_logits(classes, trained, vocabulary, trained_vocabulary, settings)
-            logits = logits + settings.prototype_weight * scale * self.prototypes(visual, borrowing).to(logits.dtype)
+            logits = logits + settings.prototype_weight * self.prototypes(visual, borrowing, scale).to(logits.dtype)
         if vocabulary.mixes_trained_and_new:
             logits = apply_offset(logits, vocabulary.trained, settings.calibration)
         return logits

@@ -149,6 +149,10 @@ def gloss_matrix(encoder: TextEncoderLike, senses: Sequence[str | None], width: 
 def _encoder(encoder: TextEncoderLike | None) -> TextEncoderLike:
     if encoder is None:
         raise ValueError("Embedding class texts needs a text encoder; give one, or the embeddings themselves.")
+    if hasattr(encoder, "vocabulary_for"):  # a VSENet, as visnet_hf 0.2's build_vocabulary(model, names) took
+        raise TypeError(
+            "build_vocabulary takes a text encoder, not a model; for a model's own settings use model.vocabulary_for(names)."
+        )
     return encoder
 
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformers.utils import ModelOutput
 
-from ...registry import register_preset
+from ...registry import register_family, register_preset
 from .._base import VisnetPreTrainedModel
 from .._config import VisnetConfig
 from .._factory import build_model
@@ -202,6 +202,7 @@ def create_frn(pretrained: bool = False, image_size: int | None = None, **kwargs
 
 
 create_frn.family = "frn"
+register_family("frn_", create_frn)
 register_preset("frn_resnet18", create_frn, "FRN on timm resnet18, MLP head with dense middle", backbone="resnet18")
 register_preset(
     "frn_resnet18_pool", create_frn, "FRN on timm resnet18, MLP head with pooling middle", backbone="resnet18", middle="pool"

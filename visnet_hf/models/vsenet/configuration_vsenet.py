@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 from transformers.configuration_utils import SubConfigSpec
 
+from ..._choices import ZeroShotHead
 from ...errors import ConfigError
 from ...text.encoder import TextPooling
 from ...text.local_copies import DEFAULT_TEXT_ENCODER
@@ -24,8 +25,7 @@ from .._config import CheckedConfig, FieldChecks, VisnetConfig, sub_config
 Head = Literal["semantic", "softmax", "both"]
 Objective = Literal["align", "finetune", "joint"]
 Projection = Literal["linear", "mlp"]
-ZeroShotHead = Literal["semantic", "conse", "both"]
-HEADS, OBJECTIVES, PROJECTIONS, ZERO_SHOT_HEADS = (get_args(t) for t in (Head, Objective, Projection, ZeroShotHead))
+HEADS, OBJECTIVES, PROJECTIONS = (get_args(t) for t in (Head, Objective, Projection))
 ZERO_SHOT_SETTINGS = (
     "head",
     "conse_top_k",

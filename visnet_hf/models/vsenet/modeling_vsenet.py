@@ -13,9 +13,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,21 +23,18 @@ import torch.nn.functional as F
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
-from ... import semantics
-from ..._batches import inputs_and_labels
 from ..._torch import eval_mode, upcast
-from ...registry import register_preset
-from ...text.encoder import TextEncoderError, get_text_encoder, load_text_model, load_tokenizer, pool
-from ...text.prompts import ClassTexts
-from ...wordnet import fill_descriptions, synset_ids
+from ...registry import register_family, register_preset
+from ...text.encoder import TextEncoderError, get_text_encoder, load_text_model, pool
 from ...zero_shot.pipeline_labels import labels_from_prompts
 from ...zero_shot.scorer import ZeroShotScorer
-from ...zero_shot.vocabulary import TextEncoderLike, Vocabulary, build_vocabulary, trained_mask
+from ...zero_shot.vocabulary import Vocabulary, build_vocabulary
 from .._base import VisnetPreTrainedModel
 from .._factory import build_model
 from . import _legacy
 from .configuration_vsenet import VSENetConfig
-from .text_tower import TextTower, TowerEncoder
+from .text_side import TextSide
+from .text_tower import TextTower
 
 
 @dataclass
@@ -78,7 +74,7 @@ class VSENetPreTrainedModel(VisnetPreTrainedModel):
     config: VSENetConfig
 
 
-class VSENetForImageClassification(VSENetPreTrainedModel):
+class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
     """VSENet for image classification over a vocabulary of class names.
 
     Example:
@@ -235,23 +231,6 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         """The cosine logits' scale ``1 / temperature``, clamped at ``1 / min_temperature``."""
         return (heads or self).logit_scale.exp().clamp(max=1.0 / self.config.min_temperature)
 
-    def scored_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Text embeddings as the heads score them: centred on the trained mean (``text_config.centering``), unit length."""
-        if self.config.text_config.centering:
-            embeddings = embeddings - self.text_mean
-        return F.normalize(embeddings, dim=-1)
-
-    def _scored_class_embeddings(self, vocabulary: Vocabulary) -> torch.Tensor:
-        """A vocabulary's embeddings as the heads score them; while the text tower's last layers train
-        (LiT), the trained vocabulary's are recomputed through it."""
-        if self.text_tower is None or not self.training or not vocabulary.is_trained_vocabulary:
-            return self.scored_embeddings(vocabulary.embeddings.to(self.text_mean))
-        embeddings = self.text_tower.embed_classes(self.vocabulary.texts, self.tokenizer())
-        with torch.no_grad():  # what evaluation, export and ConSE see: the tower's latest embeddings
-            self.class_embeddings.copy_(embeddings)
-            self.trained_class_embeddings.copy_(embeddings)
-        return self.scored_embeddings(embeddings)
-
     def _combine(self, semantic_logits: torch.Tensor, softmax_logits: torch.Tensor) -> torch.Tensor:
         head, weight = self.config.head, self.config.softmax_weight
         if head == "semantic":
@@ -259,122 +238,6 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         if head == "softmax":
             return softmax_logits
         return (1 - weight) * upcast(semantic_logits).log_softmax(-1) + weight * upcast(softmax_logits).log_softmax(-1)
-
-    # -- vocabulary ---------------------------------------------------------------------------
-
-    @property
-    def vocabulary(self) -> Vocabulary:
-        """The model's current vocabulary: ``config.class_names`` and the embeddings saved with it."""
-        names = tuple(self.config.class_names)
-        cached = self._vocabulary
-        if cached is None or cached.names != names or cached.embeddings is not self.class_embeddings:
-            config, text = self.config, self.config.text_config
-            senses = synset_ids(names, config.class_synonyms, config.class_synsets)
-            descriptions = fill_descriptions(text.describe, names, config.class_descriptions, config.class_synonyms, senses)
-            cached = self._vocabulary = Vocabulary(
-                names=names,
-                embeddings=self.class_embeddings,
-                trained=trained_mask(names, config.trained_class_names),
-                is_trained_vocabulary=names == tuple(config.trained_class_names),
-                texts=ClassTexts.build(names, descriptions, text.templates, config.class_synonyms, text.average),
-                synsets=senses,
-                glosses=getattr(self, "class_glosses", None),
-            )
-        return cached
-
-    @property
-    def trained_vocabulary(self) -> Vocabulary:
-        """The classes the model trained on: their names, embeddings, WordNet senses and glosses."""
-        config, names = self.config, tuple(self.config.trained_class_names)
-        own = tuple(config.class_names) == names  # the trained vocabulary's synonyms are at hand
-        return Vocabulary(
-            names=names,
-            embeddings=self.trained_class_embeddings,
-            trained=torch.ones(len(names), dtype=torch.bool),
-            is_trained_vocabulary=True,
-            synsets=synset_ids(names, config.class_synonyms if own else None, config.trained_class_synsets),
-            glosses=getattr(self, "trained_class_glosses", None),
-        )
-
-    def vocabulary_for(
-        self,
-        names: Sequence[str],
-        descriptions: Sequence[str | Sequence[str] | None] | None = None,
-        templates: str | Sequence[str] | None = None,
-        synonyms: Sequence[str | Sequence[str] | None] | None = None,
-        synsets: Sequence[str | None] | None = None,
-        class_embeddings: torch.Tensor | None = None,
-    ) -> Vocabulary:
-        """``names`` embedded with this model's text encoder and text settings (arguments as
-        :func:`visnet_hf.zero_shot.build_vocabulary`); the model is not changed."""
-        config = self.config
-        needs_encoder = class_embeddings is None or config.zero_shot_config.prototype_glosses > 0
-        return build_vocabulary(
-            self.text_encoder() if needs_encoder else None,
-            names,
-            trained_names=config.trained_class_names,
-            descriptions=descriptions,
-            synonyms=synonyms,
-            synsets=synsets,
-            templates=templates or config.text_config.templates,
-            average=config.text_config.average,
-            describe=config.text_config.describe,
-            embed_glosses=config.zero_shot_config.prototype_glosses > 0,
-            embeddings=class_embeddings,
-            width=config.embedding_dim,
-        )
-
-    @torch.no_grad()
-    def set_classes(
-        self,
-        names: Sequence[str],
-        descriptions: Sequence[str | Sequence[str] | None] | None = None,
-        templates: str | Sequence[str] | None = None,
-        synonyms: Sequence[str | Sequence[str] | None] | None = None,
-        synsets: Sequence[str | None] | None = None,
-        class_embeddings: torch.Tensor | None = None,
-    ) -> VSENetForImageClassification:
-        """Make ``names`` the model's vocabulary (zero-shot); arguments as :meth:`vocabulary_for`."""
-        return self.use_vocabulary(self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings))
-
-    @torch.no_grad()
-    def use_vocabulary(self, vocabulary: Vocabulary) -> VSENetForImageClassification:
-        """Make ``vocabulary`` the model's own: its names become ``config.class_names`` / ``id2label`` and its
-        embeddings the model's buffers, so that it is saved with the model."""
-        config, texts, like = self.config, vocabulary.texts, self.text_mean  # the buffers' device and dtype
-        if hasattr(self, "class_glosses"):
-            if vocabulary.glosses is None:
-                raise ValueError(
-                    "This model scores WordNet glosses (prototype_glosses); build the vocabulary with model.vocabulary_for."
-                )
-            self.class_glosses = vocabulary.glosses.to(like)
-        self.class_embeddings = vocabulary.embeddings.to(like)
-        config.class_names = list(vocabulary.names)
-        config.class_descriptions = [list(d) for d in texts.descriptions] if texts and texts.descriptions else None
-        config.class_synonyms = [list(s) for s in texts.synonyms] if texts and texts.synonyms else None
-        config.class_synsets = list(vocabulary.synsets) if vocabulary.synsets is not None else None
-        if texts is not None:
-            config.text_config.templates = list(texts.templates)
-        config.id2label = dict(enumerate(config.class_names))
-        config.label2id = {name: index for index, name in enumerate(config.class_names)}
-        return self
-
-    def text_encoder(self) -> TextEncoderLike:
-        """What embeds class texts for this model: its own trained tower when it has one, else the (cached)
-        encoder its config names (or a copy bundled in its folder)."""
-        if self.text_tower is not None:
-            return TowerEncoder(self.text_tower, self.tokenizer())
-        return get_text_encoder(self.text_encoder_path(), self.config.text_config.pooling)
-
-    def text_encoder_path(self) -> str:
-        """A copy bundled in the folder the model was loaded from (``visnet bundle-text-encoder``), else
-        ``text_config.encoder`` (a Hub id or a path)."""
-        bundled = Path(self.config.name_or_path or "") / "text_encoder"
-        return str(bundled) if (bundled / "config.json").exists() else self.config.text_config.encoder
-
-    def tokenizer(self) -> Any:
-        """The text encoder's tokenizer (what ``save_pretrained`` writes beside the weights for pipelines)."""
-        return load_tokenizer(self.text_encoder_path())
 
     @torch.no_grad()
     def fit_prototypes(self, batches: Iterable[Any]) -> int:
@@ -390,15 +253,8 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
         """
         if self.zero_shot.prototypes is None:
             raise ValueError("This model was created without visual prototypes (zero_shot_config.prototype_weight is 0).")
-
-        def features() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-            for batch in batches:
-                inputs, labels = inputs_and_labels(batch)
-                pooled = inputs.get("image_features")
-                yield (self.backbone_features(inputs["pixel_values"].to(self.device))[1] if pooled is None else pooled), labels
-
         with eval_mode(self):
-            return self.zero_shot.prototypes.fit(features())
+            return self.zero_shot.prototypes.fit(self.pooled_features(batches))
 
     @torch.no_grad()
     def keep_zero_shot_heads(self, state: dict[str, torch.Tensor]) -> None:
@@ -445,28 +301,6 @@ class VSENetForImageClassification(VSENetPreTrainedModel):
             weights = [upcast(p).pow(2).sum() for n, p in self.named_parameters() if _is_head_weight(n)]
             terms["weight_reg"] = config.weight_reg * torch.stack(weights).sum()
         return terms
-
-    # -- the seed's semantic matrices ---------------------------------------------------------
-
-    def normalized_class_embeddings(self) -> torch.Tensor:
-        """The current vocabulary's embeddings as the heads score them."""
-        return self.scored_embeddings(self.class_embeddings)
-
-    def class_centres(self) -> torch.Tensor:
-        """Mean-centred class centres of the current vocabulary."""
-        return semantics.class_centres(self.normalized_class_embeddings())
-
-    def class_distances(self) -> torch.Tensor:
-        """``D_ij = ||c_i - c_j||^2`` between class centres."""
-        return semantics.class_distances(self.normalized_class_embeddings())
-
-    def class_similarity(self, gamma: float | None = None) -> torch.Tensor:
-        """The RBF-softmax similarity ``S`` (columns sum to one), bandwidth ``gamma`` (default: config)."""
-        return semantics.class_similarity(self.normalized_class_embeddings(), gamma or self.config.gamma)
-
-    def association(self, image_embeds: torch.Tensor) -> torch.Tensor:
-        """The visual-semantic association matrix ``A`` (cosines, ``(B, K)``) for a batch's ``image_embeds``."""
-        return semantics.association(image_embeds, self.class_embeddings)
 
     # -- files --------------------------------------------------------------------------------
 
@@ -600,6 +434,7 @@ def create_vsenet(
 
 
 create_vsenet.family = "vsenet"
+register_family("vsenet_", create_vsenet)
 register_preset("vsenet_resnet18", create_vsenet, "VSENet on timm resnet18 (the seed's backbone)", backbone="resnet18")
 register_preset(
     "vsenet_tf_efficientnet_lite0",
