@@ -35,9 +35,10 @@ def build(text_encoder: str | None):
     import visnet_hf
     from visnet_hf.training import load_config
 
-    overrides = load_config(ROOT / "configs" / "vsenet_tinyimagenet_zeroshot.yaml").model.overrides
+    shipped = load_config(ROOT / "configs" / "vsenet_tinyimagenet_zeroshot.yaml").model
+    overrides = shipped.overrides
     torch.manual_seed(0)
-    kwargs = {} if text_encoder is None else {"text_encoder": text_encoder}
+    kwargs = {"text_encoder": text_encoder or shipped.text_encoder}
     model = visnet_hf.create_model("vsenet_tf_efficientnet_lite0", class_names=TRAINED, image_size=128, **overrides, **kwargs)
     model.eval()
     features = torch.rand(600, model.config.num_features)

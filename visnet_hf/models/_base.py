@@ -25,11 +25,13 @@ from ._config import VisnetConfig
 
 def centre_zoom(pixel_values: torch.Tensor, fraction: float) -> torch.Tensor:
     """The centre crop of ``fraction`` of each image's height and width, resized back (bilinear) to its size."""
-    height, width = pixel_values.shape[-2:]
+    height, width = (int(side) for side in pixel_values.shape[-2:])  # the input size: fixed for a model (and an export)
     crop_height, crop_width = max(1, round(height * fraction)), max(1, round(width * fraction))
     top, left = (height - crop_height) // 2, (width - crop_width) // 2
     crop = pixel_values[..., top : top + crop_height, left : left + crop_width]
-    return F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    # Resized up, as a crop is smaller than its image: antialiasing would change nothing (it widens the filter only
+    # when shrinking), and without it every exporter knows the operator.
+    return F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False)
 
 
 class VisnetPreTrainedModel(PreTrainedModel):
@@ -98,8 +100,8 @@ class VisnetPreTrainedModel(PreTrainedModel):
         if self.config.test_time_flip:
             images += [image.flip(-1) for image in images]
         maps = self.backbone.forward_features(torch.cat(images))
-        pooled = self.backbone.forward_head(maps, pre_logits=True).unflatten(0, (views, len(pixel_values))).mean(0)
-        view_maps = maps.chunk(views)  # in the order of `images`: the mirrored half second
+        pooled = self.backbone.forward_head(maps, pre_logits=True).unflatten(0, (views, -1)).mean(0)  # any batch size
+        view_maps = maps.unflatten(0, (views, -1))  # in the order of `images`: the mirrored half second
         original = view_maps[0]
         if not self.config.test_time_flip or original.ndim != 4:  # tokens have no width axis to mirror back: the image's own map
             return original, pooled

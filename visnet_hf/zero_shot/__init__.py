@@ -13,7 +13,7 @@ from .conse import conse_logits
 from .pipeline_labels import PIPELINE_TEMPLATE, labels_from_prompts
 from .prototypes import VisualPrototypes, borrowing_logits, gloss_similarity
 from .scorer import ZeroShotScorer
-from .vocabulary import TextEncoderLike, Vocabulary, build_vocabulary, gloss_matrix, trained_mask
+from .vocabulary import TextEncoderLike, Vocabulary, build_vocabulary, gloss_matrix
 
 __all__ = [
     "PIPELINE_TEMPLATE",
@@ -31,5 +31,4 @@ __all__ = [
     "gloss_similarity",
     "gzsl_accuracy",
     "labels_from_prompts",
-    "trained_mask",
 ]

@@ -21,7 +21,7 @@ from ..scores import harmonic_mean, seen_unseen_accuracy
 
 def apply_offset(scores: torch.Tensor, seen_columns: torch.Tensor, offset: float) -> torch.Tensor:
     """``scores`` with ``offset`` subtracted from the columns of trained classes (a boolean mask)."""
-    if offset == 0 or not bool(seen_columns.any()):
+    if offset == 0:
         return scores
     return scores - offset * seen_columns.to(device=scores.device, dtype=scores.dtype)
 

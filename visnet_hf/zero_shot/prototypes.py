@@ -79,7 +79,7 @@ class VisualPrototypes(nn.Module):
         Raises:
             ValueError: the centroids were never fitted.
         """
-        if not self.fitted:
+        if not (torch.compiler.is_compiling() or self.fitted):  # checked in Python; a compiled graph has no room for it
             raise ValueError(
                 "prototype_weight > 0 but the model holds no class centroids: call model.fit_prototypes(batches of its "
                 "training images) (the trainer does), or set prototype_weight to 0."
@@ -119,8 +119,8 @@ def borrowing_logits(
 def gloss_similarity(rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     """Cosine similarities of gloss embeddings centred on the columns' (the trained classes') mean of the known
     ones; a zero row (a sense WordNet has no gloss for) stays zero."""
-    known = columns.norm(dim=-1) > 0
-    mean = columns[known].mean(0) if bool(known.any()) else torch.zeros_like(columns[0])
+    known = (columns.norm(dim=-1, keepdim=True) > 0).to(columns.dtype)  # masks, not indexing: a graph that exports
+    mean = (columns * known).sum(0) / known.sum().clamp(min=1)
 
     def centred(part: torch.Tensor) -> torch.Tensor:
         return F.normalize((part - mean) * (part.norm(dim=-1, keepdim=True) > 0), dim=-1)

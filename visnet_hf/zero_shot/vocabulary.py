@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -57,20 +57,27 @@ class Vocabulary:
     texts: ClassTexts | None = None
     synsets: tuple[str | None, ...] | None = None
     glosses: torch.Tensor | None = None
+    mixes_trained_and_new: bool = False  # some names trained, some not: the generalised zero-shot offset applies
+
+    @classmethod
+    def of(cls, names: Sequence[str], embeddings: torch.Tensor, trained_names: Sequence[str], **parts: Any) -> Vocabulary:
+        """A vocabulary of ``names`` for a model that trained on ``trained_names`` (``parts``: the other fields).
+
+        What the model decides by (which names were trained, whether they mix with new ones) is settled here, in
+        Python, so that scoring inspects no tensor: the same code runs eagerly, compiled and exported."""
+        trained_set = set(trained_names)
+        flags = [name in trained_set for name in names]
+        return cls(
+            names=tuple(names),
+            embeddings=embeddings,
+            trained=torch.tensor(flags, dtype=torch.bool),
+            is_trained_vocabulary=tuple(names) == tuple(trained_names),
+            mixes_trained_and_new=any(flags) and not all(flags),
+            **parts,
+        )
 
     def __len__(self) -> int:
         return len(self.names)
-
-    @property
-    def mixes_trained_and_new(self) -> bool:
-        """Whether the generalised zero-shot offset applies: some names trained, some not."""
-        return bool(self.trained.any()) and not bool(self.trained.all())
-
-
-def trained_mask(names: Sequence[str], trained_names: Sequence[str]) -> torch.Tensor:
-    """Which of ``names`` are among ``trained_names``."""
-    trained = set(trained_names)
-    return torch.tensor([name in trained for name in names], dtype=torch.bool)
 
 
 def build_vocabulary(
@@ -124,15 +131,7 @@ def build_vocabulary(
         )
     embeddings = F.normalize(embeddings.float(), dim=-1)
     gloss_embeddings = gloss_matrix(_encoder(encoder), senses, embeddings.shape[1]) if embed_glosses else None
-    return Vocabulary(
-        names=texts.names,
-        embeddings=embeddings,
-        trained=trained_mask(texts.names, trained_names),
-        is_trained_vocabulary=texts.names == tuple(trained_names),
-        texts=texts,
-        synsets=senses,
-        glosses=gloss_embeddings,
-    )
+    return Vocabulary.of(texts.names, embeddings, trained_names, texts=texts, synsets=senses, glosses=gloss_embeddings)
 
 
 def gloss_matrix(encoder: TextEncoderLike, senses: Sequence[str | None], width: int) -> torch.Tensor:
@@ -156,4 +155,4 @@ def _encoder(encoder: TextEncoderLike | None) -> TextEncoderLike:
     return encoder
 
 
-__all__ = ["TextEncoderLike", "Vocabulary", "build_vocabulary", "gloss_matrix", "trained_mask"]
+__all__ = ["TextEncoderLike", "Vocabulary", "build_vocabulary", "gloss_matrix"]

@@ -19,7 +19,7 @@ from ... import semantics
 from ...text.encoder import get_text_encoder, load_tokenizer
 from ...text.prompts import ClassTexts
 from ...wordnet import fill_descriptions, synset_ids
-from ...zero_shot.vocabulary import TextEncoderLike, Vocabulary, build_vocabulary, trained_mask
+from ...zero_shot.vocabulary import TextEncoderLike, Vocabulary, build_vocabulary
 from .text_tower import TowerEncoder
 
 
@@ -61,11 +61,10 @@ class TextSide:
             config, text = self.config, self.config.text_config
             senses = synset_ids(names, config.class_synonyms, config.class_synsets)
             descriptions = fill_descriptions(text.describe, names, config.class_descriptions, config.class_synonyms, senses)
-            cached = self._vocabulary = Vocabulary(
-                names=names,
-                embeddings=self.class_embeddings,
-                trained=trained_mask(names, config.trained_class_names),
-                is_trained_vocabulary=names == tuple(config.trained_class_names),
+            cached = self._vocabulary = Vocabulary.of(
+                names,
+                self.class_embeddings,
+                config.trained_class_names,
                 texts=ClassTexts.build(names, descriptions, text.templates, config.class_synonyms, text.average),
                 synsets=senses,
                 glosses=getattr(self, "class_glosses", None),
@@ -77,11 +76,10 @@ class TextSide:
         """The classes the model trained on: their names, embeddings, WordNet senses and glosses."""
         config, names = self.config, tuple(self.config.trained_class_names)
         own = tuple(config.class_names) == names  # the trained vocabulary's synonyms are at hand
-        return Vocabulary(
-            names=names,
-            embeddings=self.trained_class_embeddings,
-            trained=torch.ones(len(names), dtype=torch.bool),
-            is_trained_vocabulary=True,
+        return Vocabulary.of(
+            names,
+            self.trained_class_embeddings,
+            names,
             synsets=synset_ids(names, config.class_synonyms if own else None, config.trained_class_synsets),
             glosses=getattr(self, "trained_class_glosses", None),
         )
