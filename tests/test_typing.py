@@ -46,6 +46,6 @@ def test_mypy_rejects_wrong_argument_types(tmp_path):
     assert 'Argument 1 to "train" has incompatible type "str"; expected "TrainConfig"' in out
     assert 'Argument "folds" to "pseudo_unseen_folds" has incompatible type "str"; expected "int"' in out
     assert 'Incompatible types in assignment (expression has type "int", variable has type "str")' in out
-    assert 'Argument "descriptions" to "set_classes" of "VSENetForImageClassification" has incompatible type "int"' in out
+    assert 'Argument "descriptions" to "set_classes" of "TextSide" has incompatible type "int"' in out
     assert 'variable has type "str")' in out and "dict[str, float]" in out
     assert out.count("error:") == 6, out

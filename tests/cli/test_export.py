@@ -9,10 +9,9 @@ import torch
 from transformers import AutoModelForImageClassification
 
 import visnet_hf
+from tests.helpers import CLASS_NAMES, FIXTURES, generated_images
 from visnet_hf.cli import main as cli
 from visnet_hf.export import ExportError, export_model
-
-from tests.helpers import CLASS_NAMES, FIXTURES, generated_images
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="pip install -e '.[export]' for onnx and onnxruntime")
 

@@ -170,6 +170,9 @@ def test_training_pushes_when_the_config_says_so(tiny_parquet, tmp_path, monkeyp
     config = write_config(
         tmp_path, tiny_parquet, "frn_resnet18", extra="trackers: []\nhub: {push: true, repo_id: someone/frn-tiny}\n"
     )
+    with pytest.raises(ConfigError, match="hub.push: the Hub cannot be reached: HF_HUB_OFFLINE is set"):
+        load_config(config)  # caught before the first step, not after the training it would waste
+    monkeypatch.setattr(hub.sharing, "push_problem", lambda: None)  # the recording API stands in for the Hub
     results = train_main(["--config", str(config), "stages.0.epochs=1"])
     assert [call[0] for call in api.calls] == ["create_repo", "upload_folder"]
     assert "model.safetensors" in results["pushed_files"] and "README.md" in results["pushed_files"]

@@ -8,14 +8,29 @@ from pathlib import Path
 
 from huggingface_hub import HfApi
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, VisnetError
 from .cards import write_card
 from .loading import MODEL_FILES, TEXT_ENCODER_DIR, is_repo_id, read_config
+
+
+class HubError(VisnetError, OSError):
+    """A push that cannot happen, or that the Hub refused; the message says what to do."""
 
 
 def make_api() -> HfApi:
     """The Hub client pushes go through (one place, so tests can stand in for the Hub)."""
     return HfApi()
+
+
+def push_problem() -> str | None:
+    """Why a push cannot happen from here (offline, or no token to write with), or ``None``."""
+    from huggingface_hub import constants, get_token
+
+    if constants.HF_HUB_OFFLINE:
+        return "the Hub cannot be reached: HF_HUB_OFFLINE is set. Push from a machine that is online (unset HF_HUB_OFFLINE)"
+    if get_token() is None:
+        return "no Hugging Face token to write with: log in (hf auth login) or set HF_TOKEN, then push again"
+    return None
 
 
 def push_model(
@@ -37,14 +52,20 @@ def push_model(
     missing = [name for name in MODEL_FILES[:3] if not (model_dir / name).exists()]
     if missing:
         raise ModelLoadError(f"{model_dir} lacks {missing}; save the model with save_pretrained first.")
+    problem = push_problem() if api is None else None  # a stand-in for the Hub (tests) needs neither
+    if problem:
+        raise HubError(f"Cannot push {model_dir} to {repo_id}: {problem}.")
     warning = unportable_text_encoder(model_dir)
     if warning:
         warnings.warn(warning, UserWarning, stacklevel=2)
     write_card(model_dir, model_id=repo_id, license=license)
     api = api or make_api()
-    api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
     uploaded = sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.is_file())
-    api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, repo_type="model", commit_message=commit_message)
+    try:
+        api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, repo_type="model", commit_message=commit_message)
+    except (OSError, ValueError) as error:  # no network, a refused token, a repo id the Hub rejects
+        raise HubError(f"Pushing {model_dir} to {repo_id} failed: {error}. Nothing is lost: the folder is as it was.") from error
     return uploaded
 
 

@@ -73,6 +73,32 @@ def build_model(
     return model.eval()
 
 
+def keyword_problems(model_class: type, overrides: dict[str, Any]) -> list[str]:
+    """What ``create_model`` would refuse among factory keywords, found without building a model (a config checks
+    its fields; timm's constructor checks the rest, on the meta device): a config's mistakes are reported before any
+    data is read."""
+    import timm
+
+    config_class = model_class.config_class
+    fields = config_fields(config_class)
+    config_kwargs = {key: value for key, value in overrides.items() if key in fields}
+    timm_kwargs = {key: value for key, value in overrides.items() if key not in fields and key not in LOADING_ONLY_KWARGS}
+    problems = []
+    try:
+        config = config_class(**config_kwargs)
+    except ConfigError as error:
+        return [f"model.overrides.{problem}" for problem in getattr(error, "problems", [str(error)])]
+    if timm_kwargs:
+        try:
+            with torch.device("meta"):  # no memory, no weights: the keywords alone are checked
+                timm.create_model(config.backbone, pretrained=False, num_classes=0, **timm_kwargs)
+        except TypeError as error:
+            problems.append("model.overrides: " + _unknown_keywords_message(config_class, sorted(timm_kwargs), error))
+        except Exception:
+            pass
+    return problems
+
+
 def _unknown_keywords_message(config_class: type, keywords: list[str], error: Exception) -> str:
     fields = sorted(config_field for config_field in config_fields(config_class) if not config_field.startswith("_"))
     hints = [f"{keyword!r}:{did_you_mean(keyword, fields)}" for keyword in keywords if did_you_mean(keyword, fields)]

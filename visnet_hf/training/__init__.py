@@ -7,6 +7,7 @@ them imports anything from here.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, reported_as_cli_errors
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None, prog: str = "train.py") -> dict[str, Any
     """
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    if isinstance(args.resume, str) and "=" in args.resume and not Path(args.resume).exists():
+        args.overrides.insert(0, args.resume)  # `--resume key=value`: the bare flag, then an override
+        args.resume = True
     if args.config is None and args.data is None:
         parser.error("give the data (--data DIR_OR_FILE_OR_HUB_ID, and --model NAME), or a config (--config X.yaml)")
     with reported_as_cli_errors(prog, debug=args.debug):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .._validation import build, raise_problems
+from .._validation import build, did_you_mean, raise_problems
 from ..constraints import ConstraintSpec
 from ..data.config import DataConfig
 from ..errors import ConfigError
@@ -269,14 +269,16 @@ def _merge(defaults: Any, data: Any) -> Any:
 def _model_problems(model: ModelConfig, stages: list[StageConfig]) -> list[str]:
     """Unknown presets and backbones, caught before any data is read."""
     from ..backbones import UnknownBackboneError, check_backbone_name
+    from ..models._factory import keyword_problems
     from ..registry import get_preset
 
     problems = []
     try:
-        family = get_preset(model.name).family
+        preset = get_preset(model.name)
     except ConfigError as error:
         problems.append(f"model.name: {error}")
-        family = None
+        preset = None
+    family = preset.family if preset is not None else None
     if family not in (None, "vsenet"):
         problems += [
             f"stages[{index}].objective: {stage.objective!r} is a VSENet objective; {model.name!r} is not a VSENet"
@@ -289,7 +291,40 @@ def _model_problems(model: ModelConfig, stages: list[StageConfig]) -> list[str]:
             check_backbone_name(str(backbone))
         except UnknownBackboneError as error:
             problems.append(f"model.overrides.backbone: {error}")
+            return problems
+    if preset is not None:
+        problems += keyword_problems(preset.factory.model_class, {**preset.defaults, **model.overrides})
     return problems
+
+
+def _tracker_problems(trackers: Any) -> list[str]:
+    """Trackers accelerate does not know (a typo) or cannot use here (not installed), caught before any data is read."""
+    if not isinstance(trackers, list):
+        return []  # reported by the type checks
+    from accelerate.tracking import get_available_trackers
+    from accelerate.utils import LoggerType
+
+    known = [kind.value for kind in LoggerType if kind.value != "all"]
+    available = {str(getattr(kind, "value", kind)) for kind in get_available_trackers()}
+    problems = []
+    for name in trackers:
+        if name not in known and name != "all":
+            problems.append(
+                f"trackers: {name!r} is not a tracker accelerate knows.{did_you_mean(str(name), known)} Trackers: {', '.join(known)}"
+            )
+        elif name != "all" and name not in available:
+            problems.append(f"trackers: {name!r} is not installed here: pip install {name} (or leave it out of trackers)")
+    return problems
+
+
+def _hub_problems(hub: dict[str, Any]) -> list[str]:
+    """A push at the end of training that cannot happen (offline, no token), caught before the first step."""
+    if not isinstance(hub, dict) or not hub.get("push"):
+        return []
+    from ..hub.sharing import push_problem
+
+    problem = push_problem()
+    return [f"hub.push: {problem}"] if problem else []
 
 
 def _constraint_problems(data: dict[str, Any]) -> list[str]:
@@ -363,5 +398,7 @@ def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None, w
     if model is not None:
         problems += _model_problems(model, config.stages if config is not None else [])
     problems += _constraint_problems(data)
+    problems += _tracker_problems(data.get("trackers"))
+    problems += _hub_problems(data.get("hub"))
     raise_problems(problems, ConfigError, where)
     return config

@@ -202,6 +202,7 @@ def create_frn(pretrained: bool = False, image_size: int | None = None, **kwargs
 
 
 create_frn.family = "frn"
+create_frn.model_class = FRNForImageClassification
 register_family("frn_", create_frn)
 register_preset("frn_resnet18", create_frn, "FRN on timm resnet18, MLP head with dense middle", backbone="resnet18")
 register_preset(

@@ -434,6 +434,7 @@ def create_vsenet(
 
 
 create_vsenet.family = "vsenet"
+create_vsenet.model_class = VSENetForImageClassification
 register_family("vsenet_", create_vsenet)
 register_preset("vsenet_resnet18", create_vsenet, "VSENet on timm resnet18 (the seed's backbone)", backbone="resnet18")
 register_preset(
