@@ -101,7 +101,7 @@ def export_model(
     }
 
 
-def _check_images(model: nn.Module, images: Sequence[str | Path] | None) -> torch.Tensor:
+def _check_images(model: Any, images: Sequence[str | Path] | None) -> torch.Tensor:
     """The images the export is checked on, prepared by the model's image processor."""
     from PIL import Image
 

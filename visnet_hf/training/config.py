@@ -292,8 +292,9 @@ def _model_problems(model: ModelConfig, stages: list[StageConfig]) -> list[str]:
         except UnknownBackboneError as error:
             problems.append(f"model.overrides.backbone: {error}")
             return problems
-    if preset is not None:
-        problems += keyword_problems(preset.factory.model_class, {**preset.defaults, **model.overrides})
+    model_class = getattr(preset.factory, "model_class", None) if preset else None  # a plugin's factory may not say
+    if preset is not None and model_class is not None:
+        problems += keyword_problems(model_class, {**preset.defaults, **model.overrides})
     return problems
 
 
@@ -317,7 +318,7 @@ def _tracker_problems(trackers: Any) -> list[str]:
     return problems
 
 
-def _hub_problems(hub: dict[str, Any]) -> list[str]:
+def _hub_problems(hub: Any) -> list[str]:
     """A push at the end of training that cannot happen (offline, no token), caught before the first step."""
     if not isinstance(hub, dict) or not hub.get("push"):
         return []
