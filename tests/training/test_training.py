@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,9 @@ def test_train_eval_predict_reload(model, tiny_parquet, tiny_text_encoder, tmp_p
         in printed
     )
     assert "[train 2/2] step 8" in printed and "on 24 images" in printed and f"Model: {run_dir / 'model'}" in printed
+    # Off a terminal (here: captured), a plain progress line every log_every_steps (2) optimizer steps.
+    progress = [line for line in printed.splitlines() if re.match(r"\[train \d/2\] step \d+/8  loss \d", line)]
+    assert [line.split()[3] for line in progress] == ["2/8", "4/8", "6/8", "8/8"] and all(" lr " in line for line in progress)
     for name in ("config.yaml", "eval_results.json", "confusion_matrix.png", "training_curves.png"):
         assert (run_dir / name).exists(), name
     assert list((run_dir / "logs").rglob("events.out.tfevents*")), "no TensorBoard log"
@@ -289,14 +293,14 @@ def test_a_skipped_step_is_counted_so_resume_is_exact(tiny_parquet, tmp_path, te
 
 def test_config_errors_listed_together(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("model: {name: frn_resnet18, imag_size: 32}\noptim: {lr: -1, optimizer: adam}\nbatch_size: 0\nfoo: 1\n")
+    path.write_text("model: {name: frn_resnet18, imag_size: 32}\noptim: {lr: -1, optimizer: adamww}\nbatch_size: 0\nfoo: 1\n")
     with pytest.raises(ConfigError) as error:
         load_config(path)
     message = str(error.value)
-    assert message.startswith(f"5 problem(s) in {path}")
+    assert message.startswith(f"4 problem(s) in {path}")  # the two of optim in one line
     assert "model.imag_size: unknown key. Did you mean 'image_size'?" in message
     assert "optim: lr=-1 must be positive" in message
-    assert "optim.optimizer: expected one of ['sgd', 'adamw'], got 'adam'" in message
+    assert "optimizer='adamww' is not a timm optimizer. Did you mean 'adamw'" in message
     assert "batch_size=0 must be >= 1" in message
     assert "foo: unknown key" in message
     with pytest.raises(ConfigError, match="is not key=value"):

@@ -9,12 +9,14 @@ views (flip, zoom) saved with the model are taken and averaged.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedConfig, PreTrainedModel
 
 from .._batches import inputs_and_labels
@@ -44,7 +46,7 @@ class VisnetPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = "image"
     base_model_prefix = "visnet"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     accepts_loss_kwargs = False
     _no_split_modules = []  # noqa: RUF012 (transformers declares it per instance)
 
@@ -78,6 +80,38 @@ class VisnetPreTrainedModel(PreTrainedModel):
                 module.init_non_persistent_buffers()
             return
         super()._init_weights(module)
+
+    # -- what timm's optimizer factory and training recipes read ---------------------------------
+
+    def group_matcher(self, coarse: bool = False) -> Any:
+        """The backbone's layer groups (timm's ``group_matcher``) under ``backbone.``. Every other parameter
+        (the heads) matches no group, which timm ranks after the backbone's last: the order layer-wise
+        learning-rate decay reads (``optim.layer_decay``, ``timm.optim.create_optimizer_v2(model, layer_decay=...)``)."""
+        if not hasattr(self.backbone, "group_matcher"):
+            raise NotImplementedError(f"timm's {self.config.backbone!r} has no group_matcher(): its layers have no groups.")
+        return prefixed_matcher(self.backbone.group_matcher(coarse=coarse), "backbone.")
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters that take no weight decay whatever their shape: what the backbone names (a ViT's
+        ``pos_embed`` and ``cls_token``), under ``backbone.``."""
+        names = self.backbone.no_weight_decay() if hasattr(self.backbone, "no_weight_decay") else ()
+        return {f"backbone.{name}" for name in names}
+
+    def _set_gradient_checkpointing(
+        self, enable: bool = True, gradient_checkpointing_func: Callable[..., Any] = checkpoint, every_n_layers: int = 1
+    ) -> None:
+        """What ``gradient_checkpointing_enable()`` / ``activation_checkpointing_enable()`` call: timm's
+        ``set_grad_checkpointing`` on the backbone (its blocks recompute their activations in the backward
+        pass), and the same for a transformers text tower inside the model."""
+        if not hasattr(self.backbone, "set_grad_checkpointing"):
+            raise ValueError(
+                f"timm's {self.config.backbone!r} has no set_grad_checkpointing(): it cannot recompute its activations."
+            )
+        self.backbone.set_grad_checkpointing(enable)
+        self.gradient_checkpointing = enable  # what transformers' is_gradient_checkpointing reads
+        for module in self.modules():
+            if module is not self and isinstance(module, PreTrainedModel) and module.supports_gradient_checkpointing:
+                module._set_gradient_checkpointing(enable, gradient_checkpointing_func, every_n_layers)
 
     @property
     def test_time_views(self) -> int:
@@ -154,6 +188,25 @@ class VisnetPreTrainedModel(PreTrainedModel):
             _check_model_type(cls, pretrained_model_name_or_path, kwargs)
         kwargs.setdefault("use_safetensors", True)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+
+def prefixed_matcher(matcher: Any, prefix: str) -> Any:
+    """A timm ``group_matcher`` (a dict of regexes, or of ``(regex, suffix)`` lists; or a function of the name)
+    for the same module mounted under ``prefix``. Regexes are matched from the start of the name, as timm does."""
+    if callable(matcher):
+        return lambda name: matcher(name.removeprefix(prefix)) if name.startswith(prefix) else (float("inf"),)
+
+    def under(regex: str) -> str:
+        return f"^{re.escape(prefix)}(?:{regex.removeprefix('^')})"
+
+    return {
+        group: None
+        if spec is None
+        else under(spec)
+        if isinstance(spec, str)
+        else [(under(regex), suffix) for regex, suffix in spec]
+        for group, spec in matcher.items()
+    }
 
 
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")

@@ -32,6 +32,8 @@ class ModelConfig:
     (``null``: on for a convolutional backbone on CUDA, off elsewhere); ``compile`` runs the model
     through ``torch.compile`` (``true`` or a mode: ``reduce-overhead``, ``max-autotune``...), in place,
     so saved weights keep their names; ``accelerate launch --dynamo_backend`` asks for the same.
+    ``gradient_checkpointing`` recomputes the backbone's activations in the backward pass (timm's
+    ``set_grad_checkpointing``, through ``activation_checkpointing_enable()``): less memory, a slower step.
     """
 
     name: str = "frn_resnet18"
@@ -42,6 +44,7 @@ class ModelConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     channels_last: bool | None = None
     compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
+    gradient_checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,15 +54,30 @@ class OptimConfig:
     ``freeze``: ``none`` (full fine-tune), ``backbone`` (linear probe of the heads) or ``partial``
     (only parameters under ``trainable_prefixes`` train). ``implementation`` picks torch's optimizer
     kernels: ``fused`` (one kernel for all parameters), ``foreach`` (a few), ``for`` (a loop), or
-    ``auto``: fused on CUDA, torch's default elsewhere."""
+    ``auto``: fused on CUDA, torch's default elsewhere.
 
-    optimizer: Literal["sgd", "adamw"] = "adamw"
+    ``optimizer`` is any name of ``timm.optim.list_optimizers()`` (``sgd`` with Nesterov momentum,
+    ``adamw``, ``lamb``, ``lion``, ``lookahead_adamw``...), made by ``timm.optim.create_optimizer_v2``
+    with ``optimizer_kwargs`` (``betas``, ``eps``...). Biases, norms and what the model's ``no_weight_decay()``
+    names (a ViT's position embedding and class token) take no weight decay. ``layer_decay`` scales each
+    backbone layer group's learning rate by ``layer_decay ** depth_from_the_top`` (timm's ``group_matcher``;
+    the heads train at the full rate), as BEiT and timm's fine-tuning recipes do.
+
+    ``scheduler``: ``cosine`` (to zero), ``multistep`` (times ``decay`` at each epoch of ``milestones``)
+    or ``constant``, after ``warmup_steps`` of linear warm-up; or any schedule of ``transformers.get_scheduler``
+    (``linear``, ``cosine_with_restarts``, ``polynomial``, ``inverse_sqrt``, ``cosine_with_min_lr``,
+    ``warmup_stable_decay``...) with ``scheduler_kwargs`` (``num_cycles``, ``power``, ``min_lr_rate``...)."""
+
+    optimizer: str = "adamw"
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     lr: float = 1e-3
     backbone_lr: float | None = None
     text_lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 0.05
-    scheduler: Literal["cosine", "multistep", "constant"] = "cosine"
+    layer_decay: float | None = None
+    scheduler: str = "cosine"
+    scheduler_kwargs: dict[str, Any] = field(default_factory=dict)
     warmup_steps: int = 0
     milestones: list[int] = field(default_factory=list)
     decay: float = 0.1
@@ -76,6 +94,11 @@ class OptimConfig:
         for name in ("backbone_lr", "text_lr"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            problems.append(f"layer_decay={self.layer_decay} must lie in (0, 1], e.g. 0.75")
+        from .optim import optimizer_problem, scheduler_problem  # timm and transformers: only when a config is read
+
+        problems += [p for p in (optimizer_problem(self), scheduler_problem(self)) if p]
         if self.warmup_steps < 0:
             problems.append(f"warmup_steps={self.warmup_steps} must be >= 0")
         if self.grad_clip is not None and self.grad_clip <= 0:
@@ -84,6 +107,39 @@ class OptimConfig:
             problems.append(f"ema_decay={self.ema_decay} must lie in (0, 1)")
         if self.freeze == "partial" and not self.trainable_prefixes:
             problems.append("freeze='partial' needs trainable_prefixes, e.g. ['backbone.layer4', 'head', 'classifier']")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class MixupConfig:
+    """Mixup and CutMix of the training batches (timm's ``Mixup``; its keyword names): each batch is
+    mixed with its reverse, by Mixup (``mixup_alpha``) or CutMix (``cutmix_alpha``; ``switch_prob`` of the
+    time when both are on), with probability ``prob``, per ``batch``, ``pair`` or ``elem``. The loss reads
+    the mixed soft targets (both model families, every head; ``label_smoothing`` still applies); Soft
+    Tuning constraints read each mixed image's dominant label."""
+
+    mixup_alpha: float = 0.8
+    cutmix_alpha: float = 1.0
+    cutmix_minmax: list[float] | None = None
+    prob: float = 1.0
+    switch_prob: float = 0.5
+    mode: Literal["batch", "pair", "elem"] = "batch"
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}={getattr(self, name)} must be >= 0 (0 turns it off)")
+        if self.mixup_alpha == 0 and self.cutmix_alpha == 0 and self.cutmix_minmax is None:
+            problems.append("mixup_alpha and cutmix_alpha are both 0: nothing would mix; drop the mixup section instead")
+        for name in ("prob", "switch_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"{name}={getattr(self, name)} must lie in [0, 1]")
+        if self.cutmix_minmax is not None and (
+            len(self.cutmix_minmax) != 2 or not 0 < self.cutmix_minmax[0] <= self.cutmix_minmax[1] <= 1
+        ):
+            problems.append(f"cutmix_minmax={self.cutmix_minmax} must be [low, high] with 0 < low <= high <= 1")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -165,6 +221,7 @@ class TrainConfig:
     ``checkpoints: false`` writes no checkpoints (no ``--resume``) and ``export: false`` no model
     folder, reports or plots: what a sweep of many short runs wants (:mod:`visnet_hf.training.selection`).
     ``on_nonfinite`` says what a NaN or infinite loss does: ``stop`` the run, or ``skip`` the step.
+    ``mixup`` (:class:`MixupConfig`) mixes the training batches, Mixup and CutMix.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -189,9 +246,12 @@ class TrainConfig:
     plugins_deny: list[str] = field(default_factory=list)
     hub: HubConfig = field(default_factory=HubConfig)
     wise_ft: WiseFTConfig | None = None
+    mixup: MixupConfig | None = None
 
     def __post_init__(self) -> None:
         problems = []
+        if self.mixup is not None and self.data.cache_features:
+            problems.append("mixup mixes images, and data.cache_features trains on features computed once: drop one of them")
         if self.hub.push and not self.export:
             problems.append("hub.push needs export: true (the exported model is what is pushed)")
         if self.batch_size < 1:

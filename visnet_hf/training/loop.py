@@ -15,6 +15,7 @@ read it.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +31,7 @@ from ..evaluation import evaluate_model
 from ..reports import write_reports
 from .checkpoints import save_checkpoint
 from .config import TrainConfig
+from .mixing import mix
 from .monitoring import NonFiniteLossError
 from .optim import train_mode
 from .run import Run, StateSnapshot, TrainerState
@@ -111,13 +113,14 @@ def train_step(run: Run, batch: dict[str, Any]) -> bool:
             state.bad_images.append(message)
     if run.memory_format is not None and "pixel_values" in batch:
         batch["pixel_values"] = batch["pixel_values"].contiguous(memory_format=run.memory_format)
+    batch, constrained = mix(run.mixup, batch) if run.mixup is not None else (batch, batch)
     skipped = False
     with accelerator.accumulate(model):
         with accelerator.autocast():
             outputs = model(**batch, **run.stage.forward_kwargs())
             terms = {name: value.float() for name, value in outputs.loss_terms.items()}
             terms.update(
-                run.soft_tuning[counter.stage].terms(model, batch, outputs, counter.step_in_stage(run.plan), counter.epoch)
+                run.soft_tuning[counter.stage].terms(model, constrained, outputs, counter.step_in_stage(run.plan), counter.epoch)
             )
         loss = torch.stack(list(terms.values())).sum()
         finite = run.guard.observe(loss, terms, counter.step)
@@ -155,6 +158,8 @@ def after_step(run: Run) -> None:
         logged["train/lr"] = run.scheduler.get_last_lr()[0]
         run.window_losses.reset()
         run.accelerator.log(logged, step=step)
+        if not sys.stdout.isatty():  # a log file or a pipe has no progress bar: one line per window instead
+            run.accelerator.print(_progress_line(run, logged))
     if config.eval_every_steps and step % config.eval_every_steps == 0 and not run.counter.epoch_done(run.plan):
         evaluate(run)
         train_mode(run.model)
@@ -329,6 +334,15 @@ def _where(run: Run) -> str:
     if stage.steps is not None:
         return f"{stage.name} step {counter.step_in_stage(run.plan)}/{stage.steps}"
     return f"{stage.name} {counter.epoch + 1}/{stage.epochs}"
+
+
+def _progress_line(run: Run, logged: dict[str, float]) -> str:
+    """``[train 1/3] step 20/120  loss 1.2345  ce 1.2001  lr 9.7e-04  (14s)``: the window's mean losses."""
+    values = "  ".join(f"{name.removeprefix('train/')} {value:.4f}" for name, value in logged.items() if name != "train/lr")
+    seconds = time.perf_counter() - run.epoch_started
+    return (
+        f"[{_where(run)}] step {run.counter.step}/{run.plan.total_steps}  {values}  lr {logged['train/lr']:.1e}  ({seconds:.0f}s)"
+    )
 
 
 def _steps_left_in_epoch(run: Run) -> int | None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import bisect
+import fnmatch
+import inspect
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from .._validation import did_you_mean
 from ..errors import ConfigError
 from .config import OptimConfig
 
@@ -42,24 +46,63 @@ def train_mode(model: nn.Module) -> None:
                 module.eval()
 
 
-def build_optimizer(model: nn.Module, config: OptimConfig, device_type: str = "cpu") -> torch.optim.Optimizer:
-    """SGD or AdamW; the backbone and a trainable text tower may have their own learning rates; no
-    weight decay on biases and norms."""
+def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict[str, Any]]:
+    """The trainable parameters grouped by learning rate and weight decay.
+
+    The backbone and a trainable text tower may have their own learning rates (``backbone_lr``, ``text_lr``);
+    ``layer_decay`` scales each of the model's layer groups (``model.group_matcher()``) by ``layer_decay`` per
+    group below the top; biases, norms and what ``model.no_weight_decay()`` names take no weight decay.
+    """
     part_lr = {"backbone.": config.backbone_lr, "text_tower.": config.text_lr}
-    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    exempt = tuple(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else ()
+    layer_scale = _layer_scales(model, config.layer_decay)
+    groups: dict[tuple[str, bool, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         part = next((prefix for prefix in part_lr if name.startswith(prefix)), "")
-        groups.setdefault((part, param.ndim <= 1), []).append(param)
+        decays = param.ndim > 1 and not any(fnmatch.fnmatchcase(name, pattern) for pattern in exempt)
+        groups.setdefault((part, decays, layer_scale(name)), []).append(param)
     param_groups = []
-    for (part, no_decay), params in groups.items():
-        lr = part_lr.get(part) if part_lr.get(part) is not None else config.lr
-        param_groups.append({"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else config.weight_decay})
-    kernels: dict[str, Any] = _implementation(config.implementation, device_type)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0, **kernels)
-    return torch.optim.AdamW(param_groups, lr=config.lr, **kernels)
+    for (part, decays, scale), params in groups.items():
+        lr = part_lr[part] if part_lr.get(part) is not None else config.lr
+        param_groups.append({"params": params, "lr": lr * scale, "weight_decay": config.weight_decay if decays else 0.0})
+    return param_groups
+
+
+def _layer_scales(model: nn.Module, layer_decay: float | None) -> Callable[[str], float]:
+    """``name -> layer_decay ** (top group - the parameter's group)``, from timm's grouping of the model's
+    parameters (its ``group_matcher``; parameters no group matches, such as the heads, rank at the top)."""
+    if layer_decay is None:
+        return lambda name: 1.0
+    if not hasattr(model, "group_matcher"):
+        raise ConfigError(
+            f"optim.layer_decay needs a model with group_matcher() (timm's layer groups); {type(model).__name__} has none."
+        )
+    from timm.models import group_parameters
+
+    layer_of = group_parameters(model, model.group_matcher(coarse=False), reverse=True)
+    top = max(layer_of.values())
+    return lambda name: layer_decay ** (top - layer_of.get(name, top))
+
+
+def build_optimizer(model: nn.Module, config: OptimConfig, device_type: str = "cpu") -> torch.optim.Optimizer:
+    """``config.optimizer`` (any timm optimizer) over :func:`parameter_groups`, made by ``timm.optim.create_optimizer_v2``."""
+    return _create(parameter_groups(model, config), config, device_type)
+
+
+def _create(param_groups: list[dict[str, Any]], config: OptimConfig, device_type: str) -> torch.optim.Optimizer:
+    from timm.optim import create_optimizer_v2, get_optimizer_class
+
+    # YAML has lists where optimizers take tuples (betas)
+    kwargs: dict[str, Any] = {key: tuple(v) if isinstance(v, list) else v for key, v in config.optimizer_kwargs.items()}
+    accepts = inspect.signature(get_optimizer_class(config.optimizer.split("_")[-1], bind_defaults=False)).parameters
+    kwargs.update({key: value for key, value in _implementation(config.implementation, device_type).items() if key in accepts})
+    if "nesterov" in accepts and config.momentum == 0:
+        kwargs.setdefault("nesterov", False)  # Nesterov needs momentum: plain SGD
+    return create_optimizer_v2(
+        param_groups, opt=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum, **kwargs
+    )
 
 
 def _implementation(choice: str, device_type: str) -> dict[str, bool]:
@@ -70,10 +113,34 @@ def _implementation(choice: str, device_type: str) -> dict[str, bool]:
     return {"fused": {"fused": True}, "foreach": {"foreach": True}, "for": {"foreach": False}}[choice]
 
 
+def optimizer_problem(config: OptimConfig) -> str | None:
+    """Why ``config.optimizer`` with its ``optimizer_kwargs`` cannot be made (checked on one stand-in parameter), or ``None``."""
+    from timm.optim import list_optimizers
+
+    parts = config.optimizer.lower().split("_")
+    known = list_optimizers()
+    if parts[-1] not in known or (len(parts) > 1 and parts[:-1] != ["lookahead"]):
+        return (
+            f"optimizer={config.optimizer!r} is not a timm optimizer.{did_you_mean(config.optimizer, known)} "
+            "The names are timm.optim.list_optimizers() (adamw, sgd, lamb, lion...), optionally as lookahead_NAME."
+        )
+    try:
+        _create([{"params": [nn.Parameter(torch.zeros(2, 2))]}], config, "cpu")
+    except (TypeError, ValueError, ImportError, RuntimeError) as error:
+        return f"optimizer={config.optimizer!r} with optimizer_kwargs={config.optimizer_kwargs}: {error}"
+    return None
+
+
+OWN_SCHEDULES = ("cosine", "multistep", "constant")
+# transformers' schedules that step without a metric and take the run's length.
+_TRANSFORMERS_UNUSABLE = ("reduce_lr_on_plateau", "greedy")
+
+
 def build_schedule(
     optimizer: torch.optim.Optimizer, config: OptimConfig, total_steps: int, steps_per_epoch: int | None
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up, then cosine to zero over the whole run, or step decay at epoch ``milestones``.
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up, then cosine to zero over the whole run, or step decay at epoch ``milestones``, or
+    constant; any other name is ``transformers.get_scheduler``'s, given the warm-up and the run's length.
 
     Counted in optimizer steps (the run's :class:`~visnet_hf.training.steps.StepCounter`), so
     gradient accumulation changes neither the curve nor the warm-up.
@@ -82,6 +149,16 @@ def build_schedule(
         ConfigError: epoch milestones over a stream of unknown length.
     """
     total = max(1, total_steps)
+    if config.scheduler not in OWN_SCHEDULES:
+        from transformers import get_scheduler
+
+        return get_scheduler(
+            config.scheduler,
+            optimizer,
+            num_warmup_steps=config.warmup_steps,
+            num_training_steps=total,
+            scheduler_specific_kwargs=dict(config.scheduler_kwargs),
+        )
     if config.milestones and steps_per_epoch is None:
         raise ConfigError("optim.milestones count epochs, which a stream of unknown length does not have.")
     milestones = sorted(m * (steps_per_epoch or 0) for m in config.milestones)
@@ -97,3 +174,21 @@ def build_schedule(
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def scheduler_problem(config: OptimConfig) -> str | None:
+    """Why ``config.scheduler`` with its ``scheduler_kwargs`` cannot run (tried on a stand-in optimizer), or ``None``."""
+    from transformers import SchedulerType
+
+    if config.scheduler in OWN_SCHEDULES:
+        if config.scheduler_kwargs:
+            return f"scheduler_kwargs are for transformers' schedules; {config.scheduler!r} takes none (decay, milestones, warmup_steps)"
+        return None
+    known = [kind.value for kind in SchedulerType if kind.value not in _TRANSFORMERS_UNUSABLE]
+    if config.scheduler not in known:
+        return f"scheduler={config.scheduler!r} is not a schedule.{did_you_mean(config.scheduler, [*OWN_SCHEDULES, *known])} Names: {', '.join(dict.fromkeys([*OWN_SCHEDULES, *known]))}"
+    try:
+        build_schedule(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0), config, 10, None)
+    except (TypeError, ValueError) as error:
+        return f"scheduler={config.scheduler!r} with scheduler_kwargs={config.scheduler_kwargs}: {error}"
+    return None

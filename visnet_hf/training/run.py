@@ -57,6 +57,7 @@ class Run:
     last_eval_step: int = -1
     wise_ft_start: StateSnapshot | None = None  # the weights at the end of config.wise_ft.stage
     memory_format: torch.memory_format | None = None  # channels_last for the model and its batches
+    mixup: Any = None  # timm's Mixup of the training batches (config.mixup)
     epoch_started: float = 0.0
     eval_seconds: float = 0.0  # spent evaluating in this epoch
 

@@ -25,6 +25,7 @@ from ..registry import create_model, get_preset
 from ..text.local_copies import DEFAULT_TEXT_ENCODER
 from .checkpoints import STATE_FILE, CheckpointError, latest_checkpoint, read_state
 from .config import TrainConfig
+from .mixing import build_mixup
 from .monitoring import NonFiniteGuard
 from .optim import build_optimizer, build_schedule, freeze
 from .run import Run, StateSnapshot, TrainerState
@@ -73,12 +74,15 @@ def build_model(config: TrainConfig, class_names: list[str], descriptions=None, 
             kwargs["class_synsets"] = synsets
     else:
         kwargs.update(num_labels=len(class_names), id2label=dict(enumerate(class_names)))
-    return create_model(
+    model = create_model(
         model_config.name,
         pretrained=model_config.pretrained or bool(model_config.pretrained_file),
         image_size=model_config.image_size,
         **kwargs,
     )
+    if model_config.gradient_checkpointing:
+        model.activation_checkpointing_enable()
+    return model
 
 
 def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
@@ -252,6 +256,7 @@ def assemble(
     if compiled is not None:
         compile_in_place(accelerator.unwrap_model(model), compiled)  # after the EMA copy, which stays eager
     wise_ft_start = StateSnapshot() if config.wise_ft is not None else None
+    mixup = build_mixup(config.mixup, accelerator.unwrap_model(model).config.num_labels) if config.mixup else None
     if config.checkpoints:
         extra = [obj for obj in (ema, wise_ft_start) if obj is not None]
         accelerator.register_for_checkpointing(scheduler, *soft_tuning, *extra)
@@ -271,6 +276,7 @@ def assemble(
         guard=NonFiniteGuard(config.on_nonfinite, accelerator),
         wise_ft_start=wise_ft_start,
         memory_format=memory_format,
+        mixup=mixup,
     )
 
 

@@ -153,7 +153,9 @@ class FRNForImageClassification(FRNPreTrainedModel):
         **kwargs: Any,
     ) -> FRNOutput | tuple:
         """Scores over ``config.id2label``; ``image_features`` (the backbone's pooled features) may
-        replace ``pixel_values`` for a head that reads only them (see :attr:`accepts_image_features`)."""
+        replace ``pixel_values`` for a head that reads only them (see :attr:`accepts_image_features`).
+        ``labels``: class indices, or soft targets (a row of class probabilities per image, as Mixup and
+        CutMix give); the output then has the cross-entropy loss."""
         if image_features is None:
             feature_map, pooled = self.backbone_features(pixel_values)
             positions = _positions(feature_map, self._output_fmt)

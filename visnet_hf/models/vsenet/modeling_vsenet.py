@@ -132,7 +132,8 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
 
         Args:
             pixel_values: images, as the image processor prepares them.
-            labels: class indices; the output then has the loss of the objective.
+            labels: class indices, or soft targets (a row of class probabilities per image, as Mixup and
+                CutMix give); the output then has the loss of the objective.
             image_features: instead of images, the backbone's pooled features (``pooler_output``),
                 computed once for a frozen backbone (``data.cache_features``).
             input_ids: tokenized class texts, one per class, as CLIP takes them (and the zero-shot
@@ -279,7 +280,7 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
 
         * ``align`` (stage 1): cross-entropy of the cosine logits against targets that mix the one-hot label
           with the text side's similarity column ``S[:, y]``, so visual vectors move towards their class's
-          semantic vector while keeping the class structure.
+          semantic vector while keeping the class structure (soft labels ``p``: ``p`` and ``S p``).
         * ``finetune`` (stage 2): cross-entropy of each predicting head.
         * ``weight_reg``: ``L_w``, the squared L2 norm of the head weights.
         """
@@ -289,8 +290,12 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
         terms: dict[str, torch.Tensor] = {}
         if objective in ("align", "joint"):
             similarity = self.class_similarity().to(semantic_logits)
-            one_hot = F.one_hot(labels, num_classes=semantic_logits.shape[-1]).to(semantic_logits)
-            targets = (1 - config.structure_weight) * one_hot + config.structure_weight * similarity[:, labels].T
+            if labels.is_floating_point():  # soft targets: the same mix of the similarity columns
+                one_hot, structure = labels.to(semantic_logits), labels.to(semantic_logits) @ similarity.T
+            else:
+                one_hot = F.one_hot(labels, num_classes=semantic_logits.shape[-1]).to(semantic_logits)
+                structure = similarity[:, labels].T
+            targets = (1 - config.structure_weight) * one_hot + config.structure_weight * structure
             terms["align"] = -(targets * semantic_logits.log_softmax(-1)).sum(-1).mean()
         if objective in ("finetune", "joint"):
             if config.head in ("semantic", "both") or softmax_logits is None:
