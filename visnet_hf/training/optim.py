@@ -54,7 +54,8 @@ def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict[str, An
     group below the top; biases, norms and what ``model.no_weight_decay()`` names take no weight decay.
     """
     part_lr = {"backbone.": config.backbone_lr, "text_tower.": config.text_lr}
-    exempt = tuple(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else ()
+    no_weight_decay = getattr(model, "no_weight_decay", None)
+    exempt = tuple(no_weight_decay()) if no_weight_decay is not None else ()
     layer_scale = _layer_scales(model, config.layer_decay)
     groups: dict[tuple[str, bool, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
@@ -65,7 +66,8 @@ def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict[str, An
         groups.setdefault((part, decays, layer_scale(name)), []).append(param)
     param_groups = []
     for (part, decays, scale), params in groups.items():
-        lr = part_lr[part] if part_lr.get(part) is not None else config.lr
+        part_rate = part_lr.get(part)
+        lr = part_rate if part_rate is not None else config.lr
         param_groups.append({"params": params, "lr": lr * scale, "weight_decay": config.weight_decay if decays else 0.0})
     return param_groups
 
@@ -75,13 +77,14 @@ def _layer_scales(model: nn.Module, layer_decay: float | None) -> Callable[[str]
     parameters (its ``group_matcher``; parameters no group matches, such as the heads, rank at the top)."""
     if layer_decay is None:
         return lambda name: 1.0
-    if not hasattr(model, "group_matcher"):
+    group_matcher = getattr(model, "group_matcher", None)
+    if group_matcher is None:
         raise ConfigError(
             f"optim.layer_decay needs a model with group_matcher() (timm's layer groups); {type(model).__name__} has none."
         )
     from timm.models import group_parameters
 
-    layer_of = group_parameters(model, model.group_matcher(coarse=False), reverse=True)
+    layer_of = group_parameters(model, group_matcher(coarse=False), reverse=True)
     top = max(layer_of.values())
     return lambda name: layer_decay ** (top - layer_of.get(name, top))
 
@@ -118,7 +121,7 @@ def optimizer_problem(config: OptimConfig) -> str | None:
     from timm.optim import list_optimizers
 
     parts = config.optimizer.lower().split("_")
-    known = list_optimizers()
+    known = [str(name) for name in list_optimizers()]
     if parts[-1] not in known or (len(parts) > 1 and parts[:-1] != ["lookahead"]):
         return (
             f"optimizer={config.optimizer!r} is not a timm optimizer.{did_you_mean(config.optimizer, known)} "
