@@ -125,6 +125,9 @@ class DataConfig:
             except ValueError as error:
                 if self.fallback is None:  # with one, the data may well be missing here and found there
                     problems.append(str(error))
+        folder = self.path if isinstance(self.path, str) else None
+        if self.source == "imagefolder" and folder and self.fallback is None and Path(folder).is_dir():
+            problems += [problem for problem in [folder_problem(folder)] if problem]
         if not 0 < self.val_fraction < 1:
             problems.append(f"val_fraction={self.val_fraction} must lie in (0, 1)")
         if not 0 <= self.dev_fraction < 1:
@@ -186,6 +189,24 @@ def detect_source(path: str | list[str]) -> Source:
         f"data.path={first!r} does not exist; give a folder with one folder of images per class (my_photos/cat/*.jpg, "
         "my_photos/dog/*.jpg), a .parquet file, .tar shards, or a Hub dataset id (owner/name)"
     )
+
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".avif"})
+
+
+def folder_problem(path: str) -> str | None:
+    """Why a folder is not images in class folders (``path/cat/*.jpg``, or split folders of those), or ``None``.
+    Stops at the first image in a class folder, so a folder of a million images costs no more than a small one."""
+    root, loose = Path(path), False
+    for directory, _, files in os.walk(root):
+        if any(Path(name).suffix.lower() in IMAGE_SUFFIXES for name in files):
+            if Path(directory) != root:
+                return None
+            loose = True
+    layout = f"one folder per class: {path}/cat/*.jpg, {path}/dog/*.jpg"
+    if loose:
+        return f"data.path={path!r} holds images but no class folders, so they have no labels; move them into {layout}"
+    return f"data.path={path!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put them in {layout}"
 
 
 # A Hub dataset id: "owner/name", letters, digits, "-", "_", "." (no path separators beyond the one).

@@ -93,10 +93,33 @@ def keyword_problems(model_class: type, overrides: dict[str, Any]) -> list[str]:
             with torch.device("meta"):  # no memory, no weights: the keywords alone are checked
                 timm.create_model(config.backbone, pretrained=False, num_classes=0, **timm_kwargs)
         except TypeError as error:
-            problems.append("model.overrides: " + _unknown_keywords_message(config_class, sorted(timm_kwargs), error))
+            problems += _unknown_keywords(config_class, config.backbone, sorted(timm_kwargs), error)
         except Exception:
             pass
     return problems
+
+
+def _unknown_keywords(config_class: type, backbone: str, keywords: list[str], error: Exception) -> list[str]:
+    """``model.overrides.KEY: ...`` for each keyword neither the config nor the timm model's constructor takes,
+    with the closest names of both; the constructor's own error when it hides its keywords behind ``**kwargs``."""
+    import inspect
+
+    import timm
+
+    with torch.device("meta"):
+        timm_class = type(timm.create_model(backbone, pretrained=False, num_classes=0))
+    parameters = inspect.signature(timm_class.__init__).parameters
+    accepted = [name for name, p in parameters.items() if name != "self" and p.kind is not p.VAR_KEYWORD]
+    fields = sorted(name for name in config_fields(config_class) if not name.startswith("_"))
+    unknown = [keyword for keyword in keywords if keyword not in accepted]
+    hides_keywords = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if not unknown or (hides_keywords and len(unknown) == len(keywords)):
+        return ["model.overrides: " + _unknown_keywords_message(config_class, keywords, error)]
+    return [
+        f"model.overrides.{keyword}: not a field of {config_class.__name__} nor a keyword of timm's {timm_class.__name__}."
+        f"{did_you_mean(keyword, dict.fromkeys([*fields, *accepted]))}"
+        for keyword in unknown
+    ]
 
 
 def _unknown_keywords_message(config_class: type, keywords: list[str], error: Exception) -> str:

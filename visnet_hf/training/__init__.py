@@ -110,6 +110,6 @@ def main(argv: list[str] | None = None, prog: str = "train.py") -> dict[str, Any
         args.resume = True
     if args.config is None and args.data is None:
         parser.error("give the data (--data DIR_OR_FILE_OR_HUB_ID, and --model NAME), or a config (--config X.yaml)")
-    with reported_as_cli_errors(prog, debug=args.debug):
+    with reported_as_cli_errors(prog.split()[0], debug=args.debug):  # `visnet: error:` as every command says it
         config = load_config(args.config, [*flag_overrides(args), *args.overrides])
         return train(config, make_accelerator(config), resume=args.resume or False)
