@@ -84,10 +84,17 @@ class VisualPrototypes(nn.Module):
                 "prototype_weight > 0 but the model holds no class centroids: call model.fit_prototypes(batches of its "
                 "training images) (the trainer does), or set prototype_weight to 0."
             )
+        features = self.standardised(visual)
+        return (scale * features) @ self.borrowed(borrowing).T
+
+    def standardised(self, visual: torch.Tensor) -> torch.Tensor:
+        """``(B, num_features)`` pooled features standardised by the training images' statistics, unit length."""
+        return F.normalize((visual.to(self.centroids.dtype) - self.feature_mean) / self.feature_std, dim=-1)
+
+    def borrowed(self, borrowing: torch.Tensor) -> torch.Tensor:
+        """``(K, num_features)`` each name's prototype: the centroids mixed by the softmax of ``borrowing``, unit length."""
         weights = borrowing.to(self.centroids.dtype).masked_fill(self.counts == 0, float("-inf")).softmax(-1)
-        prototypes = F.normalize(weights @ self.centroids, dim=-1)
-        features = F.normalize((visual.to(self.centroids.dtype) - self.feature_mean) / self.feature_std, dim=-1)
-        return (scale * features) @ prototypes.T
+        return F.normalize(weights @ self.centroids, dim=-1)
 
 
 def borrowing_logits(

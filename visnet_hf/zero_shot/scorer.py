@@ -8,6 +8,8 @@ its settings (``config.zero_shot_config``) ask:
   (:func:`~visnet_hf.zero_shot.conse.conse_logits`); ``both`` adds the two;
 * ``prototype_weight`` times the scaled cosine to each name's visual prototype
   (:mod:`~visnet_hf.zero_shot.prototypes`);
+* for a vocabulary with example photos, ``example_weight`` times the scaled cosine to each name's prototype
+  anchored on its photos (:mod:`~visnet_hf.zero_shot.few_shot`);
 * minus ``calibration`` on the trained names of a vocabulary that mixes trained and new names
   (calibrated stacking, :mod:`~visnet_hf.zero_shot.calibration`).
 """
@@ -21,6 +23,7 @@ import torch.nn as nn
 
 from .calibration import apply_offset
 from .conse import conse_logits
+from .few_shot import example_logits
 from .prototypes import VisualPrototypes, borrowing_logits
 from .vocabulary import Vocabulary
 
@@ -62,6 +65,7 @@ class ZeroShotScorer(nn.Module):
         if settings.head != "semantic":
             conse = conse_logits(trained_logits, trained, classes, scale, settings.conse_top_k).to(logits.dtype)
             logits = conse if settings.head == "conse" else logits + conse
+        borrowed = None
         if settings.prototype_weight > 0:
             if self.prototypes is None:
                 raise ValueError(
@@ -70,6 +74,10 @@ class ZeroShotScorer(nn.Module):
                 )
             borrowing = borrowing_logits(classes, trained, vocabulary, trained_vocabulary, settings)
             logits = logits + settings.prototype_weight * self.prototypes(visual, borrowing, scale).to(logits.dtype)
+            borrowed = self.prototypes.borrowed(borrowing)
+        if vocabulary.examples is not None and settings.example_weight > 0:
+            anchored = example_logits(visual, vocabulary.examples, borrowed, self.prototypes, settings.name_worth, scale)
+            logits = logits + settings.example_weight * anchored.to(logits.dtype)
         if vocabulary.mixes_trained_and_new:
             logits = apply_offset(logits, vocabulary.trained, settings.calibration)
         return logits

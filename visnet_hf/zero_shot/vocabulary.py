@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..text.prompts import ClassTexts
 from ..wordnet import fill_descriptions, glosses, synset_ids
+from .few_shot import ExampleSet
 
 
 class TextEncoderLike(Protocol):
@@ -48,6 +49,8 @@ class Vocabulary:
             else the one guessed from the name and its synonyms; None where WordNet does not know the name.
         glosses: ``(len(names), dim)`` each sense's WordNet definition embedded by the same encoder (zero
             rows where there is none), for ``prototype_glosses``; ``None`` when not asked for.
+        examples: the names' example photos, reduced (:class:`~visnet_hf.zero_shot.few_shot.ExampleSet`), for
+            few-shot scoring; ``None`` for names alone.
     """
 
     names: tuple[str, ...]
@@ -58,6 +61,7 @@ class Vocabulary:
     synsets: tuple[str | None, ...] | None = None
     glosses: torch.Tensor | None = None
     mixes_trained_and_new: bool = False  # some names trained, some not: the generalised zero-shot offset applies
+    examples: ExampleSet | None = None
 
     @classmethod
     def of(cls, names: Sequence[str], embeddings: torch.Tensor, trained_names: Sequence[str], **parts: Any) -> Vocabulary:

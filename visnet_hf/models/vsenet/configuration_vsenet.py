@@ -34,6 +34,8 @@ ZERO_SHOT_SETTINGS = (
     "prototype_hierarchy",
     "prototype_glosses",
     "calibration",
+    "example_weight",
+    "name_worth",
 )
 
 
@@ -100,6 +102,11 @@ class VSENetZeroShotConfig(CheckedConfig):
         calibration: offset subtracted from trained classes' scores in a vocabulary that mixes trained and
             new names (generalised zero-shot), so new classes are not swamped; fitted by
             :func:`visnet_hf.zero_shot.fit_offset` / ``visnet calibrate``.
+        example_weight: weight of the example-photo score of a vocabulary given with photos (few-shot,
+            :mod:`visnet_hf.zero_shot.few_shot`): the image's scaled cosine to each name's prototype anchored on
+            its photos (0: the photos are ignored).
+        name_worth: how many photos a name's own prototype (borrowed from the trained classes by its text)
+            counts as when it is averaged with the name's photos.
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
     """
@@ -113,6 +120,8 @@ class VSENetZeroShotConfig(CheckedConfig):
     prototype_hierarchy: float = 0.0
     prototype_glosses: float = 0.0
     calibration: float = 0.0
+    example_weight: float = 1.0
+    name_worth: float = 2.0
     separate_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
@@ -121,6 +130,8 @@ class VSENetZeroShotConfig(CheckedConfig):
         checks.require("prototype_sharpness", lambda v: v > 0, "must be positive")
         checks.require("prototype_hierarchy", lambda v: v >= 0, "must be >= 0 (0: text similarity alone)")
         checks.require("prototype_glosses", lambda v: v >= 0, "must be >= 0 (0: no glosses)")
+        checks.require("example_weight", lambda v: v >= 0, "must be >= 0 (0: example photos ignored)")
+        checks.require("name_worth", lambda v: v >= 0, "must be >= 0 (0: the photos alone)")
 
     def updated(self, **fields: Any) -> VSENetZeroShotConfig:
         """A copy with the ``fields`` that are not ``None`` changed (per-call settings: ``forward(zero_shot_config=...)``).
@@ -167,6 +178,8 @@ class VSENetConfig(VisnetConfig):
         trained_class_names: the vocabulary the softmax head was trained on. While ``class_names`` equals it
             both heads take part; after ``set_classes`` to other names the zero-shot scorer predicts.
         trained_class_synsets: the WordNet sense of each trained class (as ``class_synsets``).
+        class_example_counts: for a vocabulary given with example photos (few-shot), how many each class had
+            (0 for a name alone); their features are saved with the weights. ``None``: names alone.
         embedding_dim: width of the text space (set from the text encoder by the factory).
         projection: ``"linear"`` or ``"mlp"`` (Linear-GELU-Linear) from visual to text space.
         projection_hidden_dim: hidden width of the MLP projection.
@@ -199,6 +212,7 @@ class VSENetConfig(VisnetConfig):
     class_synsets: list[str | None] | None = None
     trained_class_names: list[str] | None = None
     trained_class_synsets: list[str | None] | None = None
+    class_example_counts: list[int] | None = None
     embedding_dim: int = 384
     projection: Projection = "linear"
     projection_hidden_dim: int = 1024
@@ -239,7 +253,7 @@ class VSENetConfig(VisnetConfig):
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
         super()._check_values(checks, kwargs)
         problems = checks.problems
-        per_class = ("class_descriptions", "class_synonyms", "class_synsets")
+        per_class = ("class_descriptions", "class_synonyms", "class_synsets", "class_example_counts")
         if checks.ok("class_names", "trained_class_names", *per_class):
             if self.class_names is not None:
                 if kwargs.get("num_labels") not in (None, len(self.class_names)):

@@ -14,7 +14,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -105,6 +105,9 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
         if zero_shot.prototype_glosses > 0:  # each sense's WordNet definition, embedded, for the prototypes
             self.register_buffer("class_glosses", torch.zeros(len(config.class_names), width))
             self.register_buffer("trained_class_glosses", torch.zeros(trained, width))
+        # A vocabulary given with example photos (few-shot): each class's sum of its examples' unit features.
+        examples = config.class_example_counts is not None
+        self.register_buffer("class_example_sums", torch.zeros(len(config.class_names), features) if examples else None)
         self.text_tower = TextTower(text.tower_config, text.pooling, text.trainable_layers) if text.trainable_layers else None
         self.zero_shot = ZeroShotScorer(trained, features, prototypes=zero_shot.prototype_weight > 0)
         self.zero_shot_heads = ZeroShotHeads(config, features) if zero_shot.separate_heads else None
@@ -149,6 +152,9 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
                 raise ValueError("Give class texts (input_ids) or a vocabulary, not both.")
             names, templates = labels_from_prompts(self.tokenizer(), input_ids, self.config.trained_class_names)
             vocabulary = self.vocabulary_for(names, templates=templates)
+            own = self.vocabulary  # names given with photos (few-shot) keep them in the pipeline too
+            if own.examples is not None:
+                vocabulary = replace(vocabulary, examples=own.examples.for_names(own.names, names))
         vocabulary = self.vocabulary if vocabulary is None else vocabulary
         if image_features is None:
             feature_map, pooled = self.backbone_features(pixel_values)

@@ -8,6 +8,8 @@ write a vocabulary back when it is deliberately made the model's own (``set_clas
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from ... import semantics
 from ...text.encoder import get_text_encoder, load_tokenizer
 from ...text.prompts import ClassTexts
 from ...wordnet import fill_descriptions, synset_ids
+from ...zero_shot.few_shot import ExampleSet, embed_examples, examples_by_name
 from ...zero_shot.vocabulary import TextEncoderLike, Vocabulary, build_vocabulary
 from .text_tower import TowerEncoder
 
@@ -30,6 +33,7 @@ class TextSide:
     class_embeddings: torch.Tensor
     trained_class_embeddings: torch.Tensor
     text_mean: torch.Tensor
+    class_example_sums: torch.Tensor | None
     text_tower: Any
     _vocabulary: Vocabulary | None
 
@@ -61,6 +65,7 @@ class TextSide:
             config, text = self.config, self.config.text_config
             senses = synset_ids(names, config.class_synonyms, config.class_synsets)
             descriptions = fill_descriptions(text.describe, names, config.class_descriptions, config.class_synonyms, senses)
+            counts, sums = config.class_example_counts, self.class_example_sums
             cached = self._vocabulary = Vocabulary.of(
                 names,
                 self.class_embeddings,
@@ -68,6 +73,7 @@ class TextSide:
                 texts=ClassTexts.build(names, descriptions, text.templates, config.class_synonyms, text.average),
                 synsets=senses,
                 glosses=getattr(self, "class_glosses", None),
+                examples=ExampleSet(sums, torch.tensor(counts, dtype=torch.float)) if counts is not None else None,
             )
         return cached
 
@@ -121,9 +127,63 @@ class TextSide:
         synonyms: Sequence[str | Sequence[str] | None] | None = None,
         synsets: Sequence[str | None] | None = None,
         class_embeddings: torch.Tensor | None = None,
+        examples: Any = None,
+        keep_trained: bool = False,
     ) -> Any:
-        """Make ``names`` the model's vocabulary (zero-shot); arguments as :meth:`vocabulary_for`."""
-        return self.use_vocabulary(self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings))
+        """Make ``names`` the model's vocabulary; the other arguments as :meth:`vocabulary_for`.
+
+        Args:
+            examples: a few photos of some or all of the names (few-shot): a mapping from name to a list of
+                images (PIL images, paths, arrays), or a ``datasets.Dataset`` with an image and a label column.
+                Each name is then scored from its text and its photos together (:mod:`visnet_hf.zero_shot.few_shot`);
+                the photos' features are kept in the vocabulary and saved with the model.
+            keep_trained: keep the trained classes beside ``names`` (generalised use: the offset
+                ``zero_shot_config.calibration`` applies). A name that is already a trained class is merged
+                with it: it appears once, and its photos, if any, are added to what the model learned of it.
+        """
+        if keep_trained:
+            names, descriptions, synonyms, synsets = self._with_trained(names, descriptions, synonyms, synsets)
+            if class_embeddings is not None:
+                raise ValueError("keep_trained embeds the trained names with the new ones; give texts, not class_embeddings.")
+        vocabulary = self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings)
+        if examples is not None:
+            vocabulary = self.with_examples(vocabulary, examples)
+        return self.use_vocabulary(vocabulary)
+
+    @torch.no_grad()
+    def with_examples(self, vocabulary: Vocabulary, examples: Any) -> Vocabulary:
+        """``vocabulary`` with example photos of some of its names (as :meth:`set_classes` takes them); the model
+        is not changed."""
+        by_name = examples_by_name(examples, vocabulary.names)
+        return dataclasses.replace(vocabulary, examples=embed_examples(self, by_name, vocabulary.names))
+
+    def _with_trained(self, names, descriptions, synonyms, synsets) -> tuple[list[str], Any, Any, Any]:
+        """The trained names, then the new ones (a trained name given again is merged, and said), with each list
+        of per-name texts extended to match (the trained classes' own where the config holds them)."""
+        config = self.config
+        trained = list(config.trained_class_names)
+        again = [name for name in names if name in set(trained)]
+        if again:
+            warnings.warn(
+                f"{again} are already trained classes: each is kept once, as the trained class (with its photos, "
+                "if given, added to what the model learned of it).",
+                stacklevel=3,
+            )
+        new = [i for i, name in enumerate(names) if name not in set(trained)]
+        own = tuple(config.class_names) == tuple(trained)  # the trained vocabulary's texts are at hand
+
+        def extended(given: Sequence[Any] | None, trained_rows: Sequence[Any] | None) -> list[Any] | None:
+            if given is None and trained_rows is None:
+                return None
+            head = list(trained_rows) if trained_rows is not None else [None] * len(trained)
+            return head + ([given[i] for i in new] if given is not None else [None] * len(new))
+
+        return (
+            trained + [names[i] for i in new],
+            extended(descriptions, config.class_descriptions if own else None),
+            extended(synonyms, config.class_synonyms if own else None),
+            extended(synsets, config.trained_class_synsets),
+        )
 
     @torch.no_grad()
     def use_vocabulary(self, vocabulary: Vocabulary) -> Any:
@@ -137,6 +197,10 @@ class TextSide:
                 )
             self.class_glosses = vocabulary.glosses.to(like)
         self.class_embeddings = vocabulary.embeddings.to(like)
+        examples = vocabulary.examples
+        self.class_example_sums = examples.sums.to(like) if examples is not None else None
+        config.class_example_counts = [int(count) for count in examples.counts] if examples is not None else None
+        self._vocabulary = None  # the view is rebuilt from what was just written
         config.class_names = list(vocabulary.names)
         config.class_descriptions = [list(d) for d in texts.descriptions] if texts and texts.descriptions else None
         config.class_synonyms = [list(s) for s in texts.synonyms] if texts and texts.synonyms else None
