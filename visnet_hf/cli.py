@@ -131,6 +131,21 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extend(args: argparse.Namespace) -> int:
+    import json
+
+    from .extend import extend_saved_model
+
+    data = _data_options(args)
+    if data is None:  # argparse requires --data; said again for a caller that builds the namespace itself
+        raise _usage("visnet extend needs --data: a folder with a folder of photos per class, or a labelled file")
+    result = extend_saved_model(args.model, data, args.output_dir, keep_trained=args.keep_trained)
+    for note in result["notes"]:
+        print(f"visnet: note: {note}", file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
 def _wise_ft(args: argparse.Namespace) -> int:
     from .wise_ft import wise_ft_folders
 
@@ -317,6 +332,20 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--seed", type=int, default=0)
     calibrate.add_argument("--batch-size", type=_positive_int, default=128)
     calibrate.set_defaults(run=_calibrate)
+
+    extend = commands.add_parser(
+        "extend",
+        help="teach a VSENet new classes from their names and a few photos each (few-shot), and save it",
+        description="The classes of --data (a folder per class: my_photos/zebra/*.jpg, or a labelled file) become the "
+        "model's vocabulary, each scored from its name and its photos together; --keep-trained keeps the trained "
+        "classes beside them. The model saved in --output-dir answers visnet predict / eval, the pipelines and the page.",
+    )
+    _model_option(extend, help="a saved VSENet folder or Hub id")
+    _data_arguments(extend, required=True)
+    extend.add_argument("--output-dir", required=True, help="where the extended model is saved")
+    extend.add_argument("--keep-trained", action="store_true", help="keep the trained classes beside the new ones")
+    extend.add_argument("--class-synset-column", default=None, help=SYNSET_COLUMN_HELP)
+    extend.set_defaults(run=_extend, val_fraction=0.1)
 
     wise = commands.add_parser("wise-ft", help="interpolate the weights of two checkpoints of one model (WiSE-FT)")
     wise.add_argument(

@@ -139,6 +139,10 @@ def _dataset_examples(dataset: Any) -> dict[str, list[Any]]:
     label_column = next((c for c in ("label", "labels", "name", "class") if c in columns), None)
     if image_column is None or label_column is None:
         raise ValueError(f"The examples dataset needs an image column and a label column; it has {columns}.")
+    if type(dataset.features[image_column]).__name__ == "Image":  # decoded one by one, so a bad file is named
+        import datasets
+
+        dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
     feature = dataset.features[label_column]
     label_names = getattr(feature, "names", None)
     by_name: dict[str, list[Any]] = {}
@@ -184,7 +188,14 @@ def _picture(image: Any, decode: Any, name: str) -> Any:
 
     if hasattr(image, "__array__") and not isinstance(image, Image.Image):
         return Image.fromarray(image.__array__()).convert("RGB")
-    where = f"an example of {name!r}" + (f" ({image})" if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__") else "")
+    source = (
+        image.get("path")
+        if isinstance(image, dict)
+        else image
+        if isinstance(image, str) or hasattr(image, "__fspath__")
+        else None
+    )
+    where = f"an example of {name!r}" + (f" ({source})" if source else "")
     return decode(image, where)
 
 

@@ -1,0 +1,88 @@
+"""`visnet extend`: a saved VSENet learns the classes of a folder of photos from their names and photos, and the
+saved result answers the pipeline, predict and eval; the mistakes are one `visnet: error:` line."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+import torch
+from transformers import pipeline
+
+import visnet_hf
+from tests.cli.test_cli_errors import error_of
+from tests.helpers import CLASS_NAMES
+from visnet_hf.cli import main as cli
+
+NEW = ["lion", "truck", "boat"]
+
+
+@pytest.fixture(scope="module")
+def saved_vsenet(tiny_text_encoder, tiny_parquet, tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    model = visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, prototype_weight=1.0
+    ).eval()
+    images = list(datasets.Dataset.from_parquet(tiny_parquet)["image"])
+    model.fit_prototypes([(model.image_processor()(images[80:], return_tensors="pt")["pixel_values"], torch.arange(16) % 4)])
+    folder = tmp_path_factory.mktemp("vsenet")
+    model.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def new_photos(tiny_parquet, tmp_path_factory):
+    """``new_photos/<name>/IMG_000N.jpg``: 4 real photos for each new class."""
+    root = tmp_path_factory.mktemp("new_photos")
+    images = list(datasets.Dataset.from_parquet(tiny_parquet)["image"])
+    for index, name in enumerate(NEW):
+        (root / name).mkdir()
+        for number, image in enumerate(images[4 * index : 4 * index + 4]):
+            image.convert("RGB").save(root / name / f"IMG_{number:04d}.jpg")
+    return root
+
+
+def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vsenet, new_photos, tmp_path, capsys):
+    output = tmp_path / "extended"
+    capsys.readouterr()
+    assert cli(["extend", "--model", saved_vsenet, "--data", str(new_photos), "--output-dir", str(output)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (
+        result["new_classes"] == sorted(NEW) and result["photos"] == {"lion": 4, "truck": 4, "boat": 4} and result["classes"] == 3
+    )
+    config = json.loads((output / "config.json").read_text())
+    assert config["class_names"] == sorted(NEW) and config["class_example_counts"] == [4, 4, 4]  # the folders' order
+
+    classify = pipeline("image-classification", model=str(output))
+    top = classify(str(new_photos / "truck" / "IMG_0000.jpg"), top_k=3)
+    assert {row["label"] for row in top} == set(NEW)
+    assert cli(["predict", "--model", str(output), str(new_photos / "boat")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(rows) == 4 and all(row["predictions"][0]["label"] in NEW for row in rows)
+    assert cli(["eval", "--model", str(output), "--data", str(new_photos)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["num_examples"] == 12
+
+    kept = tmp_path / "kept"
+    assert cli(["extend", "--model", saved_vsenet, "--data", str(new_photos), "--output-dir", str(kept), "--keep-trained"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["classes"] == 7 and result["kept_trained"] == 4
+    assert json.loads((kept / "config.json").read_text())["class_names"] == [*CLASS_NAMES, *sorted(NEW)]
+
+
+def test_extend_mistakes(saved_vsenet, new_photos, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    (broken / "lion").mkdir(parents=True)
+    (broken / "zebra").mkdir()
+    (broken / "lion" / "IMG_0001.jpg").write_bytes((new_photos / "lion" / "IMG_0000.jpg").read_bytes())
+    err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(broken), "--output-dir", str(tmp_path / "o")], capsys)
+    assert f"{broken / 'zebra'}: no images in this class folder; add a few photos of the class, or remove the folder" in err
+    (broken / "zebra" / "IMG_0002.jpg").write_bytes(b"not a jpeg")
+    err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(broken), "--output-dir", str(tmp_path / "o")], capsys)
+    assert "an example of 'zebra'" in err and "IMG_0002.jpg" in err and "cannot be decoded" in err
+    assert not (tmp_path / "o").exists()  # nothing written
+
+    frn = tmp_path / "frn"
+    visnet_hf.create_model("frn_resnet18", num_labels=2, image_size=32).save_pretrained(frn)
+    err = error_of(cli, ["extend", "--model", str(frn), "--data", str(new_photos), "--output-dir", str(tmp_path / "o")], capsys)
+    assert "holds a FRNForImageClassification; new classes from their names and photos need a VSENet" in err

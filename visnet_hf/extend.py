@@ -1,0 +1,81 @@
+"""``visnet extend``: a saved VSENet learns new classes from their names and a few photos each (few-shot).
+
+The classes of the data (a folder per class, or a labelled file) become the model's vocabulary, scored from
+their texts and photos together (:mod:`visnet_hf.zero_shot.few_shot`); with ``keep_trained`` the trained
+classes stay beside them. The extended model is saved as any model is, and answers the pipelines,
+``visnet eval``, ``visnet predict`` and the page with no text encoder or photo at hand.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .data import DataConfig
+from .data.config import IMAGE_SUFFIXES
+from .errors import ConfigError
+
+
+def extend_saved_model(
+    model_dir: str | Path, data: DataConfig, output_dir: str | Path, keep_trained: bool = False
+) -> dict[str, Any]:
+    """Load the model, learn the data's classes from their names and photos, save it to ``output_dir``.
+
+    Returns:
+        What was done: the classes, how many photos each had, what was said about them, the time taken.
+
+    Raises:
+        ConfigError: a model that is not a VSENet; a class folder without images.
+        BadImageError: a photo that cannot be read, named.
+    """
+    from .data import load_eval_data
+    from .hub.loading import load_model
+
+    started = time.perf_counter()
+    _check_class_folders(data)
+    examples = load_eval_data(data)
+    model = load_model(model_dir)
+    if not hasattr(model, "set_classes"):
+        raise ConfigError(
+            f"{model_dir} holds a {type(model).__name__}; new classes from their names and photos need a VSENet "
+            "(one that embeds class names), e.g. one trained with visnet train --model vsenet_<backbone>."
+        )
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        model.set_classes(
+            examples.class_names,
+            synonyms=examples.synonyms,
+            synsets=examples.synsets,
+            examples=examples.dataset,
+            keep_trained=keep_trained,
+        )
+    output = Path(output_dir)
+    model.save_pretrained(output)
+    counts = dict(zip(model.config.class_names, model.config.class_example_counts or [], strict=False))
+    return {
+        "output_dir": str(output),
+        "classes": len(model.config.class_names),
+        "new_classes": examples.class_names,
+        "kept_trained": len(model.config.trained_class_names) if keep_trained else 0,
+        "photos": {name: counts[name] for name in examples.class_names if name in counts},
+        "notes": [str(warning.message) for warning in said],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _check_class_folders(data: DataConfig) -> None:
+    """A class folder without a single image would silently be no class at all: refuse it, by name."""
+    root = Path(str(data.path))
+    if data.source != "imagefolder" or not root.is_dir():
+        return
+    empty = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if not any(Path(name).suffix.lower() in IMAGE_SUFFIXES for _, _, files in os.walk(folder) for name in files):
+            empty.append(str(folder))
+    if empty:
+        raise ConfigError(
+            f"{', '.join(empty)}: no images in this class folder; add a few photos of the class, or remove the folder."
+        )
