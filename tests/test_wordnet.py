@@ -14,6 +14,8 @@ from visnet_hf.wordnet import (
     hierarchy_similarity,
     hypernym_path,
     read_resource,
+    sense_records,
+    sense_summary,
     senses,
     synset_for,
     synset_ids,
@@ -29,11 +31,98 @@ def test_a_name_is_described_by_its_hypernym_and_gloss():
 
 
 def test_the_sense_is_one_a_photo_can_show_unless_synonyms_say_otherwise():
-    assert synset_for("crane").lexname == 6  # the machine, not the poet Hart Crane (first in WordNet's order)
+    assert synset_for("crane").lexname == 5  # the bird: of the senses a photo shows, an animal first
     assert synset_for("bighorn").lexname == 5  # the sheep: a lower-case name is not the Bighorn River
-    assert synset_for("slug").lemmas == ("bullet", "slug")  # the first sense a photo can show
+    assert synset_for("slug").lexname == 5  # the gastropod, not the bullet
     assert synset_for("slug", ["sluggard"]).lexname == 18  # the synonym picks the idle person
     assert synset_for("slug", ["no such synonym"]) == synset_for("slug")
+
+
+# Names whose most frequent WordNet sense is not what a photo of the class shows, brand and model names among them,
+# each with the sense the rule must give (by its first lemma and lexicographer file), or None: no sense rather than
+# a wrong one. Read in a vocabulary that mixes lower-case and capitalised names, as most do.
+AMBIGUOUS = {
+    "seal": ("seal", 5),  # the animal, not sealing wax (WordNet's first) nor the stamp
+    "crane": ("crane", 5),
+    "bass": ("bass", 5),  # the fish, not the voice
+    "mouse": ("mouse", 5),
+    "mate": ("mate", 13),  # the drink, not "an exact duplicate"
+    "apple": ("apple", 13),  # the fruit, not the tree
+    "jaguar": ("jaguar", 5),
+    "Jaguar": None,  # capitalised: the car maker WordNet does not know, not the cat
+    "Corolla": None,  # the Toyota, not the petals
+    "Tesla": None,  # not Nikola Tesla (a person: nothing a photo of the class shows)
+    "Labrador": None,  # the region: a Labrador retriever is "Labrador retriever"
+    "Mustang": None,
+    "Beetle": None,
+    "Polo": None,
+    "Galaxy": None,
+    "Persian": None,  # a people and a language; the cat is "Persian cat"
+    "Toyota Corolla": None,
+    "iPhone 15": None,
+    "golden retriever puppy": ("golden retriever", 5),  # the longest part WordNet knows, the rest a modifier
+    "baby seal": ("seal", 5),
+    "red apple": ("apple", 13),
+}
+
+
+def test_ambiguous_names_get_the_sense_a_photo_shows_or_none():
+    ids = synset_ids(list(AMBIGUOUS))
+    synsets, _ = read_resource()
+    got = {name: (synsets[wnid[1:]].lemmas[0], synsets[wnid[1:]].lexname) if wnid else None for name, wnid in zip(AMBIGUOUS, ids)}
+    assert got == AMBIGUOUS
+
+
+def test_capitals_say_nothing_in_a_vocabulary_that_capitalises_every_name():
+    assert synset_ids(["Cat", "Golden Retriever Puppy", "Toyota Corolla"]) == (
+        synset_ids(["cat"])[0],
+        synset_ids(["golden retriever"])[0],
+        None,  # "Toyota" is a city to WordNet, not a modifier of "Corolla"
+    )
+
+
+def test_describe_shows_each_classs_sense_and_how_it_was_chosen(tiny_text_encoder, capsys):
+    records = sense_records(["seal", "crane", "Tesla"], wnids=[None, "n03126707", None])  # the crane: the machine
+    assert [(r.name, r.how) for r in records] == [("seal", "guessed"), ("crane", "given"), ("Tesla", "none")]
+    assert records[0].lemma == "seal" and "marine mammals" in records[0].description
+    summary = sense_summary(records)
+    assert summary.startswith("WordNet senses of 3 classes: 1 given by the data, 1 guessed from the name, 1 without")
+    assert "'seal' → seal (n02076196, guessed)" in summary and "'Tesla': no sense (none)" in summary
+    model = create_model("vsenet_resnet18", class_names=["seal", "Tesla"], text_encoder=tiny_text_encoder, image_size=32)
+    assert [(r.name, r.how) for r in describe(model)] == [("seal", "guessed"), ("Tesla", "none")]
+
+
+def test_describe_none_turns_every_use_of_wordnet_off(tiny_text_encoder):
+    wnids = ["n02121620", "n02084071"]
+    on = create_model(
+        "vsenet_resnet18",
+        class_names=["cat", "dog"],
+        class_synsets=wnids,
+        text_encoder=tiny_text_encoder,
+        image_size=32,
+        describe_classes="wordnet",
+        prototype_weight=1.0,
+        prototype_hierarchy=2.0,
+        prototype_glosses=2.0,
+    )
+    off = create_model(
+        "vsenet_resnet18",
+        class_names=["cat", "dog"],
+        class_synsets=wnids,
+        text_encoder=tiny_text_encoder,
+        image_size=32,
+        describe_classes="none",
+        prototype_weight=1.0,
+        prototype_hierarchy=2.0,
+        prototype_glosses=2.0,
+    )
+    assert on.vocabulary.synsets == tuple(wnids) and on.vocabulary.texts.descriptions is not None
+    assert off.vocabulary.synsets is None and off.trained_vocabulary.synsets is None  # even the ids the data gave
+    assert off.vocabulary.texts.descriptions is None
+    assert off.vocabulary.glosses.abs().sum() == 0 and on.vocabulary.glosses.abs().sum() > 0
+    new = off.vocabulary_for(["lion", "truck"], synsets=["n02129165", None])
+    assert new.synsets is None and new.glosses.abs().sum() == 0
+    assert [r.how for r in describe(off)] == ["off", "off"]
 
 
 def test_a_given_wordnet_id_wins_over_the_sense_guessed_from_the_name():
@@ -44,11 +133,11 @@ def test_a_given_wordnet_id_wins_over_the_sense_guessed_from_the_name():
 
 
 def test_a_given_wordnet_id_picks_the_sense_described():
-    # ImageNet's "organ" is the pipe organ; guessed from the name alone it is the body part
-    organ, crane = "n03854065", "n02012849"  # the pipe organ and the bird (the name alone: the machine)
+    # ImageNet's "organ" is the pipe organ; guessed from the name alone it is the electronic organ
+    organ, crane = "n03854065", "n03126707"  # the pipe organ and the machine (the name alone: the bird)
     guessed = describe(["organ", "crane"])
     given = describe(["organ", "crane"], wnids=[organ, crane])
-    assert "body part" in guessed[0] and "keyboard instrument" in given[0]
+    assert "electronic simulation" in guessed[0] and "keyboard instrument" in given[0]
     assert read_resource()[0][crane[1:]].gloss in given[1] and given[1] != guessed[1]
     assert describe(["organ"], wnids=["n99999999"]) == guessed[:1]  # an id WordNet lacks: the guess
     filled = fill_descriptions("wordnet", ["organ", "crane"], [None, "mine"], None, [organ, crane])

@@ -32,16 +32,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
 RESOURCE = Path(__file__).parent / "resources" / "wordnet_nouns.tsv.gz"
-SOURCES = ("wordnet",)
+SOURCES = ("wordnet", "none")  # "none": WordNet off altogether (no descriptions, no senses)
 WNID = re.compile(r"n\d{8}")  # a noun synset as ImageNet names it: "n" and its 8-digit offset
 
 # WordNet lexicographer files of things a photograph can show (lexnames: 05 noun.animal, 06 noun.artifact,
 # 08 noun.body, 13 noun.food, 17 noun.object, 19 noun.phenomenon, 20 noun.plant, 27 noun.substance).
 PICTURABLE = frozenset({5, 6, 8, 13, 17, 19, 20, 27})
+# Which of a name's picturable senses a class photo most likely shows, first to last: an animal ("seal", "crane",
+# "bass"), food ("apple", "mate"), a plant, an artifact, an object, a body part, a phenomenon, a substance.
+PHOTO_ORDER = (5, 13, 20, 6, 17, 8, 19, 27)
 
 
 @dataclass(frozen=True)
@@ -92,9 +96,11 @@ def senses(name: str) -> list[Synset]:
     return [synsets[offset] for offset in index.get(_key(name), ())]
 
 
-def synset_for(name: str, synonyms: Sequence[str] = ()) -> Synset | None:
-    """The sense of ``name`` a class most likely means (see the module's docstring), or None."""
-    candidates = senses(name)
+def synset_for(name: str, synonyms: Sequence[str] = (), case_matters: bool = True) -> Synset | None:
+    """The sense of ``name`` a photo of the class most likely shows (see :data:`PHOTO_ORDER`), or None when
+    WordNet has no such sense of it; ``case_matters``: a capitalised name is a proper noun unless WordNet spells a
+    sense so (false where a vocabulary capitalises every name, so that capitals say nothing)."""
+    candidates = [synset for synset in senses(name) if _key(name) in {_key(lemma) for lemma in synset.lemmas}]
     if not candidates:
         return None
     others = {_key(s) for s in synonyms if s} - {_key(name)}
@@ -102,26 +108,116 @@ def synset_for(name: str, synonyms: Sequence[str] = ()) -> Synset | None:
         overlap = [len(others & {_key(lemma) for lemma in synset.lemmas}) for synset in candidates]
         if max(overlap) > 0:
             return candidates[overlap.index(max(overlap))]
+    spelled = " ".join(name.replace("_", " ").split())
+    if case_matters and spelled[:1].isupper():  # "Corolla", "Tesla": the car, not the petals or the engineer
+        candidates = [synset for synset in candidates if spelled in synset.lemmas]
+    elif case_matters:  # a lower-case name is no proper noun: "bighorn", not the Bighorn River
+        candidates = [synset for synset in candidates if spelled in synset.lemmas] or candidates
+    photographed = [synset for synset in candidates if synset.lexname in PICTURABLE]
+    if not photographed:  # "Labrador" the region, "Persian" the language: nothing a photo shows
+        return None
+    return min(photographed, key=lambda synset: PHOTO_ORDER.index(synset.lexname))  # stable: WordNet's order breaks ties
 
-    # Senses spelled as the name is come first (a lower-case name is not a proper noun: "bighorn", not the
-    # Bighorn River), then those a photo can show, then WordNet's order (most frequent first).
-    spelled = name.replace("_", " ")
 
-    def rank(i: int) -> tuple[bool, bool, int]:
-        return (spelled not in candidates[i].lemmas, candidates[i].lexname not in PICTURABLE, i)
+def sense_of(name: str, synonyms: Sequence[str] = (), case_matters: bool = True) -> Synset | None:
+    """:func:`synset_for`, or for a multi-word name WordNet does not know, the sense of its longest part it knows
+    (the rightmost of equal length) when every word left out is a common noun WordNet knows, written in lower
+    case (any case where ``case_matters`` is false): "golden retriever puppy" → golden retriever, "red apple" →
+    apple; "Toyota Corolla" → none, "big cat" → none (WordNet's extract has nouns only). Capitals are all a brand has to tell it apart: in a vocabulary that
+    capitalises every name, "Ford Mustang" is read as a mustang (the horse), as WordNet knows "ford" too."""
+    synset = synset_for(name, synonyms, case_matters)
+    words = name.replace("_", " ").split()
+    if synset is not None or len(words) < 2 or senses(name):
+        return synset
+    for length in range(len(words) - 1, 0, -1):
+        for start in range(len(words) - length, -1, -1):
+            left_out = words[:start] + words[start + length :]
+            modifiers = all(_common_noun(w) and (w.islower() or not case_matters) for w in left_out)
+            if not modifiers:
+                continue
+            part = synset_for(" ".join(words[start : start + length]), (), case_matters)
+            if part is not None:
+                return part
+    return None
 
-    return candidates[min(range(len(candidates)), key=rank)]
+
+def _common_noun(word: str) -> bool:
+    """WordNet knows ``word`` in lower case (a common noun, not only a name: "puppy", not "Toyota")."""
+    return any(word.lower() in synset.lemmas for synset in senses(word))
 
 
 def describe(
+    names: Sequence[str] | Any,
+    synonyms: Sequence[str | Sequence[str] | None] | None = None,
+    wnids: Sequence[str | None] | None = None,
+) -> list[Any]:
+    """One WordNet description per name, of the sense :func:`synset_ids` picks (the one ``wnids`` gives,
+    else the one guessed); None where WordNet knows neither.
+
+    Given a VSENet instead of names: the sense of each class of its vocabulary, as :func:`sense_records` shows
+    it (which sense, what it means, whether the data gave it or it was guessed).
+    """
+    if hasattr(names, "vocabulary") and hasattr(names, "config"):
+        model = names
+        config = model.config
+        return sense_records(config.class_names, config.class_synonyms, config.class_synsets, config.text_config.describe)
+    synsets, _ = read_resource()
+    return [synsets[wnid[1:]].description if wnid else None for wnid in synset_ids(names, synonyms, wnids)]
+
+
+@dataclass(frozen=True)
+class SenseRecord:
+    """Which WordNet sense a class name was given: ``how`` is ``guessed`` (the sense the name alone gives,
+    :func:`sense_of`), ``given`` (another one, from a WordNet id the data or the caller gave), ``none`` (WordNet
+    has no sense of it a photo shows) or ``off`` (``describe: none``)."""
+
+    name: str
+    wnid: str | None
+    lemma: str | None
+    description: str | None
+    how: str
+
+    def __str__(self) -> str:
+        if self.wnid is None:
+            return f"{self.name!r}: no sense ({self.how})"
+        return f"{self.name!r} → {self.lemma} ({self.wnid}, {self.how}): {self.description}"
+
+
+def sense_records(
     names: Sequence[str],
     synonyms: Sequence[str | Sequence[str] | None] | None = None,
     wnids: Sequence[str | None] | None = None,
-) -> list[str | None]:
-    """One WordNet description per name, of the sense :func:`synset_ids` picks (the one ``wnids`` gives,
-    else the one guessed); None where WordNet knows neither."""
+    describe: str | None = "wordnet",
+) -> list[SenseRecord]:
+    """The sense each name gets, and how it was chosen."""
     synsets, _ = read_resource()
-    return [synsets[wnid[1:]].description if wnid else None for wnid in synset_ids(names, synonyms, wnids)]
+    chosen = senses_or_none(describe, names, synonyms, wnids)
+    from_names = synset_ids(names, synonyms)
+    records = []
+    for i, name in enumerate(names):
+        wnid = chosen[i] if chosen is not None else None
+        how = "off" if chosen is None else "none" if wnid is None else "guessed" if wnid == from_names[i] else "given"
+        synset = synsets.get(wnid[1:]) if wnid else None
+        records.append(SenseRecord(name, wnid, synset.lemmas[0] if synset else None, synset.description if synset else None, how))
+    return records
+
+
+def sense_summary(records: Sequence[SenseRecord], shown: int = 8) -> str:
+    """One paragraph for a log: how many senses were given, guessed or not found, with the guesses and the
+    names without a sense spelled out (the ones worth a look)."""
+    counts = {how: [r for r in records if r.how == how] for how in ("given", "guessed", "none", "off")}
+    if counts["off"]:
+        return f"WordNet senses: off (describe: none) for {len(records)} classes."
+    lines = [
+        f"WordNet senses of {len(records)} classes: {len(counts['given'])} given by the data, "
+        f"{len(counts['guessed'])} guessed from the name, {len(counts['none'])} without a sense a photo shows."
+    ]
+    for how in ("guessed", "none"):
+        listed = counts[how][:shown]
+        lines += [f"  {record}" for record in listed]
+        if len(counts[how]) > shown:
+            lines.append(f"  ... and {len(counts[how]) - shown} more {how} (visnet_hf.wordnet.describe(model) lists them all)")
+    return "\n".join(lines)
 
 
 def glosses(wnids: Sequence[str | None]) -> list[str | None]:
@@ -146,15 +242,27 @@ def _synset_ids(
     names: tuple[str, ...], synonyms: tuple[tuple[str, ...], ...] | None, wnids: tuple[str | None, ...] | None
 ) -> tuple[str | None, ...]:
     synsets, _ = read_resource()
+    case_matters = not all(name[:1].isupper() for name in names)  # a vocabulary in title case: capitals say nothing
     ids: list[str | None] = []
     for i, name in enumerate(names):
         wnid = wnids[i] if wnids else None
         if wnid and WNID.fullmatch(wnid) and wnid[1:] in synsets:
             ids.append(wnid)
             continue
-        synset = synset_for(name, synonyms[i] if synonyms else ())
+        synset = sense_of(name, synonyms[i] if synonyms else (), case_matters)
         ids.append(f"n{synset.offset}" if synset else None)
     return tuple(ids)
+
+
+def senses_or_none(
+    describe: str | None,
+    names: Sequence[str],
+    synonyms: Sequence[str | Sequence[str] | None] | None = None,
+    wnids: Sequence[str | None] | None = None,
+) -> tuple[str | None, ...] | None:
+    """:func:`synset_ids`, unless ``describe`` is ``"none"``: then no sense at all (WordNet off, even where the
+    data gives WordNet ids), so that nothing downstream (descriptions, hierarchy, glosses) reads WordNet."""
+    return None if describe == "none" else synset_ids(names, synonyms, wnids)
 
 
 def _aliases(entry: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -205,7 +313,7 @@ def fill_descriptions(
 ) -> Sequence[str | Sequence[str] | None] | None:
     """``descriptions`` with each class that has none described from ``source`` (``None``: unchanged), as
     :func:`describe` describes it: the sense its WordNet id in ``wnids`` names, else the one guessed."""
-    if source is None:
+    if source is None or source == "none":
         return descriptions
     if source not in SOURCES:
         from .errors import ConfigError

@@ -50,6 +50,9 @@ def test_train_eval_predict_reload(model, tiny_parquet, tiny_text_encoder, tmp_p
         in printed
     )
     assert "[train 2/2] step 8" in printed and "on 24 images" in printed and f"Model: {run_dir / 'model'}" in printed
+    if model.startswith("vsenet"):  # which WordNet sense each class name was read as, said before training
+        assert "WordNet senses of 4 classes: 0 given by the data, 4 guessed from the name" in printed
+        assert "'ship' → ship (n04194289, guessed)" in printed
     # Off a terminal (here: captured), a plain progress line every log_every_steps (2) optimizer steps.
     progress = [line for line in printed.splitlines() if re.match(r"\[train \d/2\] step \d+/8  loss \d", line)]
     assert [line.split()[3] for line in progress] == ["2/8", "4/8", "6/8", "8/8"] and all(" lr " in line for line in progress)

@@ -39,11 +39,12 @@ def test_given_embeddings_need_no_encoder_and_are_checked():
 
 def test_the_wordnet_sense_is_the_given_one_else_guessed_and_described(tiny_text_encoder):
     encoder = TextEncoder(tiny_text_encoder)
-    given = build_vocabulary(encoder, ["crane", "cat"], synsets=["n02012849", None], describe="wordnet")  # the bird
-    guessed = build_vocabulary(encoder, ["crane", "cat"], describe="wordnet")
-    assert given.synsets == ("n02012849", synset_ids(["cat"])[0]) and guessed.synsets == synset_ids(["crane", "cat"])
+    given = build_vocabulary(encoder, ["crane", "cat"], synsets=["n03126707", None], describe="wordnet")  # the machine
+    guessed = build_vocabulary(encoder, ["crane", "cat"], describe="wordnet")  # the bird
+    assert given.synsets == ("n03126707", synset_ids(["cat"])[0]) and guessed.synsets == synset_ids(["crane", "cat"])
     assert given.synsets[0] != guessed.synsets[0]
-    assert "long-necked wading bird" in given.texts.descriptions[0][0]
+    assert "lifts and moves heavy objects" in given.texts.descriptions[0][0]
+    assert "long-necked wading bird" in guessed.texts.descriptions[0][0]
     assert not torch.allclose(given.embeddings[0], guessed.embeddings[0], atol=1e-4)
     torch.testing.assert_close(given.embeddings[1], guessed.embeddings[1])
 

@@ -72,6 +72,11 @@ def start(run: Run) -> None:
     else:
         sizes = f"Training on {len(splits.train)} images of {len(splits.class_names)} classes; evaluating on {len(splits.eval)} images:"
     accelerator.print(f"{sizes} {splits.eval_description}. {per_epoch}{run.plan.total_steps} optimizer steps in all.")
+    model = run.inner
+    if hasattr(model, "vocabulary"):  # a VSENet: which WordNet sense each class name was read as
+        from ..wordnet import describe, sense_summary
+
+        accelerator.print(sense_summary(describe(model)))
 
 
 # -- the loop ---------------------------------------------------------------------------------

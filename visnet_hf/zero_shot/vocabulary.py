@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..text.prompts import ClassTexts
-from ..wordnet import fill_descriptions, glosses, synset_ids
+from ..wordnet import fill_descriptions, glosses, senses_or_none
 from .few_shot import ExampleSet
 
 
@@ -111,7 +111,8 @@ def build_vocabulary(
             guessed from its name.
         templates: prompt templates (a list, one template, or a set name: ``clip7``, ``clip80``).
         average: ``texts`` or ``names`` (see :class:`~visnet_hf.text.ClassTexts`).
-        describe: ``"wordnet"``: each class given no description is described by its WordNet sense.
+        describe: ``"wordnet"``: each class given no description is described by its WordNet sense; ``"none"``:
+            WordNet off altogether (no senses either, even those given).
         embed_glosses: also embed each sense's WordNet definition (``Vocabulary.glosses``).
         embeddings: precomputed ``(len(names), dim)`` embeddings instead of the text encoder.
         width: the text space's width the model expects, checked.
@@ -121,7 +122,7 @@ def build_vocabulary(
     """
     if synsets is not None and len(synsets) != len(names):
         raise ValueError(f"{len(synsets)} synsets for {len(names)} class names: give one WordNet id (or None) per name.")
-    senses = synset_ids(names, synonyms, synsets)
+    senses = senses_or_none(describe, names, synonyms, synsets)
     texts = ClassTexts.build(
         names, fill_descriptions(describe, names, descriptions, synonyms, senses), templates, synonyms, average
     )
@@ -134,7 +135,9 @@ def build_vocabulary(
             "text encoder must be the one the model was trained with, or one with the same width."
         )
     embeddings = F.normalize(embeddings.float(), dim=-1)
-    gloss_embeddings = gloss_matrix(_encoder(encoder), senses, embeddings.shape[1]) if embed_glosses else None
+    gloss_embeddings = (
+        gloss_matrix(_encoder(encoder), senses or (None,) * len(texts.names), embeddings.shape[1]) if embed_glosses else None
+    )
     return Vocabulary.of(texts.names, embeddings, trained_names, texts=texts, synsets=senses, glosses=gloss_embeddings)
 
 

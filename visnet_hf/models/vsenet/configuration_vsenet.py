@@ -54,7 +54,10 @@ class VSENetTextConfig(CheckedConfig):
             once, whatever its number of templates).
         describe: where a description comes from for each class that has none, whenever a vocabulary is
             embedded: ``"wordnet"`` (the WordNet 3.0 sense of the name: ``"a type of <hypernym>; <gloss>"``,
-            shipped with the package; :mod:`visnet_hf.wordnet`) or ``None``.
+            shipped with the package; :mod:`visnet_hf.wordnet`), ``None`` (no descriptions; the senses are still
+            found, for ``prototype_hierarchy`` and ``prototype_glosses``) or ``"none"``: WordNet off altogether,
+            every use at once (no descriptions, no senses, even those the data gives; hierarchy and glosses
+            then have nothing to read).
         centering: subtract the trained vocabulary's mean embedding from every class embedding (trained
             and new) before the cosine: the direction all names share says nothing about any one.
         trainable_layers: train the tower's last N layers with the model (LiT-style locking); 0 keeps it

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ... import semantics
 from ...text.encoder import get_text_encoder, load_tokenizer
 from ...text.prompts import ClassTexts
-from ...wordnet import fill_descriptions, synset_ids
+from ...wordnet import fill_descriptions, senses_or_none
 from ...zero_shot.few_shot import ExampleSet, embed_examples, examples_by_name
 from ...zero_shot.vocabulary import TextEncoderLike, Vocabulary, build_vocabulary
 from .text_tower import TowerEncoder
@@ -63,7 +63,7 @@ class TextSide:
         cached = self._vocabulary
         if cached is None or cached.names != names or cached.embeddings is not self.class_embeddings:
             config, text = self.config, self.config.text_config
-            senses = synset_ids(names, config.class_synonyms, config.class_synsets)
+            senses = senses_or_none(text.describe, names, config.class_synonyms, config.class_synsets)
             descriptions = fill_descriptions(text.describe, names, config.class_descriptions, config.class_synonyms, senses)
             counts, sums = config.class_example_counts, self.class_example_sums
             cached = self._vocabulary = Vocabulary.of(
@@ -86,7 +86,9 @@ class TextSide:
             names,
             self.trained_class_embeddings,
             names,
-            synsets=synset_ids(names, config.class_synonyms if own else None, config.trained_class_synsets),
+            synsets=senses_or_none(
+                config.text_config.describe, names, config.class_synonyms if own else None, config.trained_class_synsets
+            ),
             glosses=getattr(self, "trained_class_glosses", None),
         )
 
