@@ -1,4 +1,4 @@
-"""Benchmark 5g: Mixup / CutMix and layer-wise learning-rate decay, each against its absence, at the same budget.
+"""Benchmark 5d: Mixup / CutMix and layer-wise learning-rate decay, each against its absence, at the same budget.
 
 The recipe is the CIFAR-10 fine-tune of 5a (FRN on ImageNet-pretrained tf_efficientnet_lite0, 64x64, AdamW,
 head 2e-3 / backbone 5e-4, warm-up + cosine, crop + flip), shortened to fit a CPU: the first 10,000 images of

@@ -1,4 +1,4 @@
-"""Benchmark 7: what zero-shot scoring costs on top of the backbone, and where the time goes.
+"""Benchmark 5c: what zero-shot scoring costs on top of the backbone, and where the time goes.
 
 The shipped zero-shot config's model (``configs/vsenet_tinyimagenet_zeroshot.yaml``: EfficientNet-Lite0 at
 128 px, the flip and zoom test-time views, ConSE, visual prototypes with WordNet hierarchy and glosses)
