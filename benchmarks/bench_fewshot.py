@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from _common import write_result
-from bench_zeroshot import DATA, DEV_FRACTION, base_config, fit_linear
+from bench_zeroshot import DATA, DEV_FRACTION, base_config
+from references import fit_linear
 
 KS = (1, 2, 4, 8, 16)
 FOLD_DRAWS, DEV_DRAWS, WAYS, QUERIES_PER_CLASS = 3, 5, 25, 40

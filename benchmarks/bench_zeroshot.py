@@ -25,8 +25,8 @@ import copy
 import time
 
 import torch
-import torch.nn.functional as F
 from _common import ROOT, SHARED, write_result
+from references import PROBE_GRID, ZERO_SHOT_GRIDS, devise_map, fit_probe, stratified_split, text_to_image_map
 
 from visnet_hf.scores import top_k_accuracy
 
@@ -331,11 +331,8 @@ def score_final(model, config, calibration: float) -> dict:
 
 
 def feature_access(config, model):
-    """The frozen backbone's cached features of a split's part (each image alone: the references get no
-    test-time augmentation, flip or zoom, whatever the model uses), and the model's embedding of class names."""
-    if model.config.test_time_flip or model.config.test_time_zoom is not None:
-        model = copy.deepcopy(model)
-        model.config.test_time_flip, model.config.test_time_zoom = False, None
+    """The frozen backbone's cached features of a split's part, as the model reads them (its test-time views
+    averaged: the references read exactly what the model reads), and the model's embedding of class names."""
     from visnet_hf.data import build_transforms
     from visnet_hf.data.features import FeatureCache, FeatureDataset, OneProcess
 
@@ -354,10 +351,13 @@ def feature_access(config, model):
 
 
 def references(config, model, folds) -> dict:
-    """DeViSE-style projection and a linear probe on the same cached features and class texts; DeViSE also on the folds."""
+    """The zero-shot references (:data:`references.ZERO_SHOT_GRIDS`), each family's setting chosen on the folds, then
+    fitted on all seen classes and scored on unseen_dev; and a linear probe for seen accuracy, its weight decay and
+    epochs chosen on a development split of the seen training part. All on the model's own features and texts."""
     from dataclasses import replace
 
     from visnet_hf.data import load_splits
+    from visnet_hf.training.selection import best_choice
 
     features, embed = feature_access(config, model)
     seen = load_splits(config.data, seed=config.seed)
@@ -367,21 +367,46 @@ def references(config, model, folds) -> dict:
     unseen_x = torch.cat([features(unseen, "train")[0], features(unseen, "eval")[0]])
     unseen_y = torch.cat([features(unseen, "train")[1], features(unseen, "eval")[1]])
     seen_c, unseen_c = embed(seen), embed(unseen)
-    probe = fit_linear(train_x, train_y, len(seen.class_names), lambda z: z)
-    devise = fit_linear(train_x, train_y, seen_c.shape[1], lambda z: F.normalize(z, dim=-1) @ seen_c.T / 0.1)
-    with torch.no_grad():
-        devise_unseen = F.normalize(devise(unseen_x), dim=-1) @ unseen_c.T
-        results = {
-            "linear_probe_seen_accuracy": top_k_accuracy(probe(test_x), test_y, 1),
-            "devise": {
-                "seen_accuracy": top_k_accuracy(F.normalize(devise(test_x), dim=-1) @ seen_c.T, test_y, 1),
-                "zero_shot_top1": top_k_accuracy(devise_unseen, unseen_y, 1),
-                "zero_shot_top5": top_k_accuracy(devise_unseen, unseen_y, 5),
-                "zero_shot_correct_per_class": correct_per_class(devise_unseen, unseen_y, len(unseen.class_names)),
-            },
+
+    settings = {f"{family} / {name}": fit for family, grid in ZERO_SHOT_GRIDS.items() for name, fit in grid.items()}
+    on_folds = fold_references(config, model, folds, settings)
+    zero_shot = {}
+    for family, grid in ZERO_SHOT_GRIDS.items():
+        best = best_choice({name: on_folds[f"{family} / {name}"] for name in grid})
+        score = grid[best](train_x, train_y, seen_c)
+        with torch.no_grad():
+            new, old = score(unseen_x, unseen_c), score(test_x, seen_c)
+        zero_shot[family] = {
+            "setting": best,
+            "cv_by_setting": {name: on_folds[f"{family} / {name}"] for name in grid},
+            "cv_zero_shot_top1": on_folds[f"{family} / {best}"],
+            "zero_shot_top1": top_k_accuracy(new, unseen_y, 1),
+            "zero_shot_top5": top_k_accuracy(new, unseen_y, 5),
+            "seen_accuracy": top_k_accuracy(old, test_y, 1),
+            "zero_shot_correct_per_class": correct_per_class(new, unseen_y, len(unseen.class_names)),
         }
-    results["devise"]["cv_zero_shot_top1"] = fold_references(config, model, folds, {"devise": devise_map})["devise"]
-    return results
+    keep, dev = stratified_split(train_y, DEV_FRACTION)
+    classes = len(seen.class_names)
+    dev_accuracy = {}
+    for index, setting in enumerate(PROBE_GRID):
+        probe = fit_probe(train_x[keep], train_y[keep], classes, **setting)
+        with torch.no_grad():
+            dev_accuracy[index] = top_k_accuracy(probe(train_x[dev]), train_y[dev], 1)
+    chosen = PROBE_GRID[int(best_choice({str(i): a for i, a in dev_accuracy.items()}))]
+    probe = fit_probe(train_x, train_y, classes, **chosen)
+    with torch.no_grad():
+        probe_accuracy = top_k_accuracy(probe(test_x), test_y, 1)
+    strongest = max(zero_shot, key=lambda family: zero_shot[family]["zero_shot_top1"])
+    return {
+        "zero_shot": zero_shot,
+        "strongest_zero_shot": strongest,
+        "linear_probe": {
+            "setting": chosen,
+            "dev_accuracy_by_setting": {str(PROBE_GRID[i]): a for i, a in dev_accuracy.items()},
+            "seen_accuracy": probe_accuracy,
+        },
+        "reads": "the model's cached features (its test-time views averaged) and its class texts",
+    }
 
 
 def correct_per_class(scores: torch.Tensor, labels: torch.Tensor, classes: int) -> list[int]:
@@ -390,19 +415,7 @@ def correct_per_class(scores: torch.Tensor, labels: torch.Tensor, classes: int) 
     return torch.bincount(labels[hits], minlength=classes).tolist()
 
 
-def devise_map(features, labels, class_embeddings):
-    """DeViSE: images into the text space, cosine softmax at temperature 0.1 (the reference)."""
-    layer = fit_linear(features, labels, class_embeddings.shape[1], lambda z: F.normalize(z, dim=-1) @ class_embeddings.T / 0.1)
-    return lambda x, classes: F.normalize(layer(x), dim=-1) @ classes.T
-
-
-def text_to_image_map(features, labels, class_embeddings):
-    """DEM (Zhang et al. 2017): class texts into the image feature space, trained as the DeViSE map is."""
-    layer = fit_text_to_image(class_embeddings, features, labels)
-    return lambda x, classes: F.normalize(x, dim=-1) @ F.normalize(layer(classes), dim=-1).T
-
-
-REFERENCE_MAPS = {"devise": devise_map, "text_to_image": text_to_image_map}
+REFERENCE_MAPS = {"devise": devise_map(), "text_to_image": text_to_image_map()}
 
 
 def fold_references(config, model, folds, maps=None) -> dict[str, float]:
@@ -429,36 +442,6 @@ def fold_references(config, model, folds, maps=None) -> dict[str, float]:
             with torch.no_grad():
                 scores[name].append(top_k_accuracy(score(held_x, held_c), held_y, 1))
     return {name: sum(values) / len(values) for name, values in scores.items()}
-
-
-def fit_linear(features, labels, out_dim, logits_fn, epochs=30):
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(features.shape[1], out_dim)
-    optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-3, weight_decay=1e-4)
-    for _ in range(epochs):
-        for index in torch.randperm(len(features)).split(256):
-            loss = F.cross_entropy(logits_fn(layer(features[index])), labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return layer
-
-
-def fit_text_to_image(class_embeddings, features, labels, epochs=30):
-    """The reverse of :func:`fit_linear`'s DeViSE map: a linear map of the class embeddings into the image
-    feature space, trained as that one is (cosine softmax, temperature 0.1, batches of 256 images)."""
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(class_embeddings.shape[1], features.shape[1])
-    optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-3, weight_decay=1e-4)
-    images = F.normalize(features, dim=-1)
-    for _ in range(epochs):
-        for index in torch.randperm(len(features)).split(256):
-            logits = images[index] @ F.normalize(layer(class_embeddings), dim=-1).T / 0.1
-            loss = F.cross_entropy(logits, labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return layer
 
 
 @torch.no_grad()

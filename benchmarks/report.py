@@ -351,7 +351,8 @@ def _senses_guessed(final: dict) -> list[str]:
 
 def zero_shot_section(zero: dict) -> list[str]:
     protocol, final, reference = zero["protocol"], zero["final"], zero["references"]
-    devise, probe = reference["devise"], reference["linear_probe_seen_accuracy"]
+    strongest = reference["strongest_zero_shot"]
+    devise, probe = reference["zero_shot"][strongest], reference["linear_probe"]["seen_accuracy"]
     head = protocol["zero_shot_head"]
     lines = [
         *heading("## 5b. Tiny-ImageNet zero-shot (VSENet), every default chosen on pseudo-unseen folds", zero),
@@ -402,19 +403,26 @@ def zero_shot_section(zero: dict) -> list[str]:
         "",
         *[f"Note: {note}" for note in zero.get("notes", [])],
         "",
-        "**Scored once on `unseen_dev`**, side by side with references on the same frozen features at the same resolution",
-        "(of each image alone: no test-time augmentation)",
-        "and with the same class texts (DeViSE-style: a linear projection to the text embeddings, cosine softmax,",
-        f"temperature 0.1; a softmax linear probe for seen accuracy). Chance: {pct(zero['chance_zero_shot_top1'])}.",
+        "**Scored on `unseen_dev`**, side by side with references that read exactly what the model reads: the same",
+        "cached features (its four test-time views averaged), resolution and class texts. Each zero-shot reference's",
+        "setting was chosen on the same folds (best of its grid by pseudo-unseen top-1), then fitted on all seen classes;",
+        "the linear probe's weight decay and epochs on a development split of the seen training part (standardised",
+        f"features). The headline ratio is against the strongest reference on `unseen_dev`. Chance: {pct(zero['chance_zero_shot_top1'])}.",
+        "**`unseen_dev` is a development set**: it was scored after each of about ten revisions of this protocol, and",
+        "which knobs exist was decided with those scores in view (issue #35); the fold figures are the protocol's estimate.",
         "",
-        "| model | zero-shot top-1 | top-5 | seen acc. | GZSL H (offset from the folds) | GZSL seen / unseen | CV zero-shot top-1 |",
+        "| model (setting chosen on the folds) | zero-shot top-1 | top-5 | seen acc. | GZSL H (offset from the folds) | GZSL seen / unseen | CV zero-shot top-1 |",
         "|---|---|---|---|---|---|---|",
         f"| VSENet (chosen) | {pct(final['zero_shot_top1'])} | {pct(final['zero_shot_top5'])} | {pct(final['seen_accuracy'])} | "
         f"{pct(final['gzsl_calibrated']['harmonic_mean'])} | {pct(final['gzsl_calibrated']['seen_accuracy'])} / "
         f"{pct(final['gzsl_calibrated']['unseen_accuracy'])} | {pct(cv['zero_shot_top1'])} |",
-        f"| DeViSE-style reference | {pct(devise['zero_shot_top1'])} | {pct(devise['zero_shot_top5'])} | {pct(devise['seen_accuracy'])} | - | - | "
-        f"{pct(devise['cv_zero_shot_top1'])} |",
-        f"| softmax linear probe | - | - | {pct(probe)} | - | - | - |",
+        *[
+            f"| {family} ({row['setting']}){' (strongest)' if family == strongest else ''} | {pct(row['zero_shot_top1'])} | "
+            f"{pct(row['zero_shot_top5'])} | {pct(row['seen_accuracy'])} | - | - | {pct(row['cv_zero_shot_top1'])} |"
+            for family, row in reference["zero_shot"].items()
+        ],
+        f"| softmax linear probe ({', '.join(f'{k} {v:g}' for k, v in reference['linear_probe']['setting'].items())}) | - | - | "
+        f"{pct(probe)} | - | - | - |",
         "",
         f"On {final['unseen_images']} unseen images (50 per class) a top-1 of {pct(final['zero_shot_top1'])} has a standard error of about "
         f"{100 * (final['zero_shot_top1'] * (1 - final['zero_shot_top1']) / final['unseen_images']) ** 0.5:.1f} points.",
@@ -422,10 +430,10 @@ def zero_shot_section(zero: dict) -> list[str]:
         *_senses_guessed(final),
         "",
         "Goals (issue #22, all from the one shipped config):",
-        f"- seen test top-1 >= the linear probe + 2 points ({pct(probe + 0.02)}): {pct(final['seen_accuracy'])}, "
+        f"- seen test top-1 >= the tuned linear probe + 2 points ({pct(probe + 0.02)}): {pct(final['seen_accuracy'])}, "
         f"{verdict(final['seen_accuracy'] >= probe + 0.02)} (+{100 * (final['seen_accuracy'] - probe):.1f} points; one standard error of "
         f"either figure on {final['seen_images']} images is about {pct((probe * (1 - probe) / final['seen_images']) ** 0.5)});",
-        f"- zero-shot top-1 >= 1.3x the reference ({pct(1.3 * devise['zero_shot_top1'])}): {pct(final['zero_shot_top1'])} "
+        f"- zero-shot top-1 >= 1.3x the strongest reference, {strongest} ({pct(1.3 * devise['zero_shot_top1'])}): {pct(final['zero_shot_top1'])} "
         f"({final['zero_shot_top1'] / devise['zero_shot_top1']:.2f}x), {verdict(final['zero_shot_top1'] >= 1.3 * devise['zero_shot_top1'])}"
         f" (on the folds: {cv['zero_shot_top1'] / devise['cv_zero_shot_top1']:.2f}x){_ratio_spread(final, devise)};",
         f"- generalised harmonic mean >= 32% with an offset fitted without `unseen_dev`: {pct(final['gzsl_calibrated']['harmonic_mean'])}, "

@@ -1,5 +1,5 @@
 """The benchmark report's interval for a ratio of zero-shot scores over resampled classes, and what the
-zero-shot benchmark's references read."""
+zero-shot benchmark's references read and how they are fitted."""
 
 import sys
 from pathlib import Path
@@ -28,9 +28,7 @@ def test_interval_refuses_mismatched_classes():
         ratio_interval([1, 2], [1])
 
 
-def test_the_references_read_each_image_alone_whatever_test_time_augmentation_the_model_uses(
-    tiny_parquet, tiny_text_encoder, tmp_path
-):
+def test_the_references_read_what_the_model_reads_its_test_time_views_included(tiny_parquet, tiny_text_encoder, tmp_path):
     import torch
     from bench_zeroshot import feature_access
 
@@ -56,6 +54,27 @@ def test_the_references_read_each_image_alone_whatever_test_time_augmentation_th
     pixels = torch.stack([transform(splits.train_source[int(i)]["image"].convert("RGB")) for i in splits.train["source_index"]])
     with torch.no_grad():
         alone = model.backbone.forward_head(model.backbone.forward_features(pixels), pre_logits=True)
-        assert_close32(cached, alone)  # batched otherwise
-        assert not torch.allclose(cached, model.backbone_features(pixels)[1], atol=1e-4)  # the model's own are not
+        assert_close32(cached, model.backbone_features(pixels)[1])  # the model's four views averaged (batched otherwise)
+        assert not torch.allclose(cached, alone, atol=1e-4)  # not each image alone
     assert model.config.test_time_flip and model.config.test_time_zoom == 0.75  # the model is left as it was
+
+
+def test_every_reference_setting_fits_and_scores_new_names():
+    import torch
+    from references import PROBE_GRID, ZERO_SHOT_GRIDS, fit_probe, stratified_split
+
+    generator = torch.Generator().manual_seed(0)
+    classes = torch.nn.functional.normalize(torch.randn(6, 8, generator=generator), dim=-1)
+    labels = torch.arange(60) % 4
+    features = torch.randn(60, 16, generator=generator) + torch.nn.functional.pad(classes[labels], (0, 8)) * 4
+    for family, grid in ZERO_SHOT_GRIDS.items():
+        for name, fit in grid.items():
+            score = fit(features[:, :16], labels, classes[:4])
+            new = score(features[:5], classes[4:])
+            assert new.shape == (5, 2) and torch.isfinite(new).all(), f"{family} / {name}"
+    keep, held = stratified_split(labels, 0.25)
+    assert len(held) == 4 * 4 and set(labels[held].tolist()) == {0, 1, 2, 3} and not set(keep.tolist()) & set(held.tolist())
+    probe = fit_probe(features[keep], labels[keep], 4, **PROBE_GRID[0])
+    shifted = fit_probe(features[keep] * 3 + 100, labels[keep], 4, **PROBE_GRID[0])  # standardised: the same probe
+    with torch.no_grad():
+        torch.testing.assert_close(shifted(features[held] * 3 + 100), probe(features[held]), atol=1e-4, rtol=1e-4)

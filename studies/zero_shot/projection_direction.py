@@ -22,62 +22,9 @@ from __future__ import annotations
 
 import time
 
-import torch
-import torch.nn.functional as F
 from _study import write_result
 from bench_zeroshot import REFERENCE_MAPS, base_config, fold_references
-
-
-def _normaliser(features):
-    mean, std = features.mean(0), features.std(0) + 1e-6
-    return lambda x: F.normalize((x - mean) / std, dim=-1)
-
-
-def _centred(classes):
-    return F.normalize(classes - classes.mean(0), dim=-1)
-
-
-def ridge_map(strength: float):
-    """Images regressed onto their class's centred embedding, in closed form; cosine to each class."""
-
-    def fit(features, labels, classes):
-        norm = _normaliser(features)
-        x = norm(features)
-        weights = torch.linalg.solve(x.T @ x + strength * torch.eye(x.shape[1]), x.T @ _centred(classes)[labels])
-        return lambda images, held: F.normalize(norm(images) @ weights, dim=-1) @ _centred(held).T
-
-    return fit
-
-
-def eszsl_map(gamma: float, lam: float):
-    """ESZSL: V = (X^T X + gamma I)^-1 X^T Y S (S^T S + lam I)^-1 with Y in {-1, 1}; scores x V s."""
-
-    def fit(features, labels, classes):
-        norm = _normaliser(features)
-        x, s = norm(features), _centred(classes)
-        targets = 2 * F.one_hot(labels, len(classes)).float() - 1
-        left = torch.linalg.solve(x.T @ x + gamma * torch.eye(x.shape[1]), x.T @ targets @ s)
-        weights = left @ torch.linalg.inv(s.T @ s + lam * torch.eye(s.shape[1]))
-        return lambda images, held: norm(images) @ weights @ _centred(held).T
-
-    return fit
-
-
-def sae_map(lam: float):
-    """SAE's encoder: W minimising ||S - W X||^2 + lam ||X - W^T S||^2, a Sylvester equation solved by
-    eigendecomposition; images encoded into the text space, cosine to each class."""
-
-    def fit(features, labels, classes):
-        norm = _normaliser(features)
-        x, s = norm(features).T.double(), _centred(classes)[labels].T.double()
-        a_values, a_vectors = torch.linalg.eigh(s @ s.T)
-        b_values, b_vectors = torch.linalg.eigh(lam * x @ x.T)
-        rotated = a_vectors.T @ ((1 + lam) * s @ x.T) @ b_vectors
-        weights = (a_vectors @ (rotated / (a_values[:, None] + b_values[None, :])) @ b_vectors.T).float()
-        return lambda images, held: F.normalize(norm(images) @ weights.T, dim=-1) @ _centred(held).T
-
-    return fit
-
+from references import eszsl_map, ridge_map, sae_map
 
 CLOSED_FORMS = {
     **{f"ridge_{strength:g}": ridge_map(strength) for strength in (10, 30, 100)},

@@ -29,7 +29,8 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 from _study import write_result
-from bench_zeroshot import DEV_FRACTION, base_config, fit_text_to_image
+from bench_zeroshot import DEV_FRACTION, base_config
+from references import fit_text_to_image
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 # The shipped config less what the gloss variants below led to, so that they are measured against what they were
