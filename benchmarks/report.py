@@ -247,10 +247,11 @@ def cifar10_section(recipe: str, result: dict) -> list[str]:
         "| side | model | seed | training time (s) | top-1 | top-5 |",
         "|---|---|---|---|---|---|",
     ]
-    for side, model, runs in (
-        ("plain timm loop", r["plain_model"], plain_runs),
-        ("visnet_hf", r["framework_model"], framework_runs),
-    ):
+    plain_label = "plain timm loop" + (" (matched: its smoothing, flip TTA, EMA)" if "plain_matched" in result else "")
+    arms = [("visnet_hf", r["framework_model"], framework_runs)]
+    if result.get("framework_without_semantic_runs"):
+        arms.append(("visnet_hf without its semantic head", r["framework_model"], result["framework_without_semantic_runs"]))
+    for side, model, runs in ((plain_label, r["plain_model"], plain_runs), *arms):
         lines += [
             f"| {side} | {model} | {run.get('seed', 0)} | {run['train_seconds']:.0f} | {pct(run['accuracy'])} | {pct(run['top5_accuracy'])} |"
             for run in runs
@@ -268,6 +269,20 @@ def cifar10_section(recipe: str, result: dict) -> list[str]:
             f"Goal (at equal wall time, >= +1.0 point, beyond two standard errors): {verdict(ok)}.",
             "",
         ]
+        if result.get("language"):
+            language, bare = result["language"], result["framework_without_semantic"]
+            lse = language["standard_error"]
+            lines += [
+                f"What the language side adds (the same runs without the semantic head, seed by seed): {pct(bare['mean'])} without it,"
+                f" {100 * language['mean']:+.2f} points with it"
+                + (f" (standard error {100 * lse:.2f})" if lse is not None else "")
+                + (
+                    ": beyond two standard errors."
+                    if lse is not None and abs(language["mean"]) > 2 * lse
+                    else ": within two standard errors, nothing measurable here."
+                ),
+                "",
+            ]
         return lines
     plain_accuracy, within = result["plain"]["accuracy"], _within_budget(result)
     same_time = result["framework"]["accuracy"] >= plain_accuracy and result["time_ratio"] <= 1.03
