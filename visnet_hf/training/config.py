@@ -18,6 +18,7 @@ from .._validation import build, did_you_mean, raise_problems
 from ..constraints import ConstraintSpec
 from ..data.config import DataConfig
 from ..errors import ConfigError
+from .optim import OptimConfig
 
 
 @dataclass(frozen=True)
@@ -45,70 +46,6 @@ class ModelConfig:
     channels_last: bool | None = None
     compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
     gradient_checkpointing: bool = False
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """Optimizer and schedule. ``backbone_lr`` gives the backbone its own learning rate, ``text_lr``
-    a VSENet's trainable text layers (``model.overrides.text_config.trainable_layers``);
-    ``freeze``: ``none`` (full fine-tune), ``backbone`` (linear probe of the heads) or ``partial``
-    (only parameters under ``trainable_prefixes`` train). ``implementation`` picks torch's optimizer
-    kernels: ``fused`` (one kernel for all parameters), ``foreach`` (a few), ``for`` (a loop), or
-    ``auto``: fused on CUDA, torch's default elsewhere.
-
-    ``optimizer`` is any name of ``timm.optim.list_optimizers()`` (``sgd`` with Nesterov momentum,
-    ``adamw``, ``lamb``, ``lion``, ``lookahead_adamw``...), made by ``timm.optim.create_optimizer_v2``
-    with ``optimizer_kwargs`` (``betas``, ``eps``...). Biases, norms and what the model's ``no_weight_decay()``
-    names (a ViT's position embedding and class token) take no weight decay. ``layer_decay`` scales each
-    backbone layer group's learning rate by ``layer_decay ** depth_from_the_top`` (timm's ``group_matcher``;
-    the heads train at the full rate), as BEiT and timm's fine-tuning recipes do.
-
-    ``scheduler``: ``cosine`` (to zero), ``multistep`` (times ``decay`` at each epoch of ``milestones``)
-    or ``constant``, after ``warmup_steps`` of linear warm-up; or any schedule of ``transformers.get_scheduler``
-    (``linear``, ``cosine_with_restarts``, ``polynomial``, ``inverse_sqrt``, ``cosine_with_min_lr``,
-    ``warmup_stable_decay``...) with ``scheduler_kwargs`` (``num_cycles``, ``power``, ``min_lr_rate``...)."""
-
-    optimizer: str = "adamw"
-    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
-    lr: float = 1e-3
-    backbone_lr: float | None = None
-    text_lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 0.05
-    layer_decay: float | None = None
-    scheduler: str = "cosine"
-    scheduler_kwargs: dict[str, Any] = field(default_factory=dict)
-    warmup_steps: int = 0
-    milestones: list[int] = field(default_factory=list)
-    decay: float = 0.1
-    grad_clip: float | None = None
-    freeze: Literal["none", "backbone", "partial"] = "none"
-    trainable_prefixes: list[str] = field(default_factory=list)
-    ema_decay: float | None = None
-    implementation: Literal["auto", "fused", "foreach", "for"] = "auto"
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.lr <= 0:
-            problems.append(f"lr={self.lr} must be positive")
-        for name in ("backbone_lr", "text_lr"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                problems.append(f"{name}={getattr(self, name)} must be >= 0")
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            problems.append(f"layer_decay={self.layer_decay} must lie in (0, 1], e.g. 0.75")
-        from .optim import optimizer_problem, scheduler_problem  # timm and transformers: only when a config is read
-
-        problems += [p for p in (optimizer_problem(self), scheduler_problem(self)) if p]
-        if self.warmup_steps < 0:
-            problems.append(f"warmup_steps={self.warmup_steps} must be >= 0")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            problems.append(f"grad_clip={self.grad_clip} must be positive")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            problems.append(f"ema_decay={self.ema_decay} must lie in (0, 1)")
-        if self.freeze == "partial" and not self.trainable_prefixes:
-            problems.append("freeze='partial' needs trainable_prefixes, e.g. ['backbone.layer4', 'head', 'classifier']")
-        if problems:
-            raise ValueError("; ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -22,41 +22,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
+from .vocabulary import ExampleSet
+
 if TYPE_CHECKING:
     from .prototypes import VisualPrototypes
-
-
-@dataclass(frozen=True, eq=False)
-class ExampleSet:
-    """The example photos of a vocabulary's names, reduced to what scoring needs.
-
-    Args:
-        sums: ``(len(names), num_features)`` the sum of each name's examples' unit (standardised) features;
-            zero rows for names without examples.
-        counts: ``(len(names),)`` how many examples each name has.
-    """
-
-    sums: torch.Tensor
-    counts: torch.Tensor
-
-    def for_names(self, own: Sequence[str], names: Sequence[str]) -> ExampleSet | None:
-        """The examples of ``names`` among those of ``own`` (this set's names, in order); zero rows for the
-        others; ``None`` when none of ``names`` has examples here."""
-        row = {name: index for index, name in enumerate(own)}
-        rows = [row.get(name) for name in names]
-        if not any(index is not None and self.counts[index] > 0 for index in rows):
-            return None
-        sums, counts = torch.zeros(len(names), self.sums.shape[1]).to(self.sums), torch.zeros(len(names))
-        for target, index in enumerate(rows):
-            if index is not None:
-                sums[target], counts[target] = self.sums[index], self.counts[index]
-        return ExampleSet(sums, counts)
 
 
 def unit_features(visual: torch.Tensor, prototypes: VisualPrototypes | None) -> torch.Tensor:

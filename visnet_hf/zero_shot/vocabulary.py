@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 from ..text.prompts import ClassTexts
 from ..wordnet import fill_descriptions, glosses, senses_or_none
-from .few_shot import ExampleSet
 
 
 class TextEncoderLike(Protocol):
@@ -33,6 +32,33 @@ class TextEncoderLike(Protocol):
     def embed_classes(self, texts: ClassTexts) -> torch.Tensor: ...
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True, eq=False)
+class ExampleSet:
+    """The example photos of a vocabulary's names, reduced to what scoring needs.
+
+    Args:
+        sums: ``(len(names), num_features)`` the sum of each name's examples' unit (standardised) features;
+            zero rows for names without examples.
+        counts: ``(len(names),)`` how many examples each name has.
+    """
+
+    sums: torch.Tensor
+    counts: torch.Tensor
+
+    def for_names(self, own: Sequence[str], names: Sequence[str]) -> ExampleSet | None:
+        """The examples of ``names`` among those of ``own`` (this set's names, in order); zero rows for the
+        others; ``None`` when none of ``names`` has examples here."""
+        row = {name: index for index, name in enumerate(own)}
+        rows = [row.get(name) for name in names]
+        if not any(index is not None and self.counts[index] > 0 for index in rows):
+            return None
+        sums, counts = torch.zeros(len(names), self.sums.shape[1]).to(self.sums), torch.zeros(len(names))
+        for target, index in enumerate(rows):
+            if index is not None:
+                sums[target], counts[target] = self.sums[index], self.counts[index]
+        return ExampleSet(sums, counts)
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,7 +75,7 @@ class Vocabulary:
             else the one guessed from the name and its synonyms; None where WordNet does not know the name.
         glosses: ``(len(names), dim)`` each sense's WordNet definition embedded by the same encoder (zero
             rows where there is none), for ``prototype_glosses``; ``None`` when not asked for.
-        examples: the names' example photos, reduced (:class:`~visnet_hf.zero_shot.few_shot.ExampleSet`), for
+        examples: the names' example photos, reduced (:class:`ExampleSet`), for
             few-shot scoring; ``None`` for names alone.
     """
 
@@ -162,4 +188,4 @@ def _encoder(encoder: TextEncoderLike | None) -> TextEncoderLike:
     return encoder
 
 
-__all__ = ["TextEncoderLike", "Vocabulary", "build_vocabulary", "gloss_matrix"]
+__all__ = ["ExampleSet", "TextEncoderLike", "Vocabulary", "build_vocabulary", "gloss_matrix"]

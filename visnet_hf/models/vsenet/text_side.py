@@ -21,8 +21,8 @@ from ... import semantics
 from ...text.encoder import get_text_encoder, load_tokenizer
 from ...text.prompts import ClassTexts
 from ...wordnet import fill_descriptions, senses_or_none
-from ...zero_shot.few_shot import ExampleSet, embed_examples, examples_by_name
-from ...zero_shot.vocabulary import TextEncoderLike, Vocabulary, build_vocabulary
+from ...zero_shot.few_shot import embed_examples, examples_by_name
+from ...zero_shot.vocabulary import ExampleSet, TextEncoderLike, Vocabulary, build_vocabulary
 from .text_tower import TowerEncoder
 
 
