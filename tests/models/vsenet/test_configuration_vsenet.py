@@ -50,7 +50,7 @@ def test_problems_of_every_group_are_reported_together(tiny_text_encoder):
     assert message.startswith("4 problem(s) in VSENetConfig:")
     assert "zero_shot_config.head: expected one of ['semantic', 'conse', 'both'], got 'clip'" in message
     assert "zero_shot_config.conse_top_k=0 must be >= 1" in message
-    assert "text_config.describe='wikipedia' must be one of ['wordnet'] or null" in message
+    assert "text_config.describe='wikipedia' must be one of ['wordnet', 'none'] or null" in message
     assert "gamma=0 must be positive" in message
 
 
