@@ -4,14 +4,15 @@ The model is the shipped zero-shot VSENet (configs/vsenet_tinyimagenet_zeroshot.
 four views per image, all-mpnet-base-v2 texts), trained on the 150 seen Tiny-ImageNet classes. New classes get
 k = 1, 2, 4, 8, 16 photos each; every method reads the same frozen features (the model's four views averaged):
 
-    name-anchored prototypes  the framework: model.set_classes(names, examples=...) (visnet_hf.zero_shot.few_shot)
+    visnet_hf                 the framework: model.set_classes(names, examples=...) (visnet_hf.zero_shot.few_shot):
+                              the names' zero-shot score plus the cosine to the photos' mean, features whitened
     nearest class mean        cosine to the mean of the k photos, features standardised by the training images'
     linear probe              softmax regression on the k photos' standardised features (weight decay chosen)
     zero-shot                 the same model, from the names alone
     Tip-Adapter over DeViSE   a DeViSE map's cosine logits to the names plus Tip-Adapter's cache of the k photos
                               (Zhang et al. 2022), alpha and beta chosen
 
-Protocol. Every setting (the framework's example_weight and name_worth, the probe's weight decay, Tip-Adapter's
+Protocol. Every setting (the framework's example_weight and example_shrinkage, the probe's weight decay, Tip-Adapter's
 alpha and beta, and the few-shot offset of generalised use) is chosen on episodes drawn from the seen classes
 alone: 5 folds of 30 classes held out of training (a VSENet trained on the other 120 per fold, as bench_zeroshot's
 folds), 25 of the 30 drawn per episode, k photos each from their training part, the rest of it (up to 40 per
@@ -44,8 +45,9 @@ from references import fit_linear
 KS = (1, 2, 4, 8, 16)
 FOLD_DRAWS, DEV_DRAWS, WAYS, QUERIES_PER_CLASS = 3, 5, 25, 40
 GRIDS = {
-    "name-anchored prototypes": [
-        {"example_weight": w, "name_worth": n} for w, n in itertools.product((0.5, 1.0, 2.0, 4.0), (0.0, 1.0, 2.0, 4.0, 8.0))
+    "visnet_hf": [  # example_shrinkage 1.0: no whitening (standardised features, as the references read them)
+        {"example_weight": w, "example_shrinkage": a}
+        for w, a in itertools.product((2.0, 4.0, 6.0, 8.0, 12.0, 16.0), (0.5, 0.8, 1.0))
     ],
     "linear probe": [{"weight_decay": wd} for wd in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)],
     "Tip-Adapter over DeViSE": [
@@ -116,8 +118,7 @@ def vocabulary_subset(vocabulary, rows, trained_names):
 def example_set(side: Side, support: torch.Tensor, support_labels: torch.Tensor, classes: int):
     from visnet_hf.zero_shot.few_shot import ExampleSet
 
-    sums = torch.zeros(classes, support.shape[1])
-    sums.index_add_(0, support_labels, side.unit(support))
+    sums = torch.zeros(classes, support.shape[1]).index_add_(0, support_labels, support)  # as embed_examples keeps them
     return ExampleSet(sums, torch.bincount(support_labels, minlength=classes).float())
 
 
@@ -164,9 +165,7 @@ def tip_adapter_logits(side, devise, class_texts, support, support_labels, queri
 def all_methods(side, devise, vocabulary, texts, support, support_labels, queries, classes):
     """``{method: {setting index: logits}}`` for one episode, every setting of every method's grid."""
     out = {}
-    out["name-anchored prototypes"] = [
-        framework_logits(side, vocabulary, support, support_labels, queries, s) for s in GRIDS["name-anchored prototypes"]
-    ]
+    out["visnet_hf"] = [framework_logits(side, vocabulary, support, support_labels, queries, s) for s in GRIDS["visnet_hf"]]
     out["linear probe"] = [
         probe_logits(side, support, support_labels, queries, classes, s["weight_decay"]) for s in GRIDS["linear probe"]
     ]
@@ -206,7 +205,7 @@ def fold_episodes(config, work, folds, seen, log):
     from visnet_hf.training.selection import fold_config, fold_data
 
     scores = {method: [[[] for _ in KS] for _ in grid] for method, grid in GRIDS.items()}
-    gzsl = {offset: [] for offset in OFFSETS}
+    gzsl: dict[tuple[int, float], list[dict]] = {}
     for index, fold in enumerate(folds):
         fold_model, _ = train_or_load(
             fold_config(config, fold, str(work / "runs"), dev_fraction=DEV_FRACTION), work, f"fold{index}"
@@ -257,12 +256,14 @@ def devise_map(features, labels, side, model):
 @torch.no_grad()
 def gzsl_fold(side, model, new_vocabulary, support, support_labels, queries, query_labels, dev_x, dev_y, gzsl):
     """The fold's trained classes (their development images) and 25 pseudo-new ones (k = 4) together: the harmonic
-    mean at each offset, with the chosen example settings applied later (here: the defaults)."""
+    mean of every setting of the framework's grid at each offset (the offset is chosen for the chosen setting)."""
     mixed, examples = mixed_vocabulary(side, model, new_vocabulary, support, support_labels)
     trained = len(model.config.trained_class_names)
-    for offset in OFFSETS:
-        settings = model.config.zero_shot_config.updated(calibration=offset)
-        gzsl[offset].append(harmonic(side, mixed, examples, settings, dev_x, dev_y, queries, query_labels + trained))
+    for (index, setting), offset in itertools.product(enumerate(GRIDS["visnet_hf"]), OFFSETS):
+        settings = model.config.zero_shot_config.updated(calibration=offset, **setting)
+        gzsl.setdefault((index, offset), []).append(
+            harmonic(side, mixed, examples, settings, dev_x, dev_y, queries, query_labels + trained)
+        )
 
 
 def mixed_vocabulary(side, model, new_vocabulary, support, support_labels):
@@ -335,9 +336,7 @@ def all_methods_chosen(side, devise, vocabulary, support, support_labels, querie
     classes = len(vocabulary)
     setting = {method: chosen[method]["setting"] for method in chosen}
     return {
-        "name-anchored prototypes": framework_logits(
-            side, vocabulary, support, support_labels, queries, setting["name-anchored prototypes"]
-        ),
+        "visnet_hf": framework_logits(side, vocabulary, support, support_labels, queries, setting["visnet_hf"]),
         "linear probe": probe_logits(side, support, support_labels, queries, classes, **setting["linear probe"]),
         "Tip-Adapter over DeViSE": tip_adapter_logits(
             side, devise, vocabulary.embeddings, support, support_labels, queries, classes, **setting["Tip-Adapter over DeViSE"]
@@ -396,7 +395,8 @@ def main() -> None:
 
     scores, gzsl = fold_episodes(config, work, folds, seen, log)
     chosen = choose(scores)
-    offset = max(OFFSETS, key=lambda o: statistics.mean(r["harmonic_mean"] for r in gzsl[o]))
+    setting_index = chosen["visnet_hf"]["index"]
+    offset = max(OFFSETS, key=lambda o: statistics.mean(r["harmonic_mean"] for r in gzsl[(setting_index, o)]))
     log(
         f"[chosen on the folds] {[(m, c['setting'], round(c['cv_top1'], 4)) for m, c in chosen.items()]}, few-shot offset {offset}"
     )
@@ -408,8 +408,8 @@ def main() -> None:
 
     # Generalised use at k = 4: the seen test split and unseen_dev's queries, over all 175 names (5 draws).
     seen_test_x, seen_test_y = final_side.features(seen.eval, seen.eval_source)
-    anchored = final_model.config.zero_shot_config.updated(**chosen["name-anchored prototypes"]["setting"])
-    generalised = {"zero-shot (the model's offset)": [], "name-anchored prototypes (offset chosen on the folds)": []}
+    anchored = final_model.config.zero_shot_config.updated(**chosen["visnet_hf"]["setting"])
+    generalised = {"zero-shot (the model's offset)": [], "visnet_hf, names + photos (offset chosen on the folds)": []}
     for number in range(DEV_DRAWS):
         generator = torch.Generator().manual_seed(9000 + number)
         support, support_labels, queries, query_labels = draw(unseen_x, unseen_y, list(range(25)), 4, generator)
@@ -420,7 +420,7 @@ def main() -> None:
                 final_side, mixed, examples, final_model.config.zero_shot_config, seen_test_x, seen_test_y, queries, new_y, False
             )
         )
-        generalised["name-anchored prototypes (offset chosen on the folds)"].append(
+        generalised["visnet_hf, names + photos (offset chosen on the folds)"].append(
             harmonic(final_side, mixed, examples, anchored.updated(calibration=offset), seen_test_x, seen_test_y, queries, new_y)
         )
     timing = extend_seconds(work / "final", unseen, work)
@@ -435,7 +435,9 @@ def main() -> None:
             "grids": GRIDS,
             "chosen": chosen,
             "few_shot_offset": offset,
-            "gzsl_folds_by_offset": {str(o): statistics.mean(r["harmonic_mean"] for r in gzsl[o]) for o in OFFSETS},
+            "gzsl_folds_by_offset": {
+                str(o): statistics.mean(r["harmonic_mean"] for r in gzsl[(setting_index, o)]) for o in OFFSETS
+            },
             "unseen_dev": {method: {str(k): summary(v) for k, v in by_k.items()} for method, by_k in dev.items()},
             "generalised_k4": {
                 name: {part: summary([r[part] for r in runs]) for part in ("seen", "new", "harmonic_mean")}

@@ -651,7 +651,7 @@ def few_shot_section(result: dict) -> list[str]:
         cells = [f"{pct(dev[method][k]['mean'])} ± {pct(dev[method][k]['se'])}" for k in ks]
         label = f"{method} ({setting})" if setting else method
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {pct(chosen[method]['cv_top1'])} |")
-    ours = "name-anchored prototypes"
+    ours = "visnet_hf"
     references = [m for m in methods if m != ours]
     goals = []
     for index, k in enumerate(ks):
@@ -669,7 +669,7 @@ def few_shot_section(result: dict) -> list[str]:
             )
     generalised = result["generalised_k4"]
     zs = generalised["zero-shot (the model's offset)"]["harmonic_mean"]["mean"]
-    fs = generalised["name-anchored prototypes (offset chosen on the folds)"]["harmonic_mean"]["mean"]
+    fs = generalised["visnet_hf, names + photos (offset chosen on the folds)"]["harmonic_mean"]["mean"]
     lines += [
         "",
         "Goals (issue #36): " + "; ".join(goals) + ".",

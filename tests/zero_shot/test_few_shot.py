@@ -1,5 +1,5 @@
-"""Few-shot: new names with a few photos each, scored from their texts and photos together (name-anchored
-prototypes), kept in the vocabulary, saved with the model, used by both pipelines; and the bad inputs."""
+"""Few-shot: new names with a few photos each, scored from their texts and photos together (the photos' mean in the
+whitened feature space), kept in the vocabulary, saved with the model, used by both pipelines; and the bad inputs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from transformers import AutoModelForImageClassification, pipeline
 import visnet_hf
 from tests.helpers import CLASS_NAMES
 from visnet_hf.data.images import BadImageError
+from visnet_hf.zero_shot import VisualPrototypes
 from visnet_hf.zero_shot.few_shot import ExampleSet, example_logits, examples_by_name
 
 NEW = ["lion", "truck", "boat"]
@@ -43,18 +44,39 @@ def photos(real_images):
     return lambda start, count=2: real_images[start : start + count]
 
 
-def test_anchored_prototypes_are_the_examples_mean_pulled_toward_the_names_prototype():
-    """The formula, by hand: normalise(sum of unit features + name_worth * borrowed), then scaled cosines."""
+def test_photos_are_scored_by_their_mean_in_the_whitened_space_and_trained_names_by_their_centroid():
+    """By hand, in float64: standardise, whiten by the shrunk within-class covariance, cosine to each name's photo mean."""
     generator = torch.Generator().manual_seed(0)
-    visual, examples = torch.randn(5, 8, generator=generator), F.normalize(torch.randn(3, 8, generator=generator), dim=-1)
-    borrowed = F.normalize(torch.randn(2, 8, generator=generator), dim=-1)
-    example_set = ExampleSet(torch.stack([examples[:2].sum(0), examples[2]]), torch.tensor([2.0, 1.0]))
-    got = example_logits(visual.double(), example_set, borrowed, None, name_worth=1.5, scale=10.0)
-    anchors = F.normalize(torch.stack([examples[:2].sum(0) + 1.5 * borrowed[0], examples[2] + 1.5 * borrowed[1]]), dim=-1)
-    torch.testing.assert_close(got, 10.0 * F.normalize(visual, dim=-1) @ anchors.T, rtol=1e-5, atol=1e-5)
-    # without a name's prototype (a model without visual prototypes), the photos alone: a nearest class mean
-    alone = example_logits(visual, example_set, None, None, name_worth=1.5, scale=1.0)
-    torch.testing.assert_close(alone, F.normalize(visual, dim=-1) @ F.normalize(example_set.sums, dim=-1).T)
+    prototypes = VisualPrototypes(classes=3, features=6).double()
+    features, labels = torch.randn(60, 6, generator=generator, dtype=torch.float64), torch.arange(60) % 3
+    features[:, 0] += 3 * labels  # classes apart along one axis, spread alike in all
+    prototypes.fit([(features, labels)])
+    mean, std = features.mean(0), features.std(0, unbiased=False) + 1e-6
+    standardised = (features - mean) / std
+    centres = torch.stack([standardised[labels == c].mean(0) for c in range(3)])
+    within = standardised - centres[labels]
+    covariance = within.T @ within / 60
+    torch.testing.assert_close(prototypes.within_covariance, covariance)
+    shrunk = 0.2 * covariance + 0.8 * covariance.diagonal().mean() * torch.eye(6, dtype=torch.float64)
+    values, vectors = torch.linalg.eigh(shrunk)
+    whitening = vectors @ torch.diag(values.rsqrt()) @ vectors.T  # any C^-1/2 gives the same cosines
+
+    def unit(x):
+        return F.normalize((x - mean) / std @ whitening, dim=-1)
+
+    photos, queries = (
+        torch.randn(3, 6, generator=generator, dtype=torch.float64),
+        torch.randn(4, 6, generator=generator, dtype=torch.float64),
+    )
+    examples = ExampleSet(torch.stack([photos[:2].sum(0), photos[2], torch.zeros(6)]).double(), torch.tensor([2.0, 1.0, 0.0]))
+    got = example_logits(queries, examples, [None, None, 1], prototypes, shrinkage=0.8, scale=10.0)
+    anchors = torch.stack([unit(photos[:2].mean(0)), unit(photos[2]), unit(mean + std * centres[1])])
+    torch.testing.assert_close(got, 10.0 * unit(queries) @ anchors.T)
+    # a name with no photo and no trained centroid scores zero; shrinkage 1 is the standardised space alone
+    assert example_logits(queries, examples, [None, None, None], prototypes, 0.8, 1.0)[:, 2].eq(0).all()
+    standard = example_logits(queries, examples, [None, None, None], prototypes, 1.0, 1.0)
+    plain = F.normalize((queries - mean) / std, dim=-1) @ F.normalize((photos[2] - mean) / std, dim=0)
+    torch.testing.assert_close(standard[:, 1], plain)
 
 
 def test_set_classes_with_examples_scores_names_and_photos_together(model, photos):
@@ -67,27 +89,22 @@ def test_set_classes_with_examples_scores_names_and_photos_together(model, photo
     with_photos = model(pixel_values=queries).logits
     settings = model.config.zero_shot_config
     assert not torch.allclose(with_photos, names_alone)
-    # the added term is example_weight times the anchored cosines
-    vocabulary = model.vocabulary
+    # the added term is example_weight times the photo cosines
     pooled = model(pixel_values=queries).pooler_output
-    borrowed = model.zero_shot.prototypes.borrowed(
-        visnet_hf.zero_shot.borrowing_logits(
-            model.normalized_class_embeddings(),
-            model.scored_embeddings(model.trained_class_embeddings),
-            vocabulary,
-            model.trained_vocabulary,
-            settings,
-        )
-    )
     expected = settings.example_weight * example_logits(
-        pooled, vocabulary.examples, borrowed, model.zero_shot.prototypes, settings.name_worth, model.logit_scale_value(model)
+        pooled,
+        model.vocabulary.examples,
+        [None] * 3,
+        model.zero_shot.prototypes,
+        settings.example_shrinkage,
+        model.logit_scale_value(model),
     )
     torch.testing.assert_close(with_photos - names_alone, expected, rtol=1e-4, atol=1e-4)
     # with one photo each, weighing in alone, each photo is recognised as its own class (a cosine of 1)
     model.set_classes(NEW, examples={name: examples[name][:1] for name in NEW})
-    photos_only = settings.updated(name_worth=0.0, example_weight=1e4)
+    photos_only = settings.updated(example_weight=1e4)
     assert model(pixel_values=queries[::2], zero_shot_config=photos_only).logits.argmax(1).tolist() == [0, 1, 2]
-    # names without photos keep the prototype their name borrows; a plain set_classes drops the photos
+    # names without photos are scored by their names alone; a plain set_classes drops the photos
     model.set_classes(NEW, examples={"lion": photos(10)})
     assert model.config.class_example_counts == [2, 0, 0]
     model.set_classes(NEW)

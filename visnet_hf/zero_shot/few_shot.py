@@ -1,20 +1,22 @@
 """Few-shot: new names given with a few photos each, scored from their texts and their photos together.
 
-The method, *name-anchored prototypes*, needs no training. Each name's visual prototype is the mean of its
-example photos' standardised backbone features, shrunk toward the prototype its name alone would have (the
-trained classes' centroids mixed by how alike the name is to them: :mod:`.prototypes`), as if the name were
-``name_worth`` more photos:
+The method needs no training. Each name with photos gets a visual prototype, the mean of its photos' pooled
+features, and an image is scored by its cosine to that prototype in a space where classes spread alike in
+every direction: the features standardised and whitened by the trained classes' within-class covariance
+(shrunk toward the identity by ``example_shrinkage``), as the covariance of a new class is best guessed from
+those of the classes the model knows well (Mahalanobis nearest class mean with a shared covariance, as in
+LDA; transferred from base classes as in Yang et al. 2021, "Free lunch for few-shot learning: distribution
+calibration"). ``example_weight`` times that scaled cosine is added to the names' zero-shot score: the
+names are a prior, the photos the evidence, summed in logit space as a product of experts (Tip-Adapter, Zhang
+et al. 2022, adds a cache of the examples to CLIP's text logits the same way). A trained name kept beside new
+ones (``keep_trained``) is scored against its own centroid, fitted on its training images; a name without
+photos has no photo score.
 
-    prototype(c) = normalise(sum_i z_i + name_worth * borrowed(c))        z_i = the examples' unit standardised features
+Chosen on episodes of the seen classes (BENCHMARKS.md 5e): a prior in feature space instead (the photos' mean
+shrunk toward the prototype the name borrows from the trained classes) scored lower than the photos alone,
+and so did scaling the photo score with the number of photos beyond what the folds could tell apart.
 
-which is the posterior mean of a class centre under a prior centred on what the text predicts (the shrinkage
-of Efron and Morris's empirical Bayes; in few-shot learning, prototypes built from a text prior as in
-Xing et al. 2019, "Adaptive cross-modal few-shot learning", and Tip-Adapter's text + example-cache scoring,
-Zhang et al. 2022). The image's scaled cosine to it, times ``example_weight``, is added to the zero-shot score
-of the names (their text). A name without photos keeps the borrowed prototype; a trained name keeps its
-centroid: trained, photographed and named-only classes are scored on one scale.
-
-The example state (per name: the sum of its examples' unit features, and their number) is part of the
+The photos' state (per name: the sum of their pooled features, and their number) is part of the
 :class:`~visnet_hf.zero_shot.Vocabulary` and is saved with the model that makes it its own.
 """
 
@@ -33,37 +35,45 @@ if TYPE_CHECKING:
     from .prototypes import VisualPrototypes
 
 
-def unit_features(visual: torch.Tensor, prototypes: VisualPrototypes | None) -> torch.Tensor:
-    """Pooled features as the prototypes compare them: standardised by the trained images' statistics when the
-    model has fitted prototypes, then unit length."""
+def unit_features(visual: torch.Tensor, prototypes: VisualPrototypes | None, shrinkage: float = 1.0) -> torch.Tensor:
+    """Pooled features as few-shot scoring compares them: standardised and whitened by the trained images'
+    statistics when the model has fitted prototypes (:meth:`VisualPrototypes.whitened`), then unit length."""
     if prototypes is not None and prototypes.fitted:
-        return prototypes.standardised(visual)
+        return prototypes.whitened(visual, shrinkage)
     return F.normalize(visual.float(), dim=-1)
 
 
 def example_logits(
     visual: torch.Tensor,
     examples: ExampleSet,
-    borrowed: torch.Tensor | None,
+    trained_rows: Sequence[int | None],
     prototypes: VisualPrototypes | None,
-    name_worth: float,
+    shrinkage: float,
     scale: torch.Tensor | float,
 ) -> torch.Tensor:
-    """``(B, K)`` ``scale`` times the images' cosines to each name's anchored prototype.
+    """``(B, K)`` ``scale`` times the images' cosines to each name's prototype: the mean of its photos, or for a
+    trained name without photos, its training images' centroid; zero for a name with neither.
 
     Args:
         visual: ``(B, num_features)`` the images' pooled features.
-        examples: the names' examples.
-        borrowed: ``(K, num_features)`` each name's prototype from its text alone (unit rows), or ``None`` for
-            a model without visual prototypes (a name without examples then scores zero here).
-        prototypes: the model's visual prototypes (their standardisation), if it has them.
-        name_worth: how many examples the name's borrowed prototype counts as.
+        examples: the names' photos.
+        trained_rows: for each name, its row among the trained classes (``None`` for a new name).
+        prototypes: the model's visual prototypes (statistics and trained centroids), if it has them.
+        shrinkage: the whitening's shrinkage toward the identity.
         scale: the cosine logits' scale.
     """
-    sums = examples.sums.to(visual.device, torch.float32)
-    anchored = sums if borrowed is None else sums + name_worth * borrowed.to(sums)
-    features = unit_features(visual, prototypes)
-    return (scale * features) @ F.normalize(anchored, dim=-1).T.to(features)
+    counts = examples.counts.to(visual.device)
+    means = examples.sums.to(visual.device, torch.float32) / counts.clamp(min=1)[:, None]
+    anchors = unit_features(means, prototypes, shrinkage) * (counts > 0)[:, None]
+    if prototypes is not None and prototypes.fitted and any(row is not None for row in trained_rows):
+        # a trained centroid is stored standardised; whitened, it points where the class's images do
+        whitening = prototypes.whitening(shrinkage)
+        centroids = prototypes.centroids if whitening is None else F.normalize(prototypes.centroids @ whitening, dim=-1)
+        for name, row in enumerate(trained_rows):
+            if row is not None and counts[name] == 0:
+                anchors[name] = centroids[row].to(anchors)
+    features = unit_features(visual, prototypes, shrinkage)
+    return (scale * features) @ anchors.T.to(features)
 
 
 # -- examples given by the user -------------------------------------------------------------------
@@ -129,7 +139,8 @@ def _dataset_examples(dataset: Any) -> dict[str, list[Any]]:
 @torch.no_grad()
 def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequence[str], batch_size: int = 32) -> ExampleSet:
     """Each name's examples through the model as it scores images (eval mode: its test-time views averaged),
-    reduced to an :class:`ExampleSet` in the order of ``names`` (zero rows for names without examples).
+    reduced to an :class:`ExampleSet` (the sum of their pooled features, and their number) in the order of
+    ``names`` (zero rows for names without examples).
 
     Raises:
         ValueError: an image that cannot be read, named with its class.
@@ -137,7 +148,6 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
     from ..data.images import decode
 
     processor = model.image_processor()
-    prototypes = model.zero_shot.prototypes
     sums = torch.zeros(len(names), int(model.config.num_features))
     counts = torch.zeros(len(names))
     was_training = model.training
@@ -149,7 +159,7 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
             for start in range(0, len(pictures), batch_size):
                 pixel_values = processor(pictures[start : start + batch_size], return_tensors="pt")["pixel_values"]
                 _, pooled = model.backbone_features(pixel_values.to(model.device, model.dtype))
-                sums[row] += unit_features(pooled, prototypes).sum(0).cpu().float()
+                sums[row] += pooled.sum(0).cpu().float()
             counts[row] = len(pictures)
     finally:
         model.train(was_training)

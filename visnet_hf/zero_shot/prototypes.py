@@ -25,12 +25,21 @@ from .vocabulary import Vocabulary
 class VisualPrototypes(nn.Module):
     """The trained classes' standardised feature centroids (buffers, saved with the model)."""
 
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    centroids: torch.Tensor
+    counts: torch.Tensor
+    within_covariance: torch.Tensor
+
     def __init__(self, classes: int, features: int) -> None:
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(features))
         self.register_buffer("feature_std", torch.ones(features))
         self.register_buffer("centroids", torch.zeros(classes, features))  # unit rows, zero for a class without images
         self.register_buffer("counts", torch.zeros(classes))  # training images per trained class
+        # The training images' within-class covariance of the standardised features (what few-shot scoring whitens by).
+        self.register_buffer("within_covariance", torch.zeros(features, features))
+        self._whitening: tuple[tuple, torch.Tensor] | None = None  # (shrinkage and which covariance, matrix)
 
     @property
     def fitted(self) -> bool:
@@ -54,22 +63,26 @@ class VisualPrototypes(nn.Module):
         # Summed in float64 on the CPU (which every device can copy to): exact over millions of images.
         sums = torch.zeros(classes, width, dtype=torch.float64)
         counts = torch.zeros(classes, dtype=torch.float64)
-        squares = torch.zeros(width, dtype=torch.float64)
+        outer = torch.zeros(width, width, dtype=torch.float64)
         for features, labels in batches:
             features, labels = features.double().cpu(), torch.as_tensor(labels).cpu()
             sums.index_add_(0, labels, features)
             counts += torch.bincount(labels, minlength=classes).double()
-            squares += features.pow(2).sum(0)
+            outer += features.T @ features
         images = counts.sum()
         if images < 2:
             raise ValueError(f"Visual prototypes need at least 2 training images, got {int(images)}.")
         mean = sums.sum(0) / images
-        std = (squares / images - mean.pow(2)).clamp(min=0).sqrt() + 1e-6
+        std = (outer.diagonal() / images - mean.pow(2)).clamp(min=0).sqrt() + 1e-6
         centroids = (sums / counts.clamp(min=1)[:, None] - mean) / std
+        # sum_i x x^T - sum_c n_c m_c m_c^T, over the images: the within-class scatter, then standardised
+        between = (sums / counts.clamp(min=1)[:, None].sqrt()).T @ (sums / counts.clamp(min=1)[:, None].sqrt())
+        within = (outer - between) / images / std[:, None] / std[None, :]
         self.feature_mean.copy_(mean)
         self.feature_std.copy_(std)
         self.centroids.copy_(F.normalize(centroids, dim=-1) * (counts > 0)[:, None])
         self.counts.copy_(counts)
+        self.within_covariance.copy_(within)
         return int(images)
 
     def forward(self, visual: torch.Tensor, borrowing: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
@@ -90,6 +103,31 @@ class VisualPrototypes(nn.Module):
     def standardised(self, visual: torch.Tensor) -> torch.Tensor:
         """``(B, num_features)`` pooled features standardised by the training images' statistics, unit length."""
         return F.normalize((visual.to(self.centroids.dtype) - self.feature_mean) / self.feature_std, dim=-1)
+
+    def whitened(self, visual: torch.Tensor, shrinkage: float) -> torch.Tensor:
+        """``(B, num_features)`` pooled features standardised, then whitened by the training images' within-class
+        covariance shrunk toward a multiple of the identity (``shrinkage`` 1: no whitening), unit length: a space
+        where a class's images spread alike in every direction, so a few images' mean is a fair prototype.
+        Standardised only, for a model fitted before the covariance was kept."""
+        standardised = (visual.to(self.centroids.dtype) - self.feature_mean) / self.feature_std
+        whitening = self.whitening(shrinkage)
+        return F.normalize(standardised if whitening is None else standardised @ whitening, dim=-1)
+
+    def whitening(self, shrinkage: float) -> torch.Tensor | None:
+        """``C^{-1/2}`` for ``C = (1 - shrinkage) * within-class covariance + shrinkage * its mean variance * I``
+        (computed once per shrinkage and kept); ``None`` without a fitted covariance or at shrinkage 1."""
+        covariance = self.within_covariance
+        if shrinkage >= 1 or not bool(covariance.diagonal().gt(0).any()):
+            return None
+        version = (shrinkage, covariance.data_ptr(), covariance._version, covariance.dtype)
+        if self._whitening is None or self._whitening[0] != version:
+            matrix = covariance.double()
+            shrunk = (1 - shrinkage) * matrix + shrinkage * matrix.diagonal().mean() * torch.eye(
+                len(matrix), dtype=torch.float64, device=matrix.device
+            )
+            values, vectors = torch.linalg.eigh(shrunk)
+            self._whitening = (version, (vectors / values.clamp(min=1e-12).sqrt()).to(covariance.dtype))
+        return self._whitening[1]
 
     def borrowed(self, borrowing: torch.Tensor) -> torch.Tensor:
         """``(K, num_features)`` each name's prototype: the centroids mixed by the softmax of ``borrowing``, unit length."""

@@ -8,8 +8,8 @@ its settings (``config.zero_shot_config``) ask:
   (:func:`~visnet_hf.zero_shot.conse.conse_logits`); ``both`` adds the two;
 * ``prototype_weight`` times the scaled cosine to each name's visual prototype
   (:mod:`~visnet_hf.zero_shot.prototypes`);
-* for a vocabulary with example photos, ``example_weight`` times the scaled cosine to each name's prototype
-  anchored on its photos (:mod:`~visnet_hf.zero_shot.few_shot`);
+* for a vocabulary with example photos, ``example_weight`` times the scaled cosine to each name's photos'
+  prototype in the whitened feature space (:mod:`~visnet_hf.zero_shot.few_shot`);
 * minus ``calibration`` on the trained names of a vocabulary that mixes trained and new names
   (calibrated stacking, :mod:`~visnet_hf.zero_shot.calibration`).
 """
@@ -65,7 +65,6 @@ class ZeroShotScorer(nn.Module):
         if settings.head != "semantic":
             conse = conse_logits(trained_logits, trained, classes, scale, settings.conse_top_k).to(logits.dtype)
             logits = conse if settings.head == "conse" else logits + conse
-        borrowed = None
         if settings.prototype_weight > 0:
             if self.prototypes is None:
                 raise ValueError(
@@ -74,10 +73,11 @@ class ZeroShotScorer(nn.Module):
                 )
             borrowing = borrowing_logits(classes, trained, vocabulary, trained_vocabulary, settings)
             logits = logits + settings.prototype_weight * self.prototypes(visual, borrowing, scale).to(logits.dtype)
-            borrowed = self.prototypes.borrowed(borrowing)
         if vocabulary.examples is not None and settings.example_weight > 0:
-            anchored = example_logits(visual, vocabulary.examples, borrowed, self.prototypes, settings.name_worth, scale)
-            logits = logits + settings.example_weight * anchored.to(logits.dtype)
+            row = {name: index for index, name in enumerate(trained_vocabulary.names)}
+            trained_rows = [row.get(name) for name in vocabulary.names]  # settled in Python, as the vocabulary is
+            photos = example_logits(visual, vocabulary.examples, trained_rows, self.prototypes, settings.example_shrinkage, scale)
+            logits = logits + settings.example_weight * photos.to(logits.dtype)
         if vocabulary.mixes_trained_and_new:
             logits = apply_offset(logits, vocabulary.trained, settings.calibration)
         return logits

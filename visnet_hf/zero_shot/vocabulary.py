@@ -39,8 +39,8 @@ class ExampleSet:
     """The example photos of a vocabulary's names, reduced to what scoring needs.
 
     Args:
-        sums: ``(len(names), num_features)`` the sum of each name's examples' unit (standardised) features;
-            zero rows for names without examples.
+        sums: ``(len(names), num_features)`` the sum of each name's examples' pooled features (as the model
+            scores images: its test-time views averaged); zero rows for names without examples.
         counts: ``(len(names),)`` how many examples each name has.
     """
 

@@ -35,7 +35,7 @@ ZERO_SHOT_SETTINGS = (
     "prototype_glosses",
     "calibration",
     "example_weight",
-    "name_worth",
+    "example_shrinkage",
 )
 
 
@@ -105,11 +105,10 @@ class VSENetZeroShotConfig(CheckedConfig):
         calibration: offset subtracted from trained classes' scores in a vocabulary that mixes trained and
             new names (generalised zero-shot), so new classes are not swamped; fitted by
             :func:`visnet_hf.zero_shot.fit_offset` / ``visnet calibrate``.
-        example_weight: weight of the example-photo score of a vocabulary given with photos (few-shot,
-            :mod:`visnet_hf.zero_shot.few_shot`): the image's scaled cosine to each name's prototype anchored on
-            its photos (0: the photos are ignored).
-        name_worth: how many photos a name's own prototype (borrowed from the trained classes by its text)
-            counts as when it is averaged with the name's photos.
+        example_weight: weight of the photo score of a vocabulary given with photos (few-shot,
+            :mod:`visnet_hf.zero_shot.few_shot`): the image's scaled cosine to the mean of each name's photos,
+            in the feature space whitened by the trained classes' within-class covariance (0: photos ignored).
+        example_shrinkage: that whitening's shrinkage toward the identity (1: standardised features only).
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
     """
@@ -123,8 +122,8 @@ class VSENetZeroShotConfig(CheckedConfig):
     prototype_hierarchy: float = 0.0
     prototype_glosses: float = 0.0
     calibration: float = 0.0
-    example_weight: float = 1.0
-    name_worth: float = 2.0
+    example_weight: float = 8.0
+    example_shrinkage: float = 0.8
     separate_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
@@ -134,7 +133,7 @@ class VSENetZeroShotConfig(CheckedConfig):
         checks.require("prototype_hierarchy", lambda v: v >= 0, "must be >= 0 (0: text similarity alone)")
         checks.require("prototype_glosses", lambda v: v >= 0, "must be >= 0 (0: no glosses)")
         checks.require("example_weight", lambda v: v >= 0, "must be >= 0 (0: example photos ignored)")
-        checks.require("name_worth", lambda v: v >= 0, "must be >= 0 (0: the photos alone)")
+        checks.require("example_shrinkage", lambda v: 0 <= v <= 1, "must lie in [0, 1] (1: no whitening)")
 
     def updated(self, **fields: Any) -> VSENetZeroShotConfig:
         """A copy with the ``fields`` that are not ``None`` changed (per-call settings: ``forward(zero_shot_config=...)``).

@@ -86,8 +86,13 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
 
     # Its heads read only the pooled features, so a frozen backbone's can be computed once.
     accepts_image_features = True
-    # Folders saved by visnet_hf 0.2 hold no gloss embeddings; loading embeds them (see _legacy).
-    _keys_to_ignore_on_load_missing = [r"^class_glosses$", r"^trained_class_glosses$"]  # noqa: RUF012
+    # Folders saved by visnet_hf 0.2 hold no gloss embeddings; loading embeds them (see _legacy). Folders saved before
+    # the within-class covariance was kept score few-shot photos on standardised features (no whitening).
+    _keys_to_ignore_on_load_missing = [  # noqa: RUF012
+        r"^class_glosses$",
+        r"^trained_class_glosses$",
+        r"^zero_shot\.prototypes\.within_covariance$",
+    ]
 
     def __init__(self, config: VSENetConfig) -> None:
         super().__init__(config)

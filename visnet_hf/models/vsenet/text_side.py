@@ -141,7 +141,7 @@ class TextSide:
                 the photos' features are kept in the vocabulary and saved with the model.
             keep_trained: keep the trained classes beside ``names`` (generalised use: the offset
                 ``zero_shot_config.calibration`` applies). A name that is already a trained class is merged
-                with it: it appears once, and its photos, if any, are added to what the model learned of it.
+                with it: it appears once, and its photos, if any, stand for it instead of its training images' centroid.
         """
         if keep_trained:
             names, descriptions, synonyms, synsets = self._with_trained(names, descriptions, synonyms, synsets)
@@ -167,8 +167,8 @@ class TextSide:
         again = [name for name in names if name in set(trained)]
         if again:
             warnings.warn(
-                f"{again} are already trained classes: each is kept once, as the trained class (with its photos, "
-                "if given, added to what the model learned of it).",
+                f"{again} are already trained classes: each is kept once, as the trained class; the photos given "
+                "for it stand for it instead of its training images' centroid.",
                 stacklevel=3,
             )
         new = [i for i, name in enumerate(names) if name not in set(trained)]
