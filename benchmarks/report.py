@@ -366,6 +366,12 @@ def _senses_guessed(final: dict) -> list[str]:
 
 def zero_shot_section(zero: dict) -> list[str]:
     protocol, final, reference = zero["protocol"], zero["final"], zero["references"]
+    if "zero_shot" not in reference:  # a run from before the references were matched and tuned (issue #35)
+        reference = {
+            "zero_shot": {"DeViSE, each image alone": {**reference["devise"], "setting": "temperature 0.1, uncentred, untuned"}},
+            "strongest_zero_shot": "DeViSE, each image alone",
+            "linear_probe": {"setting": {}, "seen_accuracy": reference["linear_probe_seen_accuracy"]},
+        }
     strongest = reference["strongest_zero_shot"]
     devise, probe = reference["zero_shot"][strongest], reference["linear_probe"]["seen_accuracy"]
     head = protocol["zero_shot_head"]
