@@ -50,13 +50,14 @@ GRIDS = {
         for w, a in itertools.product((2.0, 4.0, 6.0, 8.0, 12.0, 16.0), (0.5, 0.8, 1.0))
     ],
     "linear probe": [{"weight_decay": wd} for wd in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)],
+    # alpha spans the DeViSE logits' range (100 x cosine), beta the cache's sharpness
     "Tip-Adapter over DeViSE": [
-        {"alpha": a, "beta": b} for a, b in itertools.product((0.5, 1.0, 2.0, 4.0), (1.0, 3.0, 5.5, 10.0))
+        {"alpha": a, "beta": b} for a, b in itertools.product((1.0, 4.0, 16.0, 64.0, 256.0), (1.0, 3.0, 5.5, 10.0))
     ],
     "nearest class mean": [{}],
     "zero-shot": [{}],
 }
-OFFSETS = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 15.0, 18.45, 22.0)
+OFFSETS = (0.0, 4.0, 8.0, 12.0, 15.0, 18.45, 22.0, 26.0, 30.0, 35.0, 40.0)
 
 
 # -- models and features ------------------------------------------------------------------------

@@ -160,16 +160,18 @@ def describe(
     if hasattr(names, "vocabulary") and hasattr(names, "config"):
         model = names
         config = model.config
-        return sense_records(config.class_names, config.class_synonyms, config.class_synsets, config.text_config.describe)
+        return sense_records(
+            config.class_names, config.class_synonyms, config.class_synsets, config.text_config.describe, by_origin=False
+        )
     synsets, _ = read_resource()
     return [synsets[wnid[1:]].description if wnid else None for wnid in synset_ids(names, synonyms, wnids)]
 
 
 @dataclass(frozen=True)
 class SenseRecord:
-    """Which WordNet sense a class name was given: ``how`` is ``guessed`` (the sense the name alone gives,
-    :func:`sense_of`), ``given`` (another one, from a WordNet id the data or the caller gave), ``none`` (WordNet
-    has no sense of it a photo shows) or ``off`` (``describe: none``)."""
+    """Which WordNet sense a class name was given: ``how`` is ``given`` (a WordNet id came with it), ``guessed``
+    (:func:`sense_of`, from the name), ``none`` (WordNet has no sense of it a photo shows) or ``off``
+    (``describe: none``)."""
 
     name: str
     wnid: str | None
@@ -188,15 +190,23 @@ def sense_records(
     synonyms: Sequence[str | Sequence[str] | None] | None = None,
     wnids: Sequence[str | None] | None = None,
     describe: str | None = "wordnet",
+    by_origin: bool = True,
 ) -> list[SenseRecord]:
-    """The sense each name gets, and how it was chosen."""
+    """The sense each name gets, and how it was chosen: ``given`` where ``wnids`` names one WordNet knows, else
+    ``guessed``; with ``by_origin`` false (ids a model holds, whose origin it does not keep), ``given`` where the
+    name alone would give another."""
     synsets, _ = read_resource()
     chosen = senses_or_none(describe, names, synonyms, wnids)
-    from_names = synset_ids(names, synonyms)
+    from_names = synset_ids(names, synonyms) if not by_origin else None
     records = []
     for i, name in enumerate(names):
         wnid = chosen[i] if chosen is not None else None
-        how = "off" if chosen is None else "none" if wnid is None else "guessed" if wnid == from_names[i] else "given"
+        if chosen is None or wnid is None:
+            how = "off" if chosen is None else "none"
+        elif by_origin:  # the ids are the data's: given where it gave one WordNet knows
+            how = "given" if wnids and wnids[i] == wnid else "guessed"
+        else:  # the ids a model holds (given or guessed before): given where the name alone gives another
+            how = "guessed" if from_names is not None and wnid == from_names[i] else "given"
         synset = synsets.get(wnid[1:]) if wnid else None
         records.append(SenseRecord(name, wnid, synset.lemmas[0] if synset else None, synset.description if synset else None, how))
     return records

@@ -73,10 +73,13 @@ def start(run: Run) -> None:
         sizes = f"Training on {len(splits.train)} images of {len(splits.class_names)} classes; evaluating on {len(splits.eval)} images:"
     accelerator.print(f"{sizes} {splits.eval_description}. {per_epoch}{run.plan.total_steps} optimizer steps in all.")
     model = run.inner
-    if hasattr(model, "vocabulary"):  # a VSENet: which WordNet sense each class name was read as
-        from ..wordnet import describe, sense_summary
+    if hasattr(model, "vocabulary"):  # a VSENet: which WordNet sense each class name was read as, and whence
+        from ..wordnet import sense_records, sense_summary
 
-        accelerator.print(sense_summary(describe(model)))
+        text = model.config.text_config
+        names = list(model.config.trained_class_names)
+        synonyms, synsets = getattr(splits, "synonyms", None), getattr(splits, "synsets", None)
+        accelerator.print(sense_summary(sense_records(names, synonyms, synsets, text.describe)))
 
 
 # -- the loop ---------------------------------------------------------------------------------
