@@ -674,6 +674,14 @@ def few_shot_section(result: dict) -> list[str]:
             goals.append(
                 f"k = {k}: {pct(mine)} against the best reference at k = {k} + 1 point, {pct(best_same + 0.01)}: {verdict(mine >= best_same + 0.01)}"
             )
+    if "whitening_on_the_folds" in result:
+        whitening = result["whitening_on_the_folds"]
+        holds = whitening["gain"] > 2 * whitening["se"]
+        goals.append(
+            f"the whitening (`example_shrinkage` below 1) against standardised features at the same weight, paired over "
+            f"{whitening['episodes']} fold episodes: {100 * whitening['gain']:+.1f} ± {100 * whitening['se']:.1f} points"
+            + (" (holds by two standard errors)" if holds else " (**does not hold by two standard errors**)")
+        )
     generalised = result["generalised_k4"]
     zs = generalised["zero-shot (the model's offset)"]["harmonic_mean"]["mean"]
     fs = generalised["visnet_hf, names + photos (offset chosen on the folds)"]["harmonic_mean"]["mean"]
