@@ -353,6 +353,20 @@ def shipped_config_matches(protocol: dict) -> bool:
     return override(shipped, [*protocol["overrides"], *chosen]).to_dict() == shipped.to_dict()
 
 
+def _rescored(protocol: dict) -> list[str]:
+    """Where the run scored the shipped config without a search: what the search chose, and what the ablation removed."""
+    if "searched" not in protocol:
+        return []
+    searched = protocol["searched"]
+    return [
+        f"Those tables are from the search run, which chose `{'`, `'.join(searched['overrides'])}` (CV zero-shot "
+        f"{pct(searched['cv']['zero_shot_top1'])}, seen {pct(searched['cv']['seen_accuracy'])}). The ablation (5b-ablation) then "
+        f"switched off what did not hold by two standard errors: `{'`, `'.join(protocol['ablated']) or 'nothing'}`; this run scored the "
+        "result on the same folds without a search, then on `unseen_dev` once, with matched references.",
+        "",
+    ]
+
+
 def _senses_guessed(final: dict) -> list[str]:
     """The zero-shot figure with the new names' WordNet senses guessed from their names (no wnid column)."""
     if "zero_shot_top1_senses_guessed" not in final:
@@ -417,6 +431,7 @@ def zero_shot_section(zero: dict) -> list[str]:
             "",
         ]
     cv = protocol["cv"]
+    lines += _rescored(protocol)
     lines += [
         f"Chosen: `{'`, `'.join(protocol['overrides'])}`, zero-shot head `{head}`; generalised zero-shot offset "
         f"{protocol['calibration']:.2f} (median over the folds). CV: zero-shot {pct(cv['zero_shot_top1'])}, seen {pct(cv['seen_accuracy'])}.",

@@ -78,3 +78,14 @@ def test_every_reference_setting_fits_and_scores_new_names():
     shifted = fit_probe(features[keep] * 3 + 100, labels[keep], 4, **PROBE_GRID[0])  # standardised: the same probe
     with torch.no_grad():
         torch.testing.assert_close(shifted(features[held] * 3 + 100), probe(features[held]), atol=1e-4, rtol=1e-4)
+
+
+def test_a_rescored_run_names_the_search_it_started_from_and_what_the_ablation_removed():
+    from report import _rescored
+
+    cv = {"zero_shot_top1": 0.4, "seen_accuracy": 0.6}
+    searched = {"overrides": ["model.overrides.test_time_flip=true"], "cv": cv}
+    assert _rescored({"cv": cv}) == []  # a search run: its own tables say it all
+    text = " ".join(_rescored({"searched": searched, "ablated": ["model.overrides.test_time_flip=false"]}))
+    assert "model.overrides.test_time_flip=true" in text and "model.overrides.test_time_flip=false" in text
+    assert "40.0%" in text
