@@ -1,8 +1,8 @@
 """Benchmark 5e: new classes from their names and k photos each (few-shot), against four references.
 
 The model is the shipped zero-shot VSENet (configs/vsenet_tinyimagenet_zeroshot.yaml: EfficientNet-Lite0 frozen,
-four views per image, all-mpnet-base-v2 texts), trained on the 150 seen Tiny-ImageNet classes. New classes get
-k = 1, 2, 4, 8, 16 photos each; every method reads the same frozen features (the model's four views averaged):
+its test-time views of each image, all-mpnet-base-v2 texts), trained on the 150 seen Tiny-ImageNet classes. New classes get
+k = 1, 2, 4, 8, 16 photos each; every method reads the same frozen features (the model's views averaged):
 
     visnet_hf                 the framework: model.set_classes(names, examples=...) (visnet_hf.zero_shot.few_shot):
                               the names' zero-shot score plus the cosine to the photos' mean, features whitened
@@ -64,7 +64,7 @@ OFFSETS = (0.0, 4.0, 8.0, 12.0, 15.0, 18.45, 22.0, 26.0, 30.0, 35.0, 40.0)
 
 
 class Side:
-    """A trained VSENet and what the episodes read: its cached features (four views averaged) by split."""
+    """A trained VSENet and what the episodes read: its cached features (its test-time views averaged) by split."""
 
     def __init__(self, model, config):
         from visnet_hf.data import build_transforms
