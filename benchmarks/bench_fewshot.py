@@ -43,11 +43,15 @@ from bench_zeroshot import DATA, DEV_FRACTION, base_config
 from references import fit_linear
 
 KS = (1, 2, 4, 8, 16)
+FIXED = "visnet_hf, one photo weight for any k"
 FOLD_DRAWS, DEV_DRAWS, WAYS, QUERIES_PER_CLASS = 3, 5, 25, 40
 GRIDS = {
     "visnet_hf": [  # example_shrinkage 1.0: no whitening (standardised features, as the references read them)
-        {"example_weight": w, "example_shrinkage": a}
-        for w, a in itertools.product((2.0, 4.0, 6.0, 8.0, 12.0, 16.0), (0.5, 0.8, 1.0))
+        {"example_weight": w, "example_shrinkage": a} for w, a in itertools.product((2.0, 3.0, 4.0, 6.0, 8.0), (0.5, 0.8, 1.0))
+    ],
+    # the framework's method with one weight for any number of photos (not grown with its square root)
+    FIXED: [
+        {"weight": w, "example_shrinkage": a} for w, a in itertools.product((2.0, 4.0, 6.0, 8.0, 12.0, 16.0), (0.5, 0.8, 1.0))
     ],
     "linear probe": [{"weight_decay": wd} for wd in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)],
     # alpha spans the DeViSE logits' range (100 x cosine), beta the cache's sharpness
@@ -130,6 +134,14 @@ def framework_logits(side, vocabulary, support, support_labels, queries, setting
     return side.model(image_features=queries, vocabulary=replace(vocabulary, examples=examples), zero_shot_config=config).logits
 
 
+def fixed_weight_logits(side, vocabulary, support, support_labels, queries, setting):
+    """The framework's method with the photo score weighed ``setting["weight"]`` whatever the number of photos:
+    every name of an episode has k photos, so that is ``weight / sqrt(k)`` per square root of a photo."""
+    root_k = (len(support_labels) / len(vocabulary)) ** 0.5
+    settings = {"example_weight": setting["weight"] / root_k, "example_shrinkage": setting["example_shrinkage"]}
+    return framework_logits(side, vocabulary, support, support_labels, queries, settings)
+
+
 @torch.no_grad()
 def zero_shot_logits(side, vocabulary, queries):
     return side.model(image_features=queries, vocabulary=vocabulary).logits
@@ -167,6 +179,7 @@ def all_methods(side, devise, vocabulary, texts, support, support_labels, querie
     """``{method: {setting index: logits}}`` for one episode, every setting of every method's grid."""
     out = {}
     out["visnet_hf"] = [framework_logits(side, vocabulary, support, support_labels, queries, s) for s in GRIDS["visnet_hf"]]
+    out[FIXED] = [fixed_weight_logits(side, vocabulary, support, support_labels, queries, s) for s in GRIDS[FIXED]]
     out["linear probe"] = [
         probe_logits(side, support, support_labels, queries, classes, s["weight_decay"]) for s in GRIDS["linear probe"]
     ]
@@ -344,6 +357,7 @@ def all_methods_chosen(side, devise, vocabulary, support, support_labels, querie
     setting = {method: chosen[method]["setting"] for method in chosen}
     return {
         "visnet_hf": framework_logits(side, vocabulary, support, support_labels, queries, setting["visnet_hf"]),
+        FIXED: fixed_weight_logits(side, vocabulary, support, support_labels, queries, setting[FIXED]),
         "linear probe": probe_logits(side, support, support_labels, queries, classes, **setting["linear probe"]),
         "Tip-Adapter over DeViSE": tip_adapter_logits(
             side, devise, vocabulary.embeddings, support, support_labels, queries, classes, **setting["Tip-Adapter over DeViSE"]
@@ -376,6 +390,19 @@ def extend_seconds(final_folder: Path, unseen, work: Path) -> dict:
     }
 
 
+def paired_gain(ours: list[list[float]], other: list[list[float]]) -> dict:
+    """The mean difference of two settings' top-1 over the same fold episodes (every k), with its standard error,
+    overall and per k."""
+    differences = [[a - b for a, b in zip(per_k_a, per_k_b, strict=True)] for per_k_a, per_k_b in zip(ours, other, strict=True)]
+    flat = [d for per_k in differences for d in per_k]
+    return {
+        "gain": statistics.mean(flat),
+        "se": statistics.stdev(flat) / len(flat) ** 0.5,
+        "episodes": len(flat),
+        "gain_by_k": {str(k): statistics.mean(per_k) for k, per_k in zip(KS, differences, strict=True)},
+    }
+
+
 def summary(values: list[float]) -> dict:
     mean = statistics.mean(values)
     se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
@@ -405,11 +432,6 @@ def main() -> None:
     setting_index = chosen["visnet_hf"]["index"]
     # the whitening's worth: the chosen setting against the same weight on standardised features, episode by episode
     plain = GRIDS["visnet_hf"].index({**chosen["visnet_hf"]["setting"], "example_shrinkage": 1.0})
-    paired = [
-        a - b
-        for per_k_a, per_k_b in zip(scores["visnet_hf"][setting_index], scores["visnet_hf"][plain], strict=True)
-        for a, b in zip(per_k_a, per_k_b, strict=True)
-    ]
     offset = max(OFFSETS, key=lambda o: statistics.mean(r["harmonic_mean"] for r in gzsl[(setting_index, o)]))
     log(
         f"[chosen on the folds] {[(m, c['setting'], round(c['cv_top1'], 4)) for m, c in chosen.items()]}, few-shot offset {offset}"
@@ -449,11 +471,10 @@ def main() -> None:
             "grids": GRIDS,
             "chosen": chosen,
             "few_shot_offset": offset,
-            "whitening_on_the_folds": {
-                "gain": statistics.mean(paired),
-                "se": statistics.stdev(paired) / len(paired) ** 0.5,
-                "episodes": len(paired),
-            },
+            "whitening_on_the_folds": paired_gain(scores["visnet_hf"][setting_index], scores["visnet_hf"][plain]),
+            "square_root_weight_on_the_folds": paired_gain(
+                scores["visnet_hf"][setting_index], scores[FIXED][chosen[FIXED]["index"]]
+            ),
             "gzsl_folds_by_offset": {
                 str(o): statistics.mean(r["harmonic_mean"] for r in gzsl[(setting_index, o)]) for o in OFFSETS
             },

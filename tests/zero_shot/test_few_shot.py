@@ -71,12 +71,18 @@ def test_photos_are_scored_by_their_mean_in_the_whitened_space_and_trained_names
     examples = ExampleSet(torch.stack([photos[:2].sum(0), photos[2], torch.zeros(6)]).double(), torch.tensor([2.0, 1.0, 0.0]))
     got = example_logits(queries, examples, [None, None, 1], prototypes, shrinkage=0.8, scale=10.0)
     anchors = torch.stack([unit(photos[:2].mean(0)), unit(photos[2]), unit(mean + std * centres[1])])
-    torch.testing.assert_close(got, 10.0 * unit(queries) @ anchors.T)
+    # each name weighs as the square root of its photos; the trained centroid as the photos do on average (1.5)
+    weights = torch.tensor([2.0, 1.0, 1.5], dtype=torch.float64).sqrt()
+    torch.testing.assert_close(got, 10.0 * unit(queries) @ anchors.T * weights)
     # a name with no photo and no trained centroid scores zero; shrinkage 1 is the standardised space alone
     assert example_logits(queries, examples, [None, None, None], prototypes, 0.8, 1.0)[:, 2].eq(0).all()
     standard = example_logits(queries, examples, [None, None, None], prototypes, 1.0, 1.0)
     plain = F.normalize((queries - mean) / std, dim=-1) @ F.normalize((photos[2] - mean) / std, dim=0)
     torch.testing.assert_close(standard[:, 1], plain)
+    # the same photos given four times over: the same mean, twice the weight
+    fourfold = ExampleSet(examples.sums * 4, examples.counts * 4)
+    once = example_logits(queries, examples, [None] * 3, prototypes, 0.8, 1.0)
+    torch.testing.assert_close(example_logits(queries, fourfold, [None] * 3, prototypes, 0.8, 1.0), 2 * once)
 
 
 def test_set_classes_with_examples_scores_names_and_photos_together(model, photos):

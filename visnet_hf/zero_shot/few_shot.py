@@ -6,15 +6,17 @@ every direction: the features standardised and whitened by the trained classes' 
 (shrunk toward the identity by ``example_shrinkage``), as the covariance of a new class is best guessed from
 those of the classes the model knows well (Mahalanobis nearest class mean with a shared covariance, as in
 LDA; transferred from base classes as in Yang et al. 2021, "Free lunch for few-shot learning: distribution
-calibration"). ``example_weight`` times that scaled cosine is added to the names' zero-shot score: the
-names are a prior, the photos the evidence, summed in logit space as a product of experts (Tip-Adapter, Zhang
-et al. 2022, adds a cache of the examples to CLIP's text logits the same way). A trained name kept beside new
-ones (``keep_trained``) is scored against its own centroid, fitted on its training images; a name without
-photos has no photo score.
+calibration"). ``example_weight`` times that scaled cosine, per square root of the number of photos, is
+added to the names' zero-shot score: the names are a prior, the photos the evidence, summed in logit space as a
+product of experts (Tip-Adapter, Zhang et al. 2022, adds a cache of the examples to CLIP's text logits the same
+way). The photo score grows with the square root of the number of photos as the noise of their mean shrinks: with
+one photo the name weighs most, with sixteen the photos do. A trained name kept beside new ones (``keep_trained``)
+is scored against its own centroid, fitted on its training images, weighed as the new names' photos are on
+average; a name without photos has no photo score.
 
-Chosen on episodes of the seen classes (BENCHMARKS.md 5e): a prior in feature space instead (the photos' mean
-shrunk toward the prototype the name borrows from the trained classes) scored lower than the photos alone,
-and so did scaling the photo score with the number of photos beyond what the folds could tell apart.
+Chosen on episodes of the seen classes (BENCHMARKS.md 5e, where one weight for any number of photos, chosen
+alike, is measured beside it). A prior in feature space instead (the photos' mean shrunk toward the prototype
+the name borrows from the trained classes) scored lower than the photos alone.
 
 The photos' state (per name: the sum of their pooled features, and their number) is part of the
 :class:`~visnet_hf.zero_shot.Vocabulary` and is saved with the model that makes it its own.
@@ -51,8 +53,9 @@ def example_logits(
     shrinkage: float,
     scale: torch.Tensor | float,
 ) -> torch.Tensor:
-    """``(B, K)`` ``scale`` times the images' cosines to each name's prototype: the mean of its photos, or for a
-    trained name without photos, its training images' centroid; zero for a name with neither.
+    """``(B, K)`` ``scale`` times the images' cosines to each name's prototype, the mean of its photos, times the
+    square root of their number (the mean of n photos is that much less noisy); for a trained name without photos,
+    its training images' centroid, weighed as the other names' photos are on average; zero for a name with neither.
 
     Args:
         visual: ``(B, num_features)`` the images' pooled features.
@@ -62,18 +65,20 @@ def example_logits(
         shrinkage: the whitening's shrinkage toward the identity.
         scale: the cosine logits' scale.
     """
-    counts = examples.counts.to(visual.device)
+    counts = examples.counts.to(visual.device, torch.float32)
     means = examples.sums.to(visual.device, torch.float32) / counts.clamp(min=1)[:, None]
     anchors = unit_features(means, prototypes, shrinkage) * (counts > 0)[:, None]
+    weights = counts.sqrt()
     if prototypes is not None and prototypes.fitted and any(row is not None for row in trained_rows):
         # a trained centroid is stored standardised; whitened, it points where the class's images do
         whitening = prototypes.whitening(shrinkage)
         centroids = prototypes.centroids if whitening is None else F.normalize(prototypes.centroids @ whitening, dim=-1)
+        typical = counts[counts > 0].mean().sqrt() if bool((counts > 0).any()) else torch.ones(())
         for name, row in enumerate(trained_rows):
             if row is not None and counts[name] == 0:
-                anchors[name] = centroids[row].to(anchors)
+                anchors[name], weights[name] = centroids[row].to(anchors), typical
     features = unit_features(visual, prototypes, shrinkage)
-    return (scale * features) @ anchors.T.to(features)
+    return (scale * features) @ (anchors * weights[:, None].to(anchors)).T.to(features)
 
 
 # -- examples given by the user -------------------------------------------------------------------
