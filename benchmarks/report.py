@@ -350,7 +350,39 @@ def shipped_config_matches(protocol: dict) -> bool:
         f"model.overrides.zero_shot_config.head={protocol['zero_shot_head']}",
         f"model.overrides.zero_shot_config.calibration={protocol['calibration']:.2f}",
     ]
-    return override(shipped, [*protocol["overrides"], *chosen]).to_dict() == shipped.to_dict()
+    return _set_apart_from_defaults(override(shipped, [*protocol["overrides"], *chosen]).to_dict()) == _set_apart_from_defaults(
+        shipped.to_dict()
+    )
+
+
+def _set_apart_from_defaults(config: dict) -> dict:
+    """A training config's dict without the model overrides that only restate VSENetConfig's defaults (a knob
+    switched off by an override is the same config as one that leaves it out)."""
+    from visnet_hf.models import VSENetConfig
+
+    defaults = VSENetConfig().to_dict()
+
+    def strip(values: dict, reference: dict) -> dict:
+        kept = {}
+        for key, value in values.items():
+            if isinstance(value, dict) and isinstance(reference.get(key), dict):
+                value = strip(value, reference[key])
+                if value:
+                    kept[key] = value
+            elif key not in reference or reference[key] != value:
+                kept[key] = value
+        return kept
+
+    return {**config, "model": {**config["model"], "overrides": strip(config["model"].get("overrides") or {}, defaults)}}
+
+
+def _last_of_each_key(overrides: list[str]) -> list[str]:
+    """``key=value`` overrides as they act: where a key is given twice, the later value, in the first one's place."""
+    values: dict[str, str] = {}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        values[key] = value
+    return [f"{key}={value}" for key, value in values.items()]
 
 
 def _rescored(protocol: dict) -> list[str]:
@@ -433,7 +465,7 @@ def zero_shot_section(zero: dict) -> list[str]:
     cv = protocol["cv"]
     lines += _rescored(protocol)
     lines += [
-        f"Chosen: `{'`, `'.join(protocol['overrides'])}`, zero-shot head `{head}`; generalised zero-shot offset "
+        f"Chosen: `{'`, `'.join(_last_of_each_key(protocol['overrides']))}`, zero-shot head `{head}`; generalised zero-shot offset "
         f"{protocol['calibration']:.2f} (median over the folds). CV: zero-shot {pct(cv['zero_shot_top1'])}, seen {pct(cv['seen_accuracy'])}.",
         f"`configs/vsenet_tinyimagenet_zeroshot.yaml` holds exactly these settings: {'yes' if shipped_config_matches(protocol) else '**no**'}.",
         "",

@@ -107,7 +107,8 @@ class VSENetZeroShotConfig(CheckedConfig):
             :func:`visnet_hf.zero_shot.fit_offset` / ``visnet calibrate``.
         example_weight: weight of the photo score of a vocabulary given with photos (few-shot,
             :mod:`visnet_hf.zero_shot.few_shot`): the image's scaled cosine to the mean of each name's photos,
-            in the feature space whitened by the trained classes' within-class covariance (0: photos ignored).
+            in the feature space whitened by the trained classes' within-class covariance, per square root of
+            the number of photos (0: photos ignored).
         example_shrinkage: that whitening's shrinkage toward the identity (1: standardised features only).
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
@@ -122,7 +123,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     prototype_hierarchy: float = 0.0
     prototype_glosses: float = 0.0
     calibration: float = 0.0
-    example_weight: float = 8.0
+    example_weight: float = 4.0
     example_shrinkage: float = 0.8
     separate_heads: bool = False
 
