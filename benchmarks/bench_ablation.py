@@ -151,8 +151,8 @@ def main() -> None:
     log = lambda line: print(line, flush=True)  # noqa: E731
     if args.backward_only:
         result = json.loads((RESULTS / "tinyimagenet_ablation.json").read_text())
-        result["backward"] = backward(config, folds, result, log)
-        write_result("tinyimagenet_ablation", {k: v for k, v in result.items() if k not in ("benchmark", "command", "machine")})
+        result["backward"] = {**backward(config, folds, result, log), "command": "python bench_ablation.py --backward-only"}
+        write_result("tinyimagenet_ablation", {k: v for k, v in result.items() if k != "benchmark"})  # the rows' command kept
         return
     candidates = {"shipped": [], **{f"without {name}": o for name, (o, _, _) in KNOBS.items() if o is not None}}
     variants = {"as trained": {}, "semantic": {"head": "semantic"}}

@@ -1,7 +1,7 @@
 """Benchmark 5c: what zero-shot scoring costs on top of the backbone, and where the time goes.
 
 The shipped zero-shot config's model (``configs/vsenet_tinyimagenet_zeroshot.yaml``: EfficientNet-Lite0 at
-128 px, its test-time views, ConSE, visual prototypes with WordNet hierarchy and glosses) scores
+128 px, its test-time views, ConSE, visual prototypes with WordNet glosses) scores
 batches of images among 25 new names, against its bare timm backbone reading the same views of each
 image (the views built beforehand, outside the timed call). Both run alternately, round after round,
 in one process; the ratio is the median of the per-round ratios. The parts are timed alone too: making the views (the zoomed crop resized back, the mirrors), the backbone on them, and everything after
