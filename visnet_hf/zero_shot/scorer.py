@@ -8,8 +8,8 @@ its settings (``config.zero_shot_config``) ask:
   (:func:`~visnet_hf.zero_shot.conse.conse_logits`); ``both`` adds the two;
 * ``prototype_weight`` times the scaled cosine to each name's visual prototype
   (:mod:`~visnet_hf.zero_shot.prototypes`);
-* for a vocabulary with example photos, ``example_weight`` times the scaled cosine to each name's photos'
-  prototype in the whitened feature space (:mod:`~visnet_hf.zero_shot.few_shot`);
+* for a vocabulary with example photos, ``example_weight`` times the square root of each name's number of photos
+  times the scaled cosine to their mean in the whitened feature space (:mod:`~visnet_hf.zero_shot.few_shot`);
 * minus ``calibration`` on the trained names of a vocabulary that mixes trained and new names
   (calibrated stacking, :mod:`~visnet_hf.zero_shot.calibration`).
 """
