@@ -247,7 +247,7 @@ def cifar10_section(recipe: str, result: dict) -> list[str]:
         "| side | model | seed | training time (s) | top-1 | top-5 |",
         "|---|---|---|---|---|---|",
     ]
-    plain_label = "plain timm loop" + (" (matched: its smoothing, flip TTA, EMA)" if "plain_matched" in result else "")
+    plain_label = "plain timm loop" + (" (given the config's generic additions)" if "plain_matched" in result else "")
     arms = [("visnet_hf", r["framework_model"], framework_runs)]
     if result.get("framework_without_semantic_runs"):
         arms.append(("visnet_hf without its semantic head", r["framework_model"], result["framework_without_semantic_runs"]))
