@@ -19,7 +19,7 @@ The shipped config has since lost the knobs this removed; BENCHMARKS.md's figure
 the search had chosen, before the ablation, which ``--config`` reproduces:
 
     git show b346a28:configs/vsenet_tinyimagenet_zeroshot.yaml > /tmp/searched.yaml
-    python benchmarks/bench_ablation.py --config /tmp/searched.yaml
+    python benchmarks/bench_ablation.py --config /tmp/searched.yaml                   # or --backward-only beside it
 """
 
 from __future__ import annotations
