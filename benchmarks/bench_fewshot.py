@@ -332,12 +332,11 @@ def choose(scores) -> dict:
 def score_dev(config, final_side, unseen, chosen, log):
     """unseen_dev: DEV_DRAWS draws per k, every method at its chosen setting."""
     model = final_side.model
-    x = torch.cat(
-        [final_side.features(unseen.train, unseen.train_source)[0], final_side.features(unseen.eval, unseen.eval_source)[0]]
+    (train_x, train_y), (eval_x, eval_y) = (
+        final_side.features(unseen.train, unseen.train_source),
+        final_side.features(unseen.eval, unseen.eval_source),
     )
-    y = torch.cat(
-        [final_side.features(unseen.train, unseen.train_source)[1], final_side.features(unseen.eval, unseen.eval_source)[1]]
-    )
+    x, y = torch.cat([train_x, eval_x]), torch.cat([train_y, eval_y])
     vocabulary = model.vocabulary_for(unseen.class_names, synonyms=unseen.synonyms, synsets=unseen.synsets)
     seen_x, seen_y = final_side.features(final_side.seen.train, final_side.seen.train_source)
     devise = devise_map(seen_x, seen_y, final_side, model)

@@ -314,12 +314,11 @@ def current_spelling(override: str) -> str:
     return override
 
 
-def rescore(config, folds, log) -> dict:
+def rescore(config, folds, log, previous: dict) -> dict:
     """The shipped config scored on the folds without a search: the last search's choice (its tables kept from the
     results file, as ``searched``) with the knobs that did not hold in the ablation switched off (:func:`ablated`)."""
     from visnet_hf.training.selection import cross_validate
 
-    previous = json.loads((RESULTS / "tinyimagenet_zeroshot.json").read_text())["protocol"]
     searched = previous.get("searched", previous)  # a rescored file keeps the search it started from
     removed = ablated()
     heads = [o.split("=", 1)[1] for o in removed if o.startswith("model.overrides.zero_shot_config.head=")]
@@ -410,6 +409,12 @@ def feature_access(config, model):
     return features, embed
 
 
+def both_parts(features, splits) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's training and evaluation parts' features and labels, read once each and joined."""
+    (train_x, train_y), (eval_x, eval_y) = features(splits, "train"), features(splits, "eval")
+    return torch.cat([train_x, eval_x]), torch.cat([train_y, eval_y])
+
+
 def references(config, model, folds) -> dict:
     """The zero-shot references (:data:`references.ZERO_SHOT_GRIDS`), each family's setting chosen on the folds, then
     fitted on all seen classes and scored on unseen_dev; and a linear probe for seen accuracy, its weight decay and
@@ -424,8 +429,7 @@ def references(config, model, folds) -> dict:
     unseen = load_splits(replace(config.data, path=str(DATA / "unseen_dev.parquet"), val_fraction=0.5), seed=config.seed)
     train_x, train_y = features(seen, "train")
     test_x, test_y = features(seen, "eval")
-    unseen_x = torch.cat([features(unseen, "train")[0], features(unseen, "eval")[0]])
-    unseen_y = torch.cat([features(unseen, "train")[1], features(unseen, "eval")[1]])
+    unseen_x, unseen_y = both_parts(features, unseen)
     seen_c, unseen_c = embed(seen), embed(unseen)
 
     settings = {f"{family} / {name}": fit for family, grid in ZERO_SHOT_GRIDS.items() for name, fit in grid.items()}
@@ -494,8 +498,7 @@ def fold_references(config, model, folds, maps=None) -> dict[str, float]:
         trained = load_splits(replace(data, include_classes=list(fold.trained)), seed=config.seed)
         held = load_splits(replace(data, include_classes=list(fold.held_out), max_train_samples=None), seed=config.seed)
         x, y = features(trained, "train")
-        held_x = torch.cat([features(held, "train")[0], features(held, "eval")[0]])
-        held_y = torch.cat([features(held, "train")[1], features(held, "eval")[1]])
+        held_x, held_y = both_parts(features, held)
         trained_c, held_c = embed(trained), embed(held)
         for name, fit in maps.items():
             score = fit(x, y, trained_c)
@@ -559,7 +562,7 @@ def main() -> None:
     folds = pseudo_unseen_folds(load_splits(config.data).class_names, args.folds, args.per_fold, seed=0)
     log = lambda line: print(line, flush=True)  # noqa: E731
 
-    chosen = rescore(config, folds, log) if args.rescore else search(config, folds, log)
+    chosen = rescore(config, folds, log, previous["protocol"]) if previous else search(config, folds, log)
     log(
         f"[protocol] chosen: {chosen['overrides']}, zero-shot head {chosen['zero_shot_head']}, offset {chosen['calibration']:.3f}"
     )

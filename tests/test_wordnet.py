@@ -94,27 +94,19 @@ def test_describe_shows_each_classs_sense_and_how_it_was_chosen(tiny_text_encode
 
 def test_describe_none_turns_every_use_of_wordnet_off(tiny_text_encoder):
     wnids = ["n02121620", "n02084071"]
-    on = create_model(
-        "vsenet_resnet18",
-        class_names=["cat", "dog"],
-        class_synsets=wnids,
-        text_encoder=tiny_text_encoder,
-        image_size=32,
-        describe_classes="wordnet",
-        prototype_weight=1.0,
-        prototype_hierarchy=2.0,
-        prototype_glosses=2.0,
-    )
-    off = create_model(
-        "vsenet_resnet18",
-        class_names=["cat", "dog"],
-        class_synsets=wnids,
-        text_encoder=tiny_text_encoder,
-        image_size=32,
-        describe_classes="none",
-        prototype_weight=1.0,
-        prototype_hierarchy=2.0,
-        prototype_glosses=2.0,
+    on, off = (
+        create_model(
+            "vsenet_resnet18",
+            class_names=["cat", "dog"],
+            class_synsets=wnids,
+            text_encoder=tiny_text_encoder,
+            image_size=32,
+            describe_classes=describe,
+            prototype_weight=1.0,
+            prototype_hierarchy=2.0,
+            prototype_glosses=2.0,
+        )
+        for describe in ("wordnet", "none")
     )
     assert on.vocabulary.synsets == tuple(wnids) and on.vocabulary.texts.descriptions is not None
     assert off.vocabulary.synsets is None and off.trained_vocabulary.synsets is None  # even the ids the data gave

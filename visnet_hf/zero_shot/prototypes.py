@@ -102,7 +102,7 @@ class VisualPrototypes(nn.Module):
 
     def standardised(self, visual: torch.Tensor) -> torch.Tensor:
         """``(B, num_features)`` pooled features standardised by the training images' statistics, unit length."""
-        return F.normalize((visual.to(self.centroids.dtype) - self.feature_mean) / self.feature_std, dim=-1)
+        return self.whitened(visual, shrinkage=1.0)
 
     def whitened(self, visual: torch.Tensor, shrinkage: float) -> torch.Tensor:
         """``(B, num_features)`` pooled features standardised, then whitened by the training images' within-class
