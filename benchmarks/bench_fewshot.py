@@ -12,6 +12,10 @@ k = 1, 2, 4, 8, 16 photos each; every method reads the same frozen features (the
     Tip-Adapter over DeViSE   a DeViSE map's cosine logits to the names plus Tip-Adapter's cache of the k photos
                               (Zhang et al. 2022), alpha and beta chosen
 
+and, beside the framework, the same method with one photo weight for any k, and on a model without fitted feature
+statistics (its photos compared on unit-length raw features: a streamed run, or a folder saved before every VSENet
+kept them).
+
 Protocol. Every setting (the framework's example_weight and example_shrinkage, the probe's weight decay, Tip-Adapter's
 alpha and beta, and the few-shot offset of generalised use) is chosen on episodes drawn from the seen classes
 alone: 5 folds of 30 classes held out of training (a VSENet trained on the other 120 per fold, as bench_zeroshot's
@@ -44,6 +48,7 @@ from references import fit_linear
 
 KS = (1, 2, 4, 8, 16)
 FIXED = "visnet_hf, one photo weight for any k"
+RAW = "visnet_hf, photos on raw features (no fitted statistics)"
 FOLD_DRAWS, DEV_DRAWS, WAYS, QUERIES_PER_CLASS = 3, 5, 25, 40
 GRIDS = {
     "visnet_hf": [  # example_shrinkage 1.0: no whitening (standardised features, as the references read them)
@@ -53,6 +58,8 @@ GRIDS = {
     FIXED: [
         {"weight": w, "example_shrinkage": a} for w, a in itertools.product((2.0, 4.0, 6.0, 8.0, 12.0, 16.0), (0.5, 0.8, 1.0))
     ],
+    # a model without fitted feature statistics (a streamed run; a folder saved before every VSENet kept them)
+    RAW: [{"example_weight": w} for w in (2.0, 3.0, 4.0, 6.0, 8.0)],
     "linear probe": [{"weight_decay": wd} for wd in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)],
     # alpha spans the DeViSE logits' range (100 x cosine), beta the cache's sharpness
     "Tip-Adapter over DeViSE": [
@@ -143,6 +150,17 @@ def fixed_weight_logits(side, vocabulary, support, support_labels, queries, sett
 
 
 @torch.no_grad()
+def raw_feature_logits(side, vocabulary, support, support_labels, queries, setting):
+    """The framework's method on a model whose feature statistics were never fitted: the photo score on unit-length
+    raw features (the names' zero-shot score as the model gives it)."""
+    from visnet_hf.zero_shot.few_shot import example_logits
+
+    examples = example_set(side, support, support_labels, len(vocabulary))
+    photos = example_logits(queries, examples, [None] * len(vocabulary), None, 1.0, side.model.logit_scale_value())
+    return zero_shot_logits(side, vocabulary, queries) + setting["example_weight"] * photos
+
+
+@torch.no_grad()
 def zero_shot_logits(side, vocabulary, queries):
     return side.model(image_features=queries, vocabulary=vocabulary).logits
 
@@ -180,6 +198,7 @@ def all_methods(side, devise, vocabulary, texts, support, support_labels, querie
     out = {}
     out["visnet_hf"] = [framework_logits(side, vocabulary, support, support_labels, queries, s) for s in GRIDS["visnet_hf"]]
     out[FIXED] = [fixed_weight_logits(side, vocabulary, support, support_labels, queries, s) for s in GRIDS[FIXED]]
+    out[RAW] = [raw_feature_logits(side, vocabulary, support, support_labels, queries, s) for s in GRIDS[RAW]]
     out["linear probe"] = [
         probe_logits(side, support, support_labels, queries, classes, s["weight_decay"]) for s in GRIDS["linear probe"]
     ]
@@ -357,6 +376,7 @@ def all_methods_chosen(side, devise, vocabulary, support, support_labels, querie
     return {
         "visnet_hf": framework_logits(side, vocabulary, support, support_labels, queries, setting["visnet_hf"]),
         FIXED: fixed_weight_logits(side, vocabulary, support, support_labels, queries, setting[FIXED]),
+        RAW: raw_feature_logits(side, vocabulary, support, support_labels, queries, setting[RAW]),
         "linear probe": probe_logits(side, support, support_labels, queries, classes, **setting["linear probe"]),
         "Tip-Adapter over DeViSE": tip_adapter_logits(
             side, devise, vocabulary.embeddings, support, support_labels, queries, classes, **setting["Tip-Adapter over DeViSE"]
@@ -474,6 +494,7 @@ def main() -> None:
             "square_root_weight_on_the_folds": paired_gain(
                 scores["visnet_hf"][setting_index], scores[FIXED][chosen[FIXED]["index"]]
             ),
+            "statistics_on_the_folds": paired_gain(scores["visnet_hf"][setting_index], scores[RAW][chosen[RAW]["index"]]),
             "gzsl_folds_by_offset": {
                 str(o): statistics.mean(r["harmonic_mean"] for r in gzsl[(setting_index, o)]) for o in OFFSETS
             },

@@ -736,6 +736,10 @@ def few_shot_section(result: dict) -> list[str]:
             "square_root_weight_on_the_folds",
             "the photo weight grown with the square root of their number, against one weight for any k",
         ),
+        (
+            "statistics_on_the_folds",
+            "the fitted feature statistics (standardised, whitened), against the photos on raw features, each at its chosen weight",
+        ),
     ):
         if key in result:
             gain = result[key]

@@ -453,3 +453,17 @@ def test_a_development_split_comes_out_of_the_training_part(tiny_parquet):
     assert set(fold.eval["source_index"]) <= dev_rows
     with pytest.raises(ValueError, match=r"dev_fraction=1.5 must lie in \[0, 1\)"):
         DataConfig(path=tiny_parquet, dev_fraction=1.5)
+
+
+def test_per_class_sample_caps_each_class_and_keeps_small_ones_whole():
+    import datasets
+
+    from visnet_hf.data import per_class_sample
+
+    labels = [0] * 7 + [1] * 2 + [2] * 4
+    dataset = datasets.Dataset.from_dict({"label": labels, "row": list(range(len(labels)))})
+    sample = per_class_sample(dataset, 3, seed=0)
+    assert np.bincount(sample["label"]).tolist() == [3, 2, 3]
+    assert sample["row"] == sorted(sample["row"]) and sample["row"] == per_class_sample(dataset, 3, seed=0)["row"]
+    assert per_class_sample(dataset, 3, seed=1)["row"] != sample["row"]  # drawn, not the first rows
+    assert per_class_sample(dataset, 7, seed=0) is dataset

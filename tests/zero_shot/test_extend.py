@@ -86,3 +86,11 @@ def test_extend_mistakes(saved_vsenet, new_photos, tmp_path, capsys):
     visnet_hf.create_model("frn_resnet18", num_labels=2, image_size=32).save_pretrained(frn)
     err = error_of(cli, ["extend", "--model", str(frn), "--data", str(new_photos), "--output-dir", str(tmp_path / "o")], capsys)
     assert "holds a FRNForImageClassification; new classes from their names and photos need a VSENet" in err
+
+
+def test_photos_for_a_model_without_statistics_are_used_and_it_is_said(tiny_text_encoder, new_photos):
+    model = visnet_hf.create_model("vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32)
+    photos = {name: sorted((new_photos / name).iterdir()) for name in NEW}
+    with pytest.warns(UserWarning, match=r"holds no feature statistics.*model\.fit_prototypes"):
+        model.eval().set_classes(NEW, examples=photos)
+    assert model.config.class_example_counts == [4, 4, 4]

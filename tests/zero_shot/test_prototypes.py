@@ -158,18 +158,21 @@ def test_prototypes_leave_the_trained_vocabulary_alone_and_survive_save_and_load
         torch.testing.assert_close(loaded(image_features=features).logits, model(image_features=features).logits)
 
 
-def test_prototypes_unfitted_or_switched_off_say_what_to_do(tiny_text_encoder):
+def test_prototypes_unfitted_say_what_to_do_and_every_model_can_fit_them(tiny_text_encoder):
     model = _model(tiny_text_encoder).set_classes(NEW_NAMES)
     features, labels = _features()
     with pytest.raises(ValueError, match=r"holds no class centroids: call model.fit_prototypes"):
         model(image_features=features.float())
+    # A model made without prototypes keeps the statistics too (few-shot photos are compared in them): once fitted,
+    # it scores with prototypes when a call asks.
     plain = _model(tiny_text_encoder, weight=0.0)
-    assert plain.zero_shot.prototypes is None and not PROTOTYPE_KEYS & set(plain.state_dict())  # nothing kept when off
-    with pytest.raises(ValueError, match=r"created without visual prototypes"):
-        plain.fit_prototypes([{"image_features": features, "labels": labels}])
+    assert set(plain.state_dict()) >= PROTOTYPE_KEYS and not plain.zero_shot.prototypes.fitted
+    plain.fit_prototypes([{"image_features": features, "labels": labels}])
     plain.set_classes(NEW_NAMES)
-    with pytest.raises(ValueError, match=r"created without visual prototypes"):
-        plain(image_features=features.float(), zero_shot_config=plain.config.zero_shot_config.updated(prototype_weight=1.0))
+    asked = plain.config.zero_shot_config.updated(prototype_weight=1.0)
+    with torch.no_grad():
+        with_prototypes = plain(image_features=features.float(), zero_shot_config=asked).logits
+        assert not torch.allclose(with_prototypes, plain(image_features=features.float()).logits)
     with pytest.raises(ConfigError, match=r"prototype_weight=-1.0 must be >= 0"):
         _model(tiny_text_encoder, weight=-1.0)
 
@@ -178,8 +181,6 @@ def test_prototypes_unfitted_or_switched_off_say_what_to_do(tiny_text_encoder):
 def test_training_fits_the_prototypes_from_every_training_image(tiny_parquet, tiny_text_encoder, tmp_path):
     path = write_config(tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder, extra="trackers: []\n")
     overrides = ["stages.0.epochs=1", "model.overrides.zero_shot_config.prototype_weight=1.0"]
-    with pytest.raises(ConfigError, match=r"prototype_weight needs optim.freeze: backbone"):
-        train(load_config(path, overrides))
     streamed = [
         f"data.path=[{tiny_parquet}]",
         f"data.eval_path={tiny_parquet}",
@@ -201,3 +202,27 @@ def test_training_fits_the_prototypes_from_every_training_image(tiny_parquet, ti
     torch.testing.assert_close(
         uncached.zero_shot.prototypes.centroids, model.zero_shot.prototypes.centroids, atol=1e-3, rtol=1e-3
     )
+
+
+@pytest.mark.slow
+def test_a_backbone_that_trains_exports_the_statistics_of_its_own_weights(tiny_parquet, tiny_text_encoder, tmp_path):
+    """Before each export the statistics are fitted again, from the training images, to the weights exported; and
+    the model returned holds those of its final weights."""
+    from visnet_hf.data import build_transforms, load_splits
+    from visnet_hf.evaluation import eval_loader
+
+    path = write_config(tmp_path, tiny_parquet, "vsenet_resnet18", tiny_text_encoder, extra="trackers: []\n")
+    config = load_config(path, ["stages.0.epochs=2", "model.overrides.zero_shot_config.prototype_weight=1.0"])
+    results = train(config)
+    exported = visnet_hf.VSENetForImageClassification.from_pretrained(results["model_dir"]).eval()
+    saved = {name: value.clone() for name, value in exported.zero_shot.prototypes.state_dict().items()}
+    assert saved["counts"].sum().item() == 72  # every training image (fewer than 100 per class)
+    _, transform = build_transforms(exported.config.data_config, config.data.augment)
+    training_images = eval_loader(load_splits(config.data, seed=config.seed).train, transform, 16, config.data)
+    exported.fit_prototypes(training_images)
+    for name, value in exported.zero_shot.prototypes.state_dict().items():
+        torch.testing.assert_close(saved[name], value, atol=1e-4, rtol=1e-3, msg=name)
+    final = results["model"]
+    fitted_now = {name: value.clone() for name, value in final.zero_shot.prototypes.state_dict().items()}
+    final.fit_prototypes(training_images)
+    torch.testing.assert_close(final.zero_shot.prototypes.centroids, fitted_now["centroids"], atol=1e-4, rtol=1e-3)

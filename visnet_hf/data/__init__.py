@@ -5,7 +5,7 @@ The data layer imports nothing from training: the training config composes :clas
 
 from ..errors import DataError
 from .config import AugmentConfig, DataConfig, DataSource
-from .loading import EvalData, Splits, load_eval_data, load_splits, read_descriptions
+from .loading import EvalData, Splits, load_eval_data, load_splits, per_class_sample, read_descriptions
 from .transforms import RecipeTransform, TransformedDataset, build_transforms, collate
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "collate",
     "load_eval_data",
     "load_splits",
+    "per_class_sample",
     "read_descriptions",
 ]

@@ -371,6 +371,22 @@ def _with_class_label(dataset: datasets.Dataset, class_names: list[str]) -> data
     return dataset.cast_column("label", datasets.ClassLabel(names=class_names))
 
 
+def per_class_sample(dataset: datasets.Dataset, per_class: int, seed: int) -> datasets.Dataset:
+    """Up to ``per_class`` rows of each label, drawn at random (``seed``); the whole dataset when no class has more."""
+    labels = np.asarray(dataset["label"][:])
+    if labels.size == 0 or np.bincount(labels).max() <= per_class:
+        return dataset
+    order = np.random.default_rng(seed).permutation(labels.size)
+    taken: dict[int, int] = {}
+    rows = []
+    for row in order:
+        label = int(labels[row])
+        if taken.get(label, 0) < per_class:
+            taken[label] = taken.get(label, 0) + 1
+            rows.append(int(row))
+    return dataset.select(sorted(rows))
+
+
 def read_descriptions(path: str, class_names: list[str]) -> list[list[str]]:
     """A YAML/JSON mapping ``class name -> description or list of descriptions``."""
     import yaml

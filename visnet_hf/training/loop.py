@@ -237,6 +237,7 @@ def export(run: Run, directory: Path, evaluation: dict[str, Any]) -> None:
     """Save the model with its training config, metrics and card to a temporary folder, then swap
     it in: a kill never leaves half a model."""
     accelerator, config = run.accelerator, run.config
+    refit_feature_statistics(run)
     accelerator.wait_for_everyone()
     state_dict = accelerator.get_state_dict(run.eval_model)  # every process takes part: FSDP gathers its shards here
     if accelerator.is_main_process:
@@ -256,6 +257,17 @@ def export(run: Run, directory: Path, evaluation: dict[str, Any]) -> None:
         temporary.rename(directory)
         shutil.rmtree(previous, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+def refit_feature_statistics(run: Run) -> None:
+    """A VSENet whose backbone trains: its feature statistics (few-shot photos and zero-shot prototypes read them)
+    fitted again to the weights about to be exported, from a sample of the training images
+    (:func:`~visnet_hf.training.setup.fit_feature_statistics`). Every process computes the same."""
+    if run.statistics_images is None:
+        return
+    model = run.accelerator.unwrap_model(run.eval_model)
+    model.fit_prototypes(run.statistics_images)
+    run.statistics_step = run.counter.step
 
 
 def apply_wise_ft(run: Run) -> dict[str, torch.Tensor]:
@@ -286,6 +298,8 @@ def finish(run: Run) -> dict[str, Any]:
     """Reports, the optional push, and the run's summary; ends the trackers."""
     accelerator, state, config = run.accelerator, run.state, run.config
     wise_ft_final = apply_wise_ft(run) if config.wise_ft is not None else None
+    if run.statistics_step != run.counter.step:  # the model returned holds the statistics of its own weights
+        refit_feature_statistics(run)
     # One checksum of the weights per process: DDP replicas that drifted apart would show here.
     checksum = torch.tensor([sum(p.detach().double().sum().item() for p in run.inner.parameters())], device=accelerator.device)
     skipped = torch.tensor([state.skipped_steps], device=accelerator.device)

@@ -60,6 +60,9 @@ class Run:
     mixup: Any = None  # timm's Mixup of the training batches (config.mixup)
     epoch_started: float = 0.0
     eval_seconds: float = 0.0  # spent evaluating in this epoch
+    # A VSENet whose backbone trains: training images its feature statistics are fitted again from before each export.
+    statistics_images: Any = None
+    statistics_step: int = -1  # the step they were last fitted at
 
     @property
     def counter(self) -> StepCounter:

@@ -17,7 +17,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, Torc
 from torch.utils.data import DataLoader
 
 from ..constraints import SoftTuning
-from ..data import Splits, TransformedDataset, build_transforms, collate, load_splits
+from ..data import Splits, TransformedDataset, build_transforms, collate, load_splits, per_class_sample
 from ..data.features import FeatureCache, FeatureDataset, check_cacheable, collate_features
 from ..errors import ConfigError
 from ..evaluation import eval_loader
@@ -112,34 +112,42 @@ def setup(config: TrainConfig, accelerator: Accelerator) -> Run:
         )
         evaluation = eval_loader(splits.eval, eval_transform, eval_batch_size, config.data, **loading)
         training_images = eval_loader(splits.train, eval_transform, eval_batch_size, config.data, **loading)
-    fit_prototypes(config, accelerator, model, training_images)
-    return assemble(config, accelerator, model, soft_tuning, train_dataset, train_loader, evaluation, splits)
+    statistics_images = fit_feature_statistics(config, accelerator, model, splits, training_images)
+    run = assemble(config, accelerator, model, soft_tuning, train_dataset, train_loader, evaluation, splits)
+    run.statistics_images = statistics_images
+    return run
 
 
-def fit_prototypes(config: TrainConfig, accelerator: Accelerator, model, training_images) -> None:
-    """A VSENet with visual prototypes: its trained classes' centroids of the frozen backbone's features
-    (:meth:`~visnet_hf.VSENetForImageClassification.fit_prototypes`), from ``training_images`` (every training
-    image at the eval transform, or their cached features), once before the first step. Every process
-    computes the same from all the images."""
-    if not _uses_prototypes(model):
-        return
+STATISTICS_IMAGES_PER_CLASS = 100
+
+
+def fit_feature_statistics(config: TrainConfig, accelerator: Accelerator, model, splits: Splits, training_images) -> Any:
+    """A VSENet's feature statistics (:meth:`~visnet_hf.VSENetForImageClassification.fit_prototypes`: the trained
+    classes' centroids and within-class spread of the backbone's pooled features), which few-shot photos are compared
+    in and zero-shot prototypes borrow. A frozen backbone's features never change: they are fitted here, once, from
+    ``training_images`` (every training image at the eval transform, or their cached features); every process
+    computes the same from all the images. A backbone that trains is fitted again before each export
+    (:func:`~visnet_hf.training.loop.export`), from up to ``STATISTICS_IMAGES_PER_CLASS`` training images per class:
+    returns the loader of those images then, else None."""
+    if not hasattr(model, "fit_prototypes"):
+        return None
     if config.optim.freeze != "backbone":
-        raise ConfigError(
-            "model.overrides.zero_shot_config.prototype_weight needs optim.freeze: backbone: the class centroids are "
-            "computed once, before training, from the backbone's features. With a backbone that trains, set "
-            "prototype_weight: 0 and call model.fit_prototypes(...) on the trained model."
-        )
+        _, eval_transform = build_transforms(model.config.data_config, config.data.augment)
+        sample = per_class_sample(splits.train, STATISTICS_IMAGES_PER_CLASS, config.seed)
+        return eval_loader(sample, eval_transform, config.eval_batch_size or config.batch_size, config.data)
     model.to(accelerator.device)
     started = time.perf_counter()
     images = model.fit_prototypes(training_images)
     accelerator.print(
-        f"Visual prototypes of {len(model.config.trained_class_names)} classes from {images} training images ({time.perf_counter() - started:.0f}s)."
+        f"Feature statistics of {len(model.config.trained_class_names)} classes from {images} training images "
+        f"({time.perf_counter() - started:.0f}s)."
     )
+    return None
 
 
 def _uses_prototypes(model) -> bool:
-    zero_shot = getattr(model, "zero_shot", None)
-    return zero_shot is not None and zero_shot.prototypes is not None
+    zero_shot = getattr(getattr(model, "config", None), "zero_shot_config", None)
+    return zero_shot is not None and zero_shot.prototype_weight > 0
 
 
 class StreamLoader:
@@ -177,7 +185,8 @@ def _setup_streaming(config: TrainConfig, accelerator: Accelerator) -> Run:
     if _uses_prototypes(model):
         raise ConfigError(
             "model.overrides.zero_shot_config.prototype_weight cannot be used with data.streaming: the class centroids need a pass over "
-            "the training set before the first step. Set prototype_weight: 0, and call model.fit_prototypes(...) on the trained model."
+            "the training set. Set prototype_weight: 0, and call model.fit_prototypes(batches of training images) on the "
+            "trained model before scoring with it."
         )
     soft_tuning = build_constraints(config, model)
     freeze(model, config.optim)

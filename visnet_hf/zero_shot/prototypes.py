@@ -41,6 +41,16 @@ class VisualPrototypes(nn.Module):
         self.register_buffer("within_covariance", torch.zeros(features, features))
         self._whitening: tuple[tuple, torch.Tensor] | None = None  # (shrinkage and which covariance, matrix)
 
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Unfitted. transformers' initialisers leave alone what a model's file held, so a folder saved without
+        (some of) these buffers loads them as never fitted, and the others as saved."""
+        from transformers import initialization
+
+        for buffer in (self.feature_mean, self.centroids, self.counts, self.within_covariance):
+            initialization.zeros_(buffer)
+        initialization.ones_(self.feature_std)
+
     @property
     def fitted(self) -> bool:
         return bool((self.counts > 0).any())

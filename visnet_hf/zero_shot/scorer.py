@@ -29,11 +29,12 @@ from .vocabulary import Vocabulary
 
 
 class ZeroShotScorer(nn.Module):
-    """The zero-shot scoring of a VSENet; holds its visual prototypes when it uses them."""
+    """The zero-shot scoring of a VSENet; holds the trained classes' feature statistics (:class:`VisualPrototypes`:
+    what few-shot photos are compared in, and what the prototypes borrow)."""
 
-    def __init__(self, trained_classes: int, num_features: int, prototypes: bool) -> None:
+    def __init__(self, trained_classes: int, num_features: int) -> None:
         super().__init__()
-        self.prototypes = VisualPrototypes(trained_classes, num_features) if prototypes else None
+        self.prototypes = VisualPrototypes(trained_classes, num_features)
 
     def forward(
         self,
@@ -66,11 +67,6 @@ class ZeroShotScorer(nn.Module):
             conse = conse_logits(trained_logits, trained, classes, scale, settings.conse_top_k).to(logits.dtype)
             logits = conse if settings.head == "conse" else logits + conse
         if settings.prototype_weight > 0:
-            if self.prototypes is None:
-                raise ValueError(
-                    "prototype_weight > 0 for a model created without visual prototypes; create it with "
-                    "prototype_weight > 0 (the trainer then fits them), or score with prototype_weight 0."
-                )
             borrowing = borrowing_logits(classes, trained, vocabulary, trained_vocabulary, settings)
             logits = logits + settings.prototype_weight * self.prototypes(visual, borrowing, scale).to(logits.dtype)
         if vocabulary.examples is not None and settings.example_weight > 0:

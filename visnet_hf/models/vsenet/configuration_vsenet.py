@@ -98,7 +98,7 @@ class VSENetZeroShotConfig(CheckedConfig):
         conse_top_k: how many of the most probable trained classes ConSE averages.
         prototype_weight: weight of the visual-prototype score (0: none): the image's scaled cosine to each
             name's prototype, the trained classes' feature centroids mixed by how alike the name is to them
-            (:mod:`visnet_hf.zero_shot.prototypes`). The centroids are fitted before training.
+            (:mod:`visnet_hf.zero_shot.prototypes`). The trainer fits the centroids (every VSENet keeps them).
         prototype_sharpness: inverse temperature of the text similarity in that mixing.
         prototype_hierarchy: weight of WordNet's Wu-Palmer similarity of the two senses in that mixing (0: none).
         prototype_glosses: weight of the similarity of the two senses' WordNet definitions in that mixing (0: none).

@@ -27,6 +27,7 @@ from ..._torch import eval_mode, upcast
 from ...registry import register_family, register_preset
 from ...text.encoder import TextEncoderError, get_text_encoder, load_text_model, pool
 from ...zero_shot.pipeline_labels import labels_from_prompts
+from ...zero_shot.prototypes import VisualPrototypes
 from ...zero_shot.scorer import ZeroShotScorer
 from ...zero_shot.vocabulary import Vocabulary, build_vocabulary
 from .._base import VisnetPreTrainedModel
@@ -87,11 +88,12 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
     # Its heads read only the pooled features, so a frozen backbone's can be computed once.
     accepts_image_features = True
     # Folders saved by visnet_hf 0.2 hold no gloss embeddings; loading embeds them (see _legacy). Folders saved before
-    # the within-class covariance was kept score few-shot photos on standardised features (no whitening).
+    # the within-class covariance was kept score few-shot photos on standardised features (no whitening); those of
+    # models without prototypes, saved before every VSENet kept its feature statistics, on the raw features.
     _keys_to_ignore_on_load_missing = [  # noqa: RUF012
         r"^class_glosses$",
         r"^trained_class_glosses$",
-        r"^zero_shot\.prototypes\.within_covariance$",
+        r"^zero_shot\.prototypes\.",
     ]
 
     def __init__(self, config: VSENetConfig) -> None:
@@ -114,7 +116,7 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
         examples = config.class_example_counts is not None
         self.register_buffer("class_example_sums", torch.zeros(len(config.class_names), features) if examples else None)
         self.text_tower = TextTower(text.tower_config, text.pooling, text.trainable_layers) if text.trainable_layers else None
-        self.zero_shot = ZeroShotScorer(trained, features, prototypes=zero_shot.prototype_weight > 0)
+        self.zero_shot = ZeroShotScorer(trained, features)
         self.zero_shot_heads = ZeroShotHeads(config, features) if zero_shot.separate_heads else None
         self._vocabulary: Vocabulary | None = None  # a view of config.class_names and the buffers
         self.post_init()
@@ -122,6 +124,12 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
     @classmethod
     def backbone_num_classes(cls, config: VSENetConfig) -> int:
         return 0
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, VisualPrototypes):  # a folder without statistics loads them unfitted, not as raw memory
+            module.reset()
+            return
+        super()._init_weights(module)
 
     def forward(
         self,
@@ -253,8 +261,11 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
 
     @torch.no_grad()
     def fit_prototypes(self, batches: Iterable[Any]) -> int:
-        """Fit the visual prototypes (``zero_shot_config.prototype_weight``) on the training images: each
-        trained class's centroid of the pooled features as the model scores them (eval mode, its test-time views).
+        """Fit the trained classes' feature statistics on their training images: the mean, spread and
+        within-class covariance of the pooled features as the model scores them (eval mode, its test-time views),
+        and each class's centroid. Few-shot photos are compared in the space they whiten; zero-shot names borrow
+        the centroids (``zero_shot_config.prototype_weight``). The trainer fits them (:mod:`visnet_hf.training`);
+        call it again after changing the backbone's weights yourself.
 
         Args:
             batches: ``(pixel_values, labels)`` pairs or dicts with ``pixel_values`` (or the cached
@@ -263,8 +274,6 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
         Returns:
             The number of images.
         """
-        if self.zero_shot.prototypes is None:
-            raise ValueError("This model was created without visual prototypes (zero_shot_config.prototype_weight is 0).")
         with eval_mode(self):
             return self.zero_shot.prototypes.fit(self.pooled_features(batches))
 

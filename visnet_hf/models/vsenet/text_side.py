@@ -35,6 +35,7 @@ class TextSide:
     text_mean: torch.Tensor
     class_example_sums: torch.Tensor | None
     text_tower: Any
+    zero_shot: Any  # the ZeroShotScorer, whose feature statistics few-shot photos are compared in
     _vocabulary: Vocabulary | None
 
     def scored_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
@@ -157,6 +158,13 @@ class TextSide:
         """``vocabulary`` with example photos of some of its names (as :meth:`set_classes` takes them); the model
         is not changed."""
         by_name = examples_by_name(examples, vocabulary.names)
+        if not self.zero_shot.prototypes.fitted:
+            warnings.warn(
+                "This model holds no feature statistics (a streamed run, or saved before visnet_hf kept them for every "
+                "VSENet): the photos are compared on raw features, which scores lower (BENCHMARKS.md 5e). Fit them with "
+                "model.fit_prototypes(batches of its training images), then give the photos again.",
+                stacklevel=3,
+            )
         return dataclasses.replace(vocabulary, examples=embed_examples(self, by_name, vocabulary.names))
 
     def _with_trained(self, names, descriptions, synonyms, synsets) -> tuple[list[str], Any, Any, Any]:
