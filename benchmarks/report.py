@@ -776,6 +776,9 @@ def few_shot_section(result: dict) -> list[str]:
         f"`visnet extend` end to end (load the model, read {result['extend']['photos']} photo files of {result['extend']['classes']} "
         f"classes, embed the names, save): {result['extend']['seconds']:.1f} s (goal: under 30 s): {verdict(result['extend']['seconds'] < 30)}.",
         "",
+        "What was tried to do better than the method on the same fold episodes (learned corrections, other photo experts,",
+        "a power transform, Tip-Adapter's kernels; none shipped) is a lab notebook, not a benchmark: `studies/few_shot/REPORT.md`.",
+        "",
     ]
     return lines
 
