@@ -209,7 +209,9 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
         forward_kwargs["vocabulary"] = (
             model.vocabulary
             if same
-            else model.vocabulary_for(evaluation.class_names, synonyms=evaluation.synonyms, synsets=evaluation.synsets)
+            else model.with_own_examples(
+                model.vocabulary_for(evaluation.class_names, synonyms=evaluation.synonyms, synsets=evaluation.synsets)
+            )
         )
         if calibration is not None:
             forward_kwargs["zero_shot_config"] = model.config.zero_shot_config.updated(calibration=calibration)

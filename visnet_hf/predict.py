@@ -87,7 +87,7 @@ class Predictor:
             return self.model.vocabulary
         if self._last is None or self._last.names != key:
             try:
-                self._last = self.model.vocabulary_for(key)
+                self._last = self.model.with_own_examples(self.model.vocabulary_for(key))
             except OSError as error:
                 raise VisnetError(
                     f"New class names need the model's text encoder, which cannot be loaded here ({error}). "

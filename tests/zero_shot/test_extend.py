@@ -61,7 +61,23 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert len(rows) == 4 and all(row["predictions"][0]["label"] in NEW for row in rows)
     assert cli(["eval", "--model", str(output), "--data", str(new_photos)]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["num_examples"] == 12
+    in_order = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert in_order["num_examples"] == 12
+    # The same photos in a labelled file whose classes come in another order: still scored with the saved photos.
+    names = sorted(NEW, reverse=True)
+    files = [(path, names.index(name)) for name in NEW for path in sorted((new_photos / name).iterdir())]
+    reordered = datasets.Dataset.from_dict(
+        {"image": [str(path) for path, _ in files], "label": [label for _, label in files]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)}),
+    )
+    reordered.to_parquet(tmp_path / "reordered.parquet")
+    assert cli(["eval", "--model", str(output), "--data", str(tmp_path / "reordered.parquet")]) == 0
+    other_order = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert other_order["num_examples"] == 12 and other_order["accuracy"] == in_order["accuracy"]
+    assert other_order["loss"] == pytest.approx(in_order["loss"], rel=1e-4, abs=1e-4)
+    from visnet_hf.predict import Predictor
+
+    assert Predictor(str(output)).vocabulary(names).examples.counts.tolist() == [4.0, 4.0, 4.0]  # the page's names too
 
     kept = tmp_path / "kept"
     assert cli(["extend", "--model", saved_vsenet, "--data", str(new_photos), "--output-dir", str(kept), "--keep-trained"]) == 0
@@ -94,3 +110,24 @@ def test_photos_for_a_model_without_statistics_are_used_and_it_is_said(tiny_text
     with pytest.warns(UserWarning, match=r"holds no feature statistics.*model\.fit_prototypes"):
         model.eval().set_classes(NEW, examples=photos)
     assert model.config.class_example_counts == [4, 4, 4]
+
+
+def test_the_installed_command_in_a_fresh_process(saved_vsenet, new_photos, tmp_path):
+    """As a user runs it: the `visnet` script loads the model with nothing imported before (the Auto classes are
+    registered by the loading itself)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    visnet = shutil.which("visnet") or str(Path(sys.executable).parent / "visnet")
+    output = tmp_path / "extended"
+    done = subprocess.run(
+        [visnet, "extend", "--model", saved_vsenet, "--data", str(new_photos), "--output-dir", str(output)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["photos"] == {"lion": 4, "truck": 4, "boat": 4}

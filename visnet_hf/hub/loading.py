@@ -27,7 +27,9 @@ def load_model(name_or_path: str | Path):
     Raises:
         ModelLoadError: neither a model folder nor a Hub id that can be reached, naming what to give instead.
     """
-    from transformers import AutoModelForImageClassification  # visnet_hf's __init__ registered both families
+    from transformers import AutoModelForImageClassification
+
+    from .. import models  # noqa: F401  (registers both families with the Auto classes: the visnet command defers it)
 
     try:
         return AutoModelForImageClassification.from_pretrained(str(name_or_path)).eval()

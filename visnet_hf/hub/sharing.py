@@ -10,7 +10,7 @@ from huggingface_hub import HfApi
 
 from ..errors import ModelLoadError, VisnetError
 from .cards import write_card
-from .loading import MODEL_FILES, TEXT_ENCODER_DIR, is_repo_id, read_config
+from .loading import MODEL_FILES, TEXT_ENCODER_DIR, is_repo_id, load_model, read_config
 
 
 class HubError(VisnetError, OSError):
@@ -100,9 +100,8 @@ def export_timm_backbone(model_dir: str | Path, output_dir: str | Path) -> Path:
         The path of the backbone's ``model.safetensors``.
     """
     from timm.models import save_for_hf
-    from transformers import AutoModelForImageClassification
 
-    model = AutoModelForImageClassification.from_pretrained(model_dir)
+    model = load_model(model_dir)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_for_hf(model.backbone, str(output_dir), safe_serialization=True, data_config=model.config.data_config)

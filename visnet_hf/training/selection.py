@@ -371,7 +371,9 @@ def calibrate_saved_model(
                 f"The data's classes must mix trained and new names to calibrate; it has "
                 f"{int(seen_columns.sum())} trained and {int((~seen_columns).sum())} new ones."
             )
-        vocabulary = model.vocabulary_for(evaluation.class_names, synonyms=evaluation.synonyms, synsets=evaluation.synsets)
+        vocabulary = model.with_own_examples(
+            model.vocabulary_for(evaluation.class_names, synonyms=evaluation.synonyms, synsets=evaluation.synsets)
+        )
         assert model.config.data_config is not None  # set when the model is built
         _, transform = build_transforms(model.config.data_config, data.augment)
         fitted = fit_offset(model, eval_loader(evaluation.dataset, transform, batch_size, data), vocabulary)

@@ -14,7 +14,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -164,10 +164,7 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
             if vocabulary is not None:
                 raise ValueError("Give class texts (input_ids) or a vocabulary, not both.")
             names, templates = labels_from_prompts(self.tokenizer(), input_ids, self.config.trained_class_names)
-            vocabulary = self.vocabulary_for(names, templates=templates)
-            own = self.vocabulary  # names given with photos (few-shot) keep them in the pipeline too
-            if own.examples is not None:
-                vocabulary = replace(vocabulary, examples=own.examples.for_names(own.names, names))
+            vocabulary = self.with_own_examples(self.vocabulary_for(names, templates=templates))
         vocabulary = self.vocabulary if vocabulary is None else vocabulary
         if image_features is None:
             feature_map, pooled = self.backbone_features(pixel_values)

@@ -167,6 +167,15 @@ class TextSide:
             )
         return dataclasses.replace(vocabulary, examples=embed_examples(self, by_name, vocabulary.names))
 
+    def with_own_examples(self, vocabulary: Vocabulary) -> Vocabulary:
+        """``vocabulary`` with the photos this model holds (few-shot, saved with it) for those of its names that have
+        them: names that come in another order, or with others (a data file, the pipeline's labels, the page), are
+        scored as the model's own vocabulary scores them. A vocabulary given its own photos is returned as it is."""
+        own = self.vocabulary
+        if own.examples is None or vocabulary.examples is not None:
+            return vocabulary
+        return dataclasses.replace(vocabulary, examples=own.examples.for_names(own.names, vocabulary.names))
+
     def _with_trained(self, names, descriptions, synonyms, synsets) -> tuple[list[str], Any, Any, Any]:
         """The trained names, then the new ones (a trained name given again is merged, and said), with each list
         of per-name texts extended to match (the trained classes' own where the config holds them)."""
