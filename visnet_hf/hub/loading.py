@@ -29,7 +29,7 @@ def load_model(name_or_path: str | Path):
     """
     from transformers import AutoModelForImageClassification
 
-    from .. import models  # noqa: F401  (registers both families with the Auto classes: the visnet command defers it)
+    from ..models import is_vsenet  # noqa: F401  (importing the models registers both families with the Auto classes)
 
     try:
         return AutoModelForImageClassification.from_pretrained(str(name_or_path)).eval()
