@@ -338,12 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="teach a VSENet new classes from their names and a few photos each (few-shot), and save it",
         description="The classes of --data (a folder per class: my_photos/zebra/*.jpg, or a labelled file) become the "
         "model's vocabulary, each scored from its name and its photos together; --keep-trained keeps the trained "
-        "classes beside them. The model saved in --output-dir answers visnet predict / eval, the pipelines and the page.",
+        "classes, and those added before with photos, beside them. The model saved in --output-dir answers visnet predict / eval, the pipelines and the page.",
     )
     _model_option(extend, help="a saved VSENet folder or Hub id")
     _data_arguments(extend, required=True)
     extend.add_argument("--output-dir", required=True, help="where the extended model is saved")
-    extend.add_argument("--keep-trained", action="store_true", help="keep the trained classes beside the new ones")
+    extend.add_argument(
+        "--keep-trained",
+        action="store_true",
+        help="keep the trained classes, and those added before with photos, beside the new ones",
+    )
     extend.add_argument("--class-synset-column", default=None, help=SYNSET_COLUMN_HELP)
     extend.set_defaults(run=_extend, val_fraction=0.1)
 

@@ -85,6 +85,21 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     assert result["classes"] == 7 and result["kept_trained"] == 4
     assert json.loads((kept / "config.json").read_text())["class_names"] == [*CLASS_NAMES, *sorted(NEW)]
 
+    # A second batch: the classes added before stay, with their photos; a name given again gets its new photos too.
+    batch = tmp_path / "second_batch"
+    for name, source in (("lion", "truck"), ("zebra", "boat")):
+        (batch / name).mkdir(parents=True)
+        for photo in sorted((new_photos / source).iterdir())[:2]:
+            (batch / name / photo.name).write_bytes(photo.read_bytes())
+    again = tmp_path / "again"
+    assert cli(["extend", "--model", str(kept), "--data", str(batch), "--output-dir", str(again), "--keep-trained"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["photos"] == {"lion": 6, "zebra": 2}
+    assert any("Kept the 3 classes added before" in note and "['lion'] get the new photos" in note for note in result["notes"])
+    config = json.loads((again / "config.json").read_text())
+    assert config["class_names"] == [*CLASS_NAMES, *sorted(NEW), "zebra"]
+    assert config["class_example_counts"] == [0, 0, 0, 0, 4, 6, 4, 2]
+
 
 def test_extend_mistakes(saved_vsenet, new_photos, tmp_path, capsys):
     broken = tmp_path / "broken"

@@ -140,17 +140,30 @@ class TextSide:
                 images (PIL images, paths, arrays), or a ``datasets.Dataset`` with an image and a label column.
                 Each name is then scored from its text and its photos together (:mod:`visnet_hf.zero_shot.few_shot`);
                 the photos' features are kept in the vocabulary and saved with the model.
-            keep_trained: keep the trained classes beside ``names`` (generalised use: the offset
-                ``zero_shot_config.calibration`` applies). A name that is already a trained class is merged
-                with it: it appears once, and its photos, if any, stand for it instead of its training images' centroid.
+            keep_trained: keep what the model knows beside ``names`` (generalised use: the offset
+                ``zero_shot_config.calibration`` applies): the trained classes, and the classes added since with
+                photos, with their photos (so that classes added one batch after another all stay). A name that is
+                already a trained class is merged with it: it appears once, and its photos, if any, stand for it
+                instead of its training images' centroid; a name added before with photos gets the new ones too.
         """
+        earlier = self.vocabulary
         if keep_trained:
-            names, descriptions, synonyms, synsets = self._with_trained(names, descriptions, synonyms, synsets)
+            names, descriptions, synonyms, synsets = self._with_known(names, descriptions, synonyms, synsets)
             if class_embeddings is not None:
                 raise ValueError("keep_trained embeds the trained names with the new ones; give texts, not class_embeddings.")
         vocabulary = self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings)
         if examples is not None:
             vocabulary = self.with_examples(vocabulary, examples)
+        if keep_trained and earlier.examples is not None:  # the photos of classes added before stay with them
+            kept = earlier.examples.for_names(earlier.names, vocabulary.names)
+            if kept is not None:
+                given = vocabulary.examples
+                vocabulary = dataclasses.replace(
+                    vocabulary,
+                    examples=kept
+                    if given is None
+                    else ExampleSet(given.sums + kept.sums.to(given.sums), given.counts + kept.counts),
+                )
         return self.use_vocabulary(vocabulary)
 
     @torch.no_grad()
@@ -176,11 +189,15 @@ class TextSide:
             return vocabulary
         return dataclasses.replace(vocabulary, examples=own.examples.for_names(own.names, vocabulary.names))
 
-    def _with_trained(self, names, descriptions, synonyms, synsets) -> tuple[list[str], Any, Any, Any]:
-        """The trained names, then the new ones (a trained name given again is merged, and said), with each list
-        of per-name texts extended to match (the trained classes' own where the config holds them)."""
-        config = self.config
+    def _with_known(self, names, descriptions, synonyms, synsets) -> tuple[list[str], Any, Any, Any]:
+        """The trained names, then those added since with photos, then the new ones (a name known already is kept
+        once, and said), with each list of per-name texts extended to match (the known names' own where the
+        config holds them)."""
+        config, current = self.config, self.vocabulary
         trained = list(config.trained_class_names)
+        counts = current.examples.counts.tolist() if current.examples is not None else [0] * len(current)
+        added = [name for name, count in zip(current.names, counts, strict=True) if count > 0 and name not in set(trained)]
+        known = trained + added
         again = [name for name in names if name in set(trained)]
         if again:
             warnings.warn(
@@ -188,20 +205,30 @@ class TextSide:
                 "for it stand for it instead of its training images' centroid.",
                 stacklevel=3,
             )
-        new = [i for i, name in enumerate(names) if name not in set(trained)]
-        own = tuple(config.class_names) == tuple(trained)  # the trained vocabulary's texts are at hand
+        if added:
+            repeated = [name for name in names if name in set(added)]
+            warnings.warn(
+                f"Kept the {len(added)} classes added before with photos ({', '.join(added[:5])}"
+                f"{', ...' if len(added) > 5 else ''}) beside the trained ones"
+                + (f"; {repeated} get the new photos beside their earlier ones." if repeated else "."),
+                stacklevel=3,
+            )
+        new = [i for i, name in enumerate(names) if name not in set(known)]
 
-        def extended(given: Sequence[Any] | None, trained_rows: Sequence[Any] | None) -> list[Any] | None:
-            if given is None and trained_rows is None:
+        def extended(given: Sequence[Any] | None, current_texts: Sequence[Any] | None, trained_rows: Sequence[Any] | None = None):
+            by_name = dict(zip(config.class_names, current_texts, strict=True)) if current_texts is not None else {}
+            if trained_rows is not None:
+                by_name = {**by_name, **dict(zip(trained, trained_rows, strict=True))}
+            if given is None and not by_name:
                 return None
-            head = list(trained_rows) if trained_rows is not None else [None] * len(trained)
+            head = [by_name.get(name) for name in known]
             return head + ([given[i] for i in new] if given is not None else [None] * len(new))
 
         return (
-            trained + [names[i] for i in new],
-            extended(descriptions, config.class_descriptions if own else None),
-            extended(synonyms, config.class_synonyms if own else None),
-            extended(synsets, config.trained_class_synsets),
+            known + [names[i] for i in new],
+            extended(descriptions, config.class_descriptions),
+            extended(synonyms, config.class_synonyms),
+            extended(synsets, config.class_synsets, config.trained_class_synsets),
         )
 
     @torch.no_grad()
