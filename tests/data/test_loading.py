@@ -467,3 +467,31 @@ def test_per_class_sample_caps_each_class_and_keeps_small_ones_whole():
     assert sample["row"] == sorted(sample["row"]) and sample["row"] == per_class_sample(dataset, 3, seed=0)["row"]
     assert per_class_sample(dataset, 3, seed=1)["row"] != sample["row"]  # drawn, not the first rows
     assert per_class_sample(dataset, 7, seed=0) is dataset
+
+
+def test_a_label_column_of_names_is_read_as_classes(tmp_path):
+    """A file whose labels are the class names themselves (strings): its classes are those names, sorted, and an
+    eval file is read with the same classes; a name the training file lacks is refused, by name."""
+    import datasets
+
+    from visnet_hf.data import load_eval_data
+
+    names = ["zebra", "okapi", "zebra", "lorry", "okapi", "lorry"] * 2
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    datasets.Dataset.from_dict({"image": generated_images(12), "label": names}, features=features).to_parquet(
+        tmp_path / "train.parquet"
+    )
+    datasets.Dataset.from_dict({"image": generated_images(2, seed=1), "label": ["okapi", "zebra"]}, features=features).to_parquet(
+        tmp_path / "eval.parquet"
+    )
+    splits = load_splits(DataConfig(path=str(tmp_path / "train.parquet"), eval_path=str(tmp_path / "eval.parquet")))
+    assert splits.class_names == ["lorry", "okapi", "zebra"]
+    assert [splits.class_names[label] for label in splits.train["label"]] == names
+    assert [splits.class_names[label] for label in splits.eval["label"]] == ["okapi", "zebra"]
+    whole = load_eval_data(DataConfig(path=str(tmp_path / "eval.parquet")))
+    assert whole.class_names == ["okapi", "zebra"] and whole.dataset["label"] == [0, 1]
+    datasets.Dataset.from_dict({"image": generated_images(1), "label": ["tapir"]}, features=features).to_parquet(
+        tmp_path / "other.parquet"
+    )
+    with pytest.raises(DataError, match=r"names classes that are not among \['lorry', 'okapi', 'zebra'\]: \['tapir'\]"):
+        load_splits(DataConfig(path=str(tmp_path / "train.parquet"), eval_path=str(tmp_path / "other.parquet")))

@@ -111,6 +111,7 @@ def load_eval_data(config: DataConfig, seed: int = 0, held_out: bool = False) ->
 
 def _load_splits(config: DataConfig, seed: int) -> Splits:
     raw_train, raw_eval, where = _load_source(config)
+    raw_train, raw_eval = _names_as_labels(config, raw_train, raw_eval)
     train = _standardise(raw_train, config, "train")
     class_names = _class_names(train, config)
     train = train_source = _with_class_label(train, class_names)
@@ -165,11 +166,12 @@ def _load_whole(config: DataConfig) -> EvalData:
         split = next(iter(loaded))
     elif split not in loaded:
         raise DataError(f"Split {split!r} not found in {where}; it has {sorted(loaded)}.{did_you_mean(split, loaded)}")
-    dataset = _standardise(loaded[split], config, split)
+    raw, _ = _names_as_labels(config, loaded[split])
+    dataset = _standardise(raw, config, split)
     class_names = _class_names(dataset, config)
     dataset = _with_class_label(dataset, class_names)
-    synonyms = _class_texts(loaded[split], config, class_names)
-    synsets = _class_synsets(loaded[split], config, class_names)
+    synonyms = _class_texts(raw, config, class_names)
+    synsets = _class_synsets(raw, config, class_names)
     description = f"all of {where}" if len(loaded) == 1 else f"the {split!r} split of {where}"
     if config.max_eval_samples and config.max_eval_samples < len(dataset):
         dataset = dataset.select(range(config.max_eval_samples))
@@ -321,6 +323,33 @@ def _class_synsets(dataset: datasets.Dataset, config: DataConfig, class_names: l
             )
         per_class[label] = wnid
     return per_class
+
+
+def _names_as_labels(
+    config: DataConfig, train: datasets.Dataset, other: datasets.Dataset | None = None
+) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+    """A label column that holds class names (strings, as a CSV or a hand-made parquet file has them) as a
+    ``ClassLabel``: its classes ``data.class_names`` when given, else the distinct names of ``train``, sorted (as
+    an image folder's class folders are); ``other`` (an eval split) is read with the same classes."""
+    column = config.label_column
+    feature = train.features.get(column)
+    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+        return train, other
+    values = train[column][:]
+    if any(value is None or str(value).strip() == "" for value in values):
+        raise DataError(f"Column {column!r} has rows without a class name; give every image its class, or remove those rows.")
+    names = [str(n) for n in config.class_names] if config.class_names else sorted({str(v) for v in values})
+
+    def encoded(dataset: datasets.Dataset, split: str) -> datasets.Dataset:
+        unknown = sorted({str(v) for v in dataset[column][:]} - set(names))
+        if unknown:
+            raise DataError(
+                f"The {split} split's {column!r} names classes that are not among {names[:10]}: {unknown[:10]}; "
+                "fix the names, or list every class in data.class_names."
+            )
+        return dataset.cast_column(column, datasets.ClassLabel(names=names))
+
+    return encoded(train, "train"), encoded(other, "eval") if other is not None else None
 
 
 def _class_names(dataset: datasets.Dataset, config: DataConfig) -> list[str]:
