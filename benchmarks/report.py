@@ -776,11 +776,28 @@ def few_shot_section(result: dict) -> list[str]:
         f"`visnet extend` end to end (load the model, read {result['extend']['photos']} photo files of {result['extend']['classes']} "
         f"classes, embed the names, save): {result['extend']['seconds']:.1f} s (goal: under 30 s): {verdict(result['extend']['seconds'] < 30)}.",
         "",
+        *_top_score_lines(result, ks),
         "What was tried to do better than the method on the same fold episodes (learned corrections, other photo experts,",
         "a power transform, Tip-Adapter's kernels; none shipped) is a lab notebook, not a benchmark: `studies/few_shot/REPORT.md`.",
         "",
     ]
     return lines
+
+
+def _top_score_lines(result: dict, ks: list[str]) -> list[str]:
+    """How sure the scores look against how often they are right (the pipelines show the softmax of the logits)."""
+    top = result.get("unseen_dev_mean_top_score")
+    if not top:
+        return []
+    dev = result["unseen_dev"]
+    pairs = "; ".join(f"k = {k}: {pct(top['visnet_hf'][k]['mean'])} at top-1 {pct(dev['visnet_hf'][k]['mean'])}" for k in ks)
+    names_alone = top["zero-shot"][ks[0]]["mean"], dev["zero-shot"][ks[0]]["mean"]
+    return [
+        "The scores are not calibrated probabilities. The pipelines show the softmax of these logits, and its mean top",
+        f"score on unseen_dev is {pairs} (names alone: {pct(names_alone[0])} at {pct(names_alone[1])}). Rank by them; do not",
+        "read them as the chance of being right.",
+        "",
+    ]
 
 
 def _few_shot_goals(scores: dict, ks: list[str]) -> str:
