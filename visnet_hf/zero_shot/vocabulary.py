@@ -47,6 +47,12 @@ class ExampleSet:
     sums: torch.Tensor
     counts: torch.Tensor
 
+    def plus(self, other: ExampleSet | None) -> ExampleSet:
+        """Both sets' photos together (sets over the same names, in the same order)."""
+        if other is None:
+            return self
+        return ExampleSet(self.sums + other.sums.to(self.sums), self.counts + other.counts.to(self.counts))
+
     def for_names(self, own: Sequence[str], names: Sequence[str]) -> ExampleSet | None:
         """The examples of ``names`` among those of ``own`` (this set's names, in order); zero rows for the
         others; ``None`` when none of ``names`` has examples here."""

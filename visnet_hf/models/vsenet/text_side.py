@@ -157,13 +157,7 @@ class TextSide:
         if keep_trained and earlier.examples is not None:  # the photos of classes added before stay with them
             kept = earlier.examples.for_names(earlier.names, vocabulary.names)
             if kept is not None:
-                given = vocabulary.examples
-                vocabulary = dataclasses.replace(
-                    vocabulary,
-                    examples=kept
-                    if given is None
-                    else ExampleSet(given.sums + kept.sums.to(given.sums), given.counts + kept.counts),
-                )
+                vocabulary = dataclasses.replace(vocabulary, examples=kept.plus(vocabulary.examples))
         return self.use_vocabulary(vocabulary)
 
     @torch.no_grad()
