@@ -9,6 +9,7 @@ classes stay beside them. The extended model is saved as any model is, and answe
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -32,7 +33,8 @@ def extend_saved_model(
         BadImageError: a photo that cannot be read, named.
     """
     from .data import load_eval_data
-    from .hub.loading import load_model
+    from .hub import write_card
+    from .hub.loading import TRAINING_CONFIG, load_model, model_file
 
     started = time.perf_counter()
     _check_class_folders(data)
@@ -54,6 +56,10 @@ def extend_saved_model(
         )
     output = Path(output_dir)
     model.save_pretrained(output)
+    trained_by = model_file(model_dir, TRAINING_CONFIG)  # the model was trained by it: the card says how
+    if trained_by is not None:
+        shutil.copyfile(trained_by, output / TRAINING_CONFIG)
+    write_card(output)
     counts = dict(zip(model.config.class_names, model.config.class_example_counts or [], strict=False))
     return {
         "output_dir": str(output),

@@ -140,6 +140,11 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         prototype_sharpness=zero_shot.get("prototype_sharpness"),
         prototype_hierarchy=zero_shot.get("prototype_hierarchy", 0.0),
         prototype_glosses=zero_shot.get("prototype_glosses", 0.0),
+        few_shot=[
+            (name, count) for name, count in zip(class_names, config.get("class_example_counts") or [], strict=False) if count
+        ],
+        example_weight=zero_shot.get("example_weight"),
+        example_shrinkage=zero_shot.get("example_shrinkage"),
         constraints=_constraints(training_config),
         training_config=yaml.safe_dump(training_config, sort_keys=False) if training_config else None,
     )
