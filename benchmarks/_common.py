@@ -50,10 +50,11 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(), **payload}
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, payload: dict[str, Any], results: Path = RESULTS, kind: str = "benchmark") -> Path:
+    """``results/<name>.json`` with the command and the machine that measured it (a study passes its own folder)."""
+    results.mkdir(parents=True, exist_ok=True)
+    payload = {kind: name, "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(), **payload}
+    path = results / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2))
     print(f"wrote {path}")
     return path

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import statistics
 import sys
 import time
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
-from _common import machine  # noqa: E402
+from _common import write_result  # noqa: E402
 from bench_fewshot import (  # noqa: E402
     FOLD_DRAWS,
     KS,
@@ -219,8 +220,6 @@ def main() -> None:
 
 
 def write(shipped, scores, seconds: float) -> None:
-    import json
-
     flat_shipped = [v for per_k in shipped for v in per_k]
     rows = []
     for family, grid in FAMILIES.items():
@@ -236,19 +235,14 @@ def write(shipped, scores, seconds: float) -> None:
                 }
             )
     result = {
-        "study": "tinyimagenet_fewshot_methods",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
         "episodes": len(flat_shipped),
         "shipped": {"setting": SHIPPED, "top1_by_k": {str(k): statistics.mean(v) for k, v in zip(KS, shipped, strict=True)}},
         "variants": rows,
         "seconds": seconds,
     }
-    path = HERE / "results" / "tinyimagenet_fewshot_methods.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-    (HERE / "REPORT.md").write_text(report(result))
-    print(f"wrote {path} and {HERE / 'REPORT.md'}")
+    path = write_result("tinyimagenet_fewshot_methods", result, results=HERE / "results", kind="study")
+    (HERE / "REPORT.md").write_text(report(json.loads(path.read_text())))
+    print(f"wrote {HERE / 'REPORT.md'}")
 
 
 def report(result: dict) -> str:

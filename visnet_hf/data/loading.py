@@ -340,8 +340,8 @@ def _names_as_labels(
         raise DataError(f"Column {column!r} has rows without a class name; give every image its class, or remove those rows.")
     names = [str(n) for n in config.class_names] if config.class_names else sorted({str(v) for v in values})
 
-    def encoded(dataset: datasets.Dataset, split: str) -> datasets.Dataset:
-        unknown = sorted({str(v) for v in dataset[column][:]} - set(names))
+    def encoded(dataset: datasets.Dataset, split: str, values: list) -> datasets.Dataset:
+        unknown = sorted({str(v) for v in values} - set(names))
         if unknown:
             raise DataError(
                 f"The {split} split's {column!r} names classes that are not among {names[:10]}: {unknown[:10]}; "
@@ -349,7 +349,7 @@ def _names_as_labels(
             )
         return dataset.cast_column(column, datasets.ClassLabel(names=names))
 
-    return encoded(train, "train"), encoded(other, "eval") if other is not None else None
+    return encoded(train, "train", values), encoded(other, "eval", other[column][:]) if other is not None else None
 
 
 def _class_names(dataset: datasets.Dataset, config: DataConfig) -> list[str]:

@@ -148,7 +148,7 @@ class TextSide:
         """
         earlier = self.vocabulary
         if keep_trained:
-            names, descriptions, synonyms, synsets = self._with_known(names, descriptions, synonyms, synsets)
+            names, descriptions, synonyms, synsets = self._with_known(earlier, names, descriptions, synonyms, synsets)
             if class_embeddings is not None:
                 raise ValueError("keep_trained embeds the trained names with the new ones; give texts, not class_embeddings.")
         vocabulary = self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings)
@@ -183,16 +183,17 @@ class TextSide:
             return vocabulary
         return dataclasses.replace(vocabulary, examples=own.examples.for_names(own.names, vocabulary.names))
 
-    def _with_known(self, names, descriptions, synonyms, synsets) -> tuple[list[str], Any, Any, Any]:
-        """The trained names, then those added since with photos, then the new ones (a name known already is kept
-        once, and said), with each list of per-name texts extended to match (the known names' own where the
-        config holds them)."""
-        config, current = self.config, self.vocabulary
+    def _with_known(self, current: Vocabulary, names, descriptions, synonyms, synsets) -> tuple[list[str], Any, Any, Any]:
+        """The trained names, then those of the ``current`` vocabulary added since with photos, then the new ones (a
+        name known already is kept once, and said), with each list of per-name texts extended to match (the known
+        names' own where the config holds them)."""
+        config = self.config
         trained = list(config.trained_class_names)
+        is_trained = set(trained)
         counts = current.examples.counts.tolist() if current.examples is not None else [0] * len(current)
-        added = [name for name, count in zip(current.names, counts, strict=True) if count > 0 and name not in set(trained)]
-        known = trained + added
-        again = [name for name in names if name in set(trained)]
+        added = [name for name, count in zip(current.names, counts, strict=True) if count > 0 and name not in is_trained]
+        known, is_added = trained + added, set(added)
+        again = [name for name in names if name in is_trained]
         if again:
             warnings.warn(
                 f"{again} are already trained classes: each is kept once, as the trained class; the photos given "
@@ -200,14 +201,14 @@ class TextSide:
                 stacklevel=3,
             )
         if added:
-            repeated = [name for name in names if name in set(added)]
+            repeated = [name for name in names if name in is_added]
             warnings.warn(
                 f"Kept the {len(added)} classes added before with photos ({', '.join(added[:5])}"
                 f"{', ...' if len(added) > 5 else ''}) beside the trained ones"
                 + (f"; {repeated} get the new photos beside their earlier ones." if repeated else "."),
                 stacklevel=3,
             )
-        new = [i for i, name in enumerate(names) if name not in set(known)]
+        new = [i for i, name in enumerate(names) if name not in is_trained | is_added]
 
         def extended(given: Sequence[Any] | None, current_texts: Sequence[Any] | None, trained_rows: Sequence[Any] | None = None):
             by_name = dict(zip(config.class_names, current_texts, strict=True)) if current_texts is not None else {}
