@@ -14,6 +14,7 @@ from transformers import AutoModelForImageClassification, pipeline
 import visnet_hf
 from tests.helpers import CLASS_NAMES
 from visnet_hf.data.images import BadImageError
+from visnet_hf.errors import ConfigError
 from visnet_hf.zero_shot import VisualPrototypes
 from visnet_hf.zero_shot.few_shot import ExampleSet, example_logits, examples_by_name
 
@@ -95,9 +96,11 @@ def test_set_classes_with_examples_scores_names_and_photos_together(model, photo
     with_photos = model(pixel_values=queries).logits
     settings = model.config.zero_shot_config
     assert not torch.allclose(with_photos, names_alone)
-    # the added term is example_weight times the photo cosines
+    # the added term is the photo weight times the photo cosines: by default as much as the names' scores weigh
+    # (the semantic cosine and ConSE, 1 each, plus prototype_weight 1)
+    assert settings.example_weight is None and settings.photo_weight() == 3.0
     pooled = model(pixel_values=queries).pooler_output
-    expected = settings.example_weight * example_logits(
+    expected = 3.0 * example_logits(
         pooled,
         model.vocabulary.examples,
         [None] * 3,
@@ -115,6 +118,40 @@ def test_set_classes_with_examples_scores_names_and_photos_together(model, photo
     assert model.config.class_example_counts == [2, 0, 0]
     model.set_classes(NEW)
     assert model.config.class_example_counts is None and model.class_example_sums is None
+
+
+def test_the_photo_weight_follows_the_names_scores_unless_it_is_given(model, photos, tmp_path):
+    """By default one photo weighs what the name's scores weigh together, whatever head and prototype_weight sum
+    them; an example_weight given (or saved in an older model's config) is used as it is."""
+    from visnet_hf.models.vsenet import VSENetZeroShotConfig
+
+    weights = {
+        ("semantic", 0.0): 1.0,
+        ("conse", 0.0): 1.0,
+        ("both", 0.0): 2.0,
+        ("both", 2.0): 4.0,
+        ("semantic", 2.0): 3.0,
+    }
+    for (head, prototype_weight), weight in weights.items():
+        assert VSENetZeroShotConfig(head=head, prototype_weight=prototype_weight).photo_weight() == weight
+    assert VSENetZeroShotConfig(head="semantic", example_weight=4.0).photo_weight() == 4.0
+    assert VSENetZeroShotConfig(example_weight=0.0).photo_weight() == 0.0
+    model.set_classes(NEW, examples={name: photos(seed) for name, seed in zip(NEW, (10, 20, 30), strict=True)})
+    queries = model.image_processor()(photos(60, 4), return_tensors="pt")["pixel_values"]
+    names_alone = model(pixel_values=queries, zero_shot_config=model.config.zero_shot_config.updated(example_weight=0.0)).logits
+    semantic = model.config.zero_shot_config.updated(head="semantic", prototype_weight=0.0)
+    semantic_names = model(pixel_values=queries, zero_shot_config=semantic.updated(example_weight=0.0)).logits
+    by_default = model(pixel_values=queries).logits - names_alone
+    semantic_photos = model(pixel_values=queries, zero_shot_config=semantic).logits - semantic_names
+    torch.testing.assert_close(semantic_photos, by_default / 3.0, rtol=1e-4, atol=1e-4)
+    # a folder saved with the weight written out (every model saved before the default followed the names) keeps it
+    model.config.zero_shot_config.example_weight = 4.0
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.zero_shot_config.photo_weight() == 4.0
+    torch.testing.assert_close(reloaded(pixel_values=queries).logits - names_alone, by_default * 4.0 / 3.0, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="example_weight"):
+        VSENetZeroShotConfig(example_weight=-1.0)
 
 
 def test_the_photos_are_saved_with_the_model_and_both_pipelines_use_them(model, photos, tmp_path):

@@ -6,10 +6,11 @@ every direction: the features standardised and whitened by the trained classes' 
 (shrunk toward the identity by ``example_shrinkage``), as the covariance of a new class is best guessed from
 those of the classes the model knows well (Mahalanobis nearest class mean with a shared covariance, as in
 LDA; transferred from base classes as in Yang et al. 2021, "Free lunch for few-shot learning: distribution
-calibration"). ``example_weight`` times that scaled cosine, per square root of the number of photos, is
-added to the names' zero-shot score: the names are a prior, the photos the evidence, summed in logit space as a
-product of experts (Tip-Adapter, Zhang et al. 2022, adds a cache of the examples to CLIP's text logits the same
-way). The photo score grows with the square root of the number of photos as the noise of their mean shrinks: with
+calibration"). The photo weight (``example_weight``; by default as much as the names' scores weigh together,
+:meth:`~visnet_hf.models.vsenet.VSENetZeroShotConfig.photo_weight`) times that scaled cosine, per square root of the
+number of photos, is added to the names' zero-shot score: the names are a prior, the photos the evidence, summed
+in logit space as a product of experts (Tip-Adapter, Zhang et al. 2022, adds a cache of the examples to CLIP's
+text logits the same way). The photo score grows with the square root of the number of photos as the noise of their mean shrinks: with
 one photo the name weighs most, with sixteen the photos do. A trained name kept beside new ones (``keep_trained``)
 is scored against its own centroid, fitted on its training images, weighed as the new names' photos are on
 average; a name without photos has no photo score.

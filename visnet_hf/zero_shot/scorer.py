@@ -8,7 +8,8 @@ its settings (``config.zero_shot_config``) ask:
   (:func:`~visnet_hf.zero_shot.conse.conse_logits`); ``both`` adds the two;
 * ``prototype_weight`` times the scaled cosine to each name's visual prototype
   (:mod:`~visnet_hf.zero_shot.prototypes`);
-* for a vocabulary with example photos, ``example_weight`` times the square root of each name's number of photos
+* for a vocabulary with example photos, the photo weight (``example_weight``; by default the names' scores' own
+  weight, :meth:`~visnet_hf.models.vsenet.VSENetZeroShotConfig.photo_weight`) times the square root of each name's number of photos
   times the scaled cosine to their mean in the whitened feature space (:mod:`~visnet_hf.zero_shot.few_shot`);
 * minus ``calibration`` on the trained names of a vocabulary that mixes trained and new names
   (calibrated stacking, :mod:`~visnet_hf.zero_shot.calibration`).
@@ -69,11 +70,12 @@ class ZeroShotScorer(nn.Module):
         if settings.prototype_weight > 0:
             borrowing = borrowing_logits(classes, trained, vocabulary, trained_vocabulary, settings)
             logits = logits + settings.prototype_weight * self.prototypes(visual, borrowing, scale).to(logits.dtype)
-        if vocabulary.examples is not None and settings.example_weight > 0:
+        photo_weight = settings.photo_weight()
+        if vocabulary.examples is not None and photo_weight > 0:
             row = {name: index for index, name in enumerate(trained_vocabulary.names)}
             trained_rows = [row.get(name) for name in vocabulary.names]  # settled in Python, as the vocabulary is
             photos = example_logits(visual, vocabulary.examples, trained_rows, self.prototypes, settings.example_shrinkage, scale)
-            logits = logits + settings.example_weight * photos.to(logits.dtype)
+            logits = logits + photo_weight * photos.to(logits.dtype)
         if vocabulary.mixes_trained_and_new:
             logits = apply_offset(logits, vocabulary.trained, settings.calibration)
         return logits

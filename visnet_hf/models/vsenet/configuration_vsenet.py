@@ -108,7 +108,9 @@ class VSENetZeroShotConfig(CheckedConfig):
         example_weight: weight of the photo score of a vocabulary given with photos (few-shot,
             :mod:`visnet_hf.zero_shot.few_shot`): the image's scaled cosine to the mean of each name's photos,
             in the feature space whitened by the trained classes' within-class covariance, per square root of
-            the number of photos (0: photos ignored).
+            the number of photos (0: photos ignored). ``None`` (the default): as much as the names' scores weigh
+            together (:meth:`photo_weight`), so one photo weighs as much as the name whatever ``head`` and
+            ``prototype_weight`` are.
         example_shrinkage: that whitening's shrinkage toward the identity (1: standardised features only).
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
@@ -123,7 +125,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     prototype_hierarchy: float = 0.0
     prototype_glosses: float = 0.0
     calibration: float = 0.0
-    example_weight: float = 4.0
+    example_weight: float | None = None
     example_shrinkage: float = 0.8
     separate_heads: bool = False
 
@@ -133,8 +135,20 @@ class VSENetZeroShotConfig(CheckedConfig):
         checks.require("prototype_sharpness", lambda v: v > 0, "must be positive")
         checks.require("prototype_hierarchy", lambda v: v >= 0, "must be >= 0 (0: text similarity alone)")
         checks.require("prototype_glosses", lambda v: v >= 0, "must be >= 0 (0: no glosses)")
-        checks.require("example_weight", lambda v: v >= 0, "must be >= 0 (0: example photos ignored)")
+        checks.require(
+            "example_weight",
+            lambda v: v is None or v >= 0,
+            "must be >= 0 (0: example photos ignored) or null (as the names weigh)",
+        )
         checks.require("example_shrinkage", lambda v: 0 <= v <= 1, "must lie in [0, 1] (1: no whitening)")
+
+    def photo_weight(self) -> float:
+        """The weight of the photo score: ``example_weight``, or by default the weight of the names' scores together
+        (1 for each of the semantic cosine and ConSE that ``head`` sums, plus ``prototype_weight``): 4 for the shipped
+        Tiny-ImageNet model, 2 for the defaults, 1 for the semantic head alone (studies/few_shot/WEIGHTS.md)."""
+        if self.example_weight is not None:
+            return float(self.example_weight)
+        return (2.0 if self.head == "both" else 1.0) + float(self.prototype_weight)
 
     def updated(self, **fields: Any) -> VSENetZeroShotConfig:
         """A copy with the ``fields`` that are not ``None`` changed (per-call settings: ``forward(zero_shot_config=...)``).

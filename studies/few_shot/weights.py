@@ -1,0 +1,211 @@
+"""Few-shot study: how much the photos should weigh beside the names, for models whose names are scored differently.
+
+A new name's score is its names' scores (the semantic cosine, ConSE and the visual prototypes, as ``head`` and
+``prototype_weight`` sum them) plus the photo weight x sqrt(n) x the scaled cosine to the mean of its n photos in the
+whitened feature space (``visnet_hf.zero_shot.few_shot``). The weight was chosen on the shipped Tiny-ImageNet model,
+whose names' scores sum four parts (``head: both`` and ``prototype_weight: 2``). This study scores, on the same fold
+models and the same 75 episodes as BENCHMARKS.md 5e, four ways of scoring the names (the shipped one; ``head: both``
+without prototypes, the library's defaults; the semantic cosine alone; the semantic cosine with prototypes), each with
+the photos weighed 0.5 to 6, and the photo weight as the default now sets it: the names' scores' own weight
+(``VSENetZeroShotConfig.photo_weight``). It also scores the photo weight grown as n to a power other than 1/2.
+Neither unseen_dev nor the seen test split is looked at.
+
+    python studies/few_shot/weights.py --work-dir /tmp/fs   # 2 minutes on 2 cores with bench_fewshot's fold models there
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
+
+from _common import write_result  # noqa: E402
+from bench_fewshot import (  # noqa: E402
+    FOLD_DRAWS,
+    KS,
+    QUERIES_PER_CLASS,
+    WAYS,
+    Side,
+    accuracy,
+    draw,
+    example_set,
+    train_or_load,
+    vocabulary_subset,
+)
+from bench_zeroshot import DEV_FRACTION, base_config  # noqa: E402
+
+SHRINKAGE = 0.8
+NAME_SCORES = {  # how the names are scored: the zero-shot settings changed from the shipped model's
+    "shipped (both + prototypes 2)": {},
+    "both, no prototypes (the defaults)": {"prototype_weight": 0.0},
+    "semantic alone": {"head": "semantic", "prototype_weight": 0.0},
+    "semantic + prototypes 2": {"head": "semantic"},
+}
+WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+POWERS = [(power, weight) for power, weight in itertools.product((0.625, 0.75, 1.0), (1.0, 2.0, 3.0, 4.0))]
+
+
+def main() -> None:
+    from visnet_hf.data import load_splits
+    from visnet_hf.training.selection import fold_config, pseudo_unseen_folds
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", required=True, help="bench_fewshot's work dir: its fold models are reused")
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args()
+    started, work = time.perf_counter(), Path(args.work_dir)
+    config = base_config(None)
+    seen = load_splits(config.data, seed=config.seed)
+    folds = pseudo_unseen_folds(seen.class_names, args.folds, 30, seed=0)
+    # per setting, per k, the episodes' top-1 in the same order everywhere (paired)
+    by_names = {(names, weight): [[] for _ in KS] for names in NAME_SCORES for weight in (0.0, *WEIGHTS, None)}
+    by_power = {setting: [[] for _ in KS] for setting in POWERS}
+    for index, fold in enumerate(folds):
+        model, _ = train_or_load(fold_config(config, fold, str(work / "runs"), dev_fraction=DEV_FRACTION), work, f"fold{index}")
+        side = Side(model, config)
+        train_x, train_y = side.features(seen.train, seen.train_source)
+        held = [seen.class_names.index(name) for name in fold.held_out]
+        everything = model.vocabulary_for(
+            list(fold.held_out),
+            synonyms=[seen.synonyms[i] for i in held] if seen.synonyms else None,
+            synsets=[seen.synsets[i] for i in held] if seen.synsets else None,
+        )
+        for (k_index, k), number in itertools.product(enumerate(KS), range(FOLD_DRAWS)):
+            generator = torch.Generator().manual_seed(1000 * index + 10 * k + number)  # bench_fewshot's draws
+            chosen = torch.randperm(len(held), generator=generator)[:WAYS].tolist()
+            vocabulary = vocabulary_subset(everything, chosen, model.config.trained_class_names)
+            support, labels, queries, query_labels = draw(
+                train_x, train_y, [held[i] for i in chosen], k, generator, QUERIES_PER_CLASS
+            )
+
+            episode = (model, replace(vocabulary, examples=example_set(side, support, labels, WAYS)), queries, query_labels)
+            for (names, weight), per_k in by_names.items():  # weight None: the default, the names' own weight
+                per_k[k_index].append(top1(*episode, {**NAME_SCORES[names], "example_weight": weight}))
+            for (power, weight), per_k in by_power.items():  # every name has k photos: weight x k^power in all
+                per_k[k_index].append(top1(*episode, {"example_weight": weight * k ** (power - 0.5)}))
+        print(f"[fold {index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
+    write(by_names, by_power, time.perf_counter() - started)
+
+
+@torch.no_grad()
+def top1(model, vocabulary, queries, query_labels, changes: dict) -> float:
+    """The episode's top-1 with the model's zero-shot settings changed (replaced, not ``updated``: an example_weight of
+    None is the default rule, not "keep the weight the folder saved")."""
+    settings = dataclasses.replace(model.config.zero_shot_config, example_shrinkage=SHRINKAGE, **changes)
+    return accuracy(model(image_features=queries, vocabulary=vocabulary, zero_shot_config=settings).logits, query_labels)
+
+
+def paired(ours: list[list[float]], other: list[list[float]]) -> dict:
+    differences = [a - b for a, b in zip((v for p in ours for v in p), (v for p in other for v in p), strict=True)]
+    return {"gain": statistics.mean(differences), "se": statistics.stdev(differences) / len(differences) ** 0.5}
+
+
+def row(per_k: list[list[float]]) -> dict:
+    return {
+        "top1_by_k": {str(k): statistics.mean(v) for k, v in zip(KS, per_k, strict=True)},
+        "mean": statistics.mean(v for p in per_k for v in p),
+    }
+
+
+def write(by_names, by_power, seconds: float) -> None:
+    from visnet_hf.models.vsenet import VSENetZeroShotConfig
+
+    shipped_zero_shot = base_config(None).model.overrides["zero_shot_config"]
+    names_rows = []
+    for names, changes in NAME_SCORES.items():
+        settings = {k: v for k, v in {**shipped_zero_shot, **changes}.items() if k in ("head", "prototype_weight")}
+        default = VSENetZeroShotConfig(**settings).photo_weight()
+        rows = {
+            ("default" if weight is None else str(weight)): row(by_names[(names, weight)]) for weight in (0.0, *WEIGHTS, None)
+        }
+        best = max((w for w in WEIGHTS), key=lambda w: rows[str(w)]["mean"])
+        names_rows.append(
+            {
+                "names": names,
+                "settings": settings,
+                "default_weight": default,
+                "weights": rows,
+                "best_weight": best,
+                "default_vs_4": paired(by_names[(names, None)], by_names[(names, 4.0)]),
+                "default_vs_best": paired(by_names[(names, None)], by_names[(names, best)]),
+            }
+        )
+    sqrt_rows = by_names[("shipped (both + prototypes 2)", 4.0)]
+    power_rows = [
+        {"power": power, "weight": weight, **row(per_k), "vs_square_root": paired(per_k, sqrt_rows)}
+        for (power, weight), per_k in by_power.items()
+    ]
+    result = {"episodes": len(sqrt_rows[0]) * len(KS), "names_scores": names_rows, "powers": power_rows, "seconds": seconds}
+    path = write_result("tinyimagenet_fewshot_weights", result, results=HERE / "results", kind="study")
+    (HERE / "WEIGHTS.md").write_text(report(json.loads(path.read_text())))
+    print(f"wrote {HERE / 'WEIGHTS.md'}")
+
+
+def report(result: dict) -> str:
+    machine = result["machine"]
+    machine_line = machine if isinstance(machine, str) else ", ".join(f"{k} {v}" for k, v in machine.items())
+    ks = [str(k) for k in KS]
+    head = "| " + " | ".join(f"k = {k}" for k in ks) + " | mean |"
+    lines = [
+        "# Few-shot study: the photos' weight beside the names",
+        "",
+        f"Command: `{result['command']}` ({result['seconds'] / 60:.0f} min). Machine: {machine_line}.",
+        "",
+        f"{result['episodes']} fold episodes of the seen classes (bench_fewshot's folds and draws: 25 pseudo-new classes,",
+        "k photos each); nothing here looks at unseen_dev or the seen test split. Top-1 by k; `default` is the photo",
+        "weight the library sets when `example_weight` is not given: the names' scores' own weight (1 for each of the",
+        "semantic cosine and ConSE that `head` sums, plus `prototype_weight`). Paired differences are mean ± standard",
+        "error over the same episodes.",
+        "",
+    ]
+    for entry in result["names_scores"]:
+        lines += [
+            f"## Names scored by: {entry['names']} ({', '.join(f'{k} {v}' for k, v in entry['settings'].items())})",
+            "",
+            "| photo weight " + head,
+            "|---|" + "---|" * (len(ks) + 1),
+        ]
+        for weight, values in entry["weights"].items():
+            label = f"default ({entry['default_weight']:g})" if weight == "default" else weight
+            cells = " | ".join(f"{100 * values['top1_by_k'][k]:.1f}" for k in ks)
+            lines.append(f"| {label} | {cells} | {100 * values['mean']:.2f} |")
+        lines += [
+            "",
+            f"Best weight {entry['best_weight']:g}. The default ({entry['default_weight']:g}) against 4 (the weight for "
+            f"every model before): {100 * entry['default_vs_4']['gain']:+.2f} ± {100 * entry['default_vs_4']['se']:.2f}; "
+            f"against the best: {100 * entry['default_vs_best']['gain']:+.2f} ± {100 * entry['default_vs_best']['se']:.2f} points.",
+            "",
+        ]
+    lines += [
+        "## The photo weight grown as n to a power (shipped names' scores)",
+        "",
+        "The shipped method weighs the photos by the square root of their number (a mean of n photos is sqrt(n) times",
+        "less noisy); here weight x n^power, against weight 4 x sqrt(n).",
+        "",
+        "| power | weight " + head + " vs square root |",
+        "|---|---|" + "---|" * (len(ks) + 2),
+    ]
+    for entry in result["powers"]:
+        cells = " | ".join(f"{100 * entry['top1_by_k'][k]:.1f}" for k in ks)
+        gain = entry["vs_square_root"]
+        lines.append(
+            f"| {entry['power']:g} | {entry['weight']:g} | {cells} | {100 * entry['mean']:.2f} | "
+            f"{100 * gain['gain']:+.2f} ± {100 * gain['se']:.2f} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
