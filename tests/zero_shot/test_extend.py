@@ -53,7 +53,10 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     )
     config = json.loads((output / "config.json").read_text())
     assert config["class_names"] == sorted(NEW) and config["class_example_counts"] == [4, 4, 4]  # the folders' order
-    assert "Learned from photos (3): boat (4), lion (4), truck (4)." in (output / "README.md").read_text()  # its card
+    card = (output / "README.md").read_text()
+    assert "Learned from photos (3): boat (4), lion (4), truck (4)." in card
+    # the weight the photos are scored with, as the default resolves it (ConSE and semantic, plus prototypes at 1)
+    assert "Each is scored by its name plus 3.0 times the square root of its number of photos" in card
 
     classify = pipeline("image-classification", model=str(output))
     top = classify(str(new_photos / "truck" / "IMG_0000.jpg"), top_k=3)
