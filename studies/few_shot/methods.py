@@ -20,7 +20,11 @@ The families:
 * a second photo expert in the semantic space (the projected embeddings' cosine to the photos' mean), times w;
 * a second photo expert on the prediction over the trained classes (log-probabilities, centred), times w;
 * Tukey's power transform of the pooled features (x^p) before the statistics are fitted and the photos compared;
-* the photo score as Tip-Adapter's kernel exp(-beta (1 - cos)) on the photos' mean, or on each photo (a cache).
+* the photo score as Tip-Adapter's kernel exp(-beta (1 - cos)) on the photos' mean, or on each photo (a cache);
+* each name's photo mean shifted toward the mean of the m trained centroids nearest to it, b / sqrt(k) of a unit
+  (the mean calibration of Yang et al. 2021's distribution calibration);
+* the names' and the photos' scores each standardised over the names, per image, before they are summed (the photos'
+  weighed w x sqrt(k)).
 """
 
 from __future__ import annotations
@@ -68,6 +72,10 @@ FAMILIES = {
     ],
     "kernel on the mean": [{"c": c, "beta": b} for c, b in itertools.product((4.0, 8.0, 16.0), (1.0, 3.0))],
     "kernel per photo (cache)": [{"c": c, "beta": b} for c, b in itertools.product((4.0, 8.0, 16.0), (1.0, 3.0))],
+    "mean shifted toward the nearest trained centroids": [
+        {"m": m, "b": b} for m, b in itertools.product((1, 3, 10), (0.25, 0.5, 1.0))
+    ],
+    "experts standardised per image": [{"w": w} for w in (0.5, 0.75, 1.0, 1.5, 2.0)],
 }
 
 
@@ -88,6 +96,7 @@ class Episode:
             self.zero_shot = zero_shot_logits(side, vocabulary, queries)
             self.support_zero_shot = zero_shot_logits(side, vocabulary, support)
             photos = example_logits(queries, examples, [None] * WAYS, self.prototypes, SHIPPED["example_shrinkage"], self.scale)
+            self.photos = photos
             self.shipped = self.zero_shot + SHIPPED["example_weight"] * photos
             self.support_shipped = self.support_zero_shot + SHIPPED["example_weight"] * self._support_photo_scores()
 
@@ -159,13 +168,29 @@ def variant_logits(family: str, setting: dict, episode: Episode) -> torch.Tensor
         whiten = lambda x: fitted.whitened(x, setting["example_shrinkage"])  # noqa: E731
         photos = episode.scale * whiten(queries) @ whiten(means).T * episode.counts.sqrt()
         return episode.zero_shot + setting["example_weight"] * photos
+    if family == "experts standardised per image":
+        root_k = episode.counts.mean().sqrt()
+        return standardised(episode.zero_shot) + setting["w"] * root_k * standardised(episode.photos)
     queries, support = episode.whitened(episode.queries), episode.whitened(episode.support)
+    if family == "mean shifted toward the nearest trained centroids":
+        prototypes = episode.prototypes
+        centroids = F.normalize(prototypes.centroids @ prototypes.whitening(SHIPPED["example_shrinkage"]), dim=-1)
+        means = episode.whitened(episode.onehot.T @ episode.support / episode.counts[:, None])
+        nearest = centroids[(means @ centroids.T).topk(setting["m"], dim=-1).indices].mean(1)
+        anchors = F.normalize(means + setting["b"] / episode.counts[:, None].sqrt() * F.normalize(nearest, dim=-1), dim=-1)
+        photos = episode.scale * queries @ anchors.T * episode.counts.sqrt()
+        return episode.zero_shot + SHIPPED["example_weight"] * photos
     if family == "kernel on the mean":
         means = episode.whitened(episode.onehot.T @ episode.support / episode.counts[:, None])
         kernel = torch.exp(-setting["beta"] * (1 - queries @ means.T)) * episode.counts.sqrt()
     else:  # a cache of every photo, summed per name
         kernel = torch.exp(-setting["beta"] * (1 - queries @ support.T)) @ episode.onehot / episode.counts.sqrt()
     return episode.zero_shot + setting["c"] * episode.scale * kernel
+
+
+def standardised(logits: torch.Tensor) -> torch.Tensor:
+    """Each image's scores over the names, less their mean, over their standard deviation."""
+    return (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True)
 
 
 def main() -> None:
