@@ -39,6 +39,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -233,48 +234,105 @@ def accuracy(logits, labels) -> float:
 # -- the protocol -------------------------------------------------------------------------------
 
 
-def fold_episodes(config, work, folds, seen, log):
-    """Per fold model: every method's every setting on FOLD_DRAWS episodes per k; and GZSL episodes (k = 4) for the offset."""
-    from visnet_hf.training.selection import fold_config, fold_data
+class Fold(NamedTuple):
+    """A fold's model, what the episodes read of it, and its held-out classes embedded by it."""
 
-    scores = {method: [[[] for _ in KS] for _ in grid] for method, grid in GRIDS.items()}
-    gzsl: dict[tuple[int, float], list[dict]] = {}
+    index: int
+    model: object
+    side: Side
+    train_x: torch.Tensor  # the seen split's training part (every seen class), as the fold model's features
+    train_y: torch.Tensor
+    held: list[int]  # the held-out classes' labels among the seen classes
+    everything: object  # their Vocabulary, embedded by the fold model (synonyms and WordNet senses too)
+
+
+class Draw(NamedTuple):
+    """One fold episode: WAYS of the held-out classes, k photos each, and up to QUERIES_PER_CLASS queries each."""
+
+    k_index: int
+    k: int
+    number: int
+    chosen: list[int]  # rows of the fold's held-out classes
+    vocabulary: object
+    support: torch.Tensor
+    support_labels: torch.Tensor
+    queries: torch.Tensor
+    query_labels: torch.Tensor
+
+
+def fold_models(config, work: Path, folds, seen):
+    """Each fold's :class:`Fold` in turn (its model trained on the fold's other classes, or loaded from ``work``)."""
+    from visnet_hf.training.selection import fold_config
+
     for index, fold in enumerate(folds):
-        fold_model, _ = train_or_load(
-            fold_config(config, fold, str(work / "runs"), dev_fraction=DEV_FRACTION), work, f"fold{index}"
-        )
-        side = Side(fold_model, config)
-        data = fold_data(replace(config.data, dev_fraction=DEV_FRACTION), fold, seed=config.seed)
-        train_x, train_y = side.features(seen.train, seen.train_source)  # the seen split's training part only
+        model, _ = train_or_load(fold_config(config, fold, str(work / "runs"), dev_fraction=DEV_FRACTION), work, f"fold{index}")
+        side = Side(model, config)
+        train_x, train_y = side.features(seen.train, seen.train_source)
         held = [seen.class_names.index(name) for name in fold.held_out]
-        trained_names = list(fold_model.config.trained_class_names)  # the order the fold model's heads follow
-        trained_rows = [seen.class_names.index(name) for name in trained_names]
-        keep = torch.isin(train_y, torch.tensor(trained_rows))
-        remap = torch.full((len(seen.class_names),), -1, dtype=torch.long)
-        remap[torch.tensor(trained_rows)] = torch.arange(len(trained_rows))
-        devise = devise_map(train_x[keep], remap[train_y[keep]], side, fold_model)
-        everything = fold_model.vocabulary_for(
+        everything = model.vocabulary_for(
             list(fold.held_out),
             synonyms=[seen.synonyms[i] for i in held] if seen.synonyms else None,
             synsets=[seen.synsets[i] for i in held] if seen.synsets else None,
         )
-        texts = everything.embeddings
+        yield Fold(index, model, side, train_x, train_y, held, everything)
+
+
+def fold_draws(fold: Fold):
+    """The fold's episodes, FOLD_DRAWS per k, each drawn from its own seed (the same draws in every script)."""
+    for (k_index, k), number in itertools.product(enumerate(KS), range(FOLD_DRAWS)):
+        generator = torch.Generator().manual_seed(1000 * fold.index + 10 * k + number)
+        chosen = torch.randperm(len(fold.held), generator=generator)[:WAYS].tolist()
+        vocabulary = vocabulary_subset(fold.everything, chosen, fold.model.config.trained_class_names)
+        classes = [fold.held[i] for i in chosen]
+        yield Draw(
+            k_index, k, number, chosen, vocabulary, *draw(fold.train_x, fold.train_y, classes, k, generator, QUERIES_PER_CLASS)
+        )
+
+
+def trained_part(fold: Fold, seen) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training features of the fold model's trained classes, labelled in the order its heads follow."""
+    trained_rows = [seen.class_names.index(name) for name in fold.model.config.trained_class_names]
+    keep = torch.isin(fold.train_y, torch.tensor(trained_rows))
+    remap = torch.full((len(seen.class_names),), -1, dtype=torch.long)
+    remap[torch.tensor(trained_rows)] = torch.arange(len(trained_rows))
+    return fold.train_x[keep], remap[fold.train_y[keep]]
+
+
+def fold_episodes(config, work, folds, seen, log):
+    """Per fold model: every method's every setting on FOLD_DRAWS episodes per k; and GZSL episodes (k = 4) for the offset."""
+    from visnet_hf.training.selection import fold_data
+
+    scores = {method: [[[] for _ in KS] for _ in grid] for method, grid in GRIDS.items()}
+    gzsl: dict[tuple[int, float], list[dict]] = {}
+    for fold, split in zip(fold_models(config, work, folds, seen), folds, strict=True):
+        side, fold_model = fold.side, fold.model
+        devise = devise_map(*trained_part(fold, seen), side, fold_model)
+        data = fold_data(replace(config.data, dev_fraction=DEV_FRACTION), split, seed=config.seed)
+        trained_names = list(fold_model.config.trained_class_names)  # the order the fold model's heads follow
         dev_x, dev_y = side.features(data.seen.eval, data.seen.eval_source)  # the fold's development split
         dev_y = torch.tensor([trained_names.index(data.seen.class_names[label]) for label in dev_y.tolist()])
-        for (k_index, k), number in itertools.product(enumerate(KS), range(FOLD_DRAWS)):
-            generator = torch.Generator().manual_seed(1000 * index + 10 * k + number)
-            chosen = torch.randperm(len(held), generator=generator)[:WAYS].tolist()
-            classes = [held[i] for i in chosen]
-            vocabulary = vocabulary_subset(everything, chosen, fold_model.config.trained_class_names)
-            support, support_labels, queries, query_labels = draw(train_x, train_y, classes, k, generator, QUERIES_PER_CLASS)
+        for episode in fold_draws(fold):
+            support, support_labels, queries = episode.support, episode.support_labels, episode.queries
+            texts = fold.everything.embeddings[episode.chosen]
             for method, logits in all_methods(
-                side, devise, vocabulary, texts[chosen], support, support_labels, queries, WAYS
+                side, devise, episode.vocabulary, texts, support, support_labels, queries, WAYS
             ).items():
                 for setting, values in enumerate(logits):
-                    scores[method][setting][k_index].append(accuracy(values, query_labels))
-            if k == 4 and number == 0:
-                gzsl_fold(side, fold_model, vocabulary, support, support_labels, queries, query_labels, dev_x, dev_y, gzsl)
-        log(f"[fold {index}] episodes done")
+                    scores[method][setting][episode.k_index].append(accuracy(values, episode.query_labels))
+            if episode.k == 4 and episode.number == 0:
+                gzsl_fold(
+                    side,
+                    fold_model,
+                    episode.vocabulary,
+                    support,
+                    support_labels,
+                    queries,
+                    episode.query_labels,
+                    dev_x,
+                    dev_y,
+                    gzsl,
+                )
+        log(f"[fold {fold.index}] episodes done")
     return scores, gzsl
 
 

@@ -44,20 +44,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
 from _common import write_result  # noqa: E402
-from bench_fewshot import (  # noqa: E402
-    FOLD_DRAWS,
-    KS,
-    QUERIES_PER_CLASS,
-    WAYS,
-    Side,
-    accuracy,
-    draw,
-    example_set,
-    train_or_load,
-    vocabulary_subset,
-    zero_shot_logits,
-)
-from bench_zeroshot import DEV_FRACTION, base_config  # noqa: E402
+from bench_fewshot import KS, WAYS, accuracy, example_set, fold_draws, fold_models, trained_part, zero_shot_logits  # noqa: E402
+from bench_zeroshot import base_config  # noqa: E402
 
 SHIPPED = {"example_weight": 4.0, "example_shrinkage": 0.8}
 FAMILIES = {
@@ -195,7 +183,7 @@ def standardised(logits: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     from visnet_hf.data import load_splits
-    from visnet_hf.training.selection import fold_config, pseudo_unseen_folds
+    from visnet_hf.training.selection import pseudo_unseen_folds
     from visnet_hf.zero_shot import VisualPrototypes
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -208,39 +196,23 @@ def main() -> None:
     folds = pseudo_unseen_folds(seen.class_names, args.folds, 30, seed=0)
     shipped: list[list[float]] = [[] for _ in KS]
     scores = {family: [[[] for _ in KS] for _ in grid] for family, grid in FAMILIES.items()}
-    for index, fold in enumerate(folds):
-        model, _ = train_or_load(fold_config(config, fold, str(work / "runs"), dev_fraction=DEV_FRACTION), work, f"fold{index}")
-        side = Side(model, config)
-        train_x, train_y = side.features(seen.train, seen.train_source)
-        held = [seen.class_names.index(name) for name in fold.held_out]
-        trained_rows = [seen.class_names.index(name) for name in model.config.trained_class_names]
-        keep = torch.isin(train_y, torch.tensor(trained_rows))
-        remap = torch.full((len(seen.class_names),), -1, dtype=torch.long)
-        remap[torch.tensor(trained_rows)] = torch.arange(len(trained_rows))
+    for fold in fold_models(config, work, folds, seen):
+        model, trained = fold.model, trained_part(fold, seen)
         statistics_by_power = {}
         for power in sorted({s["power"] for s in FAMILIES["power transform"]}):
-            statistics_by_power[power] = VisualPrototypes(len(trained_rows), train_x.shape[1])
-            statistics_by_power[power].fit([(train_x[keep] ** power, remap[train_y[keep]])])
-        everything = model.vocabulary_for(
-            list(fold.held_out),
-            synonyms=[seen.synonyms[i] for i in held] if seen.synonyms else None,
-            synsets=[seen.synsets[i] for i in held] if seen.synsets else None,
-        )
-        for (k_index, k), number in itertools.product(enumerate(KS), range(FOLD_DRAWS)):
-            generator = torch.Generator().manual_seed(1000 * index + 10 * k + number)  # bench_fewshot's draws
-            chosen = torch.randperm(len(held), generator=generator)[:WAYS].tolist()
-            vocabulary = vocabulary_subset(everything, chosen, model.config.trained_class_names)
-            support, labels, queries, query_labels = draw(
-                train_x, train_y, [held[i] for i in chosen], k, generator, QUERIES_PER_CLASS
+            statistics_by_power[power] = VisualPrototypes(len(model.config.trained_class_names), fold.train_x.shape[1])
+            statistics_by_power[power].fit([(trained[0] ** power, trained[1])])
+        for draw in fold_draws(fold):
+            episode = Episode(
+                fold.side, model, draw.vocabulary, draw.support, draw.support_labels, draw.queries, statistics_by_power
             )
-            episode = Episode(side, model, vocabulary, support, labels, queries, statistics_by_power)
-            shipped[k_index].append(accuracy(episode.shipped, query_labels))
+            shipped[draw.k_index].append(accuracy(episode.shipped, draw.query_labels))
             for family, grid in FAMILIES.items():
                 for setting_index, setting in enumerate(grid):
-                    scores[family][setting_index][k_index].append(
-                        accuracy(variant_logits(family, setting, episode), query_labels)
+                    scores[family][setting_index][draw.k_index].append(
+                        accuracy(variant_logits(family, setting, episode), draw.query_labels)
                     )
-        print(f"[fold {index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
+        print(f"[fold {fold.index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
     write(shipped, scores, time.perf_counter() - started)
 
 

@@ -31,19 +31,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
 from _common import write_result  # noqa: E402
-from bench_fewshot import (  # noqa: E402
-    FOLD_DRAWS,
-    KS,
-    QUERIES_PER_CLASS,
-    WAYS,
-    Side,
-    accuracy,
-    draw,
-    example_set,
-    train_or_load,
-    vocabulary_subset,
-)
-from bench_zeroshot import DEV_FRACTION, base_config  # noqa: E402
+from bench_fewshot import KS, WAYS, accuracy, example_set, fold_draws, fold_models  # noqa: E402
+from bench_zeroshot import base_config  # noqa: E402
 
 SHRINKAGE = 0.8
 NAME_SCORES = {  # how the names are scored: the zero-shot settings changed from the shipped model's
@@ -58,7 +47,7 @@ POWERS = [(power, weight) for power, weight in itertools.product((0.625, 0.75, 1
 
 def main() -> None:
     from visnet_hf.data import load_splits
-    from visnet_hf.training.selection import fold_config, pseudo_unseen_folds
+    from visnet_hf.training.selection import pseudo_unseen_folds
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", required=True, help="bench_fewshot's work dir: its fold models are reused")
@@ -71,30 +60,15 @@ def main() -> None:
     # per setting, per k, the episodes' top-1 in the same order everywhere (paired)
     by_names = {(names, weight): [[] for _ in KS] for names in NAME_SCORES for weight in (0.0, *WEIGHTS, None)}
     by_power = {setting: [[] for _ in KS] for setting in POWERS}
-    for index, fold in enumerate(folds):
-        model, _ = train_or_load(fold_config(config, fold, str(work / "runs"), dev_fraction=DEV_FRACTION), work, f"fold{index}")
-        side = Side(model, config)
-        train_x, train_y = side.features(seen.train, seen.train_source)
-        held = [seen.class_names.index(name) for name in fold.held_out]
-        everything = model.vocabulary_for(
-            list(fold.held_out),
-            synonyms=[seen.synonyms[i] for i in held] if seen.synonyms else None,
-            synsets=[seen.synsets[i] for i in held] if seen.synsets else None,
-        )
-        for (k_index, k), number in itertools.product(enumerate(KS), range(FOLD_DRAWS)):
-            generator = torch.Generator().manual_seed(1000 * index + 10 * k + number)  # bench_fewshot's draws
-            chosen = torch.randperm(len(held), generator=generator)[:WAYS].tolist()
-            vocabulary = vocabulary_subset(everything, chosen, model.config.trained_class_names)
-            support, labels, queries, query_labels = draw(
-                train_x, train_y, [held[i] for i in chosen], k, generator, QUERIES_PER_CLASS
-            )
-
-            episode = (model, replace(vocabulary, examples=example_set(side, support, labels, WAYS)), queries, query_labels)
+    for fold in fold_models(config, work, folds, seen):
+        for draw in fold_draws(fold):
+            photos = example_set(fold.side, draw.support, draw.support_labels, WAYS)
+            episode = (fold.model, replace(draw.vocabulary, examples=photos), draw.queries, draw.query_labels)
             for (names, weight), per_k in by_names.items():  # weight None: the default, the names' own weight
-                per_k[k_index].append(top1(*episode, {**NAME_SCORES[names], "example_weight": weight}))
+                per_k[draw.k_index].append(top1(*episode, {**NAME_SCORES[names], "example_weight": weight}))
             for (power, weight), per_k in by_power.items():  # every name has k photos: weight x k^power in all
-                per_k[k_index].append(top1(*episode, {"example_weight": weight * k ** (power - 0.5)}))
-        print(f"[fold {index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
+                per_k[draw.k_index].append(top1(*episode, {"example_weight": weight * draw.k ** (power - 0.5)}))
+        print(f"[fold {fold.index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
     write(by_names, by_power, time.perf_counter() - started)
 
 
