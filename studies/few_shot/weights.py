@@ -7,7 +7,9 @@ whose names' scores sum four parts (``head: both`` and ``prototype_weight: 2``).
 models and the same 75 episodes as BENCHMARKS.md 5e, four ways of scoring the names (the shipped one; ``head: both``
 without prototypes, the library's defaults; the semantic cosine alone; the semantic cosine with prototypes), each with
 the photos weighed 0.5 to 6, and the photo weight as the default now sets it: the names' scores' own weight
-(``VSENetZeroShotConfig.photo_weight``). It also scores the photo weight grown as n to a power other than 1/2.
+(``VSENetZeroShotConfig.photo_weight``). It also scores the photo weight grown as n to a power other than 1/2, and
+a ceiling for any method that weighs the names against the photos: the best weight for each episode, chosen on that
+episode's own queries (0 to 32), beside the photos alone at k and at 2k photos and issue #36's goals on the folds.
 Neither unseen_dev nor the seen test split is looked at.
 
     python studies/few_shot/weights.py --work-dir /tmp/fs   # 2 minutes on 2 cores with bench_fewshot's fold models there
@@ -42,6 +44,8 @@ NAME_SCORES = {  # how the names are scored: the zero-shot settings changed from
     "semantic + prototypes 2": {"head": "semantic"},
 }
 WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+CEILING_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 11.0, 16.0, 24.0, 32.0)
+BENCH_RESULT = HERE.parents[1] / "benchmarks" / "results" / "tinyimagenet_fewshot.json"  # the references' fold figures
 POWERS = [(power, weight) for power, weight in itertools.product((0.625, 0.75, 1.0), (1.0, 2.0, 3.0, 4.0))]
 
 
@@ -60,6 +64,7 @@ def main() -> None:
     # per setting, per k, the episodes' top-1 in the same order everywhere (paired)
     by_names = {(names, weight): [[] for _ in KS] for names in NAME_SCORES for weight in (0.0, *WEIGHTS, None)}
     by_power = {setting: [[] for _ in KS] for setting in POWERS}
+    ceiling = {"best weight per episode": [[] for _ in KS], "photos alone": [[] for _ in KS]}
     for fold in fold_models(config, work, folds, seen):
         for draw in fold_draws(fold):
             photos = example_set(fold.side, draw.support, draw.support_labels, WAYS)
@@ -68,8 +73,11 @@ def main() -> None:
                 per_k[draw.k_index].append(top1(*episode, {**NAME_SCORES[names], "example_weight": weight}))
             for (power, weight), per_k in by_power.items():  # every name has k photos: weight x k^power in all
                 per_k[draw.k_index].append(top1(*episode, {"example_weight": weight * draw.k ** (power - 0.5)}))
+            by_weight = [top1(*episode, {"example_weight": weight}) for weight in CEILING_WEIGHTS]
+            ceiling["best weight per episode"][draw.k_index].append(max(by_weight))
+            ceiling["photos alone"][draw.k_index].append(photos_alone(*episode))
         print(f"[fold {fold.index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
-    write(by_names, by_power, time.perf_counter() - started)
+    write(by_names, by_power, ceiling, time.perf_counter() - started)
 
 
 @torch.no_grad()
@@ -78,6 +86,26 @@ def top1(model, vocabulary, queries, query_labels, changes: dict) -> float:
     None is the default rule, not "keep the weight the folder saved")."""
     settings = dataclasses.replace(model.config.zero_shot_config, example_shrinkage=SHRINKAGE, **changes)
     return accuracy(model(image_features=queries, vocabulary=vocabulary, zero_shot_config=settings).logits, query_labels)
+
+
+@torch.no_grad()
+def photos_alone(model, vocabulary, queries, query_labels) -> float:
+    """The episode's top-1 from the photos' score alone (the whitened cosine to each name's photo mean), no names."""
+    from visnet_hf.zero_shot.few_shot import example_logits
+
+    prototypes = model.zero_shot.prototypes
+    return accuracy(example_logits(queries, vocabulary.examples, [None] * WAYS, prototypes, SHRINKAGE, 1.0), query_labels)
+
+
+def fold_goals() -> dict[str, float] | None:
+    """Issue #36's goals on the folds, from the benchmark's last run: the best reference at 2k photos for k up to 4,
+    the best reference at k plus one point above; ``None`` without that run."""
+    if not BENCH_RESULT.exists():
+        return None
+    chosen = json.loads(BENCH_RESULT.read_text())["chosen"]
+    references = [entry["cv_top1_by_k"] for name, entry in chosen.items() if not name.startswith("visnet_hf")]
+    best = {k: max(reference[str(k)] for reference in references) for k in KS}
+    return {str(k): best[2 * k] if k <= 4 else best[k] + 0.01 for k in KS}
 
 
 def paired(ours: list[list[float]], other: list[list[float]]) -> dict:
@@ -92,7 +120,7 @@ def row(per_k: list[list[float]]) -> dict:
     }
 
 
-def write(by_names, by_power, seconds: float) -> None:
+def write(by_names, by_power, ceiling, seconds: float) -> None:
     from visnet_hf.models.vsenet import VSENetZeroShotConfig
 
     shipped_zero_shot = base_config(None).model.overrides["zero_shot_config"]
@@ -120,7 +148,18 @@ def write(by_names, by_power, seconds: float) -> None:
         {"power": power, "weight": weight, **row(per_k), "vs_square_root": paired(per_k, sqrt_rows)}
         for (power, weight), per_k in by_power.items()
     ]
-    result = {"episodes": len(sqrt_rows[0]) * len(KS), "names_scores": names_rows, "powers": power_rows, "seconds": seconds}
+    ceiling_rows = {
+        "names alone": row(by_names[("shipped (both + prototypes 2)", 0.0)]),
+        "names + photos, weight 4": row(sqrt_rows),
+        **{name: row(per_k) for name, per_k in ceiling.items()},
+    }
+    result = {
+        "episodes": len(sqrt_rows[0]) * len(KS),
+        "names_scores": names_rows,
+        "powers": power_rows,
+        "ceiling": {"weights": CEILING_WEIGHTS, "rows": ceiling_rows, "fold_goals": fold_goals()},
+        "seconds": seconds,
+    }
     path = write_result("tinyimagenet_fewshot_weights", result, results=HERE / "results", kind="study")
     (HERE / "WEIGHTS.md").write_text(report(json.loads(path.read_text())))
     print(f"wrote {HERE / 'WEIGHTS.md'}")
@@ -177,8 +216,36 @@ def report(result: dict) -> str:
             f"| {entry['power']:g} | {entry['weight']:g} | {cells} | {100 * entry['mean']:.2f} | "
             f"{100 * gain['gain']:+.2f} ± {100 * gain['se']:.2f} |"
         )
-    lines.append("")
+    lines += ["", *ceiling_report(result["ceiling"], ks)]
     return "\n".join(lines)
+
+
+def ceiling_report(ceiling: dict, ks: list[str]) -> list[str]:
+    rows, goals = ceiling["rows"], ceiling["fold_goals"]
+    photos = rows["photos alone"]["top1_by_k"]
+    lines = [
+        "## A ceiling: what the names are worth beside the photos (shipped names' scores)",
+        "",
+        "The best photo weight for each episode, chosen on that episode's own queries among "
+        f"{', '.join(f'{w:g}' for w in ceiling['weights'])}: no method that weighs the names against the photos can",
+        "choose better. Beside it, the photos alone (the whitened cosine to their mean, no names) at k and at 2k, and",
+        "issue #36's goals on the folds (the best reference at 2k for k up to 4, the best at k plus one point above;",
+        "from `benchmarks/results/tinyimagenet_fewshot.json`).",
+        "",
+        "| scoring | " + " | ".join(f"k = {k}" for k in ks) + " |",
+        "|---|" + "---|" * len(ks),
+    ]
+    for name, values in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * values['top1_by_k'][k]:.1f}" for k in ks) + " |")
+    lines.append(
+        "| photos alone at 2k | "
+        + " | ".join(f"{100 * photos[str(2 * int(k))]:.1f}" if str(2 * int(k)) in photos else "" for k in ks)
+        + " |"
+    )
+    if goals is not None:
+        lines.append("| goal on the folds | " + " | ".join(f"{100 * goals[k]:.1f}" for k in ks) + " |")
+    lines.append("")
+    return lines
 
 
 if __name__ == "__main__":
