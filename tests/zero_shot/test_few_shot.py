@@ -190,6 +190,15 @@ def test_keep_trained_puts_the_new_names_beside_the_trained_ones_and_merges_a_tr
     assert model(pixel_values=pixel_values).logits.shape == (2, 5)
 
 
+def test_a_trained_name_among_new_ones_with_photos_is_said_to_be_scored_as_trained(model, photos):
+    with pytest.warns(UserWarning, match=r"\['cat'\] are already trained classes: each is scored as a trained class"):
+        model.set_classes(["lion", "cat"], examples={"lion": photos(10), "cat": photos(11)})
+    assert model.config.class_names == ["lion", "cat"] and model.vocabulary.trained.tolist() == [False, True]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.set_classes(["lion", "zebra"], examples={"lion": photos(10)})  # no trained name: nothing to say
+
+
 def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=NEW)})
     dataset = datasets.Dataset.from_dict({"image": photos(40, 4), "label": [0, 0, 1, 2]}, features=features)
@@ -209,6 +218,8 @@ def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
     with pytest.warns(UserWarning, match=r"\{'boat': 9\} have more examples than the others \(most have 1\); all are used"):
         model.set_classes(NEW, examples={"lion": photos(41, 1), "truck": photos(42, 1), "boat": photos(43, 9)})
     assert model.config.class_example_counts == [1, 1, 9]
+    with pytest.warns(UserWarning, match=r"\{'lion': 8\} have more examples than the others \(most have 4\)"):
+        model.set_classes(NEW, examples={"lion": photos(45, 8), "truck": photos(46, 4), "boat": photos(47, 4)})  # twice as many
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.set_classes(NEW, examples={"lion": photos(41, 2), "truck": photos(43, 1), "boat": photos(44, 2)})  # no warning

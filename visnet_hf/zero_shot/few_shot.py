@@ -108,7 +108,7 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
         raise ValueError(f"No example images for {empty}: give at least one image for each class with examples, or leave it out.")
     counts = {name: len(images) for name, images in by_name.items()}
     typical = sorted(counts.values())[len(counts) // 2]
-    more = {name: count for name, count in counts.items() if count > 2 * typical}
+    more = {name: count for name, count in counts.items() if count >= 2 * typical}  # at least twice as many
     if more:
         warnings.warn(
             f"{more} have more examples than the others (most have {typical}); all are used, and the prototypes of "

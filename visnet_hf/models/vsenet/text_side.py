@@ -154,6 +154,8 @@ class TextSide:
         vocabulary = self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings)
         if examples is not None:
             vocabulary = self.with_examples(vocabulary, examples)
+            if not keep_trained:
+                self._say_trained_among_new(vocabulary)
         if keep_trained and earlier.examples is not None:  # the photos of classes added before stay with them
             kept = earlier.examples.for_names(earlier.names, vocabulary.names)
             if kept is not None:
@@ -182,6 +184,17 @@ class TextSide:
         if own.examples is None or vocabulary.examples is not None:
             return vocabulary
         return dataclasses.replace(vocabulary, examples=own.examples.for_names(own.names, vocabulary.names))
+
+    def _say_trained_among_new(self, vocabulary: Vocabulary) -> None:
+        """Say which of a few-shot vocabulary's names are classes the model trained on (they are scored as such)."""
+        trained = [name for name, is_trained in zip(vocabulary.names, vocabulary.trained.tolist(), strict=True) if is_trained]
+        if trained and len(trained) < len(vocabulary):
+            warnings.warn(
+                f"{trained} are already trained classes: each is scored as a trained class beside the new names (less "
+                "the offset zero_shot_config.calibration), by the photos given for it, else by its training images' "
+                "centroid; with keep_trained=True (--keep-trained) every trained class stays beside the new ones.",
+                stacklevel=3,
+            )
 
     def _with_known(self, current: Vocabulary, names, descriptions, synonyms, synsets) -> tuple[list[str], Any, Any, Any]:
         """The trained names, then those of the ``current`` vocabulary added since with photos, then the new ones (a
