@@ -801,7 +801,8 @@ def _top_score_lines(result: dict, ks: list[str]) -> list[str]:
     return [
         "The scores are not calibrated probabilities. The pipelines show the softmax of these logits, and its mean top",
         f"score on unseen_dev is {pairs} (names alone: {pct(names_alone[0])} at {pct(names_alone[1])}). Rank by them; do not",
-        "read them as the chance of being right.",
+        "read them as the chance of being right. How far they are from it on the folds, and what one temperature",
+        "would fix without moving any ranking: `studies/few_shot/CALIBRATION.md`.",
         "",
     ]
 
