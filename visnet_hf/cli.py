@@ -86,6 +86,8 @@ def _data_options(args: argparse.Namespace) -> DataConfig | None:
         source=args.source,
         path=args.data,
         eval_split=args.split,
+        image_column=args.image_column,
+        label_column=args.label_column,
         val_fraction=args.val_fraction,
         class_synset_column=args.class_synset_column,
     )
@@ -235,10 +237,17 @@ def _data_arguments(parser: argparse.ArgumentParser, required: bool = False) -> 
         "--data",
         required=required,
         default=None,
-        help="a folder of images (one folder per class), a .parquet file or a Hub dataset id: what it is decides the source",
+        help="a folder of images (one folder per class), a .parquet file, a .csv or .jsonl file of image paths and labels, "
+        "or a Hub dataset id: what it is decides the source",
     )
     parser.add_argument("--source", default="auto", choices=list(SOURCES), help="the data's kind (default: auto, from --data)")
     parser.add_argument("--split", default=None, help="the split to score, for a source with several")
+    _column_arguments(parser)
+
+
+def _column_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image-column", default="image", help="the column of --data with the images (or their paths)")
+    parser.add_argument("--label-column", default="label", help="the column of --data with the labels (names or numbers)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--folds", type=_positive_int, default=5, help="with --pseudo-unseen: how many folds")
     calibrate.add_argument("--source", default="auto", choices=list(SOURCES))
     calibrate.add_argument("--split", default=None)
+    _column_arguments(calibrate)
     calibrate.add_argument("--held-out", action="store_true", help="with --data: only its held-out part")
     calibrate.add_argument("--val-fraction", type=float, default=0.1)
     calibrate.add_argument("--class-synset-column", default=None, help=SYNSET_COLUMN_HELP)

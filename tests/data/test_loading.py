@@ -495,3 +495,88 @@ def test_a_label_column_of_names_is_read_as_classes(tmp_path):
     )
     with pytest.raises(DataError, match=r"names classes that are not among \['lorry', 'okapi', 'zebra'\]: \['tapir'\]"):
         load_splits(DataConfig(path=str(tmp_path / "train.parquet"), eval_path=str(tmp_path / "other.parquet")))
+
+
+def _photo_table(tmp_path: Path) -> tuple[list[str], list[str]]:
+    """``photos/<class>/<n>.png`` real-looking images under ``tmp_path``: their paths relative to ``tmp_path`` and labels."""
+    paths, labels = [], []
+    for index, image in enumerate(generated_images(12)):
+        label = ["zebra", "okapi", "lorry"][index % 3]
+        path = Path("photos") / label / f"{index}.png"
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / path)
+        paths.append(path.as_posix())
+        labels.append(label)
+    return paths, labels
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_a_table_of_image_paths_and_labels_is_a_source(suffix, tmp_path, monkeypatch):
+    """A .csv / .tsv / .jsonl file of image paths (relative to the file's folder) and class names: read the same
+    from any working directory, for training (with a held-out part) and for scoring; an absolute path works too."""
+    import json as json_lib
+
+    from visnet_hf.data import load_eval_data
+
+    paths, labels = _photo_table(tmp_path)
+    paths[0] = str((tmp_path / paths[0]).resolve())  # absolute paths stay as they are
+    table = tmp_path / f"labels{suffix}"
+    if suffix == ".jsonl":
+        table.write_text("".join(json_lib.dumps({"image": p, "label": n}) + "\n" for p, n in zip(paths, labels, strict=True)))
+    else:
+        sep = "\t" if suffix == ".tsv" else ","
+        table.write_text(f"image{sep}label\n" + "".join(f"{p}{sep}{n}\n" for p, n in zip(paths, labels, strict=True)))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = DataConfig(path=str(table), val_fraction=0.25)
+    assert config.source == ("json" if suffix == ".jsonl" else "csv")
+    splits = load_splits(config)
+    assert splits.class_names == ["lorry", "okapi", "zebra"] and len(splits.train) + len(splits.eval) == 12
+    whole = load_eval_data(DataConfig(path=str(table)))
+    assert [whole.class_names[label] for label in whole.dataset["label"]] == labels
+    assert whole.dataset[5]["image"].size == generated_images(12)[5].size
+
+
+def test_a_table_with_other_column_names_is_read_by_naming_them(tmp_path, capsys):
+    from tests.cli.test_cli_errors import error_of
+    from visnet_hf.cli import main as cli
+    from visnet_hf.data import load_eval_data
+
+    paths, labels = _photo_table(tmp_path)
+    table = tmp_path / "labels.csv"
+    table.write_text("file,class\n" + "".join(f"{p},{n}\n" for p, n in zip(paths, labels, strict=True)))
+    with pytest.raises(DataError, match=r"data.image_column='image' is not a column .*\['file', 'class'\].*--image-column"):
+        load_eval_data(DataConfig(path=str(table)))
+    named = load_eval_data(DataConfig(path=str(table), image_column="file", label_column="class"))
+    assert named.class_names == ["lorry", "okapi", "zebra"]
+    err = error_of(cli, ["eval", "--model", "nowhere", "--data", str(table), "--image-column", "nope"], capsys)
+    assert "data.image_column='nope' is not a column" in err
+    (tmp_path / "labels.xlsx").write_bytes(b"PK")
+    with pytest.raises(ValueError, match=r"a \.csv or \.jsonl file of image paths and labels"):
+        DataConfig(path=str(tmp_path / "labels.xlsx"))
+    with pytest.raises(ValueError, match=r"a csv table of image paths is read as it is.*drop data.streaming"):
+        DataConfig(path=str(table), streaming=True)
+
+
+def test_too_few_images_to_hold_out_every_class_is_said_with_the_fraction_that_would(tmp_path):
+    """20 images of 5 classes: 10% held out is 2 images, fewer than the classes; the error names the least fraction
+    that works (and it does work), and with a class of one image, no fraction can, so none is offered."""
+    images = generated_images(20)
+    for index, image in enumerate(images):
+        folder = tmp_path / "few" / f"class{index % 5}"
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{index}.png")
+    with pytest.raises(DataError, match=r"20 images of 5 classes .*data\.val_fraction of at least 0\.25 .*data\.eval_path"):
+        load_splits(DataConfig(path=str(tmp_path / "few")))
+    splits = load_splits(DataConfig(path=str(tmp_path / "few"), val_fraction=0.25))
+    assert len(splits.eval) == 5 and sorted(splits.eval["label"]) == [0, 1, 2, 3, 4]
+    images[0].save(tmp_path / "few" / "lonely.png")  # beside the class folders: datasets would read no labels at all
+    with pytest.raises(ValueError, match=r"holds images beside its class folders \(lonely.png\).*move them into"):
+        DataConfig(path=str(tmp_path / "few"))
+    (tmp_path / "few" / "lonely.png").unlink()
+    (tmp_path / "few" / "class5").mkdir()
+    images[1].save(tmp_path / "few" / "class5" / "only.png")
+    with pytest.raises(DataError, match=r"the smallest with 1\)") as raised:
+        load_splits(DataConfig(path=str(tmp_path / "few"), val_fraction=0.5))
+    assert "at least" not in str(raised.value)

@@ -4,6 +4,7 @@ saved result answers the pipeline, predict and eval; the mistakes are one `visne
 from __future__ import annotations
 
 import json
+import shutil
 
 import datasets
 import pytest
@@ -150,3 +151,21 @@ def test_the_installed_command_in_a_fresh_process(saved_vsenet, new_photos, tmp_
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["photos"] == {"lion": 4, "truck": 4, "boat": 4}
+
+
+def test_extend_from_a_table_of_photo_paths_and_names(saved_vsenet, new_photos, tmp_path, capsys):
+    """A labelled .csv file (paths relative to it, class names as labels) extends a model as the folder does, and a
+    photo it names that is not there is one error, with its path."""
+    shutil.copytree(new_photos, tmp_path / "photos")
+    rows = [(f"photos/{name}/{photo.name}", name) for name in NEW for photo in sorted((new_photos / name).iterdir())]
+    table = tmp_path / "labels.csv"
+    table.write_text("image,label\n" + "".join(f"{path},{name}\n" for path, name in rows))
+    output = tmp_path / "from_table"
+    capsys.readouterr()
+    assert cli(["extend", "--model", saved_vsenet, "--data", str(table), "--output-dir", str(output)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["photos"] == {"boat": 4, "lion": 4, "truck": 4}
+    assert json.loads((output / "config.json").read_text())["class_example_counts"] == [4, 4, 4]
+    table.write_text(table.read_text() + "photos/lion/IMG_0009.jpg,lion\n")
+    err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(table), "--output-dir", str(tmp_path / "o")], capsys)
+    assert "an example of 'lion'" in err and "IMG_0009.jpg" in err

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .._choices import SOURCES, Source
+from .._choices import SOURCES, TABLE_SOURCES, Source
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ class DataConfig:
     ``source``: ``auto`` (the default: what ``path`` is, :func:`detect_source`), ``parquet`` (``path``: a file
     or list of files), ``imagefolder`` (``path``: a folder of class folders, or of split folders of class folders),
     ``hub`` (``path``: a Hub dataset id, ``subset``: its config name), ``webdataset`` (``path``: tar
-    shards, local or URLs; columns named by file extension: ``image_column: jpg``, ``label_column: cls``)
+    shards, local or URLs; columns named by file extension: ``image_column: jpg``, ``label_column: cls``),
+    ``csv`` / ``json`` (``path``: a ``.csv`` / ``.tsv`` or ``.json`` / ``.jsonl`` table whose image column holds
+    image paths, relative to the table's folder or absolute, and whose label column holds class names or numbers)
     or ``fashion_mnist`` (Debian's ``dataset-fashion-mnist`` files when present, the Hub otherwise).
 
     ``streaming: true`` reads the source as a stream instead of a local copy (see
@@ -143,6 +145,10 @@ class DataConfig:
             problems.append(f"shuffle_buffer={self.shuffle_buffer} must be >= 1")
         if self.streaming and self.cache_features:
             problems.append("cache_features needs the whole dataset at hand; it does not go with streaming")
+        if self.streaming and self.source in TABLE_SOURCES:
+            problems.append(
+                f"a {self.source} table of image paths is read as it is, each image when it is needed; drop data.streaming"
+            )
         if self.streaming and self.source == "fashion_mnist":
             problems.append(
                 "fashion_mnist is read from local IDX files; streaming is for hub, parquet, imagefolder and webdataset"
@@ -161,7 +167,8 @@ class DataConfig:
 
 def detect_source(path: str | list[str]) -> Source:
     """The source ``path`` is: a folder of images (``imagefolder``), ``.parquet`` files, ``.tar`` shards
-    (``webdataset``, local or URLs), or a Hub dataset id (``owner/name``, where no such local path exists).
+    (``webdataset``, local or URLs), a table of image paths and labels (``.csv`` / ``.tsv``: ``csv``; ``.json`` /
+    ``.jsonl``: ``json``), or a Hub dataset id (``owner/name``, where no such local path exists).
 
     Raises:
         ValueError: a path that does not exist and is no Hub id, or a file of another kind, saying what to give.
@@ -177,17 +184,22 @@ def detect_source(path: str | list[str]) -> Source:
         return "parquet"
     if suffix == ".tar":
         return "webdataset"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".json", ".jsonl"):
+        return "json"
     if local.exists():
         raise ValueError(
             f"data.path={first!r} is a file visnet_hf does not read as a dataset; give a folder with one folder of images per "
-            "class, a .parquet file, .tar shards, or a Hub dataset id"
+            "class, a .parquet file, a .csv or .jsonl file of image paths and labels, .tar shards, or a Hub dataset id"
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     if HUB_ID.fullmatch(first) and not offline:  # offline, "owner/name" that is not here is a local path mistyped
         return "hub"
     raise ValueError(
         f"data.path={first!r} does not exist; give a folder with one folder of images per class (my_photos/cat/*.jpg, "
-        "my_photos/dog/*.jpg), a .parquet file, .tar shards, or a Hub dataset id (owner/name)"
+        "my_photos/dog/*.jpg), a .parquet file, a .csv or .jsonl file of image paths and labels, .tar shards, or a Hub "
+        "dataset id (owner/name)"
     )
 
 
@@ -196,14 +208,21 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
 
 def folder_problem(path: str) -> str | None:
     """Why a folder is not images in class folders (``path/cat/*.jpg``, or split folders of those), or ``None``.
-    Stops at the first image in a class folder, so a folder of a million images costs no more than a small one."""
-    root, loose = Path(path), False
-    for directory, _, files in os.walk(root):
-        if any(Path(name).suffix.lower() in IMAGE_SUFFIXES for name in files):
-            if Path(directory) != root:
-                return None
-            loose = True
+    Stops at the first image in a class folder, so a folder of a million images costs no more than a small one
+    (the folder's own files are listed first, so images loose beside the class folders are seen before)."""
+    root, loose = Path(path), None
     layout = f"one folder per class: {path}/cat/*.jpg, {path}/dog/*.jpg"
+    for directory, _, files in os.walk(root):
+        images = sorted(name for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES)
+        if images and Path(directory) == root:
+            loose = images[0]
+        elif images and loose is None:
+            return None
+        elif images:  # datasets reads no labels at all when some images lie beside the class folders
+            return (
+                f"data.path={path!r} holds images beside its class folders ({loose}), which would leave every image "
+                f"without a label; move them into their class folders ({layout}) or out of {path}"
+            )
     if loose:
         return f"data.path={path!r} holds images but no class folders, so they have no labels; move them into {layout}"
     return f"data.path={path!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put them in {layout}"

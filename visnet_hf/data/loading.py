@@ -13,17 +13,19 @@ Two questions are answered here, and every result says which answer it got:
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import datasets
 import numpy as np
 from PIL import Image
 
+from .._choices import FILE_SOURCES, TABLE_SOURCES
 from .._validation import did_you_mean
 from ..errors import DataError
 from ..wordnet import WNID
@@ -109,6 +111,31 @@ def load_eval_data(config: DataConfig, seed: int = 0, held_out: bool = False) ->
     return _with_fallback(config, _load_whole)
 
 
+def _stratified_split(
+    dataset: datasets.Dataset, fraction: float, seed: int, setting: str, where: str
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """``dataset`` split in two, ``fraction`` of each class held out; a split that cannot give every class an image
+    on both sides is said, with the setting that fixes it."""
+    try:
+        parts = dataset.train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
+    except ValueError as error:
+        counts = np.bincount(np.asarray(dataset["label"]))
+        classes, smallest, total = int((counts > 0).sum()), int(counts[counts > 0].min()), len(dataset)
+        enough = math.ceil(100 * classes / total) / 100  # the least fraction that holds out one image per class
+        larger = (
+            f"data.{setting} of at least {enough:g} (data.{setting}={enough:g} on the command line), "
+            if smallest >= 2 and total - math.ceil(enough * total) >= classes
+            else ""
+        )
+        raise DataError(
+            f"{where} has {total} images of {classes} classes (the smallest with {smallest}): holding out "
+            f"{_percent(fraction)} of each class for evaluation cannot leave every class an image on both sides "
+            f"({error}). Give more images, {larger}or an eval split of its own (data.eval_path, or data.eval_split "
+            "for a source with several)."
+        ) from None
+    return parts["train"], parts["test"]
+
+
 def _load_splits(config: DataConfig, seed: int) -> Splits:
     raw_train, raw_eval, where = _load_source(config)
     raw_train, raw_eval = _names_as_labels(config, raw_train, raw_eval)
@@ -118,16 +145,15 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
     synonyms = _class_texts(raw_train, config, class_names)
     synsets = _class_synsets(raw_train, config, class_names)
     if raw_eval is None:
-        parts = train.train_test_split(test_size=config.val_fraction, seed=seed, stratify_by_column="label")
-        train, evaluation = parts["train"], parts["test"]
+        train, evaluation = _stratified_split(train, config.val_fraction, seed, "val_fraction", where["train"])
         eval_source = train_source
         eval_description = f"a stratified {_percent(config.val_fraction)} held out of {where['train']} (seed {seed})"
     else:
         evaluation = eval_source = _with_class_label(_standardise(raw_eval, config, "eval"), class_names)
         eval_description = where["eval"]
     if config.dev_fraction:  # choose on part of the training split; the test part stays out of both
-        parts = train.train_test_split(test_size=config.dev_fraction, seed=seed, stratify_by_column="label")
-        train, evaluation, eval_source = parts["train"], parts["test"], train_source
+        train, evaluation = _stratified_split(train, config.dev_fraction, seed, "dev_fraction", where["train"])
+        eval_source = train_source
         eval_description = (
             f"a development split: a stratified {_percent(config.dev_fraction)} of the training part of "
             f"{where['train']} (seed {seed}); the test part ({eval_description}) is left out"
@@ -202,7 +228,7 @@ def _load_source(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset
     """The train split, the source's own eval split (or ``None``), and a description of each."""
     if config.source == "fashion_mnist":
         return _fashion_mnist(config)
-    if config.source in ("parquet", "webdataset") and config.eval_path:
+    if config.source in FILE_SOURCES and config.eval_path:
         loaded, where = _load_dataset_dict(config)
         evaluation, eval_where = _load_dataset_dict(replace(config, path=config.eval_path, eval_path=None))
         return loaded["train"], next(iter(evaluation.values())), {"train": where, "eval": f"all of {eval_where}"}
@@ -235,12 +261,15 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
         return datasets.DatasetDict(train=train, test=test), "Fashion-MNIST"
     if config.path is None:
         raise DataError(f"data.path is required for source {config.source!r}.")
-    if config.source in ("parquet", "webdataset"):
+    if config.source in FILE_SOURCES:
         files = [config.path] if isinstance(config.path, str) else list(config.path)
         for file in files:
             if "://" not in file and not Path(file).exists():
                 raise DataError(f"{config.source.capitalize()} file {file!r} does not exist.")
         named = ", ".join(Path(f).name for f in files) if len(files) <= 3 else f"{len(files)} {config.source} files"
+        if config.source in TABLE_SOURCES:
+            loaded = _load_dataset(config.source, data_files={"train": files}, **table_options(files))
+            return datasets.DatasetDict({k: with_image_paths(v, config.image_column, files) for k, v in loaded.items()}), named
         return _load_dataset(config.source, data_files={"train": files}), named
     if config.source == "imagefolder":
         if not Path(str(config.path)).is_dir():
@@ -254,6 +283,30 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
             "not exist here."
         ) from error
     return loaded, f"the Hub dataset {config.path}" + (f" ({config.subset})" if config.subset else "")
+
+
+def table_options(files: list[str]) -> dict[str, Any]:
+    """``load_dataset`` options for a table of image paths: tab-separated for ``.tsv`` files."""
+    return {"delimiter": "\t"} if all(Path(f.split("?")[0]).suffix.lower() == ".tsv" for f in files) else {}
+
+
+def with_image_paths(dataset: Any, image_column: str, files: list[str]) -> Any:
+    """A table's image column with each relative path made relative to the table's folder (as ``metadata.csv``
+    paths are in an image folder), so a table works from any working directory; absolute paths and URLs stay.
+    Works on a ``Dataset`` and on an ``IterableDataset`` (a stream)."""
+    if "://" in files[0]:
+        return dataset
+    folder = Path(files[0]).resolve().parent
+
+    def resolved(path: Any) -> Any:
+        if not isinstance(path, str) or not path or "://" in path or Path(path).is_absolute():
+            return path
+        return str(folder / path)
+
+    columns = dataset.column_names
+    if columns is not None and image_column not in columns:
+        return dataset  # said by the column check, with the table's columns
+    return dataset.map(lambda batch: {image_column: [resolved(p) for p in batch[image_column]]}, batched=True)
 
 
 def _load_dataset(*args, **kwargs) -> datasets.DatasetDict:
@@ -270,6 +323,9 @@ def _percent(fraction: float) -> str:
     return f"{fraction * 100:.4g}%"
 
 
+COLUMN_FLAGS = ("image_column", "label_column", "class_synset_column")  # named by flag in visnet eval, extend, calibrate
+
+
 def _standardise(dataset: datasets.Dataset, config: DataConfig, split: str) -> datasets.Dataset:
     """Rename the configured columns to ``image`` / ``label``, drop the rest, number the rows (``source_index``)."""
     columns = [("image_column", config.image_column), ("label_column", config.label_column)]
@@ -278,9 +334,10 @@ def _standardise(dataset: datasets.Dataset, config: DataConfig, split: str) -> d
             columns.append((role, getattr(config, role)))
     for role, column in columns:
         if column not in dataset.column_names:
+            flag = f" (--{role.replace('_', '-')} for visnet eval, extend and calibrate)" if role in COLUMN_FLAGS else ""
             raise DataError(
                 f"data.{role}={column!r} is not a column of the {split} split; its columns are {dataset.column_names}."
-                f"{did_you_mean(column, dataset.column_names)}"
+                f"{did_you_mean(column, dataset.column_names)} Name the column with data.{role}{flag}."
             )
     dataset = dataset.select_columns([config.image_column, config.label_column])
     renames = {config.image_column: "image", config.label_column: "label"}

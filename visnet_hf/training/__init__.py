@@ -34,7 +34,10 @@ __all__ = [
 # The flags a run needs without a YAML file, as timm's train.py and transformers' run_image_classification.py take
 # them, and the config entry each one sets (a --config file's values are overridden by the flags given).
 FLAGS = {
-    "data": ("data.path", "a folder of images (one folder per class), a .parquet file, .tar shards or a Hub dataset id"),
+    "data": (
+        "data.path",
+        "a folder of images (one folder per class), a .parquet file, a .csv or .jsonl file of image paths and labels, .tar shards or a Hub dataset id",
+    ),
     "model": ("model.name", "a preset (visnet models) or vsenet_<any timm model> / frn_<any timm model>"),
     "epochs": ("stages", "epochs to train (one stage)"),
     "output_dir": ("output_dir", "where the model, metrics, plots and checkpoints go"),
