@@ -536,6 +536,14 @@ def test_a_table_of_image_paths_and_labels_is_a_source(suffix, tmp_path, monkeyp
     whole = load_eval_data(DataConfig(path=str(table)))
     assert [whole.class_names[label] for label in whole.dataset["label"]] == labels
     assert whole.dataset[5]["image"].size == generated_images(12)[5].size
+    # paths written from the working directory instead (tables/labels.csv naming photos/...): found there
+    (tmp_path / "tables").mkdir()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tables" / "labels.csv").write_text(
+        "image,label\n" + "".join(f"{p},{n}\n" for p, n in zip(paths[1:], labels[1:], strict=True))
+    )
+    from_cwd = load_eval_data(DataConfig(path="tables/labels.csv"))
+    assert len(from_cwd.dataset) == 11 and from_cwd.dataset[0]["image"].size == generated_images(12)[1].size
 
 
 def test_a_table_with_other_column_names_is_read_by_naming_them(tmp_path, capsys):

@@ -290,10 +290,10 @@ def table_options(files: list[str]) -> dict[str, Any]:
     return {"delimiter": "\t"} if all(Path(f.split("?")[0]).suffix.lower() == ".tsv" for f in files) else {}
 
 
-def with_image_paths(dataset: Any, image_column: str, files: list[str]) -> Any:
-    """A table's image column with each relative path made relative to the table's folder (as ``metadata.csv``
-    paths are in an image folder), so a table works from any working directory; absolute paths and URLs stay.
-    Works on a ``Dataset`` and on an ``IterableDataset`` (a stream)."""
+def with_image_paths(dataset: datasets.Dataset, image_column: str, files: list[str]) -> datasets.Dataset:
+    """A table's image column with each relative path read from the (first) table's folder, as ``metadata.csv`` paths
+    are in an image folder, so a table works from any working directory; a path found only from the working
+    directory is taken from there. Absolute paths and URLs stay as they are."""
     if "://" in files[0]:
         return dataset
     folder = Path(files[0]).resolve().parent
@@ -301,10 +301,10 @@ def with_image_paths(dataset: Any, image_column: str, files: list[str]) -> Any:
     def resolved(path: Any) -> Any:
         if not isinstance(path, str) or not path or "://" in path or Path(path).is_absolute():
             return path
-        return str(folder / path)
+        beside = folder / path
+        return str(beside if beside.exists() or not Path(path).exists() else Path(path).resolve())
 
-    columns = dataset.column_names
-    if columns is not None and image_column not in columns:
+    if image_column not in dataset.column_names:
         return dataset  # said by the column check, with the table's columns
     return dataset.map(lambda batch: {image_column: [resolved(p) for p in batch[image_column]]}, batched=True)
 
