@@ -61,10 +61,12 @@ def extend_saved_model(
         shutil.copyfile(trained_by, output / TRAINING_CONFIG)
     write_card(output)
     counts = dict(zip(model.config.class_names, model.config.class_example_counts or [], strict=False))
+    trained = set(model.config.trained_class_names)
     return {
         "output_dir": str(output),
         "classes": len(model.config.class_names),
-        "new_classes": examples.class_names,
+        "new_classes": [name for name in examples.class_names if name not in trained],
+        "already_trained": [name for name in examples.class_names if name in trained],  # scored as the trained classes
         "kept_trained": len(model.config.trained_class_names) if keep_trained else 0,
         "photos": {name: counts[name] for name in examples.class_names if name in counts},
         "notes": [str(warning.message) for warning in said],

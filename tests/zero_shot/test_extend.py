@@ -52,6 +52,7 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     assert (
         result["new_classes"] == sorted(NEW) and result["photos"] == {"lion": 4, "truck": 4, "boat": 4} and result["classes"] == 3
     )
+    assert result["already_trained"] == []
     config = json.loads((output / "config.json").read_text())
     assert config["class_names"] == sorted(NEW) and config["class_example_counts"] == [4, 4, 4]  # the folders' order
     card = (output / "README.md").read_text()
@@ -89,6 +90,17 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["classes"] == 7 and result["kept_trained"] == 4
     assert json.loads((kept / "config.json").read_text())["class_names"] == [*CLASS_NAMES, *sorted(NEW)]
+    # a folder named as a trained class: said, listed apart from the new classes, and merged with the trained class
+    trained_name = tmp_path / "with_a_trained_name"
+    shutil.copytree(new_photos, trained_name)
+    (trained_name / "lion").rename(trained_name / CLASS_NAMES[0])
+    merged = tmp_path / "merged"
+    assert (
+        cli(["extend", "--model", saved_vsenet, "--data", str(trained_name), "--output-dir", str(merged), "--keep-trained"]) == 0
+    )
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["already_trained"] == [CLASS_NAMES[0]] and result["new_classes"] == ["boat", "truck"]
+    assert result["classes"] == 6 and any(f"['{CLASS_NAMES[0]}'] are already trained classes" in n for n in result["notes"])
 
     # A second batch: the classes added before stay, with their photos; a name given again gets its new photos too.
     batch = tmp_path / "second_batch"
