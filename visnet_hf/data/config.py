@@ -213,12 +213,13 @@ def folder_problem(path: str) -> str | None:
     root, loose = Path(path), None
     layout = f"one folder per class: {path}/cat/*.jpg, {path}/dog/*.jpg"
     for directory, _, files in os.walk(root):
-        images = sorted(name for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES)
-        if images and Path(directory) == root:
-            loose = images[0]
-        elif images and loose is None:
+        if Path(directory) == root:
+            loose = min((name for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES), default=None)
+        elif not any(Path(name).suffix.lower() in IMAGE_SUFFIXES for name in files):
+            continue
+        elif loose is None:
             return None
-        elif images:  # datasets reads no labels at all when some images lie beside the class folders
+        else:  # datasets reads no labels at all when some images lie beside the class folders
             return (
                 f"data.path={path!r} holds images beside its class folders ({loose}), which would leave every image "
                 f"without a label; move them into their class folders ({layout}) or out of {path}"
