@@ -260,6 +260,34 @@ class Draw(NamedTuple):
     query_labels: torch.Tensor
 
 
+def seen_and_folds(config, count: int):
+    """The seen classes' splits, and the ``count`` folds of 30 classes held out of them that the episodes come from."""
+    from visnet_hf.data import load_splits
+    from visnet_hf.training.selection import pseudo_unseen_folds
+
+    seen = load_splits(config.data, seed=config.seed)
+    return seen, pseudo_unseen_folds(seen.class_names, count, 30, seed=0)
+
+
+class Study(NamedTuple):
+    """What a few-shot study reads: this benchmark's work dir (its fold models are reused), config, seen splits, folds."""
+
+    work: Path
+    config: object
+    seen: object
+    folds: list
+
+
+def study_command(description: str) -> Study:
+    """A few-shot study's command line (``--work-dir``, ``--folds``) and the fold episodes' setup it names."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--work-dir", required=True, help="bench_fewshot's work dir: its fold models are reused")
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args()
+    config = base_config(None)
+    return Study(Path(args.work_dir), config, *seen_and_folds(config, args.folds))
+
+
 def fold_models(config, work: Path, folds, seen):
     """Each fold's :class:`Fold` in turn (its model trained on the fold's other classes, or loaded from ``work``)."""
     from visnet_hf.training.selection import fold_config
@@ -492,7 +520,6 @@ def summary(values: list[float]) -> dict:
 def main() -> None:
     from visnet_hf.data import load_splits
     from visnet_hf.training import override
-    from visnet_hf.training.selection import pseudo_unseen_folds
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default=None, help="keep the trained models here and reuse them")
@@ -503,9 +530,8 @@ def main() -> None:
     log = lambda line: print(line, flush=True)  # noqa: E731
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="fewshot_"))
     config = base_config(args.cache_dir)
-    seen = load_splits(config.data, seed=config.seed)
+    seen, folds = seen_and_folds(config, args.folds)
     unseen = load_splits(replace(config.data, path=str(DATA / "unseen_dev.parquet"), val_fraction=0.5), seed=config.seed)
-    folds = pseudo_unseen_folds(seen.class_names, args.folds, 30, seed=0)
 
     scores, gzsl = fold_episodes(config, work, folds, seen, log)
     chosen = choose(scores)

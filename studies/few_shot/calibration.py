@@ -14,7 +14,6 @@ Neither unseen_dev nor the seen test split is looked at.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -29,8 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
 from _common import write_result  # noqa: E402
-from bench_fewshot import KS, WAYS, example_set, fold_draws, fold_models  # noqa: E402
-from bench_zeroshot import base_config  # noqa: E402
+from bench_fewshot import KS, WAYS, example_set, fold_draws, fold_models, study_command  # noqa: E402
 
 SHRINKAGE = 0.8
 TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0)
@@ -39,17 +37,8 @@ BINS = 15
 
 
 def main() -> None:
-    from visnet_hf.data import load_splits
-    from visnet_hf.training.selection import pseudo_unseen_folds
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work-dir", required=True, help="bench_fewshot's work dir: its fold models are reused")
-    parser.add_argument("--folds", type=int, default=5)
-    args = parser.parse_args()
-    started, work = time.perf_counter(), Path(args.work_dir)
-    config = base_config(None)
-    seen = load_splits(config.data, seed=config.seed)
-    folds = pseudo_unseen_folds(seen.class_names, args.folds, 30, seed=0)
+    started = time.perf_counter()
+    work, config, seen, folds = study_command(__doc__.splitlines()[0])
     ks = (0, *KS)
     # per k, per episode: (logits, labels, the temperature the rule gives for each c)
     episodes: dict[int, list[tuple[torch.Tensor, torch.Tensor, dict[float, float]]]] = {k: [] for k in ks}

@@ -33,7 +33,6 @@ The families:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import statistics
@@ -48,8 +47,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
 from _common import write_result  # noqa: E402
-from bench_fewshot import KS, WAYS, accuracy, example_set, fold_draws, fold_models, trained_part, zero_shot_logits  # noqa: E402
-from bench_zeroshot import base_config  # noqa: E402
+from bench_fewshot import (  # noqa: E402
+    KS,
+    WAYS,
+    accuracy,
+    example_set,
+    fold_draws,
+    fold_models,
+    study_command,
+    trained_part,
+    zero_shot_logits,
+)
 
 SHIPPED = {"example_weight": 4.0, "example_shrinkage": 0.8}
 FAMILIES = {
@@ -223,18 +231,10 @@ def standardised(logits: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    from visnet_hf.data import load_splits
-    from visnet_hf.training.selection import pseudo_unseen_folds
     from visnet_hf.zero_shot import VisualPrototypes
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work-dir", required=True, help="bench_fewshot's work dir: its fold models are reused")
-    parser.add_argument("--folds", type=int, default=5)
-    args = parser.parse_args()
-    started, work = time.perf_counter(), Path(args.work_dir)
-    config = base_config(None)
-    seen = load_splits(config.data, seed=config.seed)
-    folds = pseudo_unseen_folds(seen.class_names, args.folds, 30, seed=0)
+    started = time.perf_counter()
+    work, config, seen, folds = study_command(__doc__.splitlines()[0])
     shipped: list[list[float]] = [[] for _ in KS]
     scores = {family: [[[] for _ in KS] for _ in grid] for family, grid in FAMILIES.items()}
     for fold in fold_models(config, work, folds, seen):

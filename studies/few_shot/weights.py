@@ -17,7 +17,6 @@ Neither unseen_dev nor the seen test split is looked at.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
@@ -33,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
 from _common import write_result  # noqa: E402
-from bench_fewshot import KS, WAYS, accuracy, example_set, fold_draws, fold_models  # noqa: E402
+from bench_fewshot import KS, WAYS, accuracy, example_set, fold_draws, fold_models, study_command  # noqa: E402
 from bench_zeroshot import base_config  # noqa: E402
 
 SHRINKAGE = 0.8
@@ -50,17 +49,8 @@ POWERS = [(power, weight) for power, weight in itertools.product((0.625, 0.75, 1
 
 
 def main() -> None:
-    from visnet_hf.data import load_splits
-    from visnet_hf.training.selection import pseudo_unseen_folds
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work-dir", required=True, help="bench_fewshot's work dir: its fold models are reused")
-    parser.add_argument("--folds", type=int, default=5)
-    args = parser.parse_args()
-    started, work = time.perf_counter(), Path(args.work_dir)
-    config = base_config(None)
-    seen = load_splits(config.data, seed=config.seed)
-    folds = pseudo_unseen_folds(seen.class_names, args.folds, 30, seed=0)
+    started = time.perf_counter()
+    work, config, seen, folds = study_command(__doc__.splitlines()[0])
     # per setting, per k, the episodes' top-1 in the same order everywhere (paired)
     by_names = {(names, weight): [[] for _ in KS] for names in NAME_SCORES for weight in (0.0, *WEIGHTS, None)}
     by_power = {setting: [[] for _ in KS] for setting in POWERS}
