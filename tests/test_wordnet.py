@@ -122,6 +122,9 @@ def test_a_given_wordnet_id_wins_over_the_sense_guessed_from_the_name():
     # "lion" as the famous person (noun.person): given, it is used; an id WordNet lacks or a malformed one is not
     assert synset_ids(["lion", "lion", "lion"], wnids=["n10265070", "n99999999", "lion"]) == ("n10265070",) + ("n02129165",) * 2
     assert synset_ids(["slug"], synonyms=[["sluggard"]]) == (f"n{synset_for('slug', ['sluggard']).offset}",)
+    # a name that is itself a WordNet id (an ImageNet-style class folder) is that sense, as given
+    assert synset_ids(["n01443537", "n99999999"]) == ("n01443537", None)
+    assert [(r.lemma, r.how) for r in sense_records(["n01443537"])] == [("goldfish", "given")]
 
 
 def test_a_given_wordnet_id_picks_the_sense_described():

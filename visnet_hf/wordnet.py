@@ -90,6 +90,17 @@ def _key(name: str) -> str:
     return " ".join(name.lower().replace("_", " ").split())
 
 
+def spoken_name(name: str) -> str:
+    """The words a text encoder reads for a class name: a WordNet id (``"n01443537"``, the name of an ImageNet-style
+    class folder) as its sense's first lemma (``"goldfish"``), any other name with its underscores read as spaces
+    (``"golden_retriever"`` → ``"golden retriever"``, as a folder name often spells it)."""
+    if WNID.fullmatch(name):
+        synset = read_resource()[0].get(name[1:])
+        if synset is not None:
+            return synset.lemmas[0]
+    return " ".join(name.replace("_", " ").split()) or name
+
+
 def senses(name: str) -> list[Synset]:
     """The noun senses of ``name`` (case and spacing ignored), most frequent first."""
     synsets, index = read_resource()
@@ -204,7 +215,7 @@ def sense_records(
         if chosen is None or wnid is None:
             how = "off" if chosen is None else "none"
         elif by_origin:  # the ids are the data's: given where it gave one WordNet knows
-            how = "given" if wnids and wnids[i] == wnid else "guessed"
+            how = "given" if (wnids and wnids[i] == wnid) or name == wnid else "guessed"
         else:  # the ids a model holds (given or guessed before): given where the name alone gives another
             how = "guessed" if from_names is not None and wnid == from_names[i] else "given"
         synset = synsets.get(wnid[1:]) if wnid else None
@@ -258,6 +269,9 @@ def _synset_ids(
         wnid = wnids[i] if wnids else None
         if wnid and WNID.fullmatch(wnid) and wnid[1:] in synsets:
             ids.append(wnid)
+            continue
+        if WNID.fullmatch(name) and name[1:] in synsets:  # the name is the id (an ImageNet-style folder's name)
+            ids.append(name)
             continue
         synset = sense_of(name, synonyms[i] if synonyms else (), case_matters)
         ids.append(f"n{synset.offset}" if synset else None)

@@ -58,3 +58,13 @@ def test_class_embeddings_average_templates_and_descriptions(tiny_text_encoder):
 def test_bad_vocabularies_are_explained(names, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         ClassTexts.build(names, **kwargs)
+
+
+def test_the_encoder_reads_folder_style_names_as_words():
+    """A class folder's name as the text encoder reads it: a WordNet id (ImageNet's ``n01443537``) as its name,
+    underscores as spaces; the class keeps the name it was given."""
+    texts = ClassTexts.build(["n01443537", "golden_retriever", "n99999999"], descriptions=[["a fish"], None, None])
+    assert texts.names == ("n01443537", "golden_retriever", "n99999999")
+    assert texts.groups(0) == [["a photo of a goldfish."], ["goldfish: a fish"]]
+    assert texts.groups(1) == [["a photo of a golden retriever."]]
+    assert texts.groups(2) == [["a photo of a n99999999."]]  # no such WordNet id: read as it is

@@ -181,3 +181,21 @@ def test_extend_from_a_table_of_photo_paths_and_names(saved_vsenet, new_photos, 
     table.write_text(table.read_text() + "photos/lion/IMG_0009.jpg,lion\n")
     err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(table), "--output-dir", str(tmp_path / "o")], capsys)
     assert "an example of 'lion'" in err and "IMG_0009.jpg" in err
+
+
+def test_class_folders_named_by_wordnet_id_are_read_as_their_names(saved_vsenet, new_photos, tmp_path, capsys):
+    """ImageNet's layout (``n02129165/``, ...): the text encoder reads each folder's WordNet name ("lion"), so the
+    model learns the classes exactly as from folders named in words; the labels stay the folders' names."""
+    wnids = {"lion": "n02129165", "truck": "n04490091", "boat": "n02858304"}
+    for name, wnid in wnids.items():
+        shutil.copytree(new_photos / name, tmp_path / "by_id" / wnid)
+    outputs = {}
+    for kind, data in (("names", new_photos), ("ids", tmp_path / "by_id")):
+        outputs[kind] = tmp_path / kind
+        assert cli(["extend", "--model", saved_vsenet, "--data", str(data), "--output-dir", str(outputs[kind])]) == 0
+    by_name, by_id = (visnet_hf.VSENetForImageClassification.from_pretrained(outputs[kind]) for kind in ("names", "ids"))
+    assert by_id.config.class_names == sorted(wnids.values())
+    order = [by_name.config.class_names.index(name) for name in ("lion", "boat", "truck")]  # the ids' sorted order
+    torch.testing.assert_close(by_id.class_embeddings, by_name.class_embeddings[order])
+    torch.testing.assert_close(by_id.class_example_sums, by_name.class_example_sums[order])
+    assert [record.lemma for record in visnet_hf.wordnet.describe(by_id)] == ["lion", "boat", "truck"]

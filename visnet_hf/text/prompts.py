@@ -17,6 +17,7 @@ import torch
 
 from .._validation import did_you_mean
 from ..errors import ConfigError
+from ..wordnet import spoken_name
 
 TextAverage = Literal["texts", "names"]
 AVERAGES = get_args(TextAverage)
@@ -122,12 +123,14 @@ class ClassTexts:
         )
 
     def groups(self, index: int) -> list[list[str]]:
-        """The texts of class ``index``, grouped: one group per name (its templates), one for the descriptions."""
+        """The texts of class ``index``, grouped: one group per name (its templates), one for the descriptions; each name
+        as the text encoder reads it (:func:`~visnet_hf.wordnet.spoken_name`: a WordNet id as its lemma, "_" as a space)."""
         name = self.names[index]
         aliases = [name, *[s for s in (self.synonyms[index] if self.synonyms else ()) if s and s != name]]
-        groups = [[template.format(alias) for template in self.templates] for alias in dict.fromkeys(aliases)]
+        spoken = dict.fromkeys(spoken_name(alias) for alias in aliases)  # "n01443537" reads "goldfish"
+        groups = [[template.format(alias) for template in self.templates] for alias in spoken]
         if self.descriptions is not None and self.descriptions[index]:
-            groups.append([f"{name}: {d}" for d in self.descriptions[index]])
+            groups.append([f"{spoken_name(name)}: {d}" for d in self.descriptions[index]])
         return groups
 
     def prompts(self) -> list[list[tuple[str, float]]]:
