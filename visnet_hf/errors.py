@@ -11,7 +11,24 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Iterator
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` shown at the user's own line: the first caller outside visnet_hf and torch's
+    ``no_grad`` wrapper, however deep in the library (and through how many decorators) the warning is raised."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and _in_library(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _in_library(filename: str) -> bool:
+    return filename.startswith(_PACKAGE) or filename.endswith(os.path.join("torch", "utils", "_contextlib.py"))
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class VisnetError(Exception):

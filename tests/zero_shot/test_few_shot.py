@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import datasets
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -223,3 +224,42 @@ def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.set_classes(NEW, examples={"lion": photos(41, 2), "truck": photos(43, 1), "boat": photos(44, 2)})  # no warning
+
+
+def test_examples_as_folders_single_images_and_arrays_are_each_that_many_photos(model, photos, tmp_path):
+    """A name's photos as a folder of them, as one file, one PIL image or one array (not its rows, not the letters of its
+    path), or a folder of class folders: each counts as the photos it holds, with the same features as a list of them."""
+    starts = dict(zip(NEW, (60, 64, 68), strict=True))
+    for name, start in starts.items():
+        (tmp_path / "photos" / name / "more").mkdir(parents=True)
+        for number, image in enumerate(photos(start, 3)):  # one in a subfolder; beside them a file that is no image
+            image.convert("RGB").save(tmp_path / "photos" / name / ("more" if number == 2 else "") / f"IMG_{number}.png")
+        (tmp_path / "photos" / name / "notes.txt").write_text("not a photo")
+    model.set_classes(NEW, examples={name: photos(start, 3) for name, start in starts.items()})
+    as_lists = model.class_example_sums.clone()
+    model.set_classes(NEW, examples=tmp_path / "photos")
+    assert model.config.class_example_counts == [3, 3, 3]
+    torch.testing.assert_close(model.class_example_sums, as_lists, atol=1e-3, rtol=1e-3)  # PNG is lossless
+    model.set_classes(NEW, examples={"truck": str(tmp_path / "photos" / "truck")})
+    assert model.config.class_example_counts == [0, 3, 0]
+
+    image = photos(70, 1)[0]
+    single = {"lion": image, "truck": tmp_path / "photos" / "truck" / "IMG_0.png", "boat": np.asarray(image.convert("RGB"))}
+    model.set_classes(NEW, examples=single)
+    assert model.config.class_example_counts == [1, 1, 1]
+    model.set_classes(NEW, examples={"lion": np.stack([np.asarray(i.convert("RGB")) for i in photos(70, 2)])})
+    assert model.config.class_example_counts == [2, 0, 0]  # an array of several images is that many
+
+    with pytest.raises(ValueError, match=r"The examples of 'lion': .*nowhere is not there"):
+        model.set_classes(NEW, examples={"lion": str(tmp_path / "nowhere")})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"No example images for \['boat'\]"):
+        model.set_classes(NEW, examples={"boat": tmp_path / "empty"})
+    with pytest.raises(ValueError, match=r"has no class folders: put each class's photos in a folder named as the class"):
+        model.set_classes(NEW, examples=tmp_path / "empty")
+
+
+def test_a_warning_points_at_the_users_own_line(model, photos):
+    with pytest.warns(UserWarning, match="are already trained classes") as said:
+        model.set_classes(["lion", CLASS_NAMES[0]], examples={"lion": photos(40, 2)})
+    assert said[0].filename == __file__  # not torch's no_grad wrapper, not visnet_hf

@@ -25,13 +25,15 @@ The photos' state (per name: the sum of their pooled features, and their number)
 
 from __future__ import annotations
 
-import warnings
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import warn_user
 from .vocabulary import ExampleSet
 
 if TYPE_CHECKING:
@@ -86,15 +88,18 @@ def example_logits(
 
 
 def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]]:
-    """``{name: [image, ...]}`` from a mapping of names to images (PIL images, paths or arrays), or from a
+    """``{name: [image, ...]}`` from a mapping of names to images (a list of PIL images, paths or arrays; a folder of
+    them; one image), from a folder with a folder of photos per class (named as the class), or from a
     ``datasets.Dataset`` with an image column and a label column (a ``ClassLabel`` or the names themselves).
 
     Raises:
-        ValueError: a name that has examples but is not among ``names``; a name with an empty list; a dataset
-            without the columns.
+        ValueError: a name that has examples but is not among ``names``; a name with no image (an empty list or
+            folder); a path that is not there; a dataset without the columns.
     """
+    if isinstance(examples, (str, os.PathLike)):
+        examples = _class_folders(Path(examples))
     if isinstance(examples, Mapping):
-        by_name = {str(name): list(images) for name, images in examples.items()}
+        by_name = {str(name): _images(images, str(name)) for name, images in examples.items()}
     else:
         by_name = _dataset_examples(examples)
     unknown = [name for name in by_name if name not in names]
@@ -110,12 +115,43 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
     typical = sorted(counts.values())[len(counts) // 2]
     more = {name: count for name, count in counts.items() if count >= 2 * typical}  # at least twice as many
     if more:
-        warnings.warn(
+        warn_user(
             f"{more} have more examples than the others (most have {typical}); all are used, and the prototypes of "
-            "these classes lean on their photos more than on their names.",
-            stacklevel=3,
+            "these classes lean on their photos more than on their names."
         )
     return by_name
+
+
+def _class_folders(root: Path) -> dict[str, Path]:
+    """A folder's class folders by name (``photos/lion/``, ``photos/truck/``, ...)."""
+    if not root.is_dir():
+        raise ValueError(
+            f"{root} is not a folder: give a folder with a folder of photos per class, or a mapping from name to images."
+        )
+    folders = {folder.name: folder for folder in sorted(root.iterdir()) if folder.is_dir()}
+    if not folders:
+        raise ValueError(f"{root} has no class folders: put each class's photos in a folder named as the class.")
+    return folders
+
+
+def _images(value: Any, name: str) -> list[Any]:
+    """A name's example images as a list: a folder's image files (sorted, subfolders too), one path or image as
+    itself, a list (or an array of several images) as it is."""
+    from PIL import Image
+
+    from ..data.config import IMAGE_SUFFIXES
+
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        if path.is_dir():
+            return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not path.exists():
+            raise ValueError(f"The examples of {name!r}: {path} is not there; give an image file or a folder of them.")
+        return [path]
+    single_array = hasattr(value, "ndim") and value.ndim in (2, 3)  # one image (H, W[, C]), not a stack of them
+    if isinstance(value, (Image.Image, dict)) or single_array:
+        return [value]
+    return list(value)
 
 
 def _dataset_examples(dataset: Any) -> dict[str, list[Any]]:

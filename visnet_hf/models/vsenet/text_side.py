@@ -9,7 +9,6 @@ write a vocabulary back when it is deliberately made the model's own (``set_clas
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import semantics
+from ...errors import warn_user
 from ...text.encoder import get_text_encoder, load_tokenizer
 from ...text.prompts import ClassTexts
 from ...wordnet import fill_descriptions, senses_or_none
@@ -137,7 +137,8 @@ class TextSide:
 
         Args:
             examples: a few photos of some or all of the names (few-shot): a mapping from name to a list of
-                images (PIL images, paths, arrays), or a ``datasets.Dataset`` with an image and a label column.
+                images (PIL images, paths, arrays) or to a folder of them, a folder with a folder of photos per
+                class (named as the class), or a ``datasets.Dataset`` with an image and a label column.
                 Each name is then scored from its text and its photos together (:mod:`visnet_hf.zero_shot.few_shot`);
                 the photos' features are kept in the vocabulary and saved with the model.
             keep_trained: keep what the model knows beside ``names`` (generalised use: the offset
@@ -168,11 +169,10 @@ class TextSide:
         is not changed."""
         by_name = examples_by_name(examples, vocabulary.names)
         if not self.zero_shot.prototypes.fitted:
-            warnings.warn(
+            warn_user(
                 "This model holds no feature statistics (a streamed run, or saved before visnet_hf kept them for every "
                 "VSENet): the photos are compared on raw features, which scores lower (BENCHMARKS.md 5e). Fit them with "
-                "model.fit_prototypes(batches of its training images), then give the photos again.",
-                stacklevel=3,
+                "model.fit_prototypes(batches of its training images), then give the photos again."
             )
         return dataclasses.replace(vocabulary, examples=embed_examples(self, by_name, vocabulary.names))
 
@@ -189,11 +189,10 @@ class TextSide:
         """Say which of a few-shot vocabulary's names are classes the model trained on (they are scored as such)."""
         trained = [name for name, is_trained in zip(vocabulary.names, vocabulary.trained.tolist(), strict=True) if is_trained]
         if trained and len(trained) < len(vocabulary):
-            warnings.warn(
+            warn_user(
                 f"{trained} are already trained classes: each is scored as a trained class beside the new names (less "
                 "the offset zero_shot_config.calibration), by the photos given for it, else by its training images' "
-                "centroid; with keep_trained=True (--keep-trained) every trained class stays beside the new ones.",
-                stacklevel=3,
+                "centroid; with keep_trained=True (--keep-trained) every trained class stays beside the new ones."
             )
 
     def _with_known(self, current: Vocabulary, names, descriptions, synonyms, synsets) -> tuple[list[str], Any, Any, Any]:
@@ -208,18 +207,16 @@ class TextSide:
         known, is_added = trained + added, set(added)
         again = [name for name in names if name in is_trained]
         if again:
-            warnings.warn(
+            warn_user(
                 f"{again} are already trained classes: each is kept once, as the trained class; the photos given "
-                "for it stand for it instead of its training images' centroid.",
-                stacklevel=3,
+                "for it stand for it instead of its training images' centroid."
             )
         if added:
             repeated = [name for name in names if name in is_added]
-            warnings.warn(
+            warn_user(
                 f"Kept the {len(added)} classes added before with photos ({', '.join(added[:5])}"
                 f"{', ...' if len(added) > 5 else ''}) beside the trained ones"
-                + (f"; {repeated} get the new photos beside their earlier ones." if repeated else "."),
-                stacklevel=3,
+                + (f"; {repeated} get the new photos beside their earlier ones." if repeated else ".")
             )
         new = [i for i, name in enumerate(names) if name not in is_trained | is_added]
 
