@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.helpers import WNIDS, generated_images, with_column
-from visnet_hf.data import AugmentConfig, DataConfig, DataError, TransformedDataset, build_transforms, load_splits
+from visnet_hf.data import AugmentConfig, DataConfig, DataError, TransformedDataset, build_transforms, load_eval_data, load_splits
 from visnet_hf.training import load_config
 from visnet_hf.training import main as train_main
 
@@ -215,6 +215,42 @@ def test_imagefolder_source(tmp_path):
     assert splits.class_names == ["blue", "red"]
     assert len(splits.train) + len(splits.eval) == 12
     assert sorted(set(splits.eval["label"])) == [0, 1]  # stratified
+
+
+def test_a_class_folder_holds_its_images_at_any_depth(tmp_path):
+    """The class is the folder under the root (or under a split folder), the images anywhere beneath it: Tiny-ImageNet's
+    ``<wnid>/images/*.JPEG`` beside a boxes file, images at two depths in one class; hidden files (macOS's ``._``
+    copies) are not images. Where datasets' imagefolder reads a folder, its rows come in the same order."""
+    import datasets
+
+    images = iter(generated_images(12))
+    layout = ["n02129165/images/a.png", "n02129165/b.png", "n02129165/close ups/c.png", "n04490091/images/d.PNG"]
+    layout += ["train/lion/images/e.png", "train/lion/f.png", "train/truck/g.png", "val/lion/h.png", "val/truck/x/i.png"]
+    for relative in layout:
+        root = tmp_path / ("splits" if relative.startswith(("train", "val")) else "ids")
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        next(images).save(root / relative, format="PNG")
+    (tmp_path / "ids" / "n02129165" / "._b.png").write_bytes(b"AppleDouble, not a PNG")
+    (tmp_path / "ids" / "n04490091" / "n04490091_boxes.txt").write_text("d.PNG 0 0 10 10")
+
+    whole = load_eval_data(DataConfig(path=str(tmp_path / "ids")))
+    assert whole.class_names == ["n02129165", "n04490091"] and whole.dataset["label"] == [0, 0, 0, 1]
+    splits = load_splits(DataConfig(path=str(tmp_path / "splits")))
+    assert splits.class_names == ["lion", "truck"]
+    assert (splits.train["label"], splits.eval["label"]) == ([0, 0, 1], [0, 1])  # the val folder is the eval split
+
+    flat = tmp_path / "flat"
+    for index, image in enumerate(generated_images(9)):
+        folder = flat / ("cat dog", "cat", "Zebra")[index % 3]  # " " sorts before "/", "Z" before "c"
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"IMG_{index}.png")
+    theirs = datasets.load_dataset("imagefolder", data_dir=str(flat))["train"]
+    ours = load_eval_data(DataConfig(path=str(flat))).dataset
+    assert ours["label"] == theirs["label"] and ours.features["label"].names == theirs.features["label"].names
+    as_paths = datasets.Image(decode=False)
+    assert [i["path"] for i in ours.cast_column("image", as_paths)["image"]] == [
+        i["path"] for i in theirs.cast_column("image", as_paths)["image"]
+    ]
 
 
 def test_hub_source_goes_through_load_dataset(tiny_parquet, tmp_path):

@@ -30,6 +30,7 @@ from .._validation import did_you_mean
 from ..errors import DataError
 from ..wordnet import WNID
 from .config import DataConfig
+from .folders import image_folder
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HUB = "zalando-datasets/fashion_mnist"
@@ -274,7 +275,9 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
     if config.source == "imagefolder":
         if not Path(str(config.path)).is_dir():
             raise DataError(f"Image folder {config.path!r} does not exist.")
-        return _load_dataset("imagefolder", data_dir=config.path), f"the image folder {config.path}"
+        by_class_folder = image_folder(Path(str(config.path)))  # None: a metadata file says the labels
+        loaded = by_class_folder if by_class_folder is not None else _load_dataset("imagefolder", data_dir=config.path)
+        return loaded, f"the image folder {config.path}"
     try:
         loaded = _load_dataset(config.path, config.subset)
     except (ConnectionError, FileNotFoundError) as error:  # offline, or no such dataset

@@ -1,0 +1,85 @@
+"""A folder of class folders as a ``datasets`` dataset, read as torchvision's ``ImageFolder`` reads one: the class is
+the folder under the root (or under a split folder: ``train/``, ``validation/``, ...), the images lie anywhere beneath
+it (``n01443537/images/*.JPEG``, as Tiny-ImageNet's training images do).
+
+``datasets``' own imagefolder names each image by the folder it lies in and drops every label when images lie at
+different depths, so such a folder trained as one class named ``images``, or as none; it still reads a folder with a
+``metadata.csv`` (or ``.jsonl``, ``.parquet``) file, which says the labels itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import datasets
+from datasets.data_files import SPLIT_KEYWORDS
+
+from ..errors import DataError
+from .config import IMAGE_SUFFIXES
+
+SPLIT_FOLDERS = {keyword: str(split) for split, keywords in SPLIT_KEYWORDS.items() for keyword in keywords}
+METADATA_FILES = frozenset({"metadata.csv", "metadata.jsonl", "metadata.parquet"})
+
+
+def image_folder(root: Path) -> datasets.DatasetDict | None:
+    """Each split's images (a ``datasets.Image`` column of paths) and their classes (a ``ClassLabel`` of the class
+    folders' names, sorted), rows in the order of their paths; None for a folder with a metadata file.
+
+    Raises:
+        DataError: images beside the class folders of a split folder.
+    """
+    splits = [(SPLIT_FOLDERS[child.name.lower()], child) for child in _folders(root) if child.name.lower() in SPLIT_FOLDERS]
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for split, split_root in splits or [("train", root)]:
+        split_root = Path(os.path.abspath(split_root))  # absolute paths, as datasets' imagefolder gives them
+        for directory, folders, files in os.walk(split_root):
+            folders[:] = [name for name in folders if not _hidden(name)]
+            if METADATA_FILES & set(files):
+                return None
+            images = sorted(name for name in files if not _hidden(name) and Path(name).suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                continue
+            relative = Path(directory).relative_to(split_root)
+            if not relative.parts:
+                raise DataError(
+                    f"{split_root} holds images beside its class folders ({images[0]}), which would leave them without a "
+                    f"class; move them into their class folders ({split_root}/cat/*.jpg, {split_root}/dog/*.jpg)."
+                )
+            rows.setdefault(split, []).extend((os.path.join(directory, name), relative.parts[0]) for name in images)
+    if not rows:
+        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put them in one folder per class.")
+    names = sorted({name for split_rows in rows.values() for _, name in split_rows})
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    loaded = {}
+    for split, split_rows in rows.items():
+        split_rows.sort()
+        paths = [path for path, _ in split_rows]
+        labels = [names.index(name) for _, name in split_rows]
+        table = datasets.Dataset.from_dict({"image": paths, "label": labels}, features=features).data
+        loaded[split] = datasets.Dataset(table, datasets.DatasetInfo(features=features), fingerprint=_fingerprint(paths, labels))
+    return datasets.DatasetDict(loaded)
+
+
+def _folders(root: Path) -> list[Path]:
+    return sorted(child for child in root.iterdir() if child.is_dir() and not _hidden(child.name))
+
+
+def _hidden(name: str) -> bool:
+    """What ``datasets`` leaves out of a folder too: hidden files and folders (``.DS_Store``, macOS's ``._IMG.jpg``)
+    and ``__MACOSX``-style ones."""
+    return name.startswith((".", "__"))
+
+
+def _fingerprint(paths: list[str], labels: list[int]) -> str:
+    """What the rows are: their files (path, size, modification time) and classes, so that a feature cache of an
+    earlier version of the folder is not taken for this one."""
+    digest = hashlib.sha256()
+    for path, label in zip(paths, labels, strict=True):
+        stat = os.stat(path)
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{label}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+__all__ = ["image_folder"]
