@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.helpers import launch_two_processes, one_thread, write_config
+from tests.helpers import generated_images, launch_two_processes, one_thread, write_config
 from visnet_hf.data import DataConfig
 from visnet_hf.data.streaming import load_streams
 from visnet_hf.errors import ConfigError, DataError
@@ -82,6 +82,24 @@ def test_a_stream_needs_an_eval_split_class_names_and_steps(parquet_shards, tmp_
         train(load_config(config, ["stages=[{name: a, epochs: 1}]"]))
     with pytest.raises(ConfigError, match="cache_features needs the whole dataset"):
         load_config(config, ["data.cache_features=true"])
+
+
+def test_a_streamed_image_folder_reads_classes_as_a_loaded_one_does(tmp_path):
+    """Each class is the folder under the split folder, its images at any depth beneath it, and each process gets its
+    own part of them."""
+    images = iter(generated_images(6))
+    for relative in ["train/lion/images/a.png", "train/lion/b.png", "train/truck/images/c.png", "train/truck/d.png"]:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        next(images).save(tmp_path / relative)
+    for relative in ["validation/lion/e.png", "validation/truck/x/f.png"]:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        next(images).save(tmp_path / relative)
+    config = DataConfig(path=str(tmp_path), streaming=True, eval_split="validation")
+    streams = load_streams(config)
+    assert streams.class_names == ["lion", "truck"]
+    assert [row["label"] for row in streams.train] == [0, 0, 1, 1] and [row["label"] for row in streams.eval] == [0, 1]
+    parts = [[row["image"].size for row in load_streams(config, rank, 2).train] for rank in (0, 1)]
+    assert len(parts[0]) == len(parts[1]) == 2
 
 
 def test_streaming_trains_in_steps_and_evaluates_on_every_eval_image(parquet_shards, tmp_path):

@@ -30,6 +30,7 @@ import torch
 
 from ..errors import DataError
 from .config import DataConfig
+from .folders import image_folder
 from .images import BadImageError, decode, decode_tensor
 from .transforms import RecipeTransform, collate
 
@@ -85,7 +86,12 @@ def _open(config: DataConfig) -> dict[str, Any]:
     if config.source == "imagefolder":
         if not Path(str(config.path)).is_dir():
             raise DataError(f"Image folder {config.path!r} does not exist.")
-        return datasets.load_dataset("imagefolder", data_dir=config.path, streaming=True)
+        by_class_folder = image_folder(Path(str(config.path)))  # paths: each image is read when it comes
+        if by_class_folder is None:  # a metadata file says the labels
+            return datasets.load_dataset("imagefolder", data_dir=config.path, streaming=True)
+        return datasets.IterableDatasetDict(
+            {split: rows.to_iterable_dataset(num_shards=min(len(rows), 64)) for split, rows in by_class_folder.items()}
+        )
     if config.source == "hub":
         try:
             return datasets.load_dataset(config.path, config.subset, streaming=True)
