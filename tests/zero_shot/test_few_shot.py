@@ -206,6 +206,10 @@ def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
     assert {name: len(images) for name, images in examples_by_name(dataset, NEW).items()} == {"lion": 2, "truck": 1, "boat": 1}
     model.set_classes(NEW, examples=dataset)
     assert model.config.class_example_counts == [2, 1, 1]
+    renamed = dataset.rename_columns({"image": "photo", "label": "species"})  # found by their features
+    assert {name: len(images) for name, images in examples_by_name(renamed, NEW).items()} == {"lion": 2, "truck": 1, "boat": 1}
+    with pytest.raises(ValueError, match=r"needs an image column .* it has \['photo', 'text'\]"):
+        examples_by_name(renamed.remove_columns("species").add_column("text", ["a"] * 4), NEW)
 
     with pytest.raises(ValueError, match=r"Examples were given for \['zebra'\], which are not among the names"):
         model.set_classes(NEW, examples={"zebra": photos(50)})

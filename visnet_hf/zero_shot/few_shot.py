@@ -161,10 +161,18 @@ def _dataset_examples(dataset: Any) -> dict[str, list[Any]]:
             "examples must be a mapping from class name to a list of images, or a datasets.Dataset with image and "
             f"label columns; got {type(dataset).__name__}."
         )
-    image_column = next((c for c in ("image", "img", "pixel_values") if c in columns), None)
-    label_column = next((c for c in ("label", "labels", "name", "class") if c in columns), None)
+    kinds = {column: type(feature).__name__ for column, feature in (getattr(dataset, "features", None) or {}).items()}
+    image_column = next((c for c in ("image", "img", "pixel_values") if c in columns), None) or next(
+        (c for c in columns if kinds.get(c) == "Image"), None
+    )
+    label_column = next((c for c in ("label", "labels", "name", "class") if c in columns), None) or next(
+        (c for c in columns if kinds.get(c) == "ClassLabel"), None
+    )
     if image_column is None or label_column is None:
-        raise ValueError(f"The examples dataset needs an image column and a label column; it has {columns}.")
+        raise ValueError(
+            f"The examples dataset needs an image column (an Image feature, or one named image) and a label column (a "
+            f"ClassLabel, or one named label holding names); it has {columns}."
+        )
     if type(dataset.features[image_column]).__name__ == "Image":  # decoded one by one, so a bad file is named
         import datasets
 
