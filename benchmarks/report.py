@@ -773,8 +773,7 @@ def few_shot_section(result: dict) -> list[str]:
         f"Few-shot offset chosen on the folds: {result['few_shot_offset']}. Harmonic mean {pct(fs)} against zero-shot's "
         f"{pct(zs)}: {100 * (fs - zs):+.1f} points (goal: +10): {verdict(fs - zs >= 0.10)}.",
         "",
-        f"`visnet extend` end to end (load the model, read {result['extend']['photos']} photo files of {result['extend']['classes']} "
-        f"classes, embed the names, save): {result['extend']['seconds']:.1f} s (goal: under 30 s): {verdict(result['extend']['seconds'] < 30)}.",
+        *_extend_lines(result["extend"]),
         "",
         *_top_score_lines(result, ks),
         "What was tried to do better than the method on the same fold episodes (learned corrections, other photo experts,",
@@ -788,6 +787,22 @@ def few_shot_section(result: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def _extend_lines(extend: dict) -> list[str]:
+    """How long `visnet extend` took, as a user runs it (an older result timed it in the benchmark's own process)."""
+    if "keep_trained_seconds" not in extend:
+        return [
+            f"`visnet extend` end to end (load the model, read {extend['photos']} photo files of {extend['classes']} classes, "
+            f"embed the names, save): {extend['seconds']:.1f} s (goal: under 30 s): {verdict(extend['seconds'] < 30)}."
+        ]
+    slowest = max(extend["seconds"], extend["keep_trained_seconds"])
+    return [
+        f"`visnet extend` of {extend['classes']} classes from {extend['photos']} photo files, timed as a user runs it: a fresh "
+        "process, from the command line to the saved model (Python's start, the imports, loading the model and the text "
+        f"encoder, the photos, the names, saving): {extend['seconds']:.1f} s, and {extend['keep_trained_seconds']:.1f} s "
+        f"with `--keep-trained` (goal: under 30 s): {verdict(slowest < 30)}."
+    ]
 
 
 def _top_score_lines(result: dict, ks: list[str]) -> list[str]:

@@ -16,6 +16,7 @@ import visnet_hf
 from tests.helpers import CLASS_NAMES
 from visnet_hf.data.images import BadImageError
 from visnet_hf.errors import ConfigError
+from visnet_hf.wordnet import glosses
 from visnet_hf.zero_shot import VisualPrototypes
 from visnet_hf.zero_shot.few_shot import ExampleSet, example_logits, examples_by_name
 
@@ -189,6 +190,25 @@ def test_keep_trained_puts_the_new_names_beside_the_trained_ones_and_merges_a_tr
     assert vocabulary.mixes_trained_and_new and vocabulary.trained.tolist() == [True] * 4 + [False]
     pixel_values = model.image_processor()(photos(12), return_tensors="pt")["pixel_values"]
     assert model(pixel_values=pixel_values).logits.shape == (2, 5)
+
+
+def test_keep_trained_encodes_only_the_new_names(tiny_text_encoder, monkeypatch):
+    """The trained names keep their embeddings (and WordNet glosses), exactly what encoding them again gives, so adding a
+    class to a model of a thousand costs the new class's texts alone."""
+    from visnet_hf.text.encoder import TextEncoder
+
+    model = visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, prototype_glosses=1.0
+    ).eval()
+    encoded: list[str] = []
+    encode = TextEncoder.encode
+    monkeypatch.setattr(TextEncoder, "encode", lambda self, texts: encoded.extend(texts) or encode(self, texts))
+    model.set_classes(["lion"], keep_trained=True)
+    assert model.config.class_names == [*CLASS_NAMES, "lion"]
+    assert encoded == ["a photo of a lion.", glosses(["n02129165"])[0]]  # its name and its WordNet gloss, no more
+    again = model.vocabulary_for(model.config.class_names)  # every name encoded, as before
+    torch.testing.assert_close(model.class_embeddings, again.embeddings, atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.class_glosses, again.glosses, atol=1e-5, rtol=0)
 
 
 def test_a_trained_name_among_new_ones_with_photos_is_said_to_be_scored_as_trained(model, photos):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -120,6 +120,16 @@ class ClassTexts:
             descriptions=per_class(descriptions, len(names), "descriptions"),
             templates=resolve_templates(templates),
             average=average,
+        )
+
+    def select(self, rows: Sequence[int]) -> ClassTexts:
+        """The texts of the classes ``rows`` alone, in that order."""
+
+        def pick(values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+            return tuple(values[row] for row in rows) if values is not None else None
+
+        return replace(
+            self, names=tuple(self.names[row] for row in rows), synonyms=pick(self.synonyms), descriptions=pick(self.descriptions)
         )
 
     def groups(self, index: int) -> list[list[str]]:

@@ -15,7 +15,7 @@ vocabulary (same names, same order) both of VSENet's heads take part; otherwise 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -130,6 +130,7 @@ def build_vocabulary(
     embed_glosses: bool = False,
     embeddings: torch.Tensor | None = None,
     width: int | None = None,
+    known: Vocabulary | None = None,
 ) -> Vocabulary:
     """Embed class names with ``encoder``.
 
@@ -148,6 +149,8 @@ def build_vocabulary(
         embed_glosses: also embed each sense's WordNet definition (``Vocabulary.glosses``).
         embeddings: precomputed ``(len(names), dim)`` embeddings instead of the text encoder.
         width: the text space's width the model expects, checked.
+        known: a vocabulary already embedded with the same encoder and texts (the trained classes): its names'
+            embeddings (and glosses) are taken from it, and only the other names are encoded.
 
     Raises:
         ValueError: ``embeddings`` or ``synsets`` that do not fit the names, or a width the model cannot score.
@@ -159,7 +162,9 @@ def build_vocabulary(
         names, fill_descriptions(describe, names, descriptions, synonyms, senses), templates, synonyms, average
     )
     if embeddings is None:
-        embeddings = _encoder(encoder).embed_classes(texts)
+        embeddings = _known_or_encoded(
+            texts.names, known, "embeddings", lambda rows: _encoder(encoder).embed_classes(texts.select(rows))
+        )
     if embeddings.ndim != 2 or len(embeddings) != len(texts.names) or (width is not None and embeddings.shape[1] != width):
         expected = f"({len(texts.names)}, {width if width is not None else 'dim'})"
         raise ValueError(
@@ -167,10 +172,39 @@ def build_vocabulary(
             "text encoder must be the one the model was trained with, or one with the same width."
         )
     embeddings = F.normalize(embeddings.float(), dim=-1)
+    all_senses = senses or (None,) * len(texts.names)
     gloss_embeddings = (
-        gloss_matrix(_encoder(encoder), senses or (None,) * len(texts.names), embeddings.shape[1]) if embed_glosses else None
+        _known_or_encoded(
+            texts.names,
+            known,
+            "glosses",
+            lambda rows: gloss_matrix(_encoder(encoder), [all_senses[i] for i in rows], embeddings.shape[1]),
+        )
+        if embed_glosses
+        else None
     )
     return Vocabulary.of(texts.names, embeddings, trained_names, texts=texts, synsets=senses, glosses=gloss_embeddings)
+
+
+def _known_or_encoded(
+    names: Sequence[str], known: Vocabulary | None, part: str, encode: Callable[[list[int]], torch.Tensor]
+) -> torch.Tensor:
+    """One row per name: ``known``'s ``part`` (``embeddings`` or ``glosses``) where it has the name, ``encode(rows)``
+    for the other rows (all of them without ``known``)."""
+    given = getattr(known, part, None) if known is not None else None
+    index = {name: row for row, name in enumerate(known.names)} if known is not None and given is not None else {}
+    rows = [row for row, name in enumerate(names) if name not in index]
+    if given is None or len(rows) == len(names):
+        return encode(rows)
+    encoded = encode(rows) if rows else None
+    width = given.shape[1] if encoded is None else encoded.shape[1]
+    matrix = torch.zeros(len(names), width)
+    if encoded is not None:
+        matrix[rows] = encoded.float()
+    for row, name in enumerate(names):
+        if name in index:
+            matrix[row] = given[index[name]].float()
+    return matrix
 
 
 def gloss_matrix(encoder: TextEncoderLike, senses: Sequence[str | None], width: int) -> torch.Tensor:

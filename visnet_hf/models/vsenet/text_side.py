@@ -101,6 +101,7 @@ class TextSide:
         synonyms: Sequence[str | Sequence[str] | None] | None = None,
         synsets: Sequence[str | None] | None = None,
         class_embeddings: torch.Tensor | None = None,
+        known: Vocabulary | None = None,
     ) -> Vocabulary:
         """``names`` embedded with this model's text encoder and text settings (arguments as
         :func:`visnet_hf.zero_shot.build_vocabulary`); the model is not changed."""
@@ -119,6 +120,7 @@ class TextSide:
             embed_glosses=config.zero_shot_config.prototype_glosses > 0,
             embeddings=class_embeddings,
             width=config.embedding_dim,
+            known=known,
         )
 
     @torch.no_grad()
@@ -152,7 +154,9 @@ class TextSide:
             names, descriptions, synonyms, synsets = self._with_known(earlier, names, descriptions, synonyms, synsets)
             if class_embeddings is not None:
                 raise ValueError("keep_trained embeds the trained names with the new ones; give texts, not class_embeddings.")
-        vocabulary = self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings)
+        # the trained names keep their texts (above) and so their embeddings: only the new ones are encoded
+        known = self.trained_vocabulary if keep_trained and templates is None else None
+        vocabulary = self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings, known)
         if examples is not None:
             vocabulary = self.with_examples(vocabulary, examples)
             if not keep_trained:
