@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from .data import DataConfig
 
 SYNSET_COLUMN_HELP = (
-    "VSENet: a column of --data with each class's WordNet id (e.g. wnid): the sense its description and the "
-    "prototypes' WordNet similarity use"
+    "VSENet: a column of --data with each class's WordNet id: the sense its description and the prototypes' "
+    "WordNet similarity use (default: a column named wnid, where it holds WordNet ids only)"
 )
 
 

@@ -344,12 +344,16 @@ def test_wordnet_ids_come_from_a_data_column(tiny_parquet, tmp_path):
     path = with_column(tiny_parquet, tmp_path / "wnid.parquet", "wnid", {**WNIDS, "car": None})
     splits = load_splits(DataConfig(path=path, class_synset_column="wnid", include_classes=["ship", "car", "cat"]))
     assert splits.synsets == ["n04194289", None, "n02124075"]  # per class, in the kept order; none given for car
-    assert load_splits(DataConfig(path=path)).synsets is None
+    unset = load_splits(DataConfig(path=path))  # a column named wnid, of WordNet ids only, is read without being named
+    assert unset.synsets == [WNIDS.get(name) if name != "car" else None for name in unset.class_names]
+    renamed = with_column(tiny_parquet, tmp_path / "synset.parquet", "synset", WNIDS)
+    assert load_splits(DataConfig(path=renamed)).synsets is None  # another name: only when named
     with pytest.raises(DataError, match=r"data.class_synset_column='wnids' is not a column .*Did you mean 'wnid'"):
         load_splits(DataConfig(path=path, class_synset_column="wnids"))
     wrong = with_column(tiny_parquet, tmp_path / "wrong.parquet", "wnid", {**WNIDS, "dog": "02084071"})
     with pytest.raises(DataError, match=r"holds '02084071' for class 'dog', which is not a WordNet noun id such as 'n01443537'"):
         load_splits(DataConfig(path=wrong, class_synset_column="wnid"))
+    assert load_splits(DataConfig(path=wrong)).synsets is None  # not named, not all ids: not read, no error
 
 
 def jpeg_bytes(image, **options) -> bytes:

@@ -63,7 +63,8 @@ class DataConfig:
     ``"goldfish, Carassius auratus"``, split on ``class_texts_separator``); a VSENet embeds them with
     its templates next to the class name. ``class_synset_column`` names a column with each example's
     class's WordNet id (ImageNet's wnid, ``"n01443537"``): a VSENet then describes (``describe_classes``)
-    and places in WordNet (``prototype_hierarchy``) that sense instead of guessing it from the name.
+    and places in WordNet (``prototype_hierarchy``) that sense instead of guessing it from the name; unset, a
+    column named ``wnid`` of WordNet ids only (ImageNet-derived data) is read as it.
     Without an eval split (``eval_path`` / ``eval_split``) a stratified ``val_fraction`` of the
     training data is held out, with the run's seed.
 
