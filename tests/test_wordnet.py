@@ -124,6 +124,7 @@ def test_a_given_wordnet_id_wins_over_the_sense_guessed_from_the_name():
     assert synset_ids(["slug"], synonyms=[["sluggard"]]) == (f"n{synset_for('slug', ['sluggard']).offset}",)
     # a name that is itself a WordNet id (an ImageNet-style class folder) is that sense, as given
     assert synset_ids(["n01443537", "n99999999"]) == ("n01443537", None)
+    assert synset_ids(["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]) == ("n02085620", "n02085782")  # Stanford Dogs
     assert [(r.lemma, r.how) for r in sense_records(["n01443537"])] == [("goldfish", "given")]
 
 

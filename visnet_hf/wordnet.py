@@ -39,6 +39,8 @@ import torch
 RESOURCE = Path(__file__).parent / "resources" / "wordnet_nouns.tsv.gz"
 SOURCES = ("wordnet", "none")  # "none": WordNet off altogether (no descriptions, no senses)
 WNID = re.compile(r"n\d{8}")  # a noun synset as ImageNet names it: "n" and its 8-digit offset
+WNID_PREFIX = re.compile(r"(n\d{8})\s*[-.:]?\s*(\S.*)")  # "n02085620-Chihuahua": the id, then the name
+NUMBER_PREFIX = re.compile(r"\d+\.\s*(\D.*)")  # "001.Black footed Albatross": a class number, then the name
 
 # WordNet lexicographer files of things a photograph can show (lexnames: 05 noun.animal, 06 noun.artifact,
 # 08 noun.body, 13 noun.food, 17 noun.object, 19 noun.phenomenon, 20 noun.plant, 27 noun.substance).
@@ -91,14 +93,27 @@ def _key(name: str) -> str:
 
 
 def spoken_name(name: str) -> str:
-    """The words a text encoder reads for a class name: a WordNet id (``"n01443537"``, the name of an ImageNet-style
-    class folder) as its sense's first lemma (``"goldfish"``), any other name with its underscores read as spaces
-    (``"golden_retriever"`` → ``"golden retriever"``, as a folder name often spells it)."""
-    if WNID.fullmatch(name):
-        synset = read_resource()[0].get(name[1:])
-        if synset is not None:
-            return synset.lemmas[0]
-    return " ".join(name.replace("_", " ").split()) or name
+    """The words a text encoder reads for a class name, as :func:`name_parts` finds them."""
+    return name_parts(name)[1]
+
+
+def name_parts(name: str) -> tuple[str | None, str]:
+    """A class name as folder names spell it, in two parts: the WordNet id it holds (None without one WordNet knows)
+    and its words, underscores read as spaces:
+
+    * ``"n01443537"`` (an ImageNet class folder): ``("n01443537", "goldfish")``, the sense's first lemma;
+    * ``"n02085620-Chihuahua"`` (Stanford Dogs): ``("n02085620", "Chihuahua")``;
+    * ``"001.Black_footed_Albatross"`` (CUB-200): ``(None, "Black footed Albatross")``, the number left out;
+    * ``"golden_retriever"``: ``(None, "golden retriever")``.
+    """
+    words = " ".join(name.replace("_", " ").split()) or name
+    prefixed = WNID_PREFIX.fullmatch(words)
+    wnid = name if WNID.fullmatch(name) else prefixed.group(1) if prefixed else None
+    synset = read_resource()[0].get(wnid[1:]) if wnid else None
+    if synset is None:
+        numbered = NUMBER_PREFIX.fullmatch(words)
+        return None, numbered.group(1) if numbered else words
+    return wnid, prefixed.group(2) if prefixed else synset.lemmas[0]
 
 
 def senses(name: str) -> list[Synset]:
@@ -215,7 +230,7 @@ def sense_records(
         if chosen is None or wnid is None:
             how = "off" if chosen is None else "none"
         elif by_origin:  # the ids are the data's: given where it gave one WordNet knows
-            how = "given" if (wnids and wnids[i] == wnid) or name == wnid else "guessed"
+            how = "given" if (wnids and wnids[i] == wnid) or name_parts(name)[0] == wnid else "guessed"
         else:  # the ids a model holds (given or guessed before): given where the name alone gives another
             how = "guessed" if from_names is not None and wnid == from_names[i] else "given"
         synset = synsets.get(wnid[1:]) if wnid else None
@@ -263,17 +278,18 @@ def _synset_ids(
     names: tuple[str, ...], synonyms: tuple[tuple[str, ...], ...] | None, wnids: tuple[str | None, ...] | None
 ) -> tuple[str | None, ...]:
     synsets, _ = read_resource()
-    case_matters = not all(name[:1].isupper() for name in names)  # a vocabulary in title case: capitals say nothing
+    parts = [name_parts(name) for name in names]  # an id the name holds, and its words
+    case_matters = not all(words[:1].isupper() for _, words in parts)  # a vocabulary in title case: capitals say nothing
     ids: list[str | None] = []
-    for i, name in enumerate(names):
+    for i, (in_name, words) in enumerate(parts):
         wnid = wnids[i] if wnids else None
         if wnid and WNID.fullmatch(wnid) and wnid[1:] in synsets:
             ids.append(wnid)
             continue
-        if WNID.fullmatch(name) and name[1:] in synsets:  # the name is the id (an ImageNet-style folder's name)
-            ids.append(name)
+        if in_name is not None:  # the name holds the id (an ImageNet-style folder's name)
+            ids.append(in_name)
             continue
-        synset = sense_of(name, synonyms[i] if synonyms else (), case_matters)
+        synset = sense_of(words, synonyms[i] if synonyms else (), case_matters)
         ids.append(f"n{synset.offset}" if synset else None)
     return tuple(ids)
 

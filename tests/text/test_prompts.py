@@ -68,3 +68,10 @@ def test_the_encoder_reads_folder_style_names_as_words():
     assert texts.groups(0) == [["a photo of a goldfish."], ["goldfish: a fish"]]
     assert texts.groups(1) == [["a photo of a golden retriever."]]
     assert texts.groups(2) == [["a photo of a n99999999."]]  # no such WordNet id: read as it is
+    # Stanford Dogs' and CUB-200's folders: the id or the class number before the name is left out
+    others = ClassTexts.build(["n02085782-Japanese_spaniel", "001.Black_footed_Albatross", "3.5 inch floppy"])
+    assert [others.groups(i)[0][0] for i in range(3)] == [
+        "a photo of a Japanese spaniel.",
+        "a photo of a Black footed Albatross.",
+        "a photo of a 3.5 inch floppy.",
+    ]
