@@ -8,7 +8,6 @@ classes stay beside them. The extended model is saved as any model is, and answe
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import warnings
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import DataConfig
-from .data.config import IMAGE_SUFFIXES
+from .data.folders import has_images
 from .errors import ConfigError
 
 
@@ -79,10 +78,11 @@ def _check_class_folders(data: DataConfig) -> None:
     root = Path(str(data.path))
     if data.source != "imagefolder" or not root.is_dir():
         return
-    empty = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if not any(Path(name).suffix.lower() in IMAGE_SUFFIXES for _, _, files in os.walk(folder) for name in files):
-            empty.append(str(folder))
+    empty = [
+        str(folder)
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not has_images(folder)
+    ]
     if empty:
         raise ConfigError(
             f"{', '.join(empty)}: no images in this class folder; add a few photos of the class, or remove the folder."

@@ -123,6 +123,7 @@ def test_extend_mistakes(saved_vsenet, new_photos, tmp_path, capsys):
     (broken / "lion").mkdir(parents=True)
     (broken / "zebra").mkdir()
     (broken / "lion" / "IMG_0001.jpg").write_bytes((new_photos / "lion" / "IMG_0000.jpg").read_bytes())
+    (broken / "zebra" / "._IMG_0001.jpg").write_bytes(b"macOS's copy of a photo's metadata: no photo")
     err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(broken), "--output-dir", str(tmp_path / "o")], capsys)
     assert f"{broken / 'zebra'}: no images in this class folder; add a few photos of the class, or remove the folder" in err
     (broken / "zebra" / "IMG_0002.jpg").write_bytes(b"not a jpeg")

@@ -62,6 +62,15 @@ def image_folder(root: Path) -> datasets.DatasetDict | None:
     return datasets.DatasetDict(loaded)
 
 
+def has_images(folder: Path) -> bool:
+    """Whether ``folder`` holds an image at any depth, as :func:`image_folder` reads it (hidden files left out)."""
+    for _, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not _hidden(name)]
+        if any(not _hidden(name) and Path(name).suffix.lower() in IMAGE_SUFFIXES for name in files):
+            return True
+    return False
+
+
 def _folders(root: Path) -> list[Path]:
     return sorted(child for child in root.iterdir() if child.is_dir() and not _hidden(child.name))
 
@@ -82,4 +91,4 @@ def _fingerprint(paths: list[str], labels: list[int]) -> str:
     return digest.hexdigest()[:32]
 
 
-__all__ = ["image_folder"]
+__all__ = ["has_images", "image_folder"]
