@@ -2,9 +2,9 @@
 the folder under the root (or under a split folder: ``train/``, ``validation/``, ...), the images lie anywhere beneath
 it (``n01443537/images/*.JPEG``, as Tiny-ImageNet's training images do).
 
-``datasets``' own imagefolder names each image by the folder it lies in and drops every label when images lie at
-different depths, so such a folder trained as one class named ``images``, or as none; it still reads a folder with a
-``metadata.csv`` (or ``.jsonl``, ``.parquet``) file, which says the labels itself.
+``datasets``' own imagefolder names each image by the folder it lies in, and drops every label when images lie at
+different depths or in one folder name only (Tiny-ImageNet's ``images``, a single class). It still reads a folder
+with a ``metadata.csv`` (or ``.jsonl``, ``.parquet``) file, which says the labels itself.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ def image_folder(root: Path) -> datasets.DatasetDict | None:
     if not rows:
         raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put them in one folder per class.")
     names = sorted({name for split_rows in rows.values() for _, name in split_rows})
+    number = {name: label for label, name in enumerate(names)}
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
     loaded = {}
     for split, split_rows in rows.items():
         split_rows.sort()
         paths = [path for path, _ in split_rows]
-        labels = [names.index(name) for _, name in split_rows]
+        labels = [number[name] for _, name in split_rows]
         table = datasets.Dataset.from_dict({"image": paths, "label": labels}, features=features).data
         loaded[split] = datasets.Dataset(table, datasets.DatasetInfo(features=features), fingerprint=_fingerprint(paths, labels))
     return datasets.DatasetDict(loaded)
