@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import DataConfig
-from .data.folders import has_images
+from .data.folders import class_folders, has_images
 from .errors import ConfigError
 
 
@@ -78,11 +78,7 @@ def _check_class_folders(data: DataConfig) -> None:
     root = Path(str(data.path))
     if data.source != "imagefolder" or not root.is_dir():
         return
-    empty = [
-        str(folder)
-        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if not has_images(folder)
-    ]
+    empty = [str(folder) for folder in class_folders(root) if not has_images(folder)]
     if empty:
         raise ConfigError(
             f"{', '.join(empty)}: no images in this class folder; add a few photos of the class, or remove the folder."

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -30,15 +31,13 @@ def image_folder(root: Path) -> datasets.DatasetDict | None:
     Raises:
         DataError: images beside the class folders of a split folder.
     """
-    splits = [(SPLIT_FOLDERS[child.name.lower()], child) for child in _folders(root) if child.name.lower() in SPLIT_FOLDERS]
+    splits = [(SPLIT_FOLDERS[child.name.lower()], child) for child in class_folders(root) if child.name.lower() in SPLIT_FOLDERS]
     rows: dict[str, list[tuple[str, str]]] = {}
     for split, split_root in splits or [("train", root)]:
         split_root = Path(os.path.abspath(split_root))  # absolute paths, as datasets' imagefolder gives them
-        for directory, folders, files in os.walk(split_root):
-            folders[:] = [name for name in folders if not _hidden(name)]
+        for directory, files, images in _walk(split_root):
             if METADATA_FILES & set(files):
                 return None
-            images = sorted(name for name in files if not _hidden(name) and Path(name).suffix.lower() in IMAGE_SUFFIXES)
             if not images:
                 continue
             relative = Path(directory).relative_to(split_root)
@@ -63,17 +62,27 @@ def image_folder(root: Path) -> datasets.DatasetDict | None:
     return datasets.DatasetDict(loaded)
 
 
-def has_images(folder: Path) -> bool:
-    """Whether ``folder`` holds an image at any depth, as :func:`image_folder` reads it (hidden files left out)."""
-    for _, folders, files in os.walk(folder):
-        folders[:] = [name for name in folders if not _hidden(name)]
-        if any(not _hidden(name) and Path(name).suffix.lower() in IMAGE_SUFFIXES for name in files):
-            return True
-    return False
-
-
-def _folders(root: Path) -> list[Path]:
+def class_folders(root: Path) -> list[Path]:
+    """The folders in ``root``, sorted, hidden ones left out."""
     return sorted(child for child in root.iterdir() if child.is_dir() and not _hidden(child.name))
+
+
+def images_in(folder: Path) -> list[Path]:
+    """The images at any depth in ``folder``, sorted, as :func:`image_folder` reads them (hidden files left out)."""
+    return sorted(Path(directory, name) for directory, _, images in _walk(folder) for name in images)
+
+
+def has_images(folder: Path) -> bool:
+    """Whether ``folder`` holds an image at any depth (stops at the first folder with one)."""
+    return any(images for _, _, images in _walk(folder))
+
+
+def _walk(folder: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` with hidden folders and files left out: each folder, its files, and its images (sorted)."""
+    for directory, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not _hidden(name)]
+        files = [name for name in files if not _hidden(name)]
+        yield directory, files, sorted(name for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _hidden(name: str) -> bool:
@@ -92,4 +101,4 @@ def _fingerprint(paths: list[str], labels: list[int]) -> str:
     return digest.hexdigest()[:32]
 
 
-__all__ = ["has_images", "image_folder"]
+__all__ = ["class_folders", "has_images", "image_folder", "images_in"]

@@ -368,15 +368,17 @@ def _class_synsets(dataset: datasets.Dataset, config: DataConfig, class_names: l
     """Each class's WordNet id from ``data.class_synset_column`` (the first of its examples that has
     one; None for a class none of them has); when that is not set, from a column named ``wnid`` (ImageNet's name
     for it) whose every value is a WordNet id."""
-    column = config.class_synset_column or _wnid_column(dataset)
+    column = config.class_synset_column or ("wnid" if "wnid" in dataset.column_names else None)
     if not column:
         return None
+    values = ["" if value is None else str(value).strip() for value in dataset[column][:]]
+    if not config.class_synset_column and not (any(values) and all(WNID.fullmatch(v) for v in values if v)):
+        return None  # a wnid column of other values is read only when named
     per_class: list[str | None] = [None] * len(class_names)
     labels = dataset[config.label_column][:]
-    for label, value in zip(labels, dataset[column][:]):
-        if value is None or str(value).strip() == "" or not 0 <= label < len(class_names) or per_class[label]:
+    for label, wnid in zip(labels, values):
+        if not wnid or not 0 <= label < len(class_names) or per_class[label]:
             continue
-        wnid = str(value).strip()
         if not WNID.fullmatch(wnid):
             raise DataError(
                 f"data.class_synset_column={config.class_synset_column!r} holds {wnid!r} for class "
@@ -385,14 +387,6 @@ def _class_synsets(dataset: datasets.Dataset, config: DataConfig, class_names: l
             )
         per_class[label] = wnid
     return per_class
-
-
-def _wnid_column(dataset: datasets.Dataset) -> str | None:
-    """``"wnid"`` where the data has such a column of WordNet ids only (ImageNet-derived data), else None."""
-    if "wnid" not in dataset.column_names:
-        return None
-    values = {str(value).strip() for value in dataset["wnid"][:] if value is not None and str(value).strip()}
-    return "wnid" if values and all(WNID.fullmatch(value) for value in values) else None
 
 
 def _names_as_labels(

@@ -124,11 +124,13 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
 
 def _class_folders(root: Path) -> dict[str, Path]:
     """A folder's class folders by name (``photos/lion/``, ``photos/truck/``, ...)."""
+    from ..data.folders import class_folders
+
     if not root.is_dir():
         raise ValueError(
             f"{root} is not a folder: give a folder with a folder of photos per class, or a mapping from name to images."
         )
-    folders = {folder.name: folder for folder in sorted(root.iterdir()) if folder.is_dir()}
+    folders = {folder.name: folder for folder in class_folders(root)}
     if not folders:
         raise ValueError(f"{root} has no class folders: put each class's photos in a folder named as the class.")
     return folders
@@ -139,12 +141,12 @@ def _images(value: Any, name: str) -> list[Any]:
     itself, a list (or an array of several images) as it is."""
     from PIL import Image
 
-    from ..data.config import IMAGE_SUFFIXES
+    from ..data.folders import images_in
 
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         if path.is_dir():
-            return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            return images_in(path)
         if not path.exists():
             raise ValueError(f"The examples of {name!r}: {path} is not there; give an image file or a folder of them.")
         return [path]

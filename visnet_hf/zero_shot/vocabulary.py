@@ -191,19 +191,16 @@ def _known_or_encoded(
 ) -> torch.Tensor:
     """One row per name: ``known``'s ``part`` (``embeddings`` or ``glosses``) where it has the name, ``encode(rows)``
     for the other rows (all of them without ``known``)."""
-    given = getattr(known, part, None) if known is not None else None
+    given = getattr(known, part) if known is not None else None
     index = {name: row for row, name in enumerate(known.names)} if known is not None and given is not None else {}
     rows = [row for row, name in enumerate(names) if name not in index]
     if given is None or len(rows) == len(names):
         return encode(rows)
-    encoded = encode(rows) if rows else None
-    width = given.shape[1] if encoded is None else encoded.shape[1]
-    matrix = torch.zeros(len(names), width)
-    if encoded is not None:
-        matrix[rows] = encoded.float()
-    for row, name in enumerate(names):
-        if name in index:
-            matrix[row] = given[index[name]].float()
+    matrix = torch.zeros(len(names), given.shape[1])
+    if rows:
+        matrix[rows] = encode(rows).float()
+    taken = [row for row, name in enumerate(names) if name in index]
+    matrix[taken] = given[[index[names[row]] for row in taken]].float()
     return matrix
 
 
