@@ -237,8 +237,8 @@ def _data_arguments(parser: argparse.ArgumentParser, required: bool = False) -> 
         "--data",
         required=required,
         default=None,
-        help="a folder of images (one folder per class), a .parquet file, a .csv or .jsonl file of image paths and labels, "
-        "or a Hub dataset id: what it is decides the source",
+        help="a folder of images (one folder per class), a folder save_to_disk wrote, a .parquet file, a .csv or .jsonl "
+        "file of image paths and labels, or a Hub dataset id: what it is decides the source",
     )
     parser.add_argument("--source", default="auto", choices=list(SOURCES), help="the data's kind (default: auto, from --data)")
     parser.add_argument("--split", default=None, help="the split to score, for a source with several")

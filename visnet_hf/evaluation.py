@@ -6,10 +6,13 @@ a training run held out only when asked (``held_out=True``), and then with that 
 section and seed read from the model folder's ``training_config.yaml``, so it is exactly the run's
 eval split.
 
-A VSENet evaluated on a dataset whose class names differ from its own is scored among the dataset's
-names (zero-shot), without changing the model; when they mix trained and new names, the report adds
-the accuracy on images of trained classes, on images of new classes, and their harmonic mean
-(generalised zero-shot).
+A dataset whose classes are all among the model's (in any order, or only some of them: a test folder
+without one class, the new classes of a model extended beside its trained ones) is scored among the
+model's classes, each image's label matched to the model's class of the same name: the question the model
+answers in ``visnet predict`` and the pipelines. A VSENet evaluated on a dataset with other class names is
+scored among the dataset's names (zero-shot), without changing the model. Whenever the names scored mix
+trained and new ones and the images include both, the report adds the accuracy on images of trained
+classes, on images of new classes, and their harmonic mean (generalised zero-shot).
 
 :func:`collect_logits` is the one loop that turns a loader into logits: training's evaluation,
 ``visnet eval``, the selection protocol and calibration all call it.
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
 import yaml
 from accelerate import Accelerator
@@ -128,7 +132,9 @@ def evaluate_model(
         results["bad_images"] = collected.bad_images
     vocabulary = forward_kwargs.get("vocabulary")
     if vocabulary is not None and vocabulary.mixes_trained_and_new:
-        results["generalised_zero_shot"] = seen_unseen_accuracy(collected.scores.argmax(1), collected.labels, vocabulary.trained)
+        figures = seen_unseen_accuracy(collected.scores.argmax(1), collected.labels, vocabulary.trained)
+        if figures["seen_images"] and figures["unseen_images"]:  # one side without images has no accuracy to show
+            results["generalised_zero_shot"] = figures
     return results
 
 
@@ -190,14 +196,17 @@ def evaluate_saved_model(
     results = evaluate_on(model, evaluation, data, batch_size=batch_size, calibration=calibration)
     output = Path(output_dir) if output_dir else (Path(model_dir) / "eval" if Path(model_dir).is_dir() else Path("eval"))
     output.mkdir(parents=True, exist_ok=True)
-    files = write_reports(output, results, [], evaluation.class_names)
+    files = write_reports(output, results, [], results["class_names"])
     summary_keys = ("accuracy", "top5_accuracy", "loss", "num_examples", "scored", "generalised_zero_shot")
     return {**{k: results[k] for k in summary_keys if k in results}, **files}
 
 
 def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int = 128, calibration: float | None = None):
-    """Score ``model`` on ``evaluation``; a VSENet among the data's class names when they differ from its own."""
+    """Score ``model`` on ``evaluation``: among the model's classes when the data's are all among them
+    (:func:`among_model_classes`), else a VSENet among the data's class names. The results name the classes
+    scored among (``class_names``)."""
     model_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    evaluation = among_model_classes(evaluation, model_names)
     forward_kwargs: dict[str, Any] = {}
     if model_names != evaluation.class_names and not is_vsenet(model):
         raise ConfigError(
@@ -220,4 +229,26 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
     prepared_model, loader = accelerator.prepare(model, eval_loader(evaluation.dataset, eval_transform, batch_size, data))
     results = evaluate_model(accelerator, prepared_model, loader, evaluation.class_names, **forward_kwargs)
     results["scored"] = evaluation.description
+    results["class_names"] = evaluation.class_names
     return results
+
+
+def among_model_classes(evaluation: EvalData, model_names: list[str]) -> EvalData:
+    """``evaluation`` with its labels numbered as the model's classes of the same names, when every class of the
+    data is one of the model's (in another order, or some of them only); as it is otherwise."""
+    names = evaluation.class_names
+    if names == model_names or not set(names) <= set(model_names):
+        return evaluation
+    row = {name: model_names.index(name) for name in names}
+    new_label = [row[name] for name in names]
+    dataset = evaluation.dataset
+    features = dataset.features.copy()
+    features["label"] = datasets.ClassLabel(names=model_names)
+    dataset = dataset.map(
+        lambda labels: {"label": [new_label[label] for label in labels]}, input_columns="label", batched=True, features=features
+    )
+    held = f"all {len(names)}" if len(names) == len(model_names) else f"{len(names)}"
+    description = f"{evaluation.description}, among the model's {len(model_names)} classes (the data holds {held} of them)"
+    return replace(
+        evaluation, dataset=dataset, class_names=list(model_names), description=description, synonyms=None, synsets=None
+    )

@@ -56,6 +56,18 @@ def test_train_by_flags_then_evaluate_the_whole_folder_and_predict(trained, phot
     assert cli(["eval", "--model", str(trained / "model"), "--data", str(photos[1])]) == 0  # no --source: a folder
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["num_examples"] == 24  # every image of the folder, none held out
+    whole = json.loads(Path(result["metrics_file"]).read_text())["report"]["per_class"]
+
+    # a test folder without one class (the first, so that the folder's own class numbers differ from the model's)
+    fewer = photos[1].parent / "test_photos_without_car"
+    shutil.copytree(photos[1], fewer, ignore=lambda folder, names: ["car"] if Path(folder) == photos[1] else [])
+    assert cli(["eval", "--model", str(trained / "model"), "--data", str(fewer), "--output-dir", str(fewer.parent / "e")]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["num_examples"] == 18 and "among the model's 4 classes (the data holds 3 of them)" in result["scored"]
+    part = json.loads(Path(result["metrics_file"]).read_text())["report"]["per_class"]
+    assert {name: part[name]["recall"] for name in ("cat", "dog", "ship")} == {
+        name: whole[name]["recall"] for name in ("cat", "dog", "ship")
+    }  # each image scored among the same 4 classes, by its class's name
 
     broken = photos[1].parent / "mixed"
     broken.mkdir(exist_ok=True)

@@ -253,6 +253,59 @@ def test_a_class_folder_holds_its_images_at_any_depth(tmp_path):
     ]
 
 
+def _class_folder(root: Path, names: list[str], per_class: int = 2) -> Path:
+    images = iter(generated_images(per_class * len(names)))
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for index in range(per_class):
+            next(images).save(root / name / f"{index}.png")
+    return root
+
+
+def test_an_eval_folder_or_file_is_matched_to_the_training_classes_by_name(tmp_path):
+    """``data.eval_path`` works for an image folder (it was ignored), and an eval split whose classes are fewer or
+    in another order is labelled by class name, not by its own class numbers."""
+    import datasets
+
+    train = _class_folder(tmp_path / "train", ["cat", "dog", "zebra"])
+    fewer = _class_folder(tmp_path / "fewer", ["cat", "zebra"])
+    splits = load_splits(DataConfig(path=str(train), eval_path=str(fewer)))
+    assert splits.class_names == ["cat", "dog", "zebra"] and len(splits.train) == 6
+    assert [splits.eval.features["label"].int2str(label) for label in splits.eval["label"]] == ["cat"] * 2 + ["zebra"] * 2
+    assert splits.eval_description == f"all of the image folder {fewer}"
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["zebra", "cat"])})
+    rows = {"image": [str(fewer / "cat" / "0.png"), str(fewer / "zebra" / "0.png")], "label": [1, 0]}
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(tmp_path / "reordered.parquet")
+    splits = load_splits(DataConfig(path=str(train), eval_path=str(tmp_path / "reordered.parquet")))
+    assert splits.eval["label"] == [0, 2]  # cat, zebra: the training folder's numbers
+
+    other = _class_folder(tmp_path / "other", ["cat", "lorry"])
+    with pytest.raises(DataError, match=r"classes the training data has not: \['lorry'\]"):
+        load_splits(DataConfig(path=str(train), eval_path=str(other)))
+    with pytest.raises(ValueError, match="eval_split"):
+        DataConfig(source="hub", path="owner/name", eval_path=str(fewer))
+
+
+def test_a_folder_save_to_disk_wrote_is_a_source(tmp_path):
+    """A ``Dataset`` saved with ``save_to_disk`` is read as its one split; a ``DatasetDict``, with its splits."""
+    import datasets
+
+    from visnet_hf.data.config import detect_source
+
+    images = [str(path) for path in sorted(_class_folder(tmp_path / "photos", ["cat", "dog"], 4).rglob("*.png"))]
+    table = datasets.Dataset.from_dict({"img": images, "animal": ["cat"] * 4 + ["dog"] * 4}).cast_column("img", datasets.Image())
+    table.save_to_disk(tmp_path / "one")
+    datasets.DatasetDict(train=table.select(range(1, 7)), test=table.select([0, 7])).save_to_disk(tmp_path / "two")
+    assert detect_source(str(tmp_path / "one")) == detect_source(str(tmp_path / "two")) == "saved"
+
+    whole = load_eval_data(DataConfig(path=str(tmp_path / "one"), image_column="img", label_column="animal"))
+    assert whole.class_names == ["cat", "dog"] and whole.dataset["label"] == [0] * 4 + [1] * 4
+    assert whole.description == f"all of the saved dataset {tmp_path / 'one'}"
+    splits = load_splits(DataConfig(path=str(tmp_path / "two"), eval_split="test", image_column="img", label_column="animal"))
+    assert (len(splits.train), splits.eval["label"]) == (6, [0, 1])
+
+
 def test_hub_source_goes_through_load_dataset(tiny_parquet, tmp_path):
     """A Hub id and a local dataset folder take the same `datasets.load_dataset(path, subset)` call."""
     import datasets

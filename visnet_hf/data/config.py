@@ -48,6 +48,7 @@ class DataConfig:
 
     ``source``: ``auto`` (the default: what ``path`` is, :func:`detect_source`), ``parquet`` (``path``: a file
     or list of files), ``imagefolder`` (``path``: a folder of class folders, or of split folders of class folders),
+    ``saved`` (``path``: a folder ``datasets``' ``save_to_disk`` wrote),
     ``hub`` (``path``: a Hub dataset id, ``subset``: its config name), ``webdataset`` (``path``: tar
     shards, local or URLs; columns named by file extension: ``image_column: jpg``, ``label_column: cls``),
     ``csv`` / ``json`` (``path``: a ``.csv`` / ``.tsv`` or ``.json`` / ``.jsonl`` table whose image column holds
@@ -65,8 +66,9 @@ class DataConfig:
     class's WordNet id (ImageNet's wnid, ``"n01443537"``): a VSENet then describes (``describe_classes``)
     and places in WordNet (``prototype_hierarchy``) that sense instead of guessing it from the name; unset, a
     column named ``wnid`` of WordNet ids only (ImageNet-derived data) is read as it.
-    Without an eval split (``eval_path`` / ``eval_split``) a stratified ``val_fraction`` of the
-    training data is held out, with the run's seed.
+    Without an eval split (``eval_path``: another file or folder of a local source, its classes matched to the
+    training data's by name; or ``eval_split``) a stratified ``val_fraction`` of the training data is held out,
+    with the run's seed.
 
     ``dev_fraction`` (with the run's seed) holds a stratified part of the *training* split out as
     the eval split: a development split on which to choose settings, while the test part (the eval
@@ -146,13 +148,23 @@ class DataConfig:
             problems.append(f"shuffle_buffer={self.shuffle_buffer} must be >= 1")
         if self.streaming and self.cache_features:
             problems.append("cache_features needs the whole dataset at hand; it does not go with streaming")
+        if self.eval_path is not None and self.source in ("hub", "fashion_mnist"):
+            problems.append(
+                f"data.eval_path is another file or folder of a local source; a {self.source} source names its eval split "
+                "with data.eval_split"
+            )
+        if self.streaming and self.eval_path is not None and self.source in ("imagefolder", "saved"):
+            problems.append(
+                f"a streamed {self.source} source takes its eval split from its own split folders (data.eval_split: "
+                "validation, for a validation/ folder beside train/); drop data.eval_path, or data.streaming"
+            )
         if self.streaming and self.source in TABLE_SOURCES:
             problems.append(
                 f"a {self.source} table of image paths is read as it is, each image when it is needed; drop data.streaming"
             )
         if self.streaming and self.source == "fashion_mnist":
             problems.append(
-                "fashion_mnist is read from local IDX files; streaming is for hub, parquet, imagefolder and webdataset"
+                "fashion_mnist is read from local IDX files; streaming is for hub, parquet, imagefolder, saved and webdataset"
             )
         if self.prefetch_factor is not None and (self.prefetch_factor < 1 or self.num_workers == 0):
             problems.append(f"prefetch_factor={self.prefetch_factor} needs num_workers > 0 and must be >= 1")
@@ -166,8 +178,14 @@ class DataConfig:
         return replace(self, **asdict(self.fallback), fallback=None)
 
 
+def is_saved_dataset(folder: Path) -> bool:
+    """Whether ``folder`` is what ``datasets``' ``save_to_disk`` writes (a ``Dataset`` or a ``DatasetDict``)."""
+    return (folder / "dataset_dict.json").is_file() or all((folder / n).is_file() for n in ("dataset_info.json", "state.json"))
+
+
 def detect_source(path: str | list[str]) -> Source:
-    """The source ``path`` is: a folder of images (``imagefolder``), ``.parquet`` files, ``.tar`` shards
+    """The source ``path`` is: a folder of images (``imagefolder``), a folder ``save_to_disk`` wrote (``saved``),
+    ``.parquet`` files, ``.tar`` shards
     (``webdataset``, local or URLs), a table of image paths and labels (``.csv`` / ``.tsv``: ``csv``; ``.json`` /
     ``.jsonl``: ``json``), or a Hub dataset id (``owner/name``, where no such local path exists).
 
@@ -180,7 +198,7 @@ def detect_source(path: str | list[str]) -> Source:
         return "webdataset" if suffix == ".tar" or ".tar}" in first else "parquet"
     local = Path(first)
     if local.is_dir():
-        return "imagefolder"
+        return "saved" if is_saved_dataset(local) else "imagefolder"
     if suffix in (".parquet", ".pq"):
         return "parquet"
     if suffix == ".tar":

@@ -16,7 +16,7 @@ import gzip
 import math
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,11 +25,11 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from .._choices import FILE_SOURCES, TABLE_SOURCES
+from .._choices import FILE_SOURCES, LOCAL_SOURCES, TABLE_SOURCES, Source
 from .._validation import did_you_mean
 from ..errors import DataError
 from ..wordnet import WNID
-from .config import DataConfig
+from .config import DataConfig, detect_source, is_saved_dataset
 from .folders import image_folder
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -150,7 +150,8 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
         eval_source = train_source
         eval_description = f"a stratified {_percent(config.val_fraction)} held out of {where['train']} (seed {seed})"
     else:
-        evaluation = eval_source = _with_class_label(_standardise(raw_eval, config, "eval"), class_names)
+        evaluation = _labels_by_name(_standardise(raw_eval, config, "eval"), class_names, where["eval"])
+        evaluation = eval_source = _with_class_label(evaluation, class_names)
         eval_description = where["eval"]
     if config.dev_fraction:  # choose on part of the training split; the test part stays out of both
         train, evaluation = _stratified_split(train, config.dev_fraction, seed, "dev_fraction", where["train"])
@@ -229,10 +230,17 @@ def _load_source(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset
     """The train split, the source's own eval split (or ``None``), and a description of each."""
     if config.source == "fashion_mnist":
         return _fashion_mnist(config)
-    if config.source in FILE_SOURCES and config.eval_path:
+    if config.source in LOCAL_SOURCES and config.eval_path:
         loaded, where = _load_dataset_dict(config)
-        evaluation, eval_where = _load_dataset_dict(replace(config, path=config.eval_path, eval_path=None))
-        return loaded["train"], next(iter(evaluation.values())), {"train": where, "eval": f"all of {eval_where}"}
+        evaluation, eval_where = _load_dataset_dict(replace(config, path=config.eval_path, eval_path=None, source=_kind(config)))
+        if len(evaluation) > 1 and config.eval_split not in evaluation:
+            raise DataError(
+                f"data.eval_path: {eval_where} has the splits {sorted(evaluation)}; name the one to evaluate on with "
+                "data.eval_split, or point data.eval_path at that split's folder."
+            )
+        eval_split = config.eval_split if len(evaluation) > 1 else next(iter(evaluation))
+        train = loaded[config.train_split] if config.train_split in loaded else loaded[next(iter(loaded))]
+        return train, evaluation[eval_split], {"train": where, "eval": f"all of {eval_where}"}
     loaded, where = _load_dataset_dict(config)
     if config.train_split not in loaded:
         raise DataError(
@@ -253,6 +261,15 @@ def _load_source(config: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset
         loaded[config.eval_split],
         {**described, "eval": f"the {config.eval_split!r} split of {where}"},
     )
+
+
+def _kind(config: DataConfig) -> Source:
+    """The source ``data.eval_path`` is: of its own kind (an eval parquet file beside a training folder), else the
+    training data's."""
+    try:
+        return detect_source(config.eval_path) if config.eval_path else config.source
+    except ValueError:
+        return config.source
 
 
 def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
@@ -278,6 +295,8 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
         by_class_folder = image_folder(Path(str(config.path)))  # None: a metadata file says the labels
         loaded = by_class_folder if by_class_folder is not None else _load_dataset("imagefolder", data_dir=config.path)
         return loaded, f"the image folder {config.path}"
+    if config.source == "saved":
+        return load_saved(str(config.path)), f"the saved dataset {config.path}"
     try:
         loaded = _load_dataset(config.path, config.subset)
     except (ConnectionError, FileNotFoundError) as error:  # offline, or no such dataset
@@ -286,6 +305,17 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
             "not exist here."
         ) from error
     return loaded, f"the Hub dataset {config.path}" + (f" ({config.subset})" if config.subset else "")
+
+
+def load_saved(path: str) -> datasets.DatasetDict:
+    """A folder written by ``save_to_disk`` (a ``Dataset``, as its one split ``train``, or a ``DatasetDict``)."""
+    if not is_saved_dataset(Path(path)):
+        raise DataError(
+            f"{path!r} is not a dataset saved with save_to_disk (it has no dataset_info.json and state.json, nor "
+            "dataset_dict.json); give the folder save_to_disk wrote."
+        )
+    loaded = datasets.load_from_disk(path)
+    return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
 
 
 def table_options(files: list[str]) -> dict[str, Any]:
@@ -440,6 +470,11 @@ def _keep_classes(dataset: datasets.Dataset, keep: list[int], names: list[str]) 
     """Only the examples of the ``keep`` classes, relabelled ``0..len(keep)-1`` in that order."""
     new_label = {old: new for new, old in enumerate(keep)}
     dataset = dataset.filter(lambda labels: [label in new_label for label in labels], input_columns="label", batched=True)
+    return relabelled(dataset, new_label, names)
+
+
+def relabelled(dataset: datasets.Dataset, new_label: Mapping[int, int], names: list[str]) -> datasets.Dataset:
+    """``dataset`` with each label ``old`` replaced by ``new_label[old]``, a ``ClassLabel`` of ``names``."""
     features = dataset.features.copy()
     features["label"] = datasets.ClassLabel(names=list(names))
     return dataset.map(
@@ -448,6 +483,28 @@ def _keep_classes(dataset: datasets.Dataset, keep: list[int], names: list[str]) 
         batched=True,
         features=features,
     )
+
+
+def _labels_by_name(dataset: datasets.Dataset, class_names: list[str], where: str) -> datasets.Dataset:
+    """An eval split whose labels name its classes otherwise than the training split (an eval folder without one
+    class, or a file whose classes come in another order) numbered as the training split's classes of the same
+    names; as it is when its label has no names (numbers mean the training split's classes).
+
+    Raises:
+        DataError: an eval image of a class the training split does not have.
+    """
+    own = getattr(dataset.features["label"], "names", None)
+    if own is None or list(own) == class_names:
+        return dataset
+    used = sorted(set(np.asarray(dataset["label"][:]).tolist()))
+    unknown = [own[label] for label in used if own[label] not in class_names]
+    if unknown:
+        raise DataError(
+            f"The eval split ({where}) has images of classes the training data has not: {unknown[:10]}. Its classes are "
+            f"{class_names[:10]}{'...' if len(class_names) > 10 else ''}; name the eval classes (folders) as the "
+            "training ones, or leave those images out."
+        )
+    return relabelled(dataset, {label: class_names.index(own[label]) for label in used}, class_names)
 
 
 def _with_class_label(dataset: datasets.Dataset, class_names: list[str]) -> datasets.Dataset:

@@ -61,7 +61,7 @@ def load_streams(config: DataConfig, rank: int = 0, world_size: int = 1) -> Stre
     if eval_split not in streams:
         raise DataError(
             "data.streaming needs an eval split: give data.eval_path (parquet, webdataset) or data.eval_split "
-            f"(hub, imagefolder; the source has {sorted(streams)}). A held-out fraction cannot be drawn from a stream."
+            f"(hub, imagefolder, saved; the source has {sorted(streams)}). A held-out fraction cannot be drawn from a stream."
         )
     train, evaluation = streams[train_split], streams[eval_split]
     class_names = _stream_class_names(train, config)
@@ -92,12 +92,21 @@ def _open(config: DataConfig) -> dict[str, Any]:
         return datasets.IterableDatasetDict(
             {split: rows.to_iterable_dataset(num_shards=min(len(rows), 64)) for split, rows in by_class_folder.items()}
         )
+    if config.source == "saved":
+        from .loading import load_saved
+
+        return datasets.IterableDatasetDict(
+            {
+                split: rows.to_iterable_dataset(num_shards=min(len(rows), 64))
+                for split, rows in load_saved(str(config.path)).items()
+            }
+        )
     if config.source == "hub":
         try:
             return datasets.load_dataset(config.path, config.subset, streaming=True)
         except (ConnectionError, FileNotFoundError) as error:
             raise DataError(f"The Hub dataset {config.path!r} cannot be streamed ({error}).") from error
-    raise DataError(f"data.streaming is for the hub, parquet, imagefolder and webdataset sources, not {config.source!r}.")
+    raise DataError(f"data.streaming is for the hub, parquet, imagefolder, saved and webdataset sources, not {config.source!r}.")
 
 
 def _stream_class_names(stream, config: DataConfig) -> list[str]:

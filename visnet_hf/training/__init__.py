@@ -36,7 +36,8 @@ __all__ = [
 FLAGS = {
     "data": (
         "data.path",
-        "a folder of images (one folder per class), a .parquet file, a .csv or .jsonl file of image paths and labels, .tar shards or a Hub dataset id",
+        "a folder of images (one folder per class), a folder save_to_disk wrote, a .parquet file, a .csv or .jsonl file of "
+        "image paths and labels, .tar shards or a Hub dataset id",
     ),
     "model": ("model.name", "a preset (visnet models) or vsenet_<any timm model> / frn_<any timm model>"),
     "epochs": ("stages", "epochs to train (one stage)"),
