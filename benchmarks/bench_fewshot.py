@@ -381,7 +381,7 @@ def gzsl_fold(side, model, new_vocabulary, support, support_labels, queries, que
     mixed, examples = mixed_vocabulary(side, model, new_vocabulary, support, support_labels)
     trained = len(model.config.trained_class_names)
     for index, setting in enumerate(GRIDS["visnet_hf"]):
-        settings = model.config.zero_shot_config.updated(calibration=0.0, **setting)
+        settings = model.config.zero_shot_config.without_offset().updated(**setting)
         scored = harmonic(side, mixed, examples, settings, dev_x, dev_y, queries, query_labels + trained, offsets=OFFSETS)
         for offset, result in zip(OFFSETS, scored, strict=True):
             gzsl.setdefault((index, offset), []).append(result)
@@ -575,7 +575,16 @@ def main() -> None:
             )
         )
         generalised["visnet_hf, names + photos (offset chosen on the folds)"].append(
-            harmonic(final_side, mixed, examples, anchored.updated(calibration=offset), seen_test_x, seen_test_y, queries, new_y)
+            harmonic(
+                final_side,
+                mixed,
+                examples,
+                anchored.updated(example_calibration=offset),
+                seen_test_x,
+                seen_test_y,
+                queries,
+                new_y,
+            )
         )
     timing = extend_seconds(work / "final", unseen, work)
     write_result(

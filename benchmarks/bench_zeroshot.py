@@ -371,7 +371,7 @@ def score_final(model, config, calibration: float) -> dict:
     # As a user without WordNet ids for the new names gets it: their senses guessed from the names.
     by_name = model.vocabulary_for(unseen.class_names, synonyms=unseen.synonyms)
     zero_shot_by_name = fold_logits(model, unseen, "both", config, vocabulary=by_name)
-    no_offset = model.config.zero_shot_config.updated(calibration=0.0)
+    no_offset = model.config.zero_shot_config.without_offset()
     mixed_seen = fold_logits(model, seen, "eval", config, vocabulary=mixed, zero_shot_config=no_offset)
     mixed_unseen = fold_logits(model, unseen, "both", config, vocabulary=mixed, zero_shot_config=no_offset)
     scores = torch.cat([mixed_seen.scores, mixed_unseen.scores])

@@ -68,7 +68,7 @@ def extend_saved_model(
         "already_trained": [name for name in examples.class_names if name in trained],  # scored as the trained classes
         "kept_trained": len(model.config.trained_class_names) if keep_trained else 0,
         "photos": {name: counts[name] for name in examples.class_names if name in counts},
-        "notes": [str(warning.message) for warning in said],
+        "notes": [str(warning.message).replace("SAVED_FOLDER", str(output)) for warning in said],
         "seconds": round(time.perf_counter() - started, 2),
     }
 

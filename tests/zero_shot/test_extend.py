@@ -44,7 +44,7 @@ def new_photos(tiny_parquet, tmp_path_factory):
     return root
 
 
-def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vsenet, new_photos, tmp_path, capsys):
+def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vsenet, new_photos, tiny_parquet, tmp_path, capsys):
     output = tmp_path / "extended"
     capsys.readouterr()
     assert cli(["extend", "--model", saved_vsenet, "--data", str(new_photos), "--output-dir", str(output)]) == 0
@@ -90,6 +90,18 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["classes"] == 7 and result["kept_trained"] == 4
     assert json.loads((kept / "config.json").read_text())["class_names"] == [*CLASS_NAMES, *sorted(NEW)]
+    assert any(f"visnet calibrate --model {kept} --data IMAGES_OF_BOTH" in note for note in result["notes"])
+    # the offset beside names with photos, fitted on images of trained and new classes; the zero-shot one stays
+    both = tmp_path / "both"
+    shutil.copytree(new_photos, both)
+    for number, (image, label) in enumerate(list(zip(*datasets.Dataset.from_parquet(tiny_parquet)[80:96].values()))):
+        (both / CLASS_NAMES[label]).mkdir(exist_ok=True)
+        image.convert("RGB").save(both / CLASS_NAMES[label] / f"{number}.jpg")
+    assert cli(["calibrate", "--model", str(kept), "--data", str(both)]) == 0
+    fitted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fitted["setting"] == "example_calibration" and fitted["images"] == 28
+    settings = json.loads((kept / "config.json").read_text())["zero_shot_config"]
+    assert settings["example_calibration"] == fitted["calibration"] and settings["calibration"] == 0.0
     # a folder named as a trained class: said, listed apart from the new classes, and merged with the trained class
     trained_name = tmp_path / "with_a_trained_name"
     shutil.copytree(new_photos, trained_name)

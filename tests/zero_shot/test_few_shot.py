@@ -192,6 +192,24 @@ def test_keep_trained_puts_the_new_names_beside_the_trained_ones_and_merges_a_tr
     assert model(pixel_values=pixel_values).logits.shape == (2, 5)
 
 
+def test_keep_trained_with_photos_says_when_the_model_has_no_offset_for_them(model, photos):
+    """Beside names with photos the trained classes want an offset of their own (``example_calibration``): without
+    one the zero-shot offset applies, and that is said, with how to fit one; with one, nothing is said."""
+    with pytest.warns(UserWarning, match=r"lowered beside the new ones by the model's zero-shot offset \(0\)") as said:
+        model.set_classes(["lion"], examples={"lion": photos(10)}, keep_trained=True)
+    assert "visnet calibrate --model SAVED_FOLDER --data IMAGES_OF_BOTH" in str(said[0].message)
+    model.config.zero_shot_config.example_calibration = 3.0
+    model.set_classes(CLASS_NAMES)  # the trained vocabulary again: nothing added before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.set_classes(["lion"], examples={"lion": photos(10)}, keep_trained=True)
+    model.config.zero_shot_config.example_calibration = None
+    model.set_classes(CLASS_NAMES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.set_classes(["lion"], keep_trained=True)  # names alone: the zero-shot offset is theirs
+
+
 def test_keep_trained_encodes_only_the_new_names(tiny_text_encoder, monkeypatch):
     """The trained names keep their embeddings (and WordNet glosses), exactly what encoding them again gives, so adding a
     class to a model of a thousand costs the new class's texts alone."""

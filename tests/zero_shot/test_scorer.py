@@ -74,3 +74,32 @@ def test_the_offset_lowers_trained_names_in_a_mixed_vocabulary_only(tiny_text_en
         torch.testing.assert_close(  # nothing to lower among new names alone
             model(pixel_batch, vocabulary=new).logits, model(pixel_batch, vocabulary=new, zero_shot_config=without).logits
         )
+
+
+def test_names_with_photos_take_their_own_offset(tiny_text_encoder, pixel_batch):
+    """``example_calibration`` lowers the trained names beside names given with photos; ``calibration`` beside names
+    alone, and beside photos when it is unset. Fitting an offset starts from neither."""
+    from visnet_hf.zero_shot import Vocabulary
+    from visnet_hf.zero_shot.few_shot import ExampleSet
+
+    model = create(tiny_text_encoder, zero_shot_head="semantic", calibration=1.5)
+    model.config.zero_shot_config.example_calibration = 4.0
+    names = ["zebra", *CLASS_NAMES]
+    mixed = model.vocabulary_for(names)
+    photos = ExampleSet(torch.randn(len(names), model.config.num_features), torch.tensor([2.0] + [0.0] * len(CLASS_NAMES)))
+    with_photos = Vocabulary.of(names, mixed.embeddings, model.config.trained_class_names, examples=photos)
+    settings = model.config.zero_shot_config
+    none = settings.without_offset()
+    lowered = mixed.trained.float()
+    with torch.no_grad():
+        for vocabulary, offset in ((mixed, 1.5), (with_photos, 4.0)):
+            torch.testing.assert_close(
+                model(pixel_batch, vocabulary=vocabulary).logits,
+                model(pixel_batch, vocabulary=vocabulary, zero_shot_config=none).logits - offset * lowered,
+            )
+        unset = settings.updated(calibration=1.5)
+        unset.example_calibration = None
+        torch.testing.assert_close(
+            model(pixel_batch, vocabulary=with_photos, zero_shot_config=unset).logits,
+            model(pixel_batch, vocabulary=with_photos, zero_shot_config=none).logits - 1.5 * lowered,
+        )

@@ -129,7 +129,12 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         class_names=class_names,
         trained_class_names=config.get("trained_class_names") or class_names,
         calibration=zero_shot.get("calibration", 0.0),
-        calibration_method=_json_field(model_dir / "calibration.json", "method"),
+        example_calibration=zero_shot.get("example_calibration"),
+        calibration_method=(
+            _json_field(model_dir / "calibration.json", "method")
+            if _json_field(model_dir / "calibration.json", "setting") in (None, "calibration")
+            else None
+        ),
         wise_ft=_wise_ft_description(model_dir, training_config),
         templates=text.get("templates") or [],
         has_synonyms=bool(config.get("class_synonyms")),

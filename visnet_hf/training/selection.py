@@ -340,7 +340,9 @@ def calibrate_saved_model(
     One of:
         offset: set it as given (e.g. the one the selection protocol chose).
         data: images of trained *and* new classes (their class names form the mixed vocabulary);
-            the offset maximises the harmonic mean of seen- and new-class accuracy on them.
+            the offset maximises the harmonic mean of seen- and new-class accuracy on them. Where those names
+            carry photos (a model extended with ``visnet extend --keep-trained``), it is the offset for names with
+            photos (``example_calibration``), and the zero-shot one stays.
         pseudo_unseen: no new-class images at all: the run's own training config (the folder's
             ``training_config.yaml``) is trained ``folds`` times, each time without ``pseudo_unseen``
             of its classes, and the median of the offsets fitted on those held-out classes is kept.
@@ -378,6 +380,8 @@ def calibrate_saved_model(
         _, transform = build_transforms(model.config.data_config, data.augment)
         fitted = fit_offset(model, eval_loader(evaluation.dataset, transform, batch_size, data), vocabulary)
         result = {**fitted, "method": f"fitted on {evaluation.description}"}
+        if vocabulary.examples is not None:
+            result["setting"] = "example_calibration"  # the offset beside names given with photos
     else:
         from . import load_config
 
@@ -395,7 +399,8 @@ def calibrate_saved_model(
             "harmonic_mean": summary["gzsl_harmonic_mean"],
             "fold_offsets": [score.calibration for score in table.scores],
         }
-    model.config.zero_shot_config.calibration = float(result["calibration"])  # the command's purpose: saved with the model
+    setting = result.setdefault("setting", "calibration")
+    setattr(model.config.zero_shot_config, setting, float(result["calibration"]))  # the command's purpose: saved with the model
     model.save_pretrained(model_dir)
     (Path(model_dir) / "calibration.json").write_text(json.dumps(result, indent=2) + "\n")
     write_card(model_dir)

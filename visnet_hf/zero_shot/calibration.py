@@ -70,7 +70,8 @@ def fit_offset(model: Any, batches: Iterable[Any], vocabulary: Any = None, zero_
 
     The model scores every image without an offset; :func:`best_offset` then picks the one that maximises
     the harmonic mean of seen- and new-class accuracy. The model is not changed: set
-    ``model.config.zero_shot_config.calibration`` to the result's ``"calibration"`` to keep it.
+    ``model.config.zero_shot_config.calibration`` to the result's ``"calibration"`` to keep it (or
+    ``example_calibration``, for a vocabulary whose names carry photos).
 
     Args:
         model: a VSENet.
@@ -91,7 +92,7 @@ def fit_offset(model: Any, batches: Iterable[Any], vocabulary: Any = None, zero_
             "Fitting the offset needs a vocabulary that mixes trained and new class names, e.g. "
             "model.vocabulary_for(trained_names + new_names)."
         )
-    settings = (model.config.zero_shot_config if zero_shot_config is None else zero_shot_config).updated(calibration=0.0)
+    settings = (model.config.zero_shot_config if zero_shot_config is None else zero_shot_config).without_offset()
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

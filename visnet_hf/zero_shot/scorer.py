@@ -12,7 +12,8 @@ its settings (``config.zero_shot_config``) ask:
   weight, :meth:`~visnet_hf.models.vsenet.VSENetZeroShotConfig.photo_weight`) times the square root of each name's number of photos
   times the scaled cosine to their mean in the whitened feature space (:mod:`~visnet_hf.zero_shot.few_shot`);
 * minus ``calibration`` on the trained names of a vocabulary that mixes trained and new names
-  (calibrated stacking, :mod:`~visnet_hf.zero_shot.calibration`).
+  (calibrated stacking, :mod:`~visnet_hf.zero_shot.calibration`); ``example_calibration`` instead where the
+  names carry photos.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class ZeroShotScorer(nn.Module):
             photos = example_logits(visual, vocabulary.examples, trained_rows, self.prototypes, settings.example_shrinkage, scale)
             logits = logits + photo_weight * photos.to(logits.dtype)
         if vocabulary.mixes_trained_and_new:
-            logits = apply_offset(logits, vocabulary.trained, settings.calibration)
+            logits = apply_offset(logits, vocabulary.trained, settings.offset(with_photos=vocabulary.examples is not None))
         return logits
 
 

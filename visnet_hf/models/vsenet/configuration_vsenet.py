@@ -36,6 +36,7 @@ ZERO_SHOT_SETTINGS = (
     "calibration",
     "example_weight",
     "example_shrinkage",
+    "example_calibration",
 )
 
 
@@ -112,6 +113,11 @@ class VSENetZeroShotConfig(CheckedConfig):
             together (:meth:`photo_weight`), so one photo weighs as much as the name whatever ``head`` and
             ``prototype_weight`` are.
         example_shrinkage: that whitening's shrinkage toward the identity (1: standardised features only).
+        example_calibration: the offset subtracted from trained classes' scores in a vocabulary that mixes them with
+            new names given with photos (``set_classes(..., examples=..., keep_trained=True)``): the photos raise
+            the new names' scores otherwise than their texts alone do, so their offset is not the zero-shot one
+            (on the Tiny-ImageNet folds 35 against 16; one value holds for 1 to 16 photos, studies/few_shot/OFFSET.md).
+            ``None``: ``calibration``. ``visnet calibrate --data`` on a model whose classes have photos fits it.
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
     """
@@ -127,6 +133,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     calibration: float = 0.0
     example_weight: float | None = None
     example_shrinkage: float = 0.8
+    example_calibration: float | None = None
     separate_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
@@ -149,6 +156,17 @@ class VSENetZeroShotConfig(CheckedConfig):
         if self.example_weight is not None:
             return float(self.example_weight)
         return (2.0 if self.head == "both" else 1.0) + float(self.prototype_weight)
+
+    def offset(self, with_photos: bool) -> float:
+        """The offset on trained names in a mixed vocabulary: ``example_calibration`` when the names carry photos
+        and it is set, ``calibration`` otherwise."""
+        if with_photos and self.example_calibration is not None:
+            return float(self.example_calibration)
+        return float(self.calibration)
+
+    def without_offset(self) -> VSENetZeroShotConfig:
+        """A copy that lowers no trained name (to fit an offset on the scores)."""
+        return self.updated(calibration=0.0, example_calibration=0.0)
 
     def updated(self, **fields: Any) -> VSENetZeroShotConfig:
         """A copy with the ``fields`` that are not ``None`` changed (per-call settings: ``forward(zero_shot_config=...)``).

@@ -144,7 +144,8 @@ class TextSide:
                 Each name is then scored from its text and its photos together (:mod:`visnet_hf.zero_shot.few_shot`);
                 the photos' features are kept in the vocabulary and saved with the model.
             keep_trained: keep what the model knows beside ``names`` (generalised use: the offset
-                ``zero_shot_config.calibration`` applies): the trained classes, and the classes added since with
+                ``zero_shot_config.calibration`` applies, ``example_calibration`` where names carry photos, and
+                its absence is said): the trained classes, and the classes added since with
                 photos, with their photos (so that classes added one batch after another all stay). A name that is
                 already a trained class is merged with it: it appears once, and its photos, if any, stand for it
                 instead of its training images' centroid; a name added before with photos gets the new ones too.
@@ -165,7 +166,22 @@ class TextSide:
             kept = earlier.examples.for_names(earlier.names, vocabulary.names)
             if kept is not None:
                 vocabulary = dataclasses.replace(vocabulary, examples=kept.plus(vocabulary.examples))
+        if keep_trained and vocabulary.examples is not None:
+            self._say_zero_shot_offset()
         return self.use_vocabulary(vocabulary)
+
+    def _say_zero_shot_offset(self) -> None:
+        """Say that trained classes beside names with photos are lowered by the zero-shot offset, when the model has
+        no offset of its own for them."""
+        settings = self.config.zero_shot_config
+        if settings.example_calibration is None:
+            warn_user(
+                f"The trained classes are lowered beside the new ones by the model's zero-shot offset "
+                f"({settings.calibration:g}), which leaves names with photos too low (on the Tiny-ImageNet folds the "
+                "offset with photos is twice it). Fit the offset with photos on held-out images of trained and new "
+                "classes: visnet calibrate --model SAVED_FOLDER --data IMAGES_OF_BOTH, or set "
+                "zero_shot_config.example_calibration to visnet_hf.fit_offset(model, batches)['calibration']."
+            )
 
     @torch.no_grad()
     def with_examples(self, vocabulary: Vocabulary, examples: Any) -> Vocabulary:
