@@ -324,8 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         help="fit a VSENet's generalised zero-shot offset and save it in the model folder",
         description="The offset lowers trained classes' scores when trained and new names are mixed. Give it "
-        "(--offset), fit it on images of trained and new classes (--data), or fit it without any new-class "
-        "image (--pseudo-unseen N: retrain the run --folds times, each without N of its classes).",
+        "(--offset), fit it on images of trained and new classes (--data; on a model extended with photos, the "
+        "offset beside names with photos), or fit it without any new-class image (--pseudo-unseen N: retrain the "
+        "run --folds times, each without N of its classes; the offset beside names with photos too, from 4 photos "
+        "of each held-out class).",
     )
     _model_option(calibrate, help="a model folder written by visnet train")
     how = calibrate.add_mutually_exclusive_group(required=True)

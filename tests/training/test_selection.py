@@ -58,6 +58,9 @@ def test_cross_validation_trains_without_the_held_out_classes(tiny_parquet, tiny
             trained_on.append((list(names), cfg.model.overrides.get("projection"))) or original(cfg, names, *a, **k)
         ),
     )
+    fitted_on = []  # the images each offset is fitted on
+    fit_offset = selection.fit_offset
+    monkeypatch.setattr(selection, "fit_offset", lambda *a, **k: fitted_on.append(fit_offset(*a, **k)) or fitted_on[-1])
     folds = selection.pseudo_unseen_folds(CLASS_NAMES, folds=2, per_fold=2, seed=0)
     table = selection.cross_validate(
         config,
@@ -74,6 +77,10 @@ def test_cross_validation_trains_without_the_held_out_classes(tiny_parquet, tiny
     assert table.best() == max(means, key=means.get)
     offsets = sorted(s.calibration for s in table.scores if (s.candidate, s.variant) == ("a", "both"))
     assert table.calibration("a", "both") == pytest.approx(sum(offsets) / 2)  # the median of two
+    # The offset beside names with photos: 4 photos of each held-out class, fitted on their other 40 images and the 12.
+    assert [result["images"] for result in fitted_on] == [60, 52] * 8
+    photo_offsets = sorted(s.example_calibration for s in table.scores if (s.candidate, s.variant) == ("a", "both"))
+    assert table.example_calibration("a", "both") == pytest.approx(sum(photo_offsets) / 2)
 
 
 def test_cross_validation_on_a_development_split_leaves_the_test_part_alone(tiny_parquet, tiny_text_encoder, tmp_path):
@@ -124,6 +131,11 @@ def test_calibrate_command(tiny_parquet, tiny_text_encoder, tmp_path, capsys):
     assert cli(["calibrate", "--model", model_dir, "--pseudo-unseen", "1", "--folds", "2"]) == 0
     pseudo = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(pseudo["fold_offsets"]) == 2 and pseudo["calibration"] == pytest.approx(sum(pseudo["fold_offsets"]) / 2)
+    # and the offset beside names with photos, fitted on the same folds with photos of the held-out classes
+    assert pseudo["example_calibration"] == pytest.approx(sum(pseudo["example_fold_offsets"]) / 2)
+    settings = json.loads((Path(model_dir) / "config.json").read_text())["zero_shot_config"]
+    assert settings["example_calibration"] == pytest.approx(pseudo["example_calibration"])
+    assert settings["calibration"] == pytest.approx(pseudo["calibration"])
     assert json.loads((Path(model_dir) / "calibration.json").read_text())["method"].startswith("median over 2 folds")
     with pytest.raises(SystemExit):
         cli(["calibrate", "--model", model_dir])  # one of the three is required

@@ -6,7 +6,9 @@ at them: the *seen* classes are split into folds; each fold's classes are held o
 (pseudo-unseen) and the model trained on the others is scored on them, exactly as it would be on
 truly new classes. Every candidate setting is trained on every fold; the best by mean pseudo-unseen
 zero-shot accuracy wins, and the generalised zero-shot offset is the median of the folds' fitted
-offsets. Only then is the model trained on all seen classes, and the new classes scored, once.
+offsets. So is the offset beside new names given with photos (``example_calibration``): each fold's
+pseudo-unseen classes get a few photos each, drawn from their images, and the offset is fitted on the rest.
+Only then is the model trained on all seen classes, and the new classes scored, once.
 
     folds = pseudo_unseen_folds(class_names, folds=5, per_fold=30)
     table = cross_validate(config, {"linear": [], "mlp": ["model.overrides.projection=mlp"]}, folds,
@@ -45,7 +47,7 @@ from ..errors import ConfigError, ModelLoadError
 from ..evaluation import Logits, collect_logits, eval_loader
 from ..models import is_vsenet
 from ..scores import top_k_accuracy
-from ..zero_shot import Vocabulary, fit_offset
+from ..zero_shot import ExampleSet, Vocabulary, fit_offset
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,6 +113,8 @@ class FoldScore:
     unseen_images: int
     seen_images: int
     train_seconds: float
+    example_calibration: float = float("nan")
+    example_harmonic_mean: float = float("nan")
 
 
 @dataclass
@@ -137,6 +141,10 @@ class CrossValidation:
         """The generalised zero-shot offset for a choice: the median of the offsets its folds fitted."""
         return statistics.median(s.calibration for s in self._of(candidate, variant))
 
+    def example_calibration(self, candidate: str, variant: str) -> float:
+        """The offset beside new names given photos (:data:`FEW_SHOT_PHOTOS` each): the median of its folds'."""
+        return statistics.median(s.example_calibration for s in self._of(candidate, variant))
+
     def summary(self) -> list[dict[str, Any]]:
         """One row per choice: the mean of every metric over the folds, and the median offset."""
         metrics = ("zero_shot_top1", "zero_shot_top5", "seen_accuracy", "gzsl_harmonic_mean", "train_seconds")
@@ -147,6 +155,7 @@ class CrossValidation:
                 "folds": len(self._of(candidate, variant)),
                 **{metric: self.mean(candidate, variant, metric) for metric in metrics},
                 "calibration": self.calibration(candidate, variant),
+                "example_calibration": self.example_calibration(candidate, variant),
             }
             for candidate, variant in self.choices()
         ]
@@ -278,6 +287,7 @@ def score_fold(
         ({**batch, "labels": batch["labels"] + shift} for batch in fold_batches(model, data.unseen, "both", config)),
     )
     gzsl = fit_offset(model, mixed_batches, mixed, zero_shot)
+    with_photos = few_shot_offset(model, config, data, mixed, zero_shot)
     return {
         "zero_shot_top1": top_k_accuracy(unseen.scores, unseen.labels, 1),
         "zero_shot_top5": top_k_accuracy(unseen.scores, unseen.labels, 5),
@@ -288,7 +298,53 @@ def score_fold(
         "gzsl_unseen": gzsl["unseen_accuracy"],
         "unseen_images": len(unseen),
         "seen_images": len(seen),
+        "example_calibration": with_photos["calibration"],
+        "example_harmonic_mean": with_photos["harmonic_mean"],
     }
+
+
+FEW_SHOT_PHOTOS = 4  # photos per pseudo-unseen class when the offset beside names with photos is fitted (one holds for 1 to 16)
+
+
+def few_shot_offset(
+    model: VSENetForImageClassification, config: TrainConfig, data: FoldData, mixed: Vocabulary, zero_shot: Any
+) -> dict[str, float]:
+    """The offset beside new names given photos: each pseudo-unseen class gets :data:`FEW_SHOT_PHOTOS` of its images
+    (drawn with the run's seed; fewer for a class with fewer than twice as many, none for one with one image) as
+    photos, and the offset is fitted (:func:`~visnet_hf.zero_shot.fit_offset`) on its other images and the trained
+    classes' held-out ones."""
+    seen = _pooled(model, fold_batches(model, data.seen, "eval", config))
+    unseen = _pooled(model, fold_batches(model, data.unseen, "both", config))
+    generator = torch.Generator().manual_seed(config.seed)
+    is_photo = torch.zeros(len(unseen[1]), dtype=torch.bool)
+    for label in unseen[1].unique().tolist():
+        rows = (unseen[1] == label).nonzero().flatten()
+        rows = rows[torch.randperm(len(rows), generator=generator)]
+        is_photo[rows[: min(FEW_SHOT_PHOTOS, len(rows) // 2)]] = True
+    shift = len(data.trained)  # the pseudo-unseen classes follow the trained ones in the mixed vocabulary
+    photo_labels = unseen[1][is_photo] + shift
+    sums = torch.zeros(len(mixed), unseen[0].shape[1]).index_add_(0, photo_labels, unseen[0][is_photo])
+    counts = torch.zeros(len(mixed)).index_add_(0, photo_labels, torch.ones(len(photo_labels)))
+    vocabulary = replace(mixed, examples=ExampleSet(sums, counts))
+    queries = [
+        {"image_features": seen[0], "labels": seen[1]},
+        {"image_features": unseen[0][~is_photo], "labels": unseen[1][~is_photo] + shift},
+    ]
+    return fit_offset(model, queries, vocabulary, zero_shot)
+
+
+def _pooled(model: VSENetForImageClassification, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The backbone's pooled features of every batch (cached ones as they are, images through the model's views), and
+    the labels."""
+    features, labels = [], []
+    for batch in batches:
+        if "image_features" in batch:
+            pooled = batch["image_features"]
+        else:
+            pooled = model.backbone_features(batch["pixel_values"].to(model.device, model.dtype))[1]
+        features.append(pooled.float().cpu())
+        labels.append(torch.as_tensor(batch["labels"]).cpu())
+    return torch.cat(features), torch.cat(labels)
 
 
 def fold_vocabulary(model: VSENetForImageClassification, names: list[str], data: FoldData) -> Vocabulary:
@@ -345,7 +401,8 @@ def calibrate_saved_model(
             photos (``example_calibration``), and the zero-shot one stays.
         pseudo_unseen: no new-class images at all: the run's own training config (the folder's
             ``training_config.yaml``) is trained ``folds`` times, each time without ``pseudo_unseen``
-            of its classes, and the median of the offsets fitted on those held-out classes is kept.
+            of its classes, and the median of the offsets fitted on those held-out classes is kept; so is
+            the median of those fitted with :data:`FEW_SHOT_PHOTOS` photos of each, as ``example_calibration``.
 
     Returns:
         The offset, how it was fitted and on how many images; also written to ``calibration.json``.
@@ -398,7 +455,10 @@ def calibrate_saved_model(
             "method": f"median over {folds} folds, each holding {pseudo_unseen} of the {len(trained)} trained classes out of training",
             "harmonic_mean": summary["gzsl_harmonic_mean"],
             "fold_offsets": [score.calibration for score in table.scores],
+            "example_calibration": table.example_calibration("run", "as trained"),
+            "example_fold_offsets": [score.example_calibration for score in table.scores],
         }
+        model.config.zero_shot_config.example_calibration = float(result["example_calibration"])
     setting = result.setdefault("setting", "calibration")
     setattr(model.config.zero_shot_config, setting, float(result["calibration"]))  # the command's purpose: saved with the model
     model.save_pretrained(model_dir)
