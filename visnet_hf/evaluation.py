@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
 import yaml
 from accelerate import Accelerator
@@ -33,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from ._validation import validate
 from .data import DataConfig, EvalData, TransformedDataset, build_transforms, collate, load_eval_data
+from .data.loading import relabelled
 from .errors import ConfigError, DataError, ModelLoadError
 from .hub.loading import TRAINING_CONFIG, load_model, model_file
 from .metrics import compute_all
@@ -239,14 +239,7 @@ def among_model_classes(evaluation: EvalData, model_names: list[str]) -> EvalDat
     names = evaluation.class_names
     if names == model_names or not set(names) <= set(model_names):
         return evaluation
-    row = {name: model_names.index(name) for name in names}
-    new_label = [row[name] for name in names]
-    dataset = evaluation.dataset
-    features = dataset.features.copy()
-    features["label"] = datasets.ClassLabel(names=model_names)
-    dataset = dataset.map(
-        lambda labels: {"label": [new_label[label] for label in labels]}, input_columns="label", batched=True, features=features
-    )
+    dataset = relabelled(evaluation.dataset, {label: model_names.index(name) for label, name in enumerate(names)}, model_names)
     held = f"all {len(names)}" if len(names) == len(model_names) else f"{len(names)}"
     description = f"{evaluation.description}, among the model's {len(model_names)} classes (the data holds {held} of them)"
     return replace(

@@ -106,8 +106,12 @@ def test_resume_from_a_checkpoint_path(trained, photos, capsys):
             "model.overrides.drop_rat: not a field of FRNConfig nor a keyword of timm's ResNet. Did you mean 'drop_rate'",
         ),
         (["hub.push=true", "hub.repo_id=me/my-model"], "hub.push: the Hub cannot be reached: HF_HUB_OFFLINE is set"),
+        (
+            ["--pretrained-file", "weights/resnet18.safetensors"],
+            "model.pretrained_file='weights/resnet18.safetensors' is not a file (a relative path is read from the working",
+        ),
     ],
-    ids=["tracker-typo", "tracker-not-installed", "model-keyword", "offline-push"],
+    ids=["tracker-typo", "tracker-not-installed", "model-keyword", "offline-push", "missing-weights-file"],
 )
 def test_mistakes_are_one_error_before_any_data_is_read(argv, message, photos, tmp_path, capsys):
     output = tmp_path / "out"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +47,14 @@ class ModelConfig:
     channels_last: bool | None = None
     compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
     gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        file = self.pretrained_file
+        if file and "://" not in file and not Path(file).is_file():
+            raise ValueError(
+                f"model.pretrained_file={file!r} is not a file (a relative path is read from the working directory, "
+                f"{os.getcwd()}); give the weights file's path, or model.pretrained: true for the Hub's weights"
+            )
 
 
 @dataclass(frozen=True)
