@@ -241,7 +241,9 @@ def _data_arguments(parser: argparse.ArgumentParser, required: bool = False) -> 
         "file of image paths and labels, or a Hub dataset id: what it is decides the source",
     )
     parser.add_argument("--source", default="auto", choices=list(SOURCES), help="the data's kind (default: auto, from --data)")
-    parser.add_argument("--split", default=None, help="the split to score, for a source with several")
+    parser.add_argument(
+        "--split", default=None, help="the split to read, for a source with several (extend: to learn from; default train)"
+    )
     _column_arguments(parser)
 
 

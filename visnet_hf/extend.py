@@ -37,7 +37,7 @@ def extend_saved_model(
 
     started = time.perf_counter()
     _check_class_folders(data)
-    examples = load_eval_data(data)
+    examples = load_eval_data(data, split="train")  # of a folder with train/ and val/, the photos in train/
     model = load_model(model_dir)
     if not hasattr(model, "set_classes"):
         raise ConfigError(
@@ -67,6 +67,7 @@ def extend_saved_model(
         "new_classes": [name for name in examples.class_names if name not in trained],
         "already_trained": [name for name in examples.class_names if name in trained],  # scored as the trained classes
         "kept_trained": len(model.config.trained_class_names) if keep_trained else 0,
+        "photos_from": examples.description,
         "photos": {name: counts[name] for name in examples.class_names if name in counts},
         "notes": [str(warning.message).replace("SAVED_FOLDER", str(output)) for warning in said],
         "seconds": round(time.perf_counter() - started, 2),

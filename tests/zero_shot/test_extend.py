@@ -215,3 +215,20 @@ def test_class_folders_named_by_wordnet_id_are_read_as_their_names(saved_vsenet,
     torch.testing.assert_close(by_id.class_embeddings, by_name.class_embeddings[order])
     torch.testing.assert_close(by_id.class_example_sums, by_name.class_example_sums[order])
     assert [record.lemma for record in visnet_hf.wordnet.describe(by_id)] == ["lion", "boat", "truck"]
+
+
+def test_a_folder_with_split_folders_lends_its_train_photos(saved_vsenet, new_photos, tmp_path, capsys):
+    """``new_photos/train/<class>/`` beside ``new_photos/val/<class>/``: the photos to learn from are the train split's
+    (another with --split), and the result says which."""
+    for split, count in (("train", 3), ("val", 1)):
+        for name in NEW:
+            (tmp_path / "split" / split / name).mkdir(parents=True)
+            for photo in sorted((new_photos / name).iterdir())[:count]:
+                shutil.copy(photo, tmp_path / "split" / split / name / photo.name)
+    capsys.readouterr()
+    assert cli(["extend", "--model", saved_vsenet, "--data", str(tmp_path / "split"), "--output-dir", str(tmp_path / "a")]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["photos"] == {"boat": 3, "lion": 3, "truck": 3} and result["photos_from"].startswith("the 'train' split")
+    flags = ["--split", "validation", "--output-dir", str(tmp_path / "b")]
+    assert cli(["extend", "--model", saved_vsenet, "--data", str(tmp_path / "split"), *flags]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["photos"] == {"boat": 1, "lion": 1, "truck": 1}

@@ -97,19 +97,21 @@ def load_splits(config: DataConfig, seed: int = 0) -> Splits:
     return _with_fallback(config, lambda section: _load_splits(section, seed))
 
 
-def load_eval_data(config: DataConfig, seed: int = 0, held_out: bool = False) -> EvalData:
-    """The images to evaluate on.
+def load_eval_data(config: DataConfig, seed: int = 0, held_out: bool = False, split: str | None = None) -> EvalData:
+    """The images to evaluate on (or, for ``visnet extend``, to learn new classes from).
 
     Args:
         config: the data section: ``path`` (and ``eval_split`` for a source with several splits).
         seed: the seed of the held-out split (the training run's ``seed``).
         held_out: score the part a training run held out (``val_fraction``, ``seed``, and
             ``include_classes`` if set) instead of the whole file, folder or split.
+        split: the split to read from a source with several when ``eval_split`` does not name one (``"train"``:
+            the photos to learn from); without it such a source must name its split.
     """
     if held_out:
         splits = load_splits(config, seed)
         return EvalData(splits.eval, splits.class_names, splits.eval_description, splits.synonyms, splits.synsets)
-    return _with_fallback(config, _load_whole)
+    return _with_fallback(config, lambda section: _load_whole(section, split))
 
 
 def _stratified_split(
@@ -181,10 +183,10 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
     return Splits(train, evaluation, class_names, descriptions, eval_description, synonyms, train_source, eval_source, synsets)
 
 
-def _load_whole(config: DataConfig) -> EvalData:
+def _load_whole(config: DataConfig, preferred: str | None = None) -> EvalData:
     """Every image of the file, folder or chosen split (``max_eval_samples`` cuts it)."""
     loaded, where = _load_dataset_dict(config)
-    split = config.eval_split
+    split = config.eval_split or (preferred if preferred in loaded else None)
     if split is None:
         if len(loaded) > 1:
             raise DataError(
