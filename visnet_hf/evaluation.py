@@ -31,8 +31,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from ._validation import validate
-from .data import DataConfig, EvalData, TransformedDataset, build_transforms, collate, load_eval_data
-from .data.loading import relabelled
+from .data import DataConfig, EvalData, TransformedDataset, build_transforms, collate, load_eval_data, relabelled
 from .errors import ConfigError, DataError, ModelLoadError
 from .hub.loading import TRAINING_CONFIG, load_model, model_file
 from .metrics import compute_all

@@ -1,11 +1,12 @@
-"""Datasets through ``datasets``: Hub ids, local parquet, local imagefolder, Fashion-MNIST; transforms; class names.
+"""Datasets through ``datasets``: Hub ids, local parquet, image folders, saved datasets, tables of image paths,
+Fashion-MNIST, WebDataset shards; transforms; class names.
 
 The data layer imports nothing from training: the training config composes :class:`DataConfig`.
 """
 
 from ..errors import DataError
 from .config import AugmentConfig, DataConfig, DataSource
-from .loading import EvalData, Splits, load_eval_data, load_splits, per_class_sample, read_descriptions
+from .loading import EvalData, Splits, load_eval_data, load_splits, per_class_sample, read_descriptions, relabelled
 from .transforms import RecipeTransform, TransformedDataset, build_transforms, collate
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "load_splits",
     "per_class_sample",
     "read_descriptions",
+    "relabelled",
 ]
