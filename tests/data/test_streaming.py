@@ -102,6 +102,27 @@ def test_a_streamed_image_folder_reads_classes_as_a_loaded_one_does(tmp_path):
     assert len(parts[0]) == len(parts[1]) == 2
 
 
+def test_a_saved_dataset_streams_as_it_loads(tmp_path):
+    """A ``DatasetDict`` written by ``save_to_disk`` streams its splits, the same rows as loading them, in parts."""
+    import datasets
+
+    from visnet_hf.data import load_splits
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["lion", "truck"])})
+    rows = {"image": generated_images(6), "label": [0, 1, 0, 1, 0, 1]}
+    table = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict(train=table.select(range(4)), validation=table.select([4, 5])).save_to_disk(tmp_path / "saved")
+    config = DataConfig(path=str(tmp_path / "saved"), streaming=True, eval_split="validation")
+    streams = load_streams(config)
+    loaded = load_splits(DataConfig(path=str(tmp_path / "saved"), eval_split="validation"))
+    assert streams.class_names == loaded.class_names == ["lion", "truck"]
+    assert [row["label"] for row in streams.train] == loaded.train["label"] == [0, 1, 0, 1]
+    assert [row["label"] for row in streams.eval] == loaded.eval["label"] == [0, 1]
+    assert [len(list(load_streams(config, rank, 2).train)) for rank in (0, 1)] == [2, 2]
+    with pytest.raises(ValueError, match="takes its eval split from its own splits"):
+        DataConfig(path=str(tmp_path / "saved"), streaming=True, eval_path=str(tmp_path / "saved"))
+
+
 def test_streaming_trains_in_steps_and_evaluates_on_every_eval_image(parquet_shards, tmp_path):
     shards, eval_file = parquet_shards
     results = train(load_config(_write(tmp_path, ", ".join(shards), eval_file, "eval_every_steps: 4\n")))

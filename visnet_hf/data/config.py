@@ -155,8 +155,9 @@ class DataConfig:
             )
         if self.streaming and self.eval_path is not None and self.source in ("imagefolder", "saved"):
             problems.append(
-                f"a streamed {self.source} source takes its eval split from its own split folders (data.eval_split: "
-                "validation, for a validation/ folder beside train/); drop data.eval_path, or data.streaming"
+                f"a streamed {self.source} source takes its eval split from its own splits (data.eval_split: validation, "
+                "for a validation/ folder beside train/ or a saved DatasetDict's validation split); drop data.eval_path, "
+                "or data.streaming"
             )
         if self.streaming and self.source in TABLE_SOURCES:
             problems.append(
