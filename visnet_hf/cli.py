@@ -292,7 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--val-fraction", type=float, default=0.1, help="with --held-out and --data: the held-out fraction")
     evaluate.add_argument("--seed", type=int, default=None, help="with --held-out: the split's seed (default: the run's, or 0)")
-    evaluate.add_argument("--calibration", type=float, default=None, help="VSENet: offset on trained classes' scores")
+    evaluate.add_argument(
+        "--calibration",
+        type=float,
+        default=None,
+        help="VSENet: offset on trained classes' scores (beside new names, with photos or not)",
+    )
     evaluate.add_argument("--class-synset-column", default=None, help=SYNSET_COLUMN_HELP)
     evaluate.add_argument("--max-samples", type=_positive_int, default=None, help="score only the first N images")
     evaluate.add_argument("--batch-size", type=_positive_int, default=128)

@@ -222,7 +222,9 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
             )
         )
         if calibration is not None:
-            forward_kwargs["zero_shot_config"] = model.config.zero_shot_config.updated(calibration=calibration)
+            # the offset of this evaluation, beside names with photos too
+            settings = model.config.zero_shot_config.updated(calibration=calibration, example_calibration=calibration)
+            forward_kwargs["zero_shot_config"] = settings
     _, eval_transform = build_transforms(model.config.data_config, data.augment)
     accelerator = Accelerator()
     prepared_model, loader = accelerator.prepare(model, eval_loader(evaluation.dataset, eval_transform, batch_size, data))

@@ -102,6 +102,10 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     assert fitted["setting"] == "example_calibration" and fitted["images"] == 28
     settings = json.loads((kept / "config.json").read_text())["zero_shot_config"]
     assert settings["example_calibration"] == fitted["calibration"] and settings["calibration"] == 0.0
+    # eval's --calibration is the offset of that evaluation, beside names with photos too
+    assert cli(["eval", "--model", str(kept), "--data", str(both), "--calibration", "1e6"]) == 0
+    lowered = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["generalised_zero_shot"]
+    assert lowered["seen_accuracy"] == 0.0 and lowered["seen_images"] == 16 and lowered["unseen_images"] == 12
     card = (kept / "README.md").read_text()
     assert f"`zero_shot_config.example_calibration` = {fitted['calibration']} is" in card
     assert f"beside new names given with photos, {fitted['calibration']}" in card
