@@ -109,6 +109,9 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     card = (kept / "README.md").read_text()
     assert f"`zero_shot_config.example_calibration` = {fitted['calibration']} is" in card
     assert f"beside new names given with photos, {fitted['calibration']}" in card
+    assert cli(["calibrate", "--model", str(kept), "--offset", "7"]) == 0  # given: for the model's own classes too
+    settings = json.loads((kept / "config.json").read_text())["zero_shot_config"]
+    assert (settings["example_calibration"], settings["calibration"]) == (7.0, 0.0)
     # a folder named as a trained class: said, listed apart from the new classes, and merged with the trained class
     trained_name = tmp_path / "with_a_trained_name"
     shutil.copytree(new_photos, trained_name)

@@ -394,7 +394,8 @@ def calibrate_saved_model(
     """What ``visnet calibrate`` runs: fit a VSENet's generalised zero-shot offset and save it in the model.
 
     One of:
-        offset: set it as given (e.g. the one the selection protocol chose).
+        offset: set it as given (e.g. the one the selection protocol chose); on a model whose classes carry
+            photos, the offset beside them (``example_calibration``).
         data: images of trained *and* new classes (their class names form the mixed vocabulary);
             the offset maximises the harmonic mean of seen- and new-class accuracy on them. Where those names
             carry photos (a model extended with ``visnet extend --keep-trained``), it is the offset for names with
@@ -422,6 +423,8 @@ def calibrate_saved_model(
     trained = list(model.config.trained_class_names)
     if offset is not None:
         result: dict[str, Any] = {"calibration": float(offset), "method": "given"}
+        if model.vocabulary.examples is not None:  # the model's own classes carry photos: their offset
+            result["setting"] = "example_calibration"
     elif data is not None:
         evaluation = load_eval_data(data, seed=seed, held_out=held_out)
         seen_columns = torch.tensor([name in trained for name in evaluation.class_names])
