@@ -43,6 +43,10 @@ class DataError(VisnetError, ValueError):
     """A dataset that cannot be used as configured; the message says what to change."""
 
 
+class NoClassNamesError(DataError):
+    """A label column of numbers with no names for them (and no ``data.class_names``)."""
+
+
 class ModelLoadError(VisnetError, OSError):
     """A saved model that cannot be found or read: not a folder, not a reachable Hub id, missing files."""
 
@@ -62,4 +66,4 @@ def reported_as_cli_errors(prog: str, debug: bool = False) -> Iterator[None]:
         raise SystemExit(2) from None
 
 
-__all__ = ["ConfigError", "DataError", "ModelLoadError", "VisnetError", "reported_as_cli_errors"]
+__all__ = ["ConfigError", "DataError", "ModelLoadError", "NoClassNamesError", "VisnetError", "reported_as_cli_errors"]

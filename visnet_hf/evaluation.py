@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 from ._validation import validate
 from .data import DataConfig, EvalData, TransformedDataset, build_transforms, collate, load_eval_data, relabelled
-from .errors import ConfigError, DataError, ModelLoadError
+from .errors import ConfigError, DataError, ModelLoadError, NoClassNamesError
 from .hub.loading import TRAINING_CONFIG, load_model, model_file
 from .metrics import compute_all
 from .models import is_vsenet
@@ -190,8 +190,14 @@ def evaluate_saved_model(
             data = replace(data, include_classes=None)
     if max_samples is not None:
         data = replace(data, max_eval_samples=max_samples)
-    evaluation = load_eval_data(data, seed=seed or 0, held_out=held_out)
-    model = load_model(model_dir)  # the data first: a wrong path is reported before the model loads
+    try:
+        evaluation = load_eval_data(data, seed=seed or 0, held_out=held_out)
+        model = load_model(model_dir)  # the data first: a wrong path is reported before the model loads
+    except NoClassNamesError:  # label numbers without names: the model's classes, in its order
+        model = load_model(model_dir)
+        model_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+        evaluation = load_eval_data(replace(data, class_names=model_names), seed=seed or 0, held_out=held_out)
+        evaluation = replace(evaluation, description=f"{evaluation.description}, its label numbers as the model's classes")
     results = evaluate_on(model, evaluation, data, batch_size=batch_size, calibration=calibration)
     output = Path(output_dir) if output_dir else (Path(model_dir) / "eval" if Path(model_dir).is_dir() else Path("eval"))
     output.mkdir(parents=True, exist_ok=True)

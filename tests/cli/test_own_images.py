@@ -69,6 +69,17 @@ def test_train_by_flags_then_evaluate_the_whole_folder_and_predict(trained, phot
         name: whole[name]["recall"] for name in ("cat", "dog", "ship")
     }  # each image scored among the same 4 classes, by its class's name
 
+    # a file whose labels are numbers without names: the numbers are the model's classes
+    names = json.loads((trained / "model" / "config.json").read_text())["id2label"]
+    rows = [(str(path), int(label)) for label, name in names.items() for path in sorted((photos[1] / name).iterdir())]
+    numbers = datasets.Dataset.from_dict({"image": [p for p, _ in rows], "label": [n for _, n in rows]})
+    numbers.cast_column("image", datasets.Image()).to_parquet(photos[1].parent / "numbers.parquet")
+    assert cli(["eval", "--model", str(trained / "model"), "--data", str(photos[1].parent / "numbers.parquet")]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["scored"].endswith("its label numbers as the model's classes") and result["num_examples"] == 24
+    per_class = json.loads(Path(result["metrics_file"]).read_text())["report"]["per_class"]
+    assert {name: per_class[name]["recall"] for name in whole} == {name: whole[name]["recall"] for name in whole}
+
     broken = photos[1].parent / "mixed"
     broken.mkdir(exist_ok=True)
     (broken / "good.jpg").write_bytes(next((photos[1] / "cat").iterdir()).read_bytes())

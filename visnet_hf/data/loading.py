@@ -27,7 +27,7 @@ from PIL import Image
 
 from .._choices import FILE_SOURCES, LOCAL_SOURCES, TABLE_SOURCES, Source
 from .._validation import did_you_mean
-from ..errors import DataError
+from ..errors import DataError, NoClassNamesError
 from ..wordnet import WNID
 from .config import DataConfig, detect_source, is_saved_dataset
 from .folders import image_folder
@@ -452,9 +452,10 @@ def _class_names(dataset: datasets.Dataset, config: DataConfig) -> list[str]:
     feature = dataset.features["label"]
     names = list(config.class_names) if config.class_names else getattr(feature, "names", None)
     if not names:
-        raise DataError(
+        raise NoClassNamesError(
             f"Column {config.label_column!r} has no class names (it is {feature}); give data.class_names: [...] "
-            "in the config, one name per label."
+            "in the config, one name per label, or a label column that holds the names (--label-column for visnet "
+            "eval, extend and calibrate)."
         )
     return [str(n) for n in names]
 
