@@ -291,6 +291,14 @@ def test_examples_as_folders_single_images_and_arrays_are_each_that_many_photos(
     assert model.config.class_example_counts == [1, 1, 1]
     model.set_classes(NEW, examples={"lion": np.stack([np.asarray(i.convert("RGB")) for i in photos(70, 2)])})
     assert model.config.class_example_counts == [2, 0, 0]  # an array of several images is that many
+    as_pil = model.class_example_sums.clone()
+    # torch's layout: (N, 3, H, W) fractions, as ToTensor gives them, or (3, H, W) for one; the same photos
+    tensors = torch.stack([torch.from_numpy(np.asarray(i.convert("RGB"))).permute(2, 0, 1) / 255.0 for i in photos(70, 2)])
+    model.set_classes(NEW, examples={"lion": tensors, "truck": tensors[0]})
+    assert model.config.class_example_counts == [2, 1, 0]
+    torch.testing.assert_close(model.class_example_sums[0], as_pil[0], atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match=r"An example of 'boat' is an array of shape \(5, 8, 8\), which is no image"):
+        model.set_classes(NEW, examples={"boat": [np.zeros((5, 8, 8))]})
 
     with pytest.raises(ValueError, match=r"The examples of 'lion': .*nowhere is not there"):
         model.set_classes(NEW, examples={"lion": str(tmp_path / "nowhere")})

@@ -223,7 +223,7 @@ def _picture(image: Any, decode: Any, name: str) -> Any:
     from PIL import Image
 
     if hasattr(image, "__array__") and not isinstance(image, Image.Image):
-        return Image.fromarray(image.__array__()).convert("RGB")
+        return _array_picture(image.__array__(), name)
     source = (
         image.get("path")
         if isinstance(image, dict)
@@ -233,6 +233,32 @@ def _picture(image: Any, decode: Any, name: str) -> Any:
     )
     where = f"an example of {name!r}" + (f" ({source})" if source else "")
     return decode(image, where)
+
+
+def _array_picture(array: Any, name: str) -> Any:
+    """A PIL image of an array as NumPy and PIL lay images out, ``(H, W)`` or ``(H, W, C)``, or as torch does,
+    ``(C, H, W)``; whole numbers in 0..255, or fractions in 0..1 (``ToTensor``'s).
+
+    Raises:
+        ValueError: an array that is no image (another shape), named with its class.
+    """
+    import numpy as np
+    from PIL import Image
+
+    array = np.asarray(array)
+    channels = (1, 3, 4)
+    if array.ndim == 3 and array.shape[0] in channels and array.shape[-1] not in channels:
+        array = array.transpose(1, 2, 0)  # torch's channels first
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in channels):
+        raise ValueError(
+            f"An example of {name!r} is an array of shape {tuple(np.shape(array))}, which is no image: give each "
+            "image as (height, width, 3) or (3, height, width), or as a PIL image or a file."
+        )
+    if array.dtype.kind == "f":
+        array = np.clip(array * (255.0 if array.max(initial=0.0) <= 1.0 else 1.0), 0, 255).round()
+    return Image.fromarray(array.astype(np.uint8)).convert("RGB")
 
 
 __all__ = ["ExampleSet", "embed_examples", "example_logits", "examples_by_name", "unit_features"]

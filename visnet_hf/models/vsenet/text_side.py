@@ -139,7 +139,7 @@ class TextSide:
 
         Args:
             examples: a few photos of some or all of the names (few-shot): a mapping from name to a list of
-                images (PIL images, paths, arrays) or to a folder of them, a folder with a folder of photos per
+                images (PIL images, paths, arrays as NumPy or torch lay them out) or to a folder of them, a folder with a folder of photos per
                 class (named as the class), or a ``datasets.Dataset`` with an image and a label column.
                 Each name is then scored from its text and its photos together (:mod:`visnet_hf.zero_shot.few_shot`);
                 the photos' features are kept in the vocabulary and saved with the model.
