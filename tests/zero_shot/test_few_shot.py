@@ -244,6 +244,11 @@ def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
     assert {name: len(images) for name, images in examples_by_name(dataset, NEW).items()} == {"lion": 2, "truck": 1, "boat": 1}
     model.set_classes(NEW, examples=dataset)
     assert model.config.class_example_counts == [2, 1, 1]
+    # what load_dataset returns: its train split (or its only one)
+    as_loaded = datasets.DatasetDict(train=dataset, test=dataset.select([0]))
+    assert {name: len(images) for name, images in examples_by_name(as_loaded, NEW).items()} == {"lion": 2, "truck": 1, "boat": 1}
+    with pytest.raises(ValueError, match=r"The examples have the splits \['a', 'b'\]; give one of them"):
+        examples_by_name(datasets.DatasetDict(a=dataset, b=dataset), NEW)
     renamed = dataset.rename_columns({"image": "photo", "label": "species"})  # found by their features
     assert {name: len(images) for name, images in examples_by_name(renamed, NEW).items()} == {"lion": 2, "truck": 1, "boat": 1}
     with pytest.raises(ValueError, match=r"needs an image column .* it has \['photo', 'text'\]"):

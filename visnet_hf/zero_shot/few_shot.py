@@ -90,7 +90,8 @@ def example_logits(
 def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]]:
     """``{name: [image, ...]}`` from a mapping of names to images (a list of PIL images, paths or arrays; a folder of
     them; one image), from a folder with a folder of photos per class (named as the class), or from a
-    ``datasets.Dataset`` with an image column and a label column (a ``ClassLabel`` or the names themselves).
+    ``datasets.Dataset`` with an image column and a label column (a ``ClassLabel`` or the names themselves; of a
+    ``DatasetDict``, its train split).
 
     Raises:
         ValueError: a name that has examples but is not among ``names``; a name with no image (an empty list or
@@ -98,6 +99,7 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
     """
     if isinstance(examples, (str, os.PathLike)):
         examples = _class_folders(Path(examples))
+    examples = _one_split(examples)
     if isinstance(examples, Mapping):
         by_name = {str(name): _images(images, str(name)) for name, images in examples.items()}
     else:
@@ -120,6 +122,17 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
             "these classes lean on their photos more than on their names."
         )
     return by_name
+
+
+def _one_split(examples: Any) -> Any:
+    """Of a ``datasets.DatasetDict`` (what ``load_dataset`` returns), its train split, or its only one."""
+    import datasets
+
+    if not isinstance(examples, datasets.DatasetDict):
+        return examples
+    if "train" in examples or len(examples) == 1:
+        return examples["train" if "train" in examples else next(iter(examples))]
+    raise ValueError(f"The examples have the splits {sorted(examples)}; give one of them (examples['{next(iter(examples))}']).")
 
 
 def _class_folders(root: Path) -> dict[str, Path]:
