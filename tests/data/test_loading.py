@@ -495,6 +495,33 @@ def test_decode_tensor_agrees_with_pil_for_every_kind_of_file(tmp_path):
             decode_tensor({"bytes": broken, "path": "cut.jpg"}, "Image 3 of the train split (cut.jpg)")
 
 
+def test_a_phones_heic_photos_are_images(tmp_path, monkeypatch):
+    """HEIC / HEIF files (an iPhone's photos) in a class folder are read, through pillow-heif's plugin; without it,
+    each is named as a HEIC photo with the package that reads it."""
+    import datasets
+    from PIL import Image
+
+    from visnet_hf.data import images
+    from visnet_hf.data.images import BadImageError, decode_tensor
+
+    rng = np.random.default_rng(2)
+    photo = Image.fromarray(np.repeat(np.repeat(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), 8, 0), 8, 1))
+    for relative in ("photos/cat/IMG_0001.HEIC", "photos/dog/IMG_0002.heif"):
+        (tmp_path / relative).parent.mkdir(parents=True)
+        photo.save(tmp_path / relative, format="HEIF", quality=95)
+    whole = load_eval_data(DataConfig(path=str(tmp_path / "photos")))
+    assert whole.class_names == ["cat", "dog"] and len(whole.dataset) == 2
+    for value in whole.dataset.cast_column("image", datasets.Image(decode=False))["image"]:
+        pixels = decode_tensor(value, "test")
+        assert pixels.shape == (3, 48, 64)
+        assert (pixels.float() - torch.from_numpy(np.asarray(photo)).permute(2, 0, 1).float()).abs().mean() < 12  # lossy
+
+    monkeypatch.setattr(images, "_HEIF_READER", False)
+    monkeypatch.setattr(Image, "ID", [name for name in Image.ID if name != "HEIF"])  # as if pillow-heif were missing
+    with pytest.raises(BadImageError, match=r"\(IMG_0001.HEIC\) is a HEIC/HEIF photo .*pip install 'visnet_hf\[heic\]'"):
+        decode_tensor(str(tmp_path / "photos/cat/IMG_0001.HEIC"), "Image 0 of the train split (IMG_0001.HEIC)")
+
+
 def png_bytes(image) -> bytes:
     import io
 

@@ -13,6 +13,14 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import VisnetError
 
+try:  # HEIC / HEIF photos (what phones save): PIL reads them through pillow-heif's plugin, where it is installed
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    _HEIF_READER = True
+except ImportError:
+    _HEIF_READER = False
+
 try:  # TorchCodec's image decoders supersede torchvision.io's (deprecated since torchvision 0.29)
     from torchcodec.decoders import decode_jpeg as _torchcodec_decode_jpeg
 except Exception:  # not installed, or built for another torch
@@ -85,7 +93,21 @@ def decode(value: Any, where: str) -> Image.Image:
     except BadImageError:
         raise
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+        if not _HEIF_READER and _is_heif(value):
+            raise BadImageError(
+                f"{where} is a HEIC/HEIF photo (as phones save them), which needs pillow-heif: pip install "
+                "'visnet_hf[heic]' (or pillow-heif), or convert the photo to JPEG."
+            ) from error
         raise BadImageError(f"{where} cannot be decoded: {type(error).__name__}: {error}") from error
+
+
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
+
+
+def _is_heif(value: Any) -> bool:
+    """Whether an image's bytes open as a HEIF file does: an ISO ``ftyp`` box of a HEIF brand."""
+    head = (_encoded_bytes(value) or b"")[:12]
+    return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
 
 
 def decode_tensor(value: Any, where: str) -> torch.Tensor:
