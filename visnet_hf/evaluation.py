@@ -195,8 +195,7 @@ def evaluate_saved_model(
         model = load_model(model_dir)  # the data first: a wrong path is reported before the model loads
     except NoClassNamesError:  # label numbers without names: the model's classes, in its order
         model = load_model(model_dir)
-        model_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-        evaluation = load_eval_data(replace(data, class_names=model_names), seed=seed or 0, held_out=held_out)
+        evaluation = load_eval_data(replace(data, class_names=_class_names(model)), seed=seed or 0, held_out=held_out)
         evaluation = replace(evaluation, description=f"{evaluation.description}, its label numbers as the model's classes")
     results = evaluate_on(model, evaluation, data, batch_size=batch_size, calibration=calibration)
     output = Path(output_dir) if output_dir else (Path(model_dir) / "eval" if Path(model_dir).is_dir() else Path("eval"))
@@ -210,7 +209,7 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
     """Score ``model`` on ``evaluation``: among the model's classes when the data's are all among them
     (:func:`among_model_classes`), else a VSENet among the data's class names. The results name the classes
     scored among (``class_names``)."""
-    model_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    model_names = _class_names(model)
     evaluation = among_model_classes(evaluation, model_names)
     forward_kwargs: dict[str, Any] = {}
     if model_names != evaluation.class_names and not is_vsenet(model):
@@ -238,6 +237,11 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
     results["scored"] = evaluation.description
     results["class_names"] = evaluation.class_names
     return results
+
+
+def _class_names(model) -> list[str]:
+    """The model's classes, in the order of its logits."""
+    return [model.config.id2label[i] for i in range(len(model.config.id2label))]
 
 
 def among_model_classes(evaluation: EvalData, model_names: list[str]) -> EvalData:

@@ -230,12 +230,14 @@ def folder_problem(path: str) -> str | None:
     """Why a folder is not images in class folders (``path/cat/*.jpg``, or split folders of those), or ``None``.
     Stops at the first image in a class folder, so a folder of a million images costs no more than a small one
     (the folder's own files are listed first, so images loose beside the class folders are seen before)."""
+    from .folders import walk_images  # the image folder reader's own walk: hidden files are no images
+
     root, loose = Path(path), None
     layout = f"one folder per class: {path}/cat/*.jpg, {path}/dog/*.jpg"
-    for directory, _, files in os.walk(root):
+    for directory, _, images in walk_images(root):
         if Path(directory) == root:
-            loose = min((name for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES), default=None)
-        elif not any(Path(name).suffix.lower() in IMAGE_SUFFIXES for name in files):
+            loose = images[0] if images else None
+        elif not images:
             continue
         elif loose is None:
             return None

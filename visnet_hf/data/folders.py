@@ -35,7 +35,7 @@ def image_folder(root: Path) -> datasets.DatasetDict | None:
     rows: dict[str, list[tuple[str, str]]] = {}
     for split, split_root in splits or [("train", root)]:
         split_root = Path(os.path.abspath(split_root))  # absolute paths, as datasets' imagefolder gives them
-        for directory, files, images in _walk(split_root):
+        for directory, files, images in walk_images(split_root):
             if METADATA_FILES & set(files):
                 return None
             if not images:
@@ -69,15 +69,15 @@ def class_folders(root: Path) -> list[Path]:
 
 def images_in(folder: Path) -> list[Path]:
     """The images at any depth in ``folder``, sorted, as :func:`image_folder` reads them (hidden files left out)."""
-    return sorted(Path(directory, name) for directory, _, images in _walk(folder) for name in images)
+    return sorted(Path(directory, name) for directory, _, images in walk_images(folder) for name in images)
 
 
 def has_images(folder: Path) -> bool:
     """Whether ``folder`` holds an image at any depth (stops at the first folder with one)."""
-    return any(images for _, _, images in _walk(folder))
+    return any(images for _, _, images in walk_images(folder))
 
 
-def _walk(folder: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+def walk_images(folder: Path) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk`` with hidden folders and files left out: each folder, its files, and its images (sorted)."""
     for directory, folders, files in os.walk(folder):
         folders[:] = [name for name in folders if not _hidden(name)]
@@ -101,4 +101,4 @@ def _fingerprint(paths: list[str], labels: list[int]) -> str:
     return digest.hexdigest()[:32]
 
 
-__all__ = ["class_folders", "has_images", "image_folder", "images_in"]
+__all__ = ["class_folders", "has_images", "image_folder", "images_in", "walk_images"]

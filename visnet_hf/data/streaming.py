@@ -89,24 +89,26 @@ def _open(config: DataConfig) -> dict[str, Any]:
         by_class_folder = image_folder(Path(str(config.path)))  # paths: each image is read when it comes
         if by_class_folder is None:  # a metadata file says the labels
             return datasets.load_dataset("imagefolder", data_dir=config.path, streaming=True)
-        return datasets.IterableDatasetDict(
-            {split: rows.to_iterable_dataset(num_shards=min(len(rows), 64)) for split, rows in by_class_folder.items()}
-        )
+        return _streamed(by_class_folder)
     if config.source == "saved":
         from .loading import load_saved
 
-        return datasets.IterableDatasetDict(
-            {
-                split: rows.to_iterable_dataset(num_shards=min(len(rows), 64))
-                for split, rows in load_saved(str(config.path)).items()
-            }
-        )
+        return _streamed(load_saved(str(config.path)))
     if config.source == "hub":
         try:
             return datasets.load_dataset(config.path, config.subset, streaming=True)
         except (ConnectionError, FileNotFoundError) as error:
             raise DataError(f"The Hub dataset {config.path!r} cannot be streamed ({error}).") from error
     raise DataError(f"data.streaming is for the hub, parquet, imagefolder, saved and webdataset sources, not {config.source!r}.")
+
+
+def _streamed(loaded: Any) -> Any:
+    """A local ``DatasetDict`` as streams (up to 64 shards each, for the processes and workers to split)."""
+    import datasets
+
+    return datasets.IterableDatasetDict(
+        {split: rows.to_iterable_dataset(num_shards=min(len(rows), 64)) for split, rows in loaded.items()}
+    )
 
 
 def _stream_class_names(stream, config: DataConfig) -> list[str]:

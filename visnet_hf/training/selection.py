@@ -277,17 +277,15 @@ def score_fold(
     zero_shot = model.config.zero_shot_config.updated(**(settings or {}))
     held_out = fold_vocabulary(model, data.held_out, data)
     mixed = fold_vocabulary(model, data.trained + data.held_out, data)
-    seen = collect_logits(model, fold_batches(model, data.seen, "eval", config))
-    unseen = collect_logits(
-        model, fold_batches(model, data.unseen, "both", config), vocabulary=held_out, zero_shot_config=zero_shot
-    )
+    # the backbone's features of the fold's images, read (or computed) once for every score below
+    seen_images = _pooled(model, fold_batches(model, data.seen, "eval", config))
+    unseen_images = _pooled(model, fold_batches(model, data.unseen, "both", config))
+    seen = collect_logits(model, _batches(*seen_images))
+    unseen = collect_logits(model, _batches(*unseen_images), vocabulary=held_out, zero_shot_config=zero_shot)
     shift = len(data.trained)  # the pseudo-unseen classes follow the trained ones in the mixed vocabulary
-    mixed_batches = itertools.chain(
-        fold_batches(model, data.seen, "eval", config),
-        ({**batch, "labels": batch["labels"] + shift} for batch in fold_batches(model, data.unseen, "both", config)),
-    )
+    mixed_batches = itertools.chain(_batches(*seen_images), _batches(unseen_images[0], unseen_images[1] + shift))
     gzsl = fit_offset(model, mixed_batches, mixed, zero_shot)
-    with_photos = few_shot_offset(model, config, data, mixed, zero_shot)
+    with_photos = few_shot_offset(model, config.seed, seen_images, unseen_images, mixed, zero_shot)
     return {
         "zero_shot_top1": top_k_accuracy(unseen.scores, unseen.labels, 1),
         "zero_shot_top5": top_k_accuracy(unseen.scores, unseen.labels, 5),
@@ -307,30 +305,37 @@ FEW_SHOT_PHOTOS = 4  # photos per pseudo-unseen class when the offset beside nam
 
 
 def few_shot_offset(
-    model: VSENetForImageClassification, config: TrainConfig, data: FoldData, mixed: Vocabulary, zero_shot: Any
+    model: VSENetForImageClassification,
+    seed: int,
+    seen: tuple[torch.Tensor, torch.Tensor],
+    unseen: tuple[torch.Tensor, torch.Tensor],
+    mixed: Vocabulary,
+    zero_shot: Any,
 ) -> dict[str, float]:
     """The offset beside new names given photos: each pseudo-unseen class gets :data:`FEW_SHOT_PHOTOS` of its images
-    (drawn with the run's seed; fewer for a class with fewer than twice as many, none for one with one image) as
-    photos, and the offset is fitted (:func:`~visnet_hf.zero_shot.fit_offset`) on its other images and the trained
-    classes' held-out ones."""
-    seen = _pooled(model, fold_batches(model, data.seen, "eval", config))
-    unseen = _pooled(model, fold_batches(model, data.unseen, "both", config))
-    generator = torch.Generator().manual_seed(config.seed)
+    (drawn with ``seed``; fewer for a class with fewer than twice as many, none for one with one image) as photos,
+    and the offset is fitted (:func:`~visnet_hf.zero_shot.fit_offset`) on its other images and the trained classes'
+    held-out ones. ``seen`` and ``unseen``: those images' pooled features and labels (the pseudo-unseen classes'
+    numbered from 0, after the trained ones in ``mixed``)."""
+    generator = torch.Generator().manual_seed(seed)
     is_photo = torch.zeros(len(unseen[1]), dtype=torch.bool)
     for label in unseen[1].unique().tolist():
         rows = (unseen[1] == label).nonzero().flatten()
         rows = rows[torch.randperm(len(rows), generator=generator)]
         is_photo[rows[: min(FEW_SHOT_PHOTOS, len(rows) // 2)]] = True
-    shift = len(data.trained)  # the pseudo-unseen classes follow the trained ones in the mixed vocabulary
+    shift = int(mixed.trained.sum())  # the pseudo-unseen classes follow the trained ones in the mixed vocabulary
     photo_labels = unseen[1][is_photo] + shift
     sums = torch.zeros(len(mixed), unseen[0].shape[1]).index_add_(0, photo_labels, unseen[0][is_photo])
     counts = torch.zeros(len(mixed)).index_add_(0, photo_labels, torch.ones(len(photo_labels)))
     vocabulary = replace(mixed, examples=ExampleSet(sums, counts))
-    queries = [
-        {"image_features": seen[0], "labels": seen[1]},
-        {"image_features": unseen[0][~is_photo], "labels": unseen[1][~is_photo] + shift},
-    ]
+    queries = itertools.chain(_batches(*seen), _batches(unseen[0][~is_photo], unseen[1][~is_photo] + shift))
     return fit_offset(model, queries, vocabulary, zero_shot)
+
+
+def _batches(features: torch.Tensor, labels: torch.Tensor, size: int = 256) -> Iterator[dict[str, torch.Tensor]]:
+    """Pooled features and their labels as the model's input batches."""
+    for start in range(0, len(labels), size):
+        yield {"image_features": features[start : start + size], "labels": labels[start : start + size]}
 
 
 def _pooled(model: VSENetForImageClassification, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
