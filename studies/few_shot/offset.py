@@ -100,7 +100,7 @@ def report(result: dict) -> str:
     lines = [
         "# Few-shot study: the offset on trained names beside new names with photos",
         "",
-        f"Command: `{result['command']}` ({result['seconds'] / 60:.0f} min).",
+        f"Command: `{result['command']}` ({result['seconds']:.0f} s, the fold models and their features already there).",
         "",
         "Harmonic mean of seen and new top-1 (%) on the fold episodes, by offset (columns) and photos per new name "
         "(rows; none: the names alone, zero-shot), with the shipped photo setting "
