@@ -69,7 +69,11 @@ def extend_saved_model(
         "kept_trained": len(model.config.trained_class_names) if keep_trained else 0,
         "photos_from": examples.description,
         "photos": {name: counts[name] for name in examples.class_names if name in counts},
-        "notes": [str(warning.message).replace("SAVED_FOLDER", str(output)) for warning in said],
+        "notes": [  # what the library says to the user; a dependency's resource or deprecation warnings are no note
+            str(warning.message).replace("SAVED_FOLDER", str(output))
+            for warning in said
+            if issubclass(warning.category, UserWarning)
+        ],
         "seconds": round(time.perf_counter() - started, 2),
     }
 

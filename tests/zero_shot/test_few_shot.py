@@ -298,7 +298,7 @@ def test_examples_as_folders_single_images_and_arrays_are_each_that_many_photos(
     assert model.config.class_example_counts == [2, 0, 0]  # an array of several images is that many
     as_pil = model.class_example_sums.clone()
     # torch's layout: (N, 3, H, W) fractions, as ToTensor gives them, or (3, H, W) for one; the same photos
-    tensors = torch.stack([torch.from_numpy(np.asarray(i.convert("RGB"))).permute(2, 0, 1) / 255.0 for i in photos(70, 2)])
+    tensors = torch.stack([torch.from_numpy(np.array(i.convert("RGB"))).permute(2, 0, 1) / 255.0 for i in photos(70, 2)])
     model.set_classes(NEW, examples={"lion": tensors, "truck": tensors[0]})
     assert model.config.class_example_counts == [2, 1, 0]
     torch.testing.assert_close(model.class_example_sums[0], as_pil[0], atol=1e-3, rtol=1e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,9 @@ def decode(value: Any, where: str) -> Image.Image:
             source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
             if source is None:
                 raise BadImageError(f"{where} has neither bytes nor a path")
-            image = Image.open(source)
+            image = Image.open(_in_memory(source))
         else:
-            image = Image.open(value)
+            image = Image.open(_in_memory(value))
         image.load()  # decode everything now: a truncated file fails here, not halfway through a batch
         return to_rgb(image)
     except BadImageError:
@@ -98,7 +99,15 @@ def decode(value: Any, where: str) -> Image.Image:
                 f"{where} is a HEIC/HEIF photo (as phones save them), which needs pillow-heif: pip install "
                 "'visnet_hf[heic]' (or pillow-heif), or convert the photo to JPEG."
             ) from error
+        if isinstance(error, UnidentifiedImageError):  # PIL's message names only the in-memory copy it read
+            raise BadImageError(f"{where} cannot be decoded: it is in no image format PIL reads") from error
         raise BadImageError(f"{where} cannot be decoded: {type(error).__name__}: {error}") from error
+
+
+def _in_memory(source: Any) -> Any:
+    """A path's bytes, read and closed: PIL keeps the file of an image that may hold several frames (a GIF, a
+    TIFF) open after ``load``, one handle per photo until the garbage collector finds it."""
+    return io.BytesIO(Path(source).read_bytes()) if isinstance(source, (str, os.PathLike)) else source
 
 
 HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
