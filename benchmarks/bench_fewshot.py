@@ -160,12 +160,15 @@ def raw_feature_logits(side, vocabulary, support, support_labels, queries, setti
 
     examples = example_set(side, support, support_labels, len(vocabulary))
     photos = example_logits(queries, examples, [None] * len(vocabulary), None, 1.0, side.model.logit_scale_value())
-    return zero_shot_logits(side, vocabulary, queries) + setting["example_weight"] * photos
+    return zero_shot_logits(side, vocabulary, queries, summed=True) + setting["example_weight"] * photos
 
 
 @torch.no_grad()
-def zero_shot_logits(side, vocabulary, queries):
-    return side.model(image_features=queries, vocabulary=vocabulary).logits
+def zero_shot_logits(side, vocabulary, queries, summed=False):
+    """The names' scores as the model gives them; ``summed``: the experts' sum before the temperature, the scale a
+    photo expert of the same weights is added on."""
+    settings = side.model.config.zero_shot_config.updated(score_temperature=1.0) if summed else None
+    return side.model(image_features=queries, vocabulary=vocabulary, zero_shot_config=settings).logits
 
 
 def ncm_logits(side, support, support_labels, queries, classes):

@@ -816,10 +816,10 @@ def _top_score_lines(result: dict, ks: list[str]) -> list[str]:
     pairs = "; ".join(f"k = {k}: {pct(top['visnet_hf'][k]['mean'])} at top-1 {pct(dev['visnet_hf'][k]['mean'])}" for k in ks)
     names_alone = top["zero-shot"][ks[0]]["mean"], dev["zero-shot"][ks[0]]["mean"]
     return [
-        "The scores are not calibrated probabilities. The pipelines show the softmax of these logits, and its mean top",
-        f"score on unseen_dev is {pairs} (names alone: {pct(names_alone[0])} at {pct(names_alone[1])}). Rank by them; do not",
-        "read them as the chance of being right. How far they are from it on the folds, and what one temperature",
-        "would fix without moving any ranking: `studies/few_shot/CALIBRATION.md`.",
+        "How sure the scores look against how often they are right: the pipelines show the softmax of the logits,",
+        "which the library divides by a temperature that grows with the photos (`zero_shot_config.score_temperature`,",
+        "chosen on the folds: `studies/few_shot/CALIBRATION.md`). Its mean top score on unseen_dev is",
+        f"{pairs} (names alone: {pct(names_alone[0])} at {pct(names_alone[1])}).",
         "",
     ]
 

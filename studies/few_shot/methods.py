@@ -94,8 +94,8 @@ class Episode:
         self.counts = self.onehot.sum(0)
         examples = example_set(side, support, support_labels, WAYS)
         with torch.no_grad():
-            self.zero_shot = zero_shot_logits(side, vocabulary, queries)
-            self.support_zero_shot = zero_shot_logits(side, vocabulary, support)
+            self.zero_shot = zero_shot_logits(side, vocabulary, queries, summed=True)
+            self.support_zero_shot = zero_shot_logits(side, vocabulary, support, summed=True)
             photos = example_logits(queries, examples, [None] * WAYS, self.prototypes, SHIPPED["example_shrinkage"], self.scale)
             self.photos = photos
             self.shipped = self.zero_shot + SHIPPED["example_weight"] * photos
@@ -160,14 +160,16 @@ def adapted_projection(episode: Episode, weight_decay: float, steps: int = 50) -
     try:
         optimizer = torch.optim.Adam([adapted.correction], lr=1e-3)
         photo_scores = episode.support_shipped - episode.support_zero_shot  # leave one out, fixed
+        summed = episode.model.config.zero_shot_config.updated(score_temperature=1.0)  # the experts' sum, as photo_scores
         for _ in range(steps):  # the model itself: bench_fewshot.zero_shot_logits runs without gradients
-            logits = episode.model(image_features=episode.support, vocabulary=episode.vocabulary).logits + photo_scores
+            logits = episode.model(image_features=episode.support, vocabulary=episode.vocabulary, zero_shot_config=summed).logits
+            logits = logits + photo_scores
             loss = F.cross_entropy(logits, episode.labels) + weight_decay * (adapted.correction**2).sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            names = zero_shot_logits(episode.side, episode.vocabulary, episode.queries)
+            names = zero_shot_logits(episode.side, episode.vocabulary, episode.queries, summed=True)
     finally:
         heads.projection = original
     return names + SHIPPED["example_weight"] * episode.photos

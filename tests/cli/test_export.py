@@ -68,3 +68,23 @@ def test_an_frn_exports_and_a_wrong_export_is_refused(tiny_text_encoder, tmp_pat
     assert not (tmp_path / "wrong" / "model.onnx").exists()
     with pytest.raises(SystemExit):
         cli(["export", "--model", str(tmp_path / "frn"), "--output-dir", str(tmp_path / "o"), "--format", "tflite"])
+
+
+def test_a_model_given_photos_exports_with_them(minilm_path, real_images, tmp_path, capsys):
+    """New names given with photos beside the trained classes: the photos' whitened cosines, the trained classes'
+    centroids and the temperature that grows with the photos, in one graph. A branch on a buffer (were the
+    statistics fitted? how many photos?) stopped torch.export before."""
+    model = AutoModelForImageClassification.from_pretrained(FIXTURES / "v0_2_0" / "vsenet").eval()
+    trained = len(model.config.trained_class_names)
+    features = torch.randn(40, model.config.num_features, generator=torch.Generator().manual_seed(0))
+    assert model.fit_prototypes([{"image_features": features, "labels": torch.arange(40) % trained}]) == 40
+    assert model.zero_shot.prototypes.whitening(model.config.zero_shot_config.example_shrinkage) is not None
+    photos = sorted(real_images.iterdir())
+    with pytest.warns(UserWarning, match="offset"):
+        model.set_classes(["zebra", "lorry"], examples={"zebra": photos[:2], "lorry": photos[2:5]}, keep_trained=True)
+    model.save_pretrained(tmp_path / "model")
+    assert cli(["export", "--model", str(tmp_path / "model"), "--output-dir", str(tmp_path / "out"),
+                "--images", str(real_images)]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["checked_on_images"] == 6 and result["top1_equal"] and result["max_logit_difference"] < 1e-3
+    assert json.loads((tmp_path / "out" / "labels.json").read_text()) == [*model.config.trained_class_names, "zebra", "lorry"]

@@ -92,10 +92,11 @@ def test_set_classes_with_examples_scores_names_and_photos_together(model, photo
     examples = {name: photos(seed) for name, seed in zip(NEW, (10, 20, 30), strict=True)}
     processor = model.image_processor()
     queries = processor([image for name in NEW for image in examples[name]], return_tensors="pt")["pixel_values"]
-    names_alone = model.set_classes(NEW)(pixel_values=queries).logits
+    summed = model.config.zero_shot_config.updated(score_temperature=1.0)  # the experts' sum, no temperature
+    names_alone = model.set_classes(NEW)(pixel_values=queries, zero_shot_config=summed).logits
     model.set_classes(NEW, examples=examples)
     assert model.config.class_example_counts == [2, 2, 2] and model.vocabulary.examples is not None
-    with_photos = model(pixel_values=queries).logits
+    with_photos = model(pixel_values=queries, zero_shot_config=summed).logits
     settings = model.config.zero_shot_config
     assert not torch.allclose(with_photos, names_alone)
     # the added term is the photo weight times the photo cosines: by default as much as the names' scores weigh
@@ -140,10 +141,11 @@ def test_the_photo_weight_follows_the_names_scores_unless_it_is_given(model, pho
     assert VSENetZeroShotConfig(example_weight=0.0).photo_weight() == 0.0
     model.set_classes(NEW, examples={name: photos(seed) for name, seed in zip(NEW, (10, 20, 30), strict=True)})
     queries = model.image_processor()(photos(60, 4), return_tensors="pt")["pixel_values"]
-    names_alone = model(pixel_values=queries, zero_shot_config=model.config.zero_shot_config.updated(example_weight=0.0)).logits
-    semantic = model.config.zero_shot_config.updated(head="semantic", prototype_weight=0.0)
+    summed = model.config.zero_shot_config.updated(score_temperature=1.0)  # the experts' sum, no temperature
+    names_alone = model(pixel_values=queries, zero_shot_config=summed.updated(example_weight=0.0)).logits
+    semantic = summed.updated(head="semantic", prototype_weight=0.0)
     semantic_names = model(pixel_values=queries, zero_shot_config=semantic.updated(example_weight=0.0)).logits
-    by_default = model(pixel_values=queries).logits - names_alone
+    by_default = model(pixel_values=queries, zero_shot_config=summed).logits - names_alone
     semantic_photos = model(pixel_values=queries, zero_shot_config=semantic).logits - semantic_names
     torch.testing.assert_close(semantic_photos, by_default / 3.0, rtol=1e-4, atol=1e-4)
     # a folder saved with the weight written out (every model saved before the default followed the names) keeps it
@@ -151,7 +153,10 @@ def test_the_photo_weight_follows_the_names_scores_unless_it_is_given(model, pho
     model.save_pretrained(tmp_path)
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
     assert reloaded.config.zero_shot_config.photo_weight() == 4.0
-    torch.testing.assert_close(reloaded(pixel_values=queries).logits - names_alone, by_default * 4.0 / 3.0, rtol=1e-4, atol=1e-4)
+    reloaded_sum = reloaded(
+        pixel_values=queries, zero_shot_config=reloaded.config.zero_shot_config.updated(score_temperature=1.0)
+    ).logits
+    torch.testing.assert_close(reloaded_sum - names_alone, by_default * 4.0 / 3.0, rtol=1e-4, atol=1e-4)
     with pytest.raises(ConfigError, match="example_weight"):
         VSENetZeroShotConfig(example_weight=-1.0)
 

@@ -65,8 +65,8 @@ def _prototype_scores(model, images: torch.Tensor, extra: torch.Tensor, sharpnes
 
 
 def _prototype_part(model, images: torch.Tensor, **settings: float) -> torch.Tensor:
-    """The prototype term of the model's logits (weight 1.5) with the zero-shot ``settings``."""
-    zero_shot = model.config.zero_shot_config
+    """The prototype term of the model's logits (weight 1.5) with the zero-shot ``settings``, in the experts' sum."""
+    zero_shot = model.config.zero_shot_config.updated(score_temperature=1.0)
     with torch.no_grad():
         with_prototypes = model(image_features=images, zero_shot_config=zero_shot.updated(**settings)).logits
         without = model(image_features=images, zero_shot_config=zero_shot.updated(prototype_weight=0.0)).logits

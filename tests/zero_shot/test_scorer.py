@@ -40,8 +40,8 @@ def test_conse_averages_the_trained_prediction(tiny_text_encoder, pixel_batch, t
         conse = model(pixels, vocabulary=new, zero_shot_config=model.config.zero_shot_config.updated(head="conse"))
         expected = conse_by_hand(model, trained.logits, classes, top_k=2)
         torch.testing.assert_close(conse.logits, expected)
-        both = model(pixels, vocabulary=new)  # the default head: both, the cosine logits plus ConSE
-        torch.testing.assert_close(both.logits, both.semantic_logits + expected)
+        both = model(pixels, vocabulary=new)  # the default head: both, the cosine logits plus ConSE, over two experts
+        torch.testing.assert_close(both.logits, (both.semantic_logits + expected) / 2)
         semantic = model(pixels, vocabulary=new, zero_shot_config=model.config.zero_shot_config.updated(head="semantic"))
         torch.testing.assert_close(semantic.logits, semantic.semantic_logits)
         # The trained embeddings travel with the checkpoint, so a saved zero-shot model scores the same.
@@ -91,15 +91,62 @@ def test_names_with_photos_take_their_own_offset(tiny_text_encoder, pixel_batch)
     settings = model.config.zero_shot_config
     none = settings.without_offset()
     lowered = mixed.trained.float()
+    # the offset acts on the sum of the experts, before the temperature: 1 (the semantic head) beside names alone,
+    # 1 + 0.5 x sqrt(2) beside a name with two photos
+    photos_temperature = 1 + 0.5 * 2**0.5
     with torch.no_grad():
-        for vocabulary, offset in ((mixed, 1.5), (with_photos, 4.0)):
+        for vocabulary, offset, temperature in ((mixed, 1.5, 1.0), (with_photos, 4.0, photos_temperature)):
             torch.testing.assert_close(
                 model(pixel_batch, vocabulary=vocabulary).logits,
-                model(pixel_batch, vocabulary=vocabulary, zero_shot_config=none).logits - offset * lowered,
+                (model(pixel_batch, vocabulary=vocabulary, zero_shot_config=none).logits - offset * lowered) / temperature,
             )
         unset = settings.updated(calibration=1.5)
         unset.example_calibration = None
         torch.testing.assert_close(
             model(pixel_batch, vocabulary=with_photos, zero_shot_config=unset).logits,
-            model(pixel_batch, vocabulary=with_photos, zero_shot_config=none).logits - 1.5 * lowered,
+            (model(pixel_batch, vocabulary=with_photos, zero_shot_config=none).logits - 1.5 * lowered) / photos_temperature,
         )
+
+
+def test_the_scores_are_divided_by_a_temperature_that_grows_with_the_photos(tiny_text_encoder, pixel_batch, tmp_path):
+    """The scores of names the model did not train on are a sum of experts; divided by the experts' weights (the
+    photos' counted half, per square root of their typical number) their softmax reads as a chance of being right.
+    No ranking changes; a temperature given is used as it is and saved with the model."""
+    from visnet_hf.errors import ConfigError
+    from visnet_hf.models.vsenet import VSENetZeroShotConfig
+    from visnet_hf.zero_shot import Vocabulary
+    from visnet_hf.zero_shot.few_shot import ExampleSet, typical_photos
+
+    shipped = VSENetZeroShotConfig(head="both", prototype_weight=2.0)
+    assert shipped.temperature_for() == 4.0  # names alone: the semantic cosine, ConSE, the prototypes at 2
+    assert shipped.temperature_for(typical_photos=4) == 4.0 + 0.5 * 4.0 * 2
+    assert shipped.updated(example_weight=2.0).temperature_for(typical_photos=4) == 4.0 + 0.5 * 2.0 * 2
+    assert shipped.updated(score_temperature=3.0).temperature_for(typical_photos=16) == 3.0
+    assert shipped.without_offset().temperature_for(typical_photos=16) == 1.0  # what an offset is fitted on
+    with pytest.raises(ConfigError, match="score_temperature"):
+        VSENetZeroShotConfig(score_temperature=0.0)
+    counts = torch.tensor([4.0, 0.0, 2.0])
+    assert typical_photos(ExampleSet(torch.zeros(3, 5), counts)) == 3.0 and typical_photos(None) == 0.0
+
+    model = create(tiny_text_encoder)  # the defaults: the semantic cosine and ConSE, 2 experts
+    photos = ExampleSet(torch.randn(3, model.config.num_features), counts)
+    names = model.vocabulary_for(NEW_NAMES)
+    with_photos = Vocabulary.of(NEW_NAMES, names.embeddings, model.config.trained_class_names, examples=photos)
+    summed = model.config.zero_shot_config.updated(score_temperature=1.0)
+    with torch.no_grad():
+        trained = model(pixel_batch)
+        for vocabulary, temperature in ((names, 2.0), (with_photos, 2.0 + 0.5 * 2.0 * 3**0.5)):
+            logits = model(pixel_batch, vocabulary=vocabulary).logits
+            raw = model(pixel_batch, vocabulary=vocabulary, zero_shot_config=summed).logits
+            torch.testing.assert_close(logits, raw / temperature)
+            assert torch.equal(logits.argmax(-1), raw.argmax(-1))
+        # the trained vocabulary is the trained heads' prediction, as it was: no temperature
+        torch.testing.assert_close(trained.logits, model(pixel_batch, zero_shot_config=summed).logits)
+    model.set_classes(NEW_NAMES)
+    model.config.zero_shot_config.score_temperature = 2.5
+    model.save_pretrained(tmp_path)
+    reloaded = VSENetForImageClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.zero_shot_config.score_temperature == 2.5
+    with torch.no_grad():
+        raw = reloaded(pixel_batch, zero_shot_config=summed).logits
+        torch.testing.assert_close(reloaded(pixel_batch).logits, raw / 2.5)

@@ -108,7 +108,7 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         eval_results=eval_results or None,
     )
     data_config = config.get("data_config") or {}
-    text, zero_shot, photo_weight = _vsenet_settings(config) if family == "vsenet" else ({}, {}, None)
+    text, zero_shot, photo_weight, temperature = _vsenet_settings(config) if family == "vsenet" else ({}, {}, None, None)
     template = files("visnet_hf.hub_cards").joinpath(f"{family}.md").read_text()
     return ModelCard.from_template(
         card_data,
@@ -149,19 +149,25 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
             (name, count) for name, count in zip(class_names, config.get("class_example_counts") or [], strict=False) if count
         ],
         example_weight=photo_weight,
+        score_temperature=temperature,
+        temperature_given=zero_shot.get("score_temperature") is not None,
         example_shrinkage=zero_shot.get("example_shrinkage"),
         constraints=_constraints(training_config),
         training_config=yaml.safe_dump(training_config, sort_keys=False) if training_config else None,
     )
 
 
-def _vsenet_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], float]:
-    """A VSENet config's text and zero-shot settings, from either layout (grouped, or visnet_hf 0.2's flat one), and
-    the weight its photos are scored with."""
+def _vsenet_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], float, float]:
+    """A VSENet config's text and zero-shot settings, from either layout (grouped, or visnet_hf 0.2's flat one), the
+    weight its photos are scored with, and the temperature its own vocabulary's scores are divided by (when it is
+    not the trained one)."""
     from ..models.vsenet import VSENetConfig
 
     parsed = VSENetConfig.from_dict(config)
-    return parsed.text_config.to_dict(), parsed.zero_shot_config.to_dict(), parsed.zero_shot_config.photo_weight()
+    settings = parsed.zero_shot_config
+    counts = [count for count in parsed.class_example_counts or [] if count]
+    typical = sum(counts) / len(counts) if counts and settings.photo_weight() > 0 else 0.0
+    return parsed.text_config.to_dict(), settings.to_dict(), settings.photo_weight(), round(float(settings.temperature_for(typical)), 3)
 
 
 def _json_field(path: Path, key: str) -> Any:

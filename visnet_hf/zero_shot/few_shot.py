@@ -48,6 +48,16 @@ def unit_features(visual: torch.Tensor, prototypes: VisualPrototypes | None, shr
     return F.normalize(visual.float(), dim=-1)
 
 
+def typical_photos(examples: ExampleSet | None) -> torch.Tensor:
+    """The mean number of photos of the names that have some (0 for none), a 0-d tensor (no branch on the counts, so
+    an exported graph keeps it): how much a trained name's centroid weighs beside them, and what the scores'
+    temperature grows with."""
+    if examples is None:
+        return torch.zeros(())
+    counts = examples.counts.float()
+    return counts.sum() / (counts > 0).sum().clamp(min=1)
+
+
 def example_logits(
     visual: torch.Tensor,
     examples: ExampleSet,
@@ -76,10 +86,12 @@ def example_logits(
         # a trained centroid is stored standardised; whitened, it points where the class's images do
         whitening = prototypes.whitening(shrinkage)
         centroids = prototypes.centroids if whitening is None else F.normalize(prototypes.centroids @ whitening, dim=-1)
-        typical = counts[counts > 0].mean().sqrt() if bool((counts > 0).any()) else torch.ones(())
-        for name, row in enumerate(trained_rows):
-            if row is not None and counts[name] == 0:
-                anchors[name], weights[name] = centroids[row].to(anchors), typical
+        typical = typical_photos(examples).clamp(min=1).sqrt().to(weights)  # 1 where no name has photos
+        names = torch.tensor([name for name, row in enumerate(trained_rows) if row is not None], device=anchors.device)
+        rows = torch.tensor([row for row in trained_rows if row is not None], device=anchors.device)
+        without = counts[names] == 0  # a mask, not a branch: an exported graph keeps it
+        anchors[names] = torch.where(without[:, None], centroids[rows].to(anchors), anchors[names])
+        weights[names] = torch.where(without, typical, weights[names])
     features = unit_features(visual, prototypes, shrinkage)
     return (scale * features) @ (anchors * weights[:, None].to(anchors)).T.to(features)
 

@@ -39,7 +39,8 @@ class VisualPrototypes(nn.Module):
         self.register_buffer("counts", torch.zeros(classes))  # training images per trained class
         # The training images' within-class covariance of the standardised features (what few-shot scoring whitens by).
         self.register_buffer("within_covariance", torch.zeros(features, features))
-        self._whitening: tuple[tuple, torch.Tensor] | None = None  # (shrinkage and which covariance, matrix)
+        self._whitening: tuple[tuple, torch.Tensor | None] | None = None  # (shrinkage and which covariance, matrix)
+        self._fitted: bool | None = None  # the last eager answer of `fitted`
 
     @torch.no_grad()
     def reset(self) -> None:
@@ -53,7 +54,12 @@ class VisualPrototypes(nn.Module):
 
     @property
     def fitted(self) -> bool:
-        return bool((self.counts > 0).any())
+        """Whether the statistics were fitted (some trained class has images). While the model is being exported
+        (``torch.export``, ``visnet export``) it is the answer of the last eager call: a graph cannot branch on a
+        buffer, and the exporter scores the model eagerly first."""
+        if self._fitted is None or not torch.compiler.is_compiling():
+            self._fitted = bool((self.counts > 0).any())
+        return self._fitted
 
     @torch.no_grad()
     def fit(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
@@ -93,6 +99,7 @@ class VisualPrototypes(nn.Module):
         self.centroids.copy_(F.normalize(centroids, dim=-1) * (counts > 0)[:, None])
         self.counts.copy_(counts)
         self.within_covariance.copy_(within)
+        self._fitted = None  # asked again at the next call
         return int(images)
 
     def forward(self, visual: torch.Tensor, borrowing: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
@@ -126,11 +133,16 @@ class VisualPrototypes(nn.Module):
     def whitening(self, shrinkage: float) -> torch.Tensor | None:
         """``C^{-1/2}`` for ``C = (1 - shrinkage) * within-class covariance + shrinkage * its mean variance * I``
         (computed once per shrinkage and kept); ``None`` without a fitted covariance or at shrinkage 1."""
-        covariance = self.within_covariance
-        if shrinkage >= 1 or not bool(covariance.diagonal().gt(0).any()):
+        if shrinkage >= 1:
             return None
+        if torch.compiler.is_compiling() and self._whitening is not None and self._whitening[0][0] == shrinkage:
+            return self._whitening[1]  # compiled or exported: the last eager call's (a graph cannot branch on a buffer)
+        covariance = self.within_covariance
         version = (shrinkage, covariance.data_ptr(), covariance._version, covariance.dtype)
-        if self._whitening is None or self._whitening[0] != version:
+        if not bool(covariance.diagonal().gt(0).any()):
+            self._whitening = (version, None)
+            return None
+        if self._whitening is None or self._whitening[0] != version or self._whitening[1] is None:
             matrix = covariance.double()
             shrunk = (1 - shrinkage) * matrix + shrinkage * matrix.diagonal().mean() * torch.eye(
                 len(matrix), dtype=torch.float64, device=matrix.device

@@ -13,7 +13,11 @@ its settings (``config.zero_shot_config``) ask:
   times the scaled cosine to their mean in the whitened feature space (:mod:`~visnet_hf.zero_shot.few_shot`);
 * minus ``calibration`` on the trained names of a vocabulary that mixes trained and new names
   (calibrated stacking, :mod:`~visnet_hf.zero_shot.calibration`); ``example_calibration`` instead where the
-  names carry photos.
+  names carry photos;
+
+and divides the sum by a temperature (``score_temperature``; by default the experts' weights, the photos' counted
+half: :meth:`~visnet_hf.models.vsenet.VSENetZeroShotConfig.temperature_for`), so that its softmax reads as a
+chance of being right.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch.nn as nn
 
 from .calibration import apply_offset
 from .conse import conse_logits
-from .few_shot import example_logits
+from .few_shot import example_logits, typical_photos
 from .prototypes import VisualPrototypes, borrowing_logits
 from .vocabulary import Vocabulary
 
@@ -79,7 +83,8 @@ class ZeroShotScorer(nn.Module):
             logits = logits + photo_weight * photos.to(logits.dtype)
         if vocabulary.mixes_trained_and_new:
             logits = apply_offset(logits, vocabulary.trained, settings.offset(with_photos=vocabulary.examples is not None))
-        return logits
+        typical = typical_photos(vocabulary.examples) if vocabulary.examples is not None and photo_weight > 0 else 0.0
+        return logits / settings.temperature_for(typical)  # by 1.0: the sum as it is, to the bit
 
 
 __all__ = ["ZeroShotScorer"]

@@ -119,7 +119,9 @@ def test_a_vocabulary_handed_to_the_model_leaves_it_unchanged(vsenet, pixel_batc
             pixel_batch, vocabulary=vocabulary, zero_shot_config=vsenet.config.zero_shot_config.updated(calibration=2.0)
         )
         plain = vsenet(pixel_batch, vocabulary=vocabulary).logits
-    torch.testing.assert_close(scored.logits, plain - 2.0 * vocabulary.trained.float())  # the offset, on trained names
+    # the offset, on trained names' sum of experts, before the temperature (the semantic cosine and ConSE: 2)
+    assert vsenet.config.zero_shot_config.temperature_for() == 2.0
+    torch.testing.assert_close(scored.logits, plain - 2.0 / 2.0 * vocabulary.trained.float())
     assert vsenet.config.to_dict() == config_before and torch.equal(vsenet.class_embeddings, embeddings_before)
     vsenet.config.zero_shot_config.calibration = 2.0  # set_classes is the same vocabulary made the model's own
     with torch.no_grad():

@@ -10,7 +10,7 @@ mapped on load (:data:`LEGACY_KEYS`), and ``create_model`` takes them too.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from transformers.configuration_utils import SubConfigSpec
 
@@ -21,6 +21,9 @@ from ...text.local_copies import DEFAULT_TEXT_ENCODER
 from ...text.prompts import TextAverage, resolve_templates
 from ...wordnet import SOURCES as DESCRIPTION_SOURCES
 from .._config import CheckedConfig, FieldChecks, VisnetConfig, sub_config
+
+if TYPE_CHECKING:
+    import torch
 
 Head = Literal["semantic", "softmax", "both"]
 Objective = Literal["align", "finetune", "joint"]
@@ -37,6 +40,7 @@ ZERO_SHOT_SETTINGS = (
     "example_weight",
     "example_shrinkage",
     "example_calibration",
+    "score_temperature",
 )
 
 
@@ -118,6 +122,11 @@ class VSENetZeroShotConfig(CheckedConfig):
             the new names' scores otherwise than their texts alone do, so their offset is not the zero-shot one
             (on the Tiny-ImageNet folds 35 against 16; one value holds for 1 to 16 photos, studies/few_shot/OFFSET.md).
             ``None``: ``calibration``. ``visnet calibrate --data`` on a model whose classes have photos fits it.
+        score_temperature: what the scores are divided by, after the offset, so that their softmax (what the
+            pipelines and ``visnet predict`` show) reads as a chance of being right; no ranking changes. ``None``
+            (the default): :meth:`temperature_for`'s rule, the names' scores' weight plus half the photo weight per square
+            root of the names' typical number of photos, which turns the sum of the experts back toward their mean
+            (chosen on the Tiny-ImageNet folds: studies/few_shot/CALIBRATION.md). 1: the sum as it is.
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
     """
@@ -134,6 +143,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     example_weight: float | None = None
     example_shrinkage: float = 0.8
     example_calibration: float | None = None
+    score_temperature: float | None = None
     separate_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
@@ -148,14 +158,31 @@ class VSENetZeroShotConfig(CheckedConfig):
             "must be >= 0 (0: example photos ignored) or null (as the names weigh)",
         )
         checks.require("example_shrinkage", lambda v: 0 <= v <= 1, "must lie in [0, 1] (1: no whitening)")
+        checks.require(
+            "score_temperature", lambda v: v is None or v > 0, "must be positive (1: the scores as summed) or null (the rule)"
+        )
+
+    def names_weight(self) -> float:
+        """How much the names' scores weigh together: 1 for each of the semantic cosine and ConSE that ``head``
+        sums, plus ``prototype_weight`` (4 for the shipped Tiny-ImageNet model, 2 for the defaults)."""
+        return (2.0 if self.head == "both" else 1.0) + float(self.prototype_weight)
 
     def photo_weight(self) -> float:
-        """The weight of the photo score: ``example_weight``, or by default the weight of the names' scores together
-        (1 for each of the semantic cosine and ConSE that ``head`` sums, plus ``prototype_weight``): 4 for the shipped
-        Tiny-ImageNet model, 2 for the defaults, 1 for the semantic head alone (studies/few_shot/WEIGHTS.md)."""
+        """The weight of the photo score: ``example_weight``, or by default the names' scores' own weight
+        (:meth:`names_weight`), which matches the best weight on the folds for each way of scoring the names
+        (studies/few_shot/WEIGHTS.md)."""
         if self.example_weight is not None:
             return float(self.example_weight)
-        return (2.0 if self.head == "both" else 1.0) + float(self.prototype_weight)
+        return self.names_weight()
+
+    def temperature_for(self, typical_photos: float | torch.Tensor = 0.0) -> float | torch.Tensor:
+        """What the scores are divided by: ``score_temperature``, or by default the names' scores' weight plus half the
+        photo weight times the square root of ``typical_photos`` (the mean number of photos of the names that have
+        some; 0 for names alone). On the folds it brings the log-loss of 1 to 16 photos from 3.9-6.1 to 0.8-1.5
+        (studies/few_shot/CALIBRATION.md)."""
+        if self.score_temperature is not None:
+            return float(self.score_temperature)
+        return self.names_weight() + 0.5 * self.photo_weight() * typical_photos**0.5
 
     def offset(self, with_photos: bool) -> float:
         """The offset on trained names in a mixed vocabulary: ``example_calibration`` when the names carry photos
@@ -165,8 +192,9 @@ class VSENetZeroShotConfig(CheckedConfig):
         return float(self.calibration)
 
     def without_offset(self) -> VSENetZeroShotConfig:
-        """A copy that lowers no trained name (to fit an offset on the scores)."""
-        return self.updated(calibration=0.0, example_calibration=0.0)
+        """A copy that lowers no trained name and divides by no temperature: the scores an offset is fitted on (the
+        offset acts on the sum of the experts, before the temperature)."""
+        return self.updated(calibration=0.0, example_calibration=0.0, score_temperature=1.0)
 
     def updated(self, **fields: Any) -> VSENetZeroShotConfig:
         """A copy with the ``fields`` that are not ``None`` changed (per-call settings: ``forward(zero_shot_config=...)``).
