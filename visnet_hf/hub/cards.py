@@ -167,7 +167,12 @@ def _vsenet_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     settings = parsed.zero_shot_config
     counts = [count for count in parsed.class_example_counts or [] if count]
     typical = sum(counts) / len(counts) if counts and settings.photo_weight() > 0 else 0.0
-    return parsed.text_config.to_dict(), settings.to_dict(), settings.photo_weight(), round(float(settings.temperature_for(typical)), 3)
+    return (
+        parsed.text_config.to_dict(),
+        settings.to_dict(),
+        settings.photo_weight(),
+        round(float(settings.temperature_for(typical)), 3),
+    )
 
 
 def _json_field(path: Path, key: str) -> Any:
