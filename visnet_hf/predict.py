@@ -15,13 +15,15 @@ from typing import Any
 import torch
 from PIL import Image
 
+from .data.config import IMAGE_SUFFIXES as IMAGE_FILE_SUFFIXES
+from .data.folders import images_in
 from .data.images import decode
 from .errors import ConfigError, DataError, VisnetError
 from .hub.loading import load_model
 from .models import is_vsenet
 from .zero_shot import Vocabulary
 
-IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = tuple(sorted(IMAGE_FILE_SUFFIXES))  # what a training folder's images may be, HEIC included
 MAX_NAMES = 1000
 
 
@@ -43,7 +45,8 @@ def parse_names(text: str | None) -> list[str]:
 
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The image files among ``paths`` and in the folders among them (recursively, sorted).
+    """The image files among ``paths`` and in the folders among them (recursively, sorted; hidden files such as
+    macOS's ``._IMG.jpg`` copies left out, linked folders read: as a training folder is read).
 
     Raises:
         DataError: a path that does not exist, or no image file at all.
@@ -51,7 +54,7 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            files += images_in(path)
         elif path.exists():
             files.append(path)
         else:

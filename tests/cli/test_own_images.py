@@ -84,6 +84,7 @@ def test_train_by_flags_then_evaluate_the_whole_folder_and_predict(trained, phot
     broken.mkdir(exist_ok=True)
     (broken / "good.jpg").write_bytes(next((photos[1] / "cat").iterdir()).read_bytes())
     (broken / "broken.jpg").write_bytes(b"not a jpeg")
+    (broken / "._good.jpg").write_bytes(b"macOS's copy of a photo's metadata: hidden, and no photo")
     capsys.readouterr()
     assert cli(["predict", "--model", str(trained / "model"), str(broken)]) == 1  # answered the rest, then exit 1
     captured = capsys.readouterr()

@@ -217,6 +217,21 @@ def test_imagefolder_source(tmp_path):
     assert sorted(set(splits.eval["label"])) == [0, 1]  # stratified
 
 
+def test_a_linked_class_folder_is_read_and_a_link_back_up_is_not_followed(tmp_path):
+    """Class folders gathered by links (``ln -s /data/cats photos/cat``) are read, as torchvision's ImageFolder reads
+    them; they were skipped, and their class silently missing. A link to a folder above is not read without end."""
+    elsewhere = tmp_path / "elsewhere" / "cats"
+    elsewhere.mkdir(parents=True)
+    (tmp_path / "photos" / "dog").mkdir(parents=True)
+    for index, image in enumerate(generated_images(4)):
+        image.save((elsewhere if index % 2 else tmp_path / "photos" / "dog") / f"{index}.png")
+    (tmp_path / "photos" / "cat").symlink_to(elsewhere, target_is_directory=True)
+    (tmp_path / "photos" / "dog" / "up").symlink_to(tmp_path / "photos", target_is_directory=True)
+    loaded = load_eval_data(DataConfig(source="imagefolder", path=str(tmp_path / "photos")))
+    assert loaded.class_names == ["cat", "dog"] and len(loaded.dataset) == 4
+    assert sorted(loaded.dataset["label"]) == [0, 0, 1, 1]
+
+
 def test_a_class_folder_holds_its_images_at_any_depth(tmp_path):
     """The class is the folder under the root (or under a split folder), the images anywhere beneath it: Tiny-ImageNet's
     ``<wnid>/images/*.JPEG`` beside a boxes file, images at two depths in one class; hidden files (macOS's ``._``

@@ -78,11 +78,20 @@ def has_images(folder: Path) -> bool:
 
 
 def walk_images(folder: Path) -> Iterator[tuple[str, list[str], list[str]]]:
-    """``os.walk`` with hidden folders and files left out: each folder, its files, and its images (sorted)."""
-    for directory, folders, files in os.walk(folder):
-        folders[:] = [name for name in folders if not _hidden(name)]
+    """``os.walk`` with hidden folders and files left out: each folder, its files, and its images (sorted). A linked
+    folder is read as torchvision's ``ImageFolder`` reads it (a class folder may be a link), but not one that links
+    back to a folder it lies in, which would be read without end."""
+    for directory, folders, files in os.walk(folder, followlinks=True):
+        here = os.path.realpath(directory)
+        folders[:] = [name for name in folders if not _hidden(name) and not _links_back(os.path.join(directory, name), here)]
         files = [name for name in files if not _hidden(name)]
         yield directory, files, sorted(name for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _links_back(child: str, here: str) -> bool:
+    """Whether the folder ``child`` is, through a link, the folder ``here`` (its parent, resolved) or one above it."""
+    target = os.path.realpath(child)
+    return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
 
 
 def _hidden(name: str) -> bool:
