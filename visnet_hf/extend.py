@@ -16,7 +16,7 @@ from typing import Any
 
 from .data import DataConfig
 from .data.folders import class_folders, has_images
-from .errors import ConfigError
+from .errors import ConfigError, DataError, NoClassNamesError
 
 
 def extend_saved_model(
@@ -37,7 +37,14 @@ def extend_saved_model(
 
     started = time.perf_counter()
     _check_class_folders(data)
-    examples = load_eval_data(data, split="train")  # of a folder with train/ and val/, the photos in train/
+    try:
+        examples = load_eval_data(data, split="train")  # of a folder with train/ and val/, the photos in train/
+    except NoClassNamesError as error:
+        raise DataError(
+            f"{data.path} labels its photos with numbers and no names for them; visnet extend learns each new class "
+            "from its name as well as its photos, so give a label column that holds the names (--label-column), a "
+            "file whose label column is a ClassLabel with names, or a folder per class named as the class."
+        ) from error
     model = load_model(model_dir)
     if not hasattr(model, "set_classes"):
         raise ConfigError(

@@ -133,9 +133,13 @@ def test_mistakes_are_one_error_before_any_data_is_read(argv, message, photos, t
     assert not output.exists()
 
 
-def test_a_missing_folder_and_an_unknown_model(tmp_path, capsys):
+def test_a_missing_folder_and_an_unknown_model(tmp_path, capsys, monkeypatch):
     err = error_of(cli, ["train", "--data", str(tmp_path / "nowhere"), "--model", "frn_resnet18", "--epochs", "1"], capsys)
     assert err.startswith("visnet: error: ") and "data.path=" in err and "nowhere' does not exist" in err
+    assert "HF_HUB_OFFLINE" not in err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a Hub id, offline: said why it was not looked up
+    err = error_of(cli, ["train", "--data", "someone/photos", "--model", "frn_resnet18", "--epochs", "1"], capsys)
+    assert "data.path='someone/photos' does not exist (with HF_HUB_OFFLINE set, an owner/name" in err and "--source hub" in err
     err = error_of(cli, ["train", "--data", str(tmp_path), "--model", "frn_resnett18", "--epochs", "1"], capsys)
     assert "frn_resnett18" in err and "frn_resnet18" in err  # a suggestion
     assert f"data.path='{tmp_path}' holds no images" in err

@@ -157,6 +157,13 @@ def test_extend_mistakes(saved_vsenet, new_photos, tmp_path, capsys):
     assert "an example of 'zebra'" in err and "IMG_0002.jpg" in err
     assert "cannot be decoded: it is in no image format PIL reads" in err and "BytesIO" not in err
     assert not (tmp_path / "o").exists()  # nothing written
+    numbered = tmp_path / "numbered.csv"  # labels without names: a new class is learned from its name too
+    numbered.write_text(
+        "image,label\n" + "".join(f"{path},{i % 2}\n" for i, path in enumerate(sorted((new_photos / "lion").iterdir())))
+    )
+    err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(numbered), "--output-dir", str(tmp_path / "o")], capsys)
+    assert "numbered.csv labels its photos with numbers and no names for them" in err and "--label-column" in err
+    assert "data.class_names" not in err  # extend takes no config
 
     frn = tmp_path / "frn"
     visnet_hf.create_model("frn_resnet18", num_labels=2, image_size=32).save_pretrained(frn)

@@ -216,10 +216,16 @@ def detect_source(path: str | list[str]) -> Source:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     if HUB_ID.fullmatch(first) and not offline:  # offline, "owner/name" that is not here is a local path mistyped
         return "hub"
+    hub_offline = (
+        " (with HF_HUB_OFFLINE set, an owner/name that is not a path here is not looked up on the Hub: unset it, or "
+        "give --source hub to read the copy in the local Hugging Face cache)"
+        if HUB_ID.fullmatch(first)
+        else ""
+    )
     raise ValueError(
-        f"data.path={first!r} does not exist; give a folder with one folder of images per class (my_photos/cat/*.jpg, "
-        "my_photos/dog/*.jpg), a .parquet file, a .csv or .jsonl file of image paths and labels, .tar shards, or a Hub "
-        "dataset id (owner/name)"
+        f"data.path={first!r} does not exist{hub_offline}; give a folder with one folder of images per class "
+        "(my_photos/cat/*.jpg, my_photos/dog/*.jpg), a .parquet file, a .csv or .jsonl file of image paths and labels, "
+        ".tar shards, or a Hub dataset id (owner/name)"
     )
 
 
