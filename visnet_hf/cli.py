@@ -47,8 +47,6 @@ def _plugins_list(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import json
-
     from .data.images import BadImageError
     from .predict import Predictor, image_files, parse_names
 
@@ -63,10 +61,10 @@ def _predict(args: argparse.Namespace) -> int:
         try:
             predictions = predictor.predict(file, names, zero_shot_head=head, top_k=args.top_k)
         except BadImageError as error:
-            print(json.dumps({"file": str(file), "error": str(error)}))
+            _print_json({"file": str(file), "error": str(error)})
             unreadable.append(str(file))
             continue
-        print(json.dumps({"file": str(file), "predictions": [{**p, "score": round(p["score"], 4)} for p in predictions]}))
+        _print_json({"file": str(file), "predictions": [{**p, "score": round(p["score"], 4)} for p in predictions]})
     if unreadable:  # every other image was answered; the status says that not all could be
         listed = ", ".join(unreadable[:5]) + (f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
         print(f"visnet: error: {len(unreadable)} of {len(files)} images could not be read: {listed}", file=sys.stderr)
@@ -95,8 +93,6 @@ def _data_options(args: argparse.Namespace) -> DataConfig | None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
-
     from .evaluation import evaluate_saved_model
 
     results = evaluate_saved_model(
@@ -110,13 +106,11 @@ def _eval(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         calibration=args.calibration,
     )
-    print(json.dumps(results))
+    _print_json(results)
     return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    import json
-
     from .training.selection import calibrate_saved_model
 
     result = calibrate_saved_model(
@@ -129,13 +123,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
     )
-    print(json.dumps(result))
+    _print_json(result)
     return 0
 
 
 def _extend(args: argparse.Namespace) -> int:
-    import json
-
     from .extend import extend_saved_model
 
     data = _data_options(args)
@@ -144,7 +136,7 @@ def _extend(args: argparse.Namespace) -> int:
     result = extend_saved_model(args.model, data, args.output_dir, keep_trained=args.keep_trained)
     for note in result["notes"]:
         print(f"visnet: note: {note}", file=sys.stderr)
-    print(json.dumps(result))
+    _print_json(result)
     return 0
 
 
@@ -188,11 +180,9 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import json
-
     from .export import export_model
 
-    print(json.dumps(export_model(args.model, args.output_dir, args.format, images=args.images)))
+    _print_json(export_model(args.model, args.output_dir, args.format, images=args.images))
     return 0
 
 
@@ -208,6 +198,13 @@ def _bundle(args: argparse.Namespace) -> int:
 
     print(bundle_text_encoder(args.model))
     return 0
+
+
+def _print_json(result: object) -> None:
+    """One result as a line of JSON, class names as they are written (``"crème brûlée"``, not ``"cr\\u00e8me"``)."""
+    import json
+
+    print(json.dumps(result, ensure_ascii=False))
 
 
 def _positive_int(text: str) -> int:

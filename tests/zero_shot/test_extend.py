@@ -251,3 +251,16 @@ def test_a_folder_with_split_folders_lends_its_train_photos(saved_vsenet, new_ph
     flags = ["--split", "validation", "--output-dir", str(tmp_path / "b")]
     assert cli(["extend", "--model", saved_vsenet, "--data", str(tmp_path / "split"), *flags]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["photos"] == {"boat": 1, "lion": 1, "truck": 1}
+
+
+def test_a_class_named_in_any_script_or_linked_from_elsewhere_is_a_class(saved_vsenet, new_photos, tmp_path, capsys):
+    """A class folder named "crème brûlée" or "寿司", or a link to a folder of photos elsewhere, is a class; the result
+    writes the names as they are (it wrote "cr\\u00e8me", and skipped the linked folder)."""
+    (tmp_path / "new").mkdir()
+    shutil.copytree(new_photos / "lion", tmp_path / "new" / "crème brûlée")
+    (tmp_path / "new" / "寿司").symlink_to(new_photos / "boat", target_is_directory=True)
+    capsys.readouterr()
+    assert cli(["extend", "--model", saved_vsenet, "--data", str(tmp_path / "new"), "--output-dir", str(tmp_path / "o")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert '"new_classes": ["crème brûlée", "寿司"]' in line
+    assert json.loads(line)["photos"] == {"crème brûlée": 4, "寿司": 4}
