@@ -104,6 +104,13 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     assert cli(["calibrate", "--model", str(kept), "--data", str(both)]) == 0
     fitted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert fitted["setting"] == "example_calibration" and fitted["images"] == 28
+    # the same images labelled by number, without names: the model's classes, as visnet eval reads them
+    kept_names = [*CLASS_NAMES, *sorted(NEW)]
+    rows = [f"{path},{kept_names.index(path.parent.name)}\n" for path in sorted(both.glob("*/*"))]
+    (tmp_path / "numbered.csv").write_text("image,label\n" + "".join(rows))
+    assert cli(["calibrate", "--model", str(kept), "--data", str(tmp_path / "numbered.csv")]) == 0
+    numbered = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert numbered["images"] == 28 and numbered["calibration"] == pytest.approx(fitted["calibration"], rel=1e-5, abs=1e-5)
     settings = json.loads((kept / "config.json").read_text())["zero_shot_config"]
     assert settings["example_calibration"] == fitted["calibration"] and settings["calibration"] == 0.0
     # eval's --calibration is the offset of that evaluation, beside names with photos too
