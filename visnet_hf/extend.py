@@ -28,7 +28,8 @@ def extend_saved_model(
         What was done: the classes, how many photos each had, what was said about them, the time taken.
 
     Raises:
-        ConfigError: a model that is not a VSENet; a class folder without images.
+        ConfigError: a model that is not a VSENet; a class folder without images; ``output_dir`` the model's own
+            folder.
         BadImageError: a photo that cannot be read, named.
     """
     from .data import load_eval_data
@@ -36,6 +37,12 @@ def extend_saved_model(
     from .hub.loading import TRAINING_CONFIG, load_model, model_file
 
     started = time.perf_counter()
+    if Path(output_dir).exists() and Path(model_dir).exists() and Path(output_dir).resolve() == Path(model_dir).resolve():
+        raise ConfigError(
+            f"--output-dir {output_dir} is the model's own folder: the extended model would overwrite it, beside its "
+            "training run's evaluation of the classes it had. Give another --output-dir (add the next batch of classes "
+            "from there, with --keep-trained)."
+        )
     _check_class_folders(data)
     try:
         examples = load_eval_data(data, split="train")  # of a folder with train/ and val/, the photos in train/

@@ -164,6 +164,8 @@ def test_extend_mistakes(saved_vsenet, new_photos, tmp_path, capsys):
     assert "an example of 'zebra'" in err and "IMG_0002.jpg" in err
     assert "cannot be decoded: it is in no image format PIL reads" in err and "BytesIO" not in err
     assert not (tmp_path / "o").exists()  # nothing written
+    err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(new_photos), "--output-dir", saved_vsenet], capsys)
+    assert "is the model's own folder: the extended model would overwrite it" in err  # not SameFileError's traceback
     numbered = tmp_path / "numbered.csv"  # labels without names: a new class is learned from its name too
     numbered.write_text(
         "image,label\n" + "".join(f"{path},{i % 2}\n" for i, path in enumerate(sorted((new_photos / "lion").iterdir())))
