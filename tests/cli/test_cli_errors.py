@@ -68,8 +68,8 @@ def test_a_model_that_is_neither_a_folder_nor_a_hub_id(capsys, tmp_path):
     image = tmp_path / "cat.png"
     generated_images(1)[0].save(image)
     err = error_of(cli, ["predict", "--model", str(tmp_path / "no" / "model"), str(image)], capsys)
-    assert err.startswith(f"visnet: error: Cannot load a model from '{tmp_path / 'no' / 'model'}'")
-    assert "Give a folder written by save_pretrained" in err
+    assert err.startswith(f"visnet: error: Cannot load a model from '{tmp_path / 'no' / 'model'}': there is no such folder.")
+    assert "Give a folder written by save_pretrained" in err and "Repo id must" not in err  # not the Hub's id rules
 
 
 def test_missing_data_and_image_files(saved_frn, tiny_parquet, capsys, tmp_path):

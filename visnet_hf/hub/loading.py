@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,17 @@ def load_model(name_or_path: str | Path):
     except (OSError, ValueError) as error:
         if isinstance(error, ModelLoadError):
             raise
+        where = str(name_or_path)
+        cause = str(error) if Path(where).exists() or _HUB_MODEL_ID.fullmatch(where) else "there is no such folder."
         raise ModelLoadError(
-            f"Cannot load a model from {str(name_or_path)!r}: {error} Give a folder written by save_pretrained "
+            f"Cannot load a model from {where!r}: {cause} Give a folder written by save_pretrained "
             "(a training run's output_dir/model) or a Hub id you can reach (offline: one in the local cache)."
         ) from error
+
+
+# What could name a model on the Hub ("name" or "owner/name"); a path that is not here and is not one of these is
+# a folder that is missing, which the Hub's own message about repo ids would hide.
+_HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def model_file(name_or_path: str | Path, filename: str) -> Path | None:
