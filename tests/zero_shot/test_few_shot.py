@@ -195,6 +195,10 @@ def test_keep_trained_puts_the_new_names_beside_the_trained_ones_and_merges_a_tr
     assert vocabulary.mixes_trained_and_new and vocabulary.trained.tolist() == [True] * 4 + [False]
     pixel_values = model.image_processor()(photos(12), return_tensors="pt")["pixel_values"]
     assert model(pixel_values=pixel_values).logits.shape == (2, 5)
+    # a trained class written otherwise is a class of its own, and that is said, with how to merge it
+    with pytest.warns(UserWarning, match=r"\{'Cat': 'cat', 'SHIP ': 'ship'\} differ from trained classes only in case"):
+        model.set_classes(["Cat", "SHIP "], examples={"Cat": photos(13)}, keep_trained=True)
+    assert model.config.class_names == [*CLASS_NAMES, "lion", "Cat", "SHIP "]
 
 
 def test_keep_trained_with_photos_says_when_the_model_has_no_offset_for_them(model, photos):

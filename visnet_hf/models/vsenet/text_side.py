@@ -152,6 +152,7 @@ class TextSide:
                 instead of its training images' centroid; a name added before with photos gets the new ones too.
         """
         earlier = self.vocabulary
+        self._say_near_trained(names)
         if keep_trained:
             names, descriptions, synonyms, synsets = self._with_known(earlier, names, descriptions, synonyms, synsets)
             if class_embeddings is not None:
@@ -206,6 +207,17 @@ class TextSide:
         if own.examples is None or vocabulary.examples is not None:
             return vocabulary
         return dataclasses.replace(vocabulary, examples=own.examples.for_names(own.names, vocabulary.names))
+
+    def _say_near_trained(self, names: Sequence[str]) -> None:
+        """Say which names are a trained class's written otherwise ("Cat" for "cat", "golden_retriever" for "golden
+        retriever"): each is a class of its own, beside the trained one, unless it is named as the trained one is."""
+        spelled = {_plain(name): name for name in self.config.trained_class_names}
+        near = {name: spelled[_plain(name)] for name in names if name not in spelled.values() and _plain(name) in spelled}
+        if near:
+            warn_user(
+                f"{near} differ from trained classes only in case or spacing; each is a class of its own here, beside "
+                "the trained one. To give the trained class these photos, name it as the trained class is named."
+            )
 
     def _say_trained_among_new(self, vocabulary: Vocabulary) -> None:
         """Say which of a few-shot vocabulary's names are classes the model trained on (they are scored as such)."""
@@ -322,3 +334,8 @@ class TextSide:
     def association(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """The visual-semantic association matrix ``A`` (cosines, ``(B, K)``) for a batch's ``image_embeds``."""
         return semantics.association(image_embeds, self.class_embeddings)
+
+
+def _plain(name: str) -> str:
+    """A class name without case, underscores or runs of spaces: what two spellings of one class share."""
+    return " ".join(name.replace("_", " ").split()).casefold()
