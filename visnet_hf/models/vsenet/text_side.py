@@ -181,8 +181,9 @@ class TextSide:
                 f"The trained classes are lowered beside the new ones by the model's zero-shot offset "
                 f"({settings.calibration:g}), which leaves names with photos too low (on the Tiny-ImageNet folds the "
                 "best offset beside photos is about twice the zero-shot one: 35 against 16). Fit the offset with "
-                "photos on held-out images of trained and new classes: visnet calibrate --model SAVED_FOLDER --data IMAGES_OF_BOTH (or, with none, from the "
-                "training run retrained without some of its classes: --pseudo-unseen 30), or set "
+                "photos on held-out images of trained and new classes: visnet calibrate --model SAVED_FOLDER --data "
+                "IMAGES_OF_BOTH (or, with none, from the training run retrained without some of its classes: "
+                "--pseudo-unseen 30), or set "
                 "zero_shot_config.example_calibration to visnet_hf.fit_offset(model, batches)['calibration']."
             )
 
