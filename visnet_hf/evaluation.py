@@ -193,10 +193,9 @@ def evaluate_saved_model(
     try:
         evaluation = load_eval_data(data, seed=seed or 0, held_out=held_out)
         model = load_model(model_dir)  # the data first: a wrong path is reported before the model loads
-    except NoClassNamesError:  # label numbers without names: the model's classes, in its order
+    except NoClassNamesError:
         model = load_model(model_dir)
-        evaluation = load_eval_data(replace(data, class_names=_class_names(model)), seed=seed or 0, held_out=held_out)
-        evaluation = replace(evaluation, description=f"{evaluation.description}, its label numbers as the model's classes")
+        evaluation = numbered_as_model_classes(data, model, seed=seed or 0, held_out=held_out)
     results = evaluate_on(model, evaluation, data, batch_size=batch_size, calibration=calibration)
     output = Path(output_dir) if output_dir else (Path(model_dir) / "eval" if Path(model_dir).is_dir() else Path("eval"))
     output.mkdir(parents=True, exist_ok=True)
@@ -237,6 +236,13 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
     results["scored"] = evaluation.description
     results["class_names"] = evaluation.class_names
     return results
+
+
+def numbered_as_model_classes(data: DataConfig, model, seed: int, held_out: bool) -> EvalData:
+    """The data of a label column of numbers without names, read as the model's classes in its order (what
+    ``visnet eval`` and ``visnet calibrate`` do with them), and said so in its description."""
+    evaluation = load_eval_data(replace(data, class_names=_class_names(model)), seed=seed, held_out=held_out)
+    return replace(evaluation, description=f"{evaluation.description}, its label numbers as the model's classes")
 
 
 def _class_names(model) -> list[str]:

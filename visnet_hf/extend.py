@@ -37,7 +37,7 @@ def extend_saved_model(
     from .hub.loading import TRAINING_CONFIG, load_model, model_file
 
     started = time.perf_counter()
-    if Path(output_dir).exists() and Path(model_dir).exists() and Path(output_dir).resolve() == Path(model_dir).resolve():
+    if Path(model_dir).is_dir() and Path(output_dir).resolve() == Path(model_dir).resolve():
         raise ConfigError(
             f"--output-dir {output_dir} is the model's own folder: the extended model would overwrite it, beside its "
             "training run's evaluation of the classes it had. Give another --output-dir (add the next batch of classes "

@@ -166,7 +166,7 @@ def _vsenet_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     parsed = VSENetConfig.from_dict(config)
     settings = parsed.zero_shot_config
     counts = [count for count in parsed.class_example_counts or [] if count]
-    typical = sum(counts) / len(counts) if counts and settings.photo_weight() > 0 else 0.0
+    typical = sum(counts) / len(counts) if counts else 0.0  # as few_shot.typical_photos, on the saved counts
     return (
         parsed.text_config.to_dict(),
         settings.to_dict(),

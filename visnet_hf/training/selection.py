@@ -44,7 +44,7 @@ import torch
 from ..data import DataConfig, Splits, build_transforms, load_eval_data, load_splits
 from ..data.features import FeatureCache, FeatureDataset, OneProcess, collate_features
 from ..errors import ConfigError, ModelLoadError, NoClassNamesError
-from ..evaluation import Logits, collect_logits, eval_loader
+from ..evaluation import Logits, collect_logits, eval_loader, numbered_as_model_classes
 from ..models import is_vsenet
 from ..scores import top_k_accuracy
 from ..zero_shot import ExampleSet, Vocabulary, fit_offset
@@ -433,8 +433,8 @@ def calibrate_saved_model(
     elif data is not None:
         try:
             evaluation = load_eval_data(data, seed=seed, held_out=held_out)
-        except NoClassNamesError:  # label numbers without names: the model's classes, in its order, as visnet eval reads them
-            evaluation = load_eval_data(replace(data, class_names=list(model.config.class_names)), seed=seed, held_out=held_out)
+        except NoClassNamesError:
+            evaluation = numbered_as_model_classes(data, model, seed=seed, held_out=held_out)
         seen_columns = torch.tensor([name in trained for name in evaluation.class_names])
         if seen_columns.all() or not seen_columns.any():
             raise ConfigError(

@@ -142,7 +142,7 @@ class VisualPrototypes(nn.Module):
         if not bool(covariance.diagonal().gt(0).any()):
             self._whitening = (version, None)
             return None
-        if self._whitening is None or self._whitening[0] != version or self._whitening[1] is None:
+        if self._whitening is None or self._whitening[0] != version:
             matrix = covariance.double()
             shrunk = (1 - shrinkage) * matrix + shrinkage * matrix.diagonal().mean() * torch.eye(
                 len(matrix), dtype=torch.float64, device=matrix.device

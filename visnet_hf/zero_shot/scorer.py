@@ -83,8 +83,7 @@ class ZeroShotScorer(nn.Module):
             logits = logits + photo_weight * photos.to(logits.dtype)
         if vocabulary.mixes_trained_and_new:
             logits = apply_offset(logits, vocabulary.trained, settings.offset(with_photos=vocabulary.examples is not None))
-        typical = typical_photos(vocabulary.examples) if vocabulary.examples is not None and photo_weight > 0 else 0.0
-        return logits / settings.temperature_for(typical)  # by 1.0: the sum as it is, to the bit
+        return logits / settings.temperature_for(typical_photos(vocabulary.examples))  # by 1.0: the sum, to the bit
 
 
 __all__ = ["ZeroShotScorer"]
