@@ -94,6 +94,9 @@ def test_prompts_are_read_back_as_names(vsenet):
     # No template shared by all and no trained name: each sentence is one class text.
     assert read_back(["a zebra.", "the ox"]) == (["a zebra.", "the ox"], ["{}"])
     assert read_back(["cat", "ox"]) == (["cat", "ox"], ["{}"])
+    # A label given twice is said as the label, not as the sentence the pipeline made of it.
+    with pytest.raises(ValueError, match=r"name \['zebra'\] more than once"):
+        read_back([PIPELINE_TEMPLATE.format(n) for n in ["zebra", "ox", "Zebra"]])
     vocabulary = vsenet.vocabulary_for(["zebra", "dog"], templates=None)
     assert vocabulary.texts.templates == resolve_templates(vsenet.config.text_config.templates)
 

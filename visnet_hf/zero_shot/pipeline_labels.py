@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError
+
 # transformers' ZeroShotImageClassificationPipeline formats each candidate label with this template
 # unless given another; a VSENet reads it as "use the model's own templates".
 PIPELINE_TEMPLATE = "This is a photo of {}."
@@ -33,17 +35,28 @@ def labels_from_prompts(
     tokenizer: Any, input_ids: torch.Tensor, trained_names: Sequence[str]
 ) -> tuple[list[str], list[str] | None]:
     """``(names, templates)``: the class names the sentences stand for, and the templates to embed them
-    with (``None``: the model's own)."""
+    with (``None``: the model's own).
+
+    Raises:
+        ConfigError: a label given twice (the pipeline's ``candidate_labels`` repeating a class).
+    """
     sentences = [text.strip() for text in tokenizer.batch_decode(input_ids, skip_special_tokens=True)]
     trained = _canonical_names(tokenizer, tuple(trained_names))
     templates: list[str] = [PIPELINE_TEMPLATE]
     templates += [sentence.replace(name, "{}", 1) for sentence in sentences for name in trained if name and name in sentence]
+    repeated: list[str] = []
     for template in dict.fromkeys(templates):
         labels = _labels(tokenizer, sentences, template)
         if labels is not None:
             names = [trained.get(label, label) for label in labels]
             if len(set(names)) == len(names):
                 return names, (None if template == PIPELINE_TEMPLATE else [template])
+            repeated = repeated or sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(
+            f"The candidate labels name {repeated} more than once (as the model reads names: case and spacing "
+            "aside); give each class once."
+        )
     return [trained.get(s, s) for s in sentences], ["{}"]
 
 
