@@ -59,9 +59,10 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     assert "Learned from photos (3): boat (4), lion (4), truck (4)." in card
     # the weight the photos are scored with, as the default resolves it (ConSE and semantic, plus prototypes at 1)
     assert "Each is scored by its name plus 3.0 times the square root of its number of photos" in card
-    # and the temperature its scores are divided by: the names' weight, 3, plus half of 3 times sqrt(4 photos)
+    # no offset, as no trained name is kept; and the temperature its scores are divided by: the names' weight, 3,
+    # plus half of 3 times sqrt(4 photos)
     assert (
-        "The scores are then divided by 6.0\n(`zero_shot_config.score_temperature`: the names' scores' weight plus half" in card
+        "(and, for those given photos, by the photos too). The scores are then divided by 6.0\n(`zero_shot_config.score_temperature`: the names' scores' weight plus half" in card
     )
 
     classify = pipeline("image-classification", model=str(output))

@@ -128,6 +128,7 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         dataset_description=dataset_description,
         class_names=class_names,
         trained_class_names=config.get("trained_class_names") or class_names,
+        trained_names_kept=bool(set(class_names) & set(config.get("trained_class_names") or class_names)),
         calibration=zero_shot.get("calibration", 0.0),
         example_calibration=zero_shot.get("example_calibration"),
         calibration_method=(
