@@ -62,7 +62,8 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     # no offset, as no trained name is kept; and the temperature its scores are divided by: the names' weight, 3,
     # plus half of 3 times sqrt(4 photos)
     assert (
-        "(and, for those given photos, by the photos too). The scores are then divided by 6.0\n(`zero_shot_config.score_temperature`: the names' scores' weight plus half" in card
+        "(and, for those given photos, by the photos too). The scores are then divided by 6.0\n(`zero_shot_config.score_temperature`: the names' scores' weight plus half"
+        in card
     )
 
     classify = pipeline("image-classification", model=str(output))

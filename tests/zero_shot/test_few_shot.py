@@ -265,6 +265,10 @@ def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
 
     with pytest.raises(ValueError, match=r"Examples were given for \['zebra'\], which are not among the names"):
         model.set_classes(NEW, examples={"zebra": photos(50)})
+    numbered = datasets.Dataset.from_dict({"image": photos(40, 4), "label": [0, 0, 1, 2]}, features=features.copy())
+    numbered = numbered.cast_column("label", datasets.Value("int64"))  # numbers, their names lost
+    with pytest.raises(ValueError, match=r"labels are numbers \(\['0', '1', '2'\]\) without names: make the label column"):
+        model.set_classes(NEW, examples=numbered)
     with pytest.raises(ValueError, match=r"No example images for \['lion'\]"):
         model.set_classes(NEW, examples={"lion": []})
     broken = tmp_path / "IMG_0002.jpg"

@@ -117,9 +117,16 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
     else:
         by_name = _dataset_examples(examples)
     unknown = [name for name in by_name if name not in names]
-    if unknown:
+    if unknown and all(name.isdigit() for name in by_name) and not any(name.isdigit() for name in names):
         raise ValueError(
-            f"Examples were given for {unknown}, which are not among the names {list(names)[:10]}...; "
+            f"The examples' labels are numbers ({unknown[:10]}) without names: make the label column a "
+            "datasets.ClassLabel with the class names (dataset.cast_column('label', ClassLabel(names=[...]))), or "
+            "give the names themselves as labels."
+        )
+    if unknown:
+        shown = ", ".join(repr(name) for name in list(names)[:10]) + (", ..." if len(names) > 10 else "")
+        raise ValueError(
+            f"Examples were given for {unknown}, which are not among the names [{shown}]; "
             "give each class its name in the names too."
         )
     empty = [name for name, images in by_name.items() if not images]
