@@ -18,7 +18,7 @@ from visnet_hf.data.images import BadImageError
 from visnet_hf.errors import ConfigError
 from visnet_hf.wordnet import glosses
 from visnet_hf.zero_shot import VisualPrototypes
-from visnet_hf.zero_shot.few_shot import ExampleSet, example_logits, examples_by_name
+from visnet_hf.zero_shot.few_shot import ExampleSet, embed_examples, example_logits, examples_by_name
 
 NEW = ["lion", "truck", "boat"]
 
@@ -121,6 +121,15 @@ def test_set_classes_with_examples_scores_names_and_photos_together(model, photo
     assert model.config.class_example_counts == [2, 0, 0]
     model.set_classes(NEW)
     assert model.config.class_example_counts is None and model.class_example_sums is None
+
+
+def test_photos_are_read_a_batch_at_a_time_to_the_same_sums(model, photos):
+    by_name = {"lion": photos(10, 5), "boat": photos(20, 3)}  # a last batch part full; a name without photos
+    whole = embed_examples(model, by_name, NEW)
+    in_twos = embed_examples(model, by_name, NEW, batch_size=2)
+    assert whole.counts.tolist() == in_twos.counts.tolist() == [5, 0, 3]
+    torch.testing.assert_close(in_twos.sums, whole.sums, rtol=1e-4, atol=1e-4)
+    assert in_twos.sums[1].abs().sum() == 0
 
 
 def test_the_photo_weight_follows_the_names_scores_unless_it_is_given(model, photos, tmp_path):

@@ -239,12 +239,12 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
     try:
         for row, name in enumerate(names):
             images = list(by_name.get(name, ()))
-            pictures = [_picture(image, decode, name) for image in images]
-            for start in range(0, len(pictures), batch_size):
-                pixel_values = processor(pictures[start : start + batch_size], return_tensors="pt")["pixel_values"]
+            for start in range(0, len(images), batch_size):  # decoded a batch at a time: a large class fits in memory
+                pictures = [_picture(image, decode, name) for image in images[start : start + batch_size]]
+                pixel_values = processor(pictures, return_tensors="pt")["pixel_values"]
                 _, pooled = model.backbone_features(pixel_values.to(model.device, model.dtype))
                 sums[row] += pooled.sum(0).cpu().float()
-            counts[row] = len(pictures)
+            counts[row] = len(images)
     finally:
         model.train(was_training)
     return ExampleSet(sums, counts)
