@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import DataConfig
-from .data.folders import class_folders, has_images
+from .data.folders import class_folders, has_images, split_folders
 from .errors import ConfigError, DataError, NoClassNamesError
 
 
@@ -97,7 +97,8 @@ def _check_class_folders(data: DataConfig) -> None:
     root = Path(str(data.path))
     if data.source != "imagefolder" or not root.is_dir():
         return
-    empty = [str(folder) for folder in class_folders(root) if not has_images(folder)]
+    roots = [folder for _, folder in split_folders(root)] or [root]
+    empty = [str(folder) for split in roots for folder in class_folders(split) if not has_images(folder)]
     if empty:
         raise ConfigError(
             f"{', '.join(empty)}: no images in this class folder; add a few photos of the class, or remove the folder."

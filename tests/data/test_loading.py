@@ -268,6 +268,20 @@ def test_a_class_folder_holds_its_images_at_any_depth(tmp_path):
     ]
 
 
+def test_a_class_named_as_a_split_is_a_class(tmp_path):
+    """CIFAR-100 has a class ``train``: beside other class folders, or holding its photos itself, a folder named as a
+    split is a class; only a folder whose folders are all split folders of class folders is split."""
+    classes = _class_folder(tmp_path / "vehicles", ["bus", "test", "train"])
+    loaded = load_eval_data(DataConfig(path=str(classes)))
+    assert loaded.class_names == ["bus", "test", "train"] and len(loaded.dataset) == 6
+    only = _class_folder(tmp_path / "one", ["train"])  # a single class, its photos in it
+    assert load_eval_data(DataConfig(path=str(only))).class_names == ["train"]
+    _class_folder(tmp_path / "split" / "train", ["bus", "car"])
+    _class_folder(tmp_path / "split" / "val", ["bus", "car"])
+    splits = load_splits(DataConfig(path=str(tmp_path / "split")))
+    assert splits.class_names == ["bus", "car"] and (len(splits.train), len(splits.eval)) == (4, 4)
+
+
 def _class_folder(root: Path, names: list[str], per_class: int = 2) -> Path:
     images = iter(generated_images(per_class * len(names)))
     for name in names:

@@ -262,6 +262,9 @@ def test_a_folder_with_split_folders_lends_its_train_photos(saved_vsenet, new_ph
     flags = ["--split", "validation", "--output-dir", str(tmp_path / "b")]
     assert cli(["extend", "--model", saved_vsenet, "--data", str(tmp_path / "split"), *flags]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["photos"] == {"boat": 1, "lion": 1, "truck": 1}
+    (tmp_path / "split" / "train" / "zebra").mkdir()  # a class folder of a split without a photo is refused too
+    args = ["extend", "--model", saved_vsenet, "--data", str(tmp_path / "split"), "--output-dir", str(tmp_path / "c")]
+    assert "train/zebra: no images in this class folder" in error_of(cli, args, capsys)
 
 
 def test_a_class_named_in_any_script_or_linked_from_elsewhere_is_a_class(saved_vsenet, new_photos, tmp_path, capsys):

@@ -335,6 +335,19 @@ def test_examples_as_folders_single_images_and_arrays_are_each_that_many_photos(
     with pytest.raises(ValueError, match=r"has no class folders: put each class's photos in a folder named as the class"):
         model.set_classes(NEW, examples=tmp_path / "empty")
 
+    # a folder of split folders lends its train split's photos, as visnet extend reads it, and says so
+    (tmp_path / "split").mkdir()
+    (tmp_path / "split" / "train").symlink_to(tmp_path / "photos", target_is_directory=True)
+    (tmp_path / "split" / "val" / "lion").mkdir(parents=True)
+    photos(80, 1)[0].convert("RGB").save(tmp_path / "split" / "val" / "lion" / "IMG_9.png")
+    with pytest.warns(UserWarning, match=r"The photos are those of .*train, the train split of"):
+        model.set_classes(NEW, examples=tmp_path / "split")
+    assert model.config.class_example_counts == [3, 3, 3]
+    # a class named as a split (CIFAR-100's train) beside others is a class
+    (tmp_path / "photos" / "lion").rename(tmp_path / "photos" / "train")
+    model.set_classes(["train", "truck", "boat"], examples=tmp_path / "photos")
+    assert model.config.class_example_counts == [3, 3, 3]
+
 
 def test_a_warning_points_at_the_users_own_line(model, photos):
     with pytest.warns(UserWarning, match="are already trained classes") as said:

@@ -31,7 +31,7 @@ def image_folder(root: Path) -> datasets.DatasetDict | None:
     Raises:
         DataError: images beside the class folders of a split folder.
     """
-    splits = [(SPLIT_FOLDERS[child.name.lower()], child) for child in class_folders(root) if child.name.lower() in SPLIT_FOLDERS]
+    splits = split_folders(root)
     rows: dict[str, list[tuple[str, str]]] = {}
     for split, split_root in splits or [("train", root)]:
         split_root = Path(os.path.abspath(split_root))  # absolute paths, as datasets' imagefolder gives them
@@ -60,6 +60,25 @@ def image_folder(root: Path) -> datasets.DatasetDict | None:
         table = datasets.Dataset.from_dict({"image": paths, "label": labels}, features=features).data
         loaded[split] = datasets.Dataset(table, datasets.DatasetInfo(features=features), fingerprint=_fingerprint(paths, labels))
     return datasets.DatasetDict(loaded)
+
+
+def split_folders(root: Path) -> list[tuple[str, Path]]:
+    """``[(split, folder), ...]`` when ``root``'s folders are split folders (``train/``, ``val/``, ... each with class
+    folders in it), else ``[]``: a folder named as a split beside other folders, or with its images in it, is a
+    class (CIFAR-100 has a class ``train``)."""
+    folders = class_folders(root)
+    splits = [(SPLIT_FOLDERS.get(folder.name.lower()), folder) for folder in folders]
+    if not folders or any(split is None or _holds_images(folder) for split, folder in splits):
+        return []
+    return [(str(split), folder) for split, folder in splits]
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether ``folder`` has images in it (not only in its subfolders)."""
+    with os.scandir(folder) as entries:
+        return any(
+            entry.is_file() and not _hidden(entry.name) and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES for entry in entries
+        )
 
 
 def class_folders(root: Path) -> list[Path]:
@@ -110,4 +129,4 @@ def _fingerprint(paths: list[str], labels: list[int]) -> str:
     return digest.hexdigest()[:32]
 
 
-__all__ = ["class_folders", "has_images", "image_folder", "images_in", "walk_images"]
+__all__ = ["class_folders", "has_images", "image_folder", "images_in", "split_folders", "walk_images"]

@@ -155,13 +155,21 @@ def _one_split(examples: Any) -> Any:
 
 
 def _class_folders(root: Path) -> dict[str, Path]:
-    """A folder's class folders by name (``photos/lion/``, ``photos/truck/``, ...)."""
-    from ..data.folders import class_folders
+    """A folder's class folders by name (``photos/lion/``, ``photos/truck/``, ...); of a folder of split folders
+    (``photos/train/lion/``, ``photos/val/lion/``), those of its train split, as ``visnet extend`` reads it."""
+    from ..data.folders import class_folders, split_folders
 
     if not root.is_dir():
         raise ValueError(
             f"{root} is not a folder: give a folder with a folder of photos per class, or a mapping from name to images."
         )
+    splits = dict(split_folders(root))
+    if len(splits) > 1 and "train" not in splits:
+        raise ValueError(f"{root} has the split folders {sorted(splits)} and no train split: give the one to learn from.")
+    if splits:
+        root = splits.get("train", next(iter(splits.values())))
+        if len(splits) > 1:
+            warn_user(f"The photos are those of {root}, the train split of {root.parent}.")
     folders = {folder.name: folder for folder in class_folders(root)}
     if not folders:
         raise ValueError(f"{root} has no class folders: put each class's photos in a folder named as the class.")
