@@ -28,7 +28,7 @@ class Classifier:
         self.predictor = Predictor(model_dir)
         self.source, self.model = self.predictor.source, self.predictor.model
         self.is_vsenet = self.predictor.is_vsenet
-        self.trained_names = self.predictor.class_names
+        self.class_names = self.predictor.class_names  # its vocabulary: trained, or given since
 
     def predict(
         self,
@@ -48,11 +48,11 @@ class Classifier:
         names, message = None, ""
         try:
             if self.is_vsenet:
-                names = parse_names(", ".join(self.trained_names) if names_text is None else names_text)
+                names = parse_names(", ".join(self.class_names) if names_text is None else names_text)
             predictions = self.predictor.predict(image, names, zero_shot_head=head or None, calibration=calibration, top_k=top_k)
         except VisnetError as error:
             return {}, str(error)
-        if names is not None and set(names) != set(self.trained_names):
+        if names is not None and set(names) != set(self.class_names):
             used = head or self.model.config.zero_shot_config.head
             message = f"Scored among {len(names)} names by the {used!r} zero-shot head."
         return {p["label"]: p["score"] for p in predictions}, message
@@ -64,9 +64,18 @@ class Classifier:
             f"**{Path(str(self.source)).name or self.source}**: {config.model_type.upper()} on `{config.backbone}`, "
             f"{config.data_config['input_size'][-1]} px input."
         ]
-        names = self.trained_names
+        names = self.class_names
         shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
-        lines.append(f"Trained classes ({len(names)}): {shown}.")
+        trained = list(config.trained_class_names) if self.is_vsenet else names
+        if names == trained:
+            lines.append(f"Trained classes ({len(names)}): {shown}.")
+        else:  # a vocabulary given since: new names, some with photos (visnet extend), maybe the trained ones beside
+            with_photos = sum(1 for count in config.class_example_counts or [] if count)
+            lines.append(
+                f"Classes ({len(names)}): {shown}. {len(set(names) - set(trained))} of them not trained on, scored from "
+                f"their names{f' ({with_photos} also from their photos)' if with_photos else ''}; trained on "
+                f"{len(trained)} classes."
+            )
         metrics_path = model_file(self.source, EVAL_RESULTS)
         if metrics_path is not None:
             metrics = json.loads(Path(metrics_path).read_text())
@@ -81,7 +90,12 @@ class Classifier:
         if self.is_vsenet:
             lines.append(
                 f"Text encoder `{config.text_config.encoder}`; zero-shot head `{config.zero_shot_config.head}`; calibration "
-                f"offset {config.zero_shot_config.calibration:g} (applied when trained and new names are mixed)."
+                f"offset {config.zero_shot_config.calibration:g} (applied when trained and new names are mixed)"
+                + (
+                    f", {config.zero_shot_config.example_calibration:g} beside names given photos."
+                    if config.zero_shot_config.example_calibration is not None
+                    else "."
+                )
             )
         return "\n\n".join(lines)
 
@@ -127,7 +141,7 @@ def build_app(model_dir: str):
             with gr.Column():
                 image = _image_input()
                 names = gr.Textbox(
-                    value=", ".join(classifier.trained_names),
+                    value=", ".join(classifier.class_names),
                     lines=3,
                     label="Class names (comma- or line-separated)",
                     visible=classifier.is_vsenet,

@@ -136,6 +136,24 @@ def test_the_summary_and_examples_come_from_the_model_folder(vsenet_dir):
     assert [Path(p).name for p in classifier.examples()] == ["square.png"]
 
 
+def test_the_summary_of_a_model_given_new_names_and_photos(vsenet_dir, tmp_path):
+    """Names given since training (visnet extend) are the model's classes, not its trained ones, and the summary
+    says which are new and which came with photos."""
+    from visnet_hf.app import Classifier
+
+    model = visnet_hf.VSENetForImageClassification.from_pretrained(vsenet_dir)
+    model.config.zero_shot_config.example_calibration = 7.5
+    with pytest.warns(UserWarning):  # no fitted feature statistics: said, and beside the point here
+        model.set_classes(["zebra", "ox", "cat"], examples={"zebra": generated_images(2)}, keep_trained=False)
+    model.save_pretrained(tmp_path)
+    summary = Classifier(str(tmp_path)).summary()
+    assert (
+        "Classes (3): zebra, ox, cat. 2 of them not trained on, scored from their names (1 also from their photos); trained on 4 classes."
+        in summary
+    )
+    assert "Trained classes" not in summary and ", 7.5 beside names given photos." in summary
+
+
 @pytest.mark.slow
 def test_in_a_real_browser(served, real_image):
     """Load the page in headless Chromium, drop a real image, type new names, read the labels shown."""

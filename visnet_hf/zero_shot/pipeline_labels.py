@@ -54,8 +54,7 @@ def labels_from_prompts(
             repeated = repeated or sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ConfigError(
-            f"The candidate labels name {repeated} more than once (as the model's tokenizer reads "
-            "them); give each class once."
+            f"The candidate labels name {repeated} more than once (as the model's tokenizer reads them); give each class once."
         )
     return [trained.get(s, s) for s in sentences], ["{}"]
 
