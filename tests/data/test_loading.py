@@ -280,6 +280,10 @@ def test_a_class_named_as_a_split_is_a_class(tmp_path):
     _class_folder(tmp_path / "split" / "val", ["bus", "car"])
     splits = load_splits(DataConfig(path=str(tmp_path / "split")))
     assert splits.class_names == ["bus", "car"] and (len(splits.train), len(splits.eval)) == (4, 4)
+    _class_folder(tmp_path / "kaggle" / "train", ["bus", "car"])  # beside it, test images without classes
+    _class_folder(tmp_path / "kaggle", ["test"])
+    with pytest.raises(DataError, match=r"kaggle/test holds images beside its class folders"):
+        load_eval_data(DataConfig(path=str(tmp_path / "kaggle")))  # not two classes, train and test
 
 
 def _class_folder(root: Path, names: list[str], per_class: int = 2) -> Path:

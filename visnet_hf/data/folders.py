@@ -63,14 +63,15 @@ def image_folder(root: Path) -> datasets.DatasetDict | None:
 
 
 def split_folders(root: Path) -> list[tuple[str, Path]]:
-    """``[(split, folder), ...]`` when ``root``'s folders are split folders (``train/``, ``val/``, ... each with class
-    folders in it), else ``[]``: a folder named as a split beside other folders, or with its images in it, is a
-    class (CIFAR-100 has a class ``train``)."""
+    """``[(split, folder), ...]`` when ``root``'s folders are split folders (``train/``, ``val/``, ... with class
+    folders in them), else ``[]``: a folder named as a split beside other class folders is a class (CIFAR-100 has
+    a class ``train``), and so are folders named as splits that each hold their images themselves."""
     folders = class_folders(root)
-    splits = [(SPLIT_FOLDERS.get(folder.name.lower()), folder) for folder in folders]
-    if not folders or any(split is None or _holds_images(folder) for split, folder in splits):
+    if not folders or any(folder.name.lower() not in SPLIT_FOLDERS for folder in folders):
         return []
-    return [(str(split), folder) for split, folder in splits]
+    if all(_holds_images(folder) for folder in folders):
+        return []
+    return [(SPLIT_FOLDERS[folder.name.lower()], folder) for folder in folders]
 
 
 def _holds_images(folder: Path) -> bool:
