@@ -267,6 +267,22 @@ def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
     assert {name: len(images) for name, images in examples_by_name(as_loaded, NEW).items()} == {"lion": 2, "truck": 1, "boat": 1}
     with pytest.raises(ValueError, match=r"The examples have the splits \['a', 'b'\]; give one of them"):
         examples_by_name(datasets.DatasetDict(a=dataset, b=dataset), NEW)
+    # a file or a folder of it, as visnet extend reads them: parquet, save_to_disk's folder, a table of paths and names
+    dataset.to_parquet(tmp_path / "photos.parquet")
+    dataset.save_to_disk(tmp_path / "saved")
+    for number, image in enumerate(dataset["image"]):
+        image.convert("RGB").save(tmp_path / f"IMG_{number}.png")
+    names = [NEW[label] for label in dataset["label"]]
+    (tmp_path / "photos.csv").write_text("image,label\n" + "".join(f"IMG_{i}.png,{name}\n" for i, name in enumerate(names)))
+    as_set = model.class_example_sums.clone()
+    for path in ("photos.parquet", "saved", "photos.csv"):
+        model.set_classes(NEW, examples=tmp_path / path)
+        assert model.config.class_example_counts == [2, 1, 1], path
+        torch.testing.assert_close(model.class_example_sums, as_set, atol=1e-3, rtol=1e-3)  # the same photos (PNG: lossless)
+    with pytest.raises(
+        ValueError, match=r"nowhere.parquet is not there: give a folder with a folder of photos per class, a labelled"
+    ):
+        model.set_classes(NEW, examples=tmp_path / "nowhere.parquet")
     renamed = dataset.rename_columns({"image": "photo", "label": "species"})  # found by their features
     assert {name: len(images) for name, images in examples_by_name(renamed, NEW).items()} == {"lion": 2, "truck": 1, "boat": 1}
     with pytest.raises(ValueError, match=r"needs an image column .* it has \['photo', 'text'\]"):

@@ -110,7 +110,7 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
             folder); a path that is not there; a dataset without the columns.
     """
     if isinstance(examples, (str, os.PathLike)):
-        examples = _class_folders(Path(examples))
+        examples = _from_path(Path(examples))
     examples = _one_split(examples)
     if isinstance(examples, Mapping):
         by_name = {str(name): _images(images, str(name)) for name, images in examples.items()}
@@ -154,15 +154,35 @@ def _one_split(examples: Any) -> Any:
     raise ValueError(f"The examples have the splits {sorted(examples)}; give one of them (examples['{next(iter(examples))}']).")
 
 
+def _from_path(path: Path) -> Any:
+    """The photos at ``path`` as ``visnet extend`` reads them: a folder of class folders by name; a labelled file
+    (``.parquet``, ``.csv``, ``.jsonl``), a folder ``save_to_disk`` wrote or a Hub dataset id as a dataset (its train
+    split)."""
+    from ..data import DataConfig, load_eval_data
+    from ..data.config import HUB_ID, is_saved_dataset
+    from ..errors import NoClassNamesError
+
+    if path.is_dir() and not is_saved_dataset(path):
+        return _class_folders(path)
+    if not path.exists() and not HUB_ID.fullmatch(str(path)):
+        raise ValueError(
+            f"{path} is not there: give a folder with a folder of photos per class, a labelled file (.parquet, .csv, "
+            ".jsonl), a folder save_to_disk wrote, or a mapping from name to images."
+        )
+    try:
+        return load_eval_data(DataConfig(path=str(path)), split="train").dataset
+    except NoClassNamesError:
+        raise ValueError(
+            f"{path} labels its photos with numbers and no names for them; each new class is learned from its name as "
+            "well as its photos: give a file whose label column holds the names, or is a ClassLabel with names."
+        ) from None
+
+
 def _class_folders(root: Path) -> dict[str, Path]:
     """A folder's class folders by name (``photos/lion/``, ``photos/truck/``, ...); of a folder of split folders
     (``photos/train/lion/``, ``photos/val/lion/``), those of its train split, as ``visnet extend`` reads it."""
     from ..data.folders import class_folders, split_folders
 
-    if not root.is_dir():
-        raise ValueError(
-            f"{root} is not a folder: give a folder with a folder of photos per class, or a mapping from name to images."
-        )
     splits = dict(split_folders(root))
     if len(splits) > 1 and "train" not in splits:
         raise ValueError(f"{root} has the split folders {sorted(splits)} and no train split: give the one to learn from.")
