@@ -715,7 +715,9 @@ def few_shot_section(result: dict) -> list[str]:
         f"episodes of the seen classes alone ({result['folds']} folds of 30 held out of training, {result['ways']} of them per episode, "
         f"{result['fold_draws']} draws per fold and k); unseen_dev was then scored once. **unseen_dev was looked at while the",
         "method was developed: it is a development set**, and these figures are development figures; the fold column is",
-        "the protocol's estimate.",
+        "the protocol's estimate. ± is the standard error of the mean over the draws: the classes and most queries stay",
+        "the same from draw to draw, only the photos change, so it leaves out how much another 25 classes would move it",
+        f"(the fold column's {result['folds']} x {result['fold_draws']} episodes per k draw their classes too).",
         "",
         "| method (setting chosen on the folds) | " + " | ".join(f"k = {k}" for k in ks) + " | folds, all k |",
         "|---|" + "---|" * (len(ks) + 1),
