@@ -125,6 +125,8 @@ def test_a_text_encoder_that_cannot_be_loaded_is_explained(vsenet_dir, tmp_path,
     assert "visnet bundle-text-encoder" in message
     labels, _ = Classifier(str(folder)).predict(str(real_image), ", ".join(CLASS_NAMES))  # the trained names need no encoder
     assert set(labels) == set(CLASS_NAMES)
+    labels, message = Classifier(str(folder)).predict(str(real_image), "ship, cat")  # nor some of them
+    assert set(labels) == {"ship", "cat"} and message.startswith("Scored among 2 names")
 
 
 def test_the_summary_and_examples_come_from_the_model_folder(vsenet_dir):

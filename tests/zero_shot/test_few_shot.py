@@ -3,6 +3,7 @@ whitened feature space), kept in the vocabulary, saved with the model, used by b
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import datasets
@@ -193,6 +194,14 @@ def test_the_photos_are_saved_with_the_model_and_both_pipelines_use_them(model, 
     names_alone = visnet_hf.VSENetForImageClassification.from_pretrained(tmp_path).eval().set_classes(NEW)
     alone = zero_shot.__class__(model=names_alone, tokenizer=zero_shot.tokenizer, image_processor=zero_shot.image_processor)
     assert scores != pytest.approx({row["label"]: row["score"] for row in alone(image, candidate_labels=NEW)}, abs=1e-3)
+    # some of its own names need no text encoder (here one that is gone, as on another machine): they are its own rows
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["text_config"]["encoder"] = str(tmp_path / "gone")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    zero_shot = pipeline("zero-shot-image-classification", model=str(tmp_path))
+    scores = {row["label"]: row["score"] for row in zero_shot(image, candidate_labels=["truck", "lion"])}
+    own = model(pixel_values=model.image_processor()([image], return_tensors="pt")["pixel_values"]).logits[0, [1, 0]].softmax(-1)
+    assert scores == pytest.approx({"truck": own[0].item(), "lion": own[1].item()}, abs=1e-4)
 
 
 def test_keep_trained_puts_the_new_names_beside_the_trained_ones_and_merges_a_trained_name(model, photos):

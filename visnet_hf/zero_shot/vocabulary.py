@@ -115,6 +115,21 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.names)
 
+    def select(self, names: Sequence[str], trained_names: Sequence[str]) -> Vocabulary:
+        """This vocabulary's rows for ``names`` (each one of its names), in that order, for a model that trained on
+        ``trained_names``: nothing is embedded again. Its photos are not taken (:meth:`ExampleSet.for_names`)."""
+        index = {name: row for row, name in enumerate(self.names)}
+        rows = [index[name] for name in names]
+        picked = torch.as_tensor(rows, dtype=torch.long)
+        return Vocabulary.of(
+            names,
+            self.embeddings[picked],
+            trained_names,
+            texts=self.texts.select(rows) if self.texts is not None else None,
+            synsets=tuple(self.synsets[row] for row in rows) if self.synsets is not None else None,
+            glosses=self.glosses[picked] if self.glosses is not None else None,
+        )
+
 
 def build_vocabulary(
     encoder: TextEncoderLike | None,

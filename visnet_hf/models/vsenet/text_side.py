@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ... import semantics
 from ...errors import warn_user
-from ...text.encoder import get_text_encoder, load_tokenizer
+from ...text.encoder import TextEncoderError, get_text_encoder, load_tokenizer
 from ...text.prompts import ClassTexts
 from ...wordnet import fill_descriptions, senses_or_none
 from ...zero_shot.few_shot import embed_examples, examples_by_name
@@ -104,8 +104,15 @@ class TextSide:
         known: Vocabulary | None = None,
     ) -> Vocabulary:
         """``names`` embedded with this model's text encoder and text settings (arguments as
-        :func:`visnet_hf.zero_shot.build_vocabulary`); the model is not changed."""
+        :func:`visnet_hf.zero_shot.build_vocabulary`); the model is not changed. Names all among the model's own
+        (its vocabulary's, or its trained ones), given with nothing but the model's templates, are its own rows: they
+        need no text encoder, and are embedded as the model embedded them (with the descriptions, synonyms and
+        WordNet ids they were given)."""
         config = self.config
+        if all(part is None for part in (descriptions, templates, synonyms, synsets, class_embeddings, known)):
+            for own in (self.vocabulary, self.trained_vocabulary):
+                if set(names) <= set(own.names) and len(set(names)) == len(names):
+                    return own.select(names, config.trained_class_names)
         needs_encoder = class_embeddings is None or config.zero_shot_config.prototype_glosses > 0
         return build_vocabulary(
             self.text_encoder() if needs_encoder else None,
@@ -312,8 +319,15 @@ class TextSide:
         return str(bundled) if (bundled / "config.json").exists() else self.config.text_config.encoder
 
     def tokenizer(self) -> Any:
-        """The text encoder's tokenizer (what ``save_pretrained`` writes beside the weights for pipelines)."""
-        return load_tokenizer(self.text_encoder_path())
+        """The text encoder's tokenizer (what ``save_pretrained`` writes beside the weights for pipelines); where the
+        encoder cannot be loaded, the copy saved beside the weights, which reads the pipeline's labels back."""
+        try:
+            return load_tokenizer(self.text_encoder_path())
+        except TextEncoderError:
+            saved = Path(self.config.name_or_path or "")
+            if not (saved / "tokenizer_config.json").exists():
+                raise
+            return load_tokenizer(str(saved))
 
     # -- the seed's semantic matrices (section 4.1) --------------------------------------------
 
