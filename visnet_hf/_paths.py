@@ -1,8 +1,10 @@
-"""Where visnet_hf keeps what it computes once (backbone features, unpacked text encoders)."""
+"""Where visnet_hf keeps what it computes once (backbone features, unpacked text encoders), and what a name that is
+not a path here could be."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -10,3 +12,14 @@ def cache_dir(kind: str) -> Path:
     """``$VISNET_CACHE/<kind>`` (default ``~/.cache/visnet_hf/<kind>``), read when asked, so a changed
     environment variable counts."""
     return Path(os.environ.get("VISNET_CACHE", Path.home() / ".cache" / "visnet_hf")) / kind
+
+
+# What could name a repo on the Hub ("name" or "owner/name"); a path that is not here and is not one of these is a
+# folder that is missing, which the Hub's own message about repo ids would hide.
+_HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def missing_folder(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``name_or_path`` is a path that is not here and could be no Hub id (``./model``, ``/data/enc``)."""
+    text = str(name_or_path)
+    return not Path(text).exists() and not _HUB_REPO_ID.fullmatch(text)

