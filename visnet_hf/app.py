@@ -48,7 +48,7 @@ class Classifier:
         names, message = None, ""
         try:
             if self.is_vsenet:
-                names = parse_names(", ".join(self.class_names) if names_text is None else names_text)
+                names = parse_names(names_list(self.class_names) if names_text is None else names_text, self.class_names)
             predictions = self.predictor.predict(image, names, zero_shot_head=head or None, calibration=calibration, top_k=top_k)
         except VisnetError as error:
             return {}, str(error)
@@ -108,6 +108,11 @@ class Classifier:
         return [str(p) for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES][:8]
 
 
+def names_list(names: list[str]) -> str:
+    """The names as the page's text box shows them: comma-separated, or one per line where a name has a comma."""
+    return ("\n" if any("," in name for name in names) else ", ").join(names)
+
+
 def _image_input():
     """``gr.Image`` that hands over the uploaded file even when it is not an image, so that the page
     can say so (Gradio's own check would fail the request with a generic error).
@@ -141,7 +146,7 @@ def build_app(model_dir: str):
             with gr.Column():
                 image = _image_input()
                 names = gr.Textbox(
-                    value=", ".join(classifier.class_names),
+                    value=names_list(classifier.class_names),
                     lines=3,
                     label="Class names (comma- or line-separated)",
                     visible=classifier.is_vsenet,

@@ -52,7 +52,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     files = image_files(args.images)
     predictor = Predictor(args.model)
-    names = parse_names(args.classes) if getattr(args, "classes", None) is not None else None
+    names = parse_names(args.classes, predictor.class_names) if getattr(args, "classes", None) is not None else None
     head = getattr(args, "zero_shot_head", None)
     if names is not None:
         predictor.vocabulary(names)  # a model that cannot switch names is reported before any image
@@ -314,7 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     zero_shot = commands.add_parser("zero-shot", help="classify images among new class names (VSENet)")
     _model_option(zero_shot)
-    zero_shot.add_argument("--classes", required=True, help='comma-separated names, e.g. "zebra,lorry,cat"')
+    zero_shot.add_argument(
+        "--classes",
+        required=True,
+        help='comma- or line-separated names, e.g. "zebra,lorry,cat"; a line that is one of the model\'s names is that name, commas and all',
+    )
     zero_shot.add_argument("--top-k", type=_positive_int, default=3)
     zero_shot.add_argument(
         "--zero-shot-head",

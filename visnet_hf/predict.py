@@ -7,7 +7,6 @@ class names, the same switch to new names for a VSENet (scored through a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,20 @@ IMAGE_SUFFIXES = tuple(sorted(IMAGE_FILE_SUFFIXES))  # what a training folder's 
 MAX_NAMES = 1000
 
 
-def parse_names(text: str | None) -> list[str]:
-    """Class names as a person types them: comma- or line-separated, blanks dropped.
+def parse_names(text: str | None, known: Sequence[str] = ()) -> list[str]:
+    """Class names as a person types them: comma- or line-separated, blanks dropped; a line that is one of the
+    ``known`` names is that name, commas and all (Hugging Face's ImageNet names: "tench, Tinca tinca").
 
     Raises:
         ConfigError: no name, more than :data:`MAX_NAMES`, or a name given twice (the message says which).
     """
-    names = [name.strip() for name in re.split(r"[,\n]", text or "") if name.strip()]
+    whole = set(known)
+    names = [
+        name.strip()
+        for line in (text or "").split("\n")
+        for name in ([line] if line.strip() in whole else line.split(","))
+        if name.strip()
+    ]
     if not names:
         raise ConfigError('Give at least one class name (comma- or line-separated), e.g. "zebra, lorry, cat".')
     if len(names) > MAX_NAMES:

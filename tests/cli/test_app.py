@@ -59,6 +59,10 @@ def test_names_are_parsed_and_checked():
     from visnet_hf.predict import parse_names
 
     assert parse_names("zebra, lorry\ncat") == ["zebra", "lorry", "cat"]
+    # a line that is one of the model's names is that name, commas and all (Hugging Face's ImageNet names)
+    imagenet = ["tench, Tinca tinca", "goldfish, Carassius auratus"]
+    assert parse_names("\n".join(imagenet), imagenet) == imagenet
+    assert parse_names("tench, Tinca tinca\nzebra, ox", imagenet) == ["tench, Tinca tinca", "zebra", "ox"]
     for text, message in (
         ("  ,\n ", "Give at least one class name"),
         (",".join(f"n{i}" for i in range(1001)), "1001 names is too many; give at most 1000"),
@@ -136,6 +140,18 @@ def test_the_summary_and_examples_come_from_the_model_folder(vsenet_dir):
     assert "VSENET on `resnet18`, 32 px input" in classifier.summary()
     assert "Trained classes (4): cat, dog, car, ship." in classifier.summary()
     assert [Path(p).name for p in classifier.examples()] == ["square.png"]
+
+
+def test_names_with_commas_are_listed_one_per_line_and_read_back_whole(tiny_text_encoder, real_image, tmp_path):
+    from visnet_hf.app import Classifier, names_list
+
+    imagenet = ["tench, Tinca tinca", "goldfish, Carassius auratus", "great white shark"]
+    model = visnet_hf.create_model("vsenet_resnet18", class_names=imagenet, text_encoder=tiny_text_encoder, image_size=32)
+    model.save_pretrained(tmp_path)
+    classifier = Classifier(str(tmp_path))
+    assert names_list(classifier.class_names) == "\n".join(imagenet) and names_list(["cat", "dog"]) == "cat, dog"
+    labels, message = classifier.predict(str(real_image))  # the text box's own text: the trained vocabulary
+    assert set(labels) == set(imagenet) and message == ""
 
 
 def test_the_summary_of_a_model_given_new_names_and_photos(vsenet_dir, tmp_path):
