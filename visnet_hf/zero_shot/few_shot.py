@@ -144,10 +144,10 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
 
 
 def _one_split(examples: Any) -> Any:
-    """Of a ``datasets.DatasetDict`` (what ``load_dataset`` returns), its train split, or its only one."""
+    """Of a ``datasets.DatasetDict`` (what ``load_dataset`` returns; streamed too), its train split, or its only one."""
     import datasets
 
-    if not isinstance(examples, datasets.DatasetDict):
+    if not isinstance(examples, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         return examples
     if "train" in examples or len(examples) == 1:
         return examples["train" if "train" in examples else next(iter(examples))]
@@ -235,16 +235,15 @@ def _dataset_examples(dataset: Any) -> dict[str, list[Any]]:
             f"The examples dataset needs an image column (an Image feature, or one named image) and a label column (a "
             f"ClassLabel, or one named label holding names); it has {columns}."
         )
-    if type(dataset.features[image_column]).__name__ == "Image":  # decoded one by one, so a bad file is named
+    if kinds.get(image_column) == "Image":  # decoded one by one, so a bad file is named
         import datasets
 
         dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
-    feature = dataset.features[label_column]
-    label_names = getattr(feature, "names", None)
+    label_names = getattr((dataset.features or {}).get(label_column), "names", None)
     by_name: dict[str, list[Any]] = {}
-    for image, label in zip(dataset[image_column], dataset[label_column], strict=True):
-        name = label_names[label] if label_names is not None else str(label)
-        by_name.setdefault(name, []).append(image)
+    for row in dataset.select_columns([image_column, label_column]):  # one pass, a streamed dataset too
+        label = row[label_column]
+        by_name.setdefault(label_names[label] if label_names is not None else str(label), []).append(row[image_column])
     return by_name
 
 
