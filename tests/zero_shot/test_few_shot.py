@@ -288,6 +288,8 @@ def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
         model.set_classes(NEW, examples=tmp_path / path)
         assert model.config.class_example_counts == [2, 1, 1], path
         torch.testing.assert_close(model.class_example_sums, as_set, atol=1e-3, rtol=1e-3)  # the same photos (PNG: lossless)
+    with pytest.raises(ValueError, match=r"IMG_0.png is one image, not photos of named classes: give a mapping from name"):
+        model.set_classes(NEW, examples=tmp_path / "IMG_0.png")
     streamed = datasets.load_dataset("parquet", data_files=str(tmp_path / "photos.parquet"), streaming=True)
     model.set_classes(NEW, examples=streamed)  # an IterableDatasetDict: its train split, read once
     torch.testing.assert_close(model.class_example_sums, as_set, atol=1e-3, rtol=1e-3)

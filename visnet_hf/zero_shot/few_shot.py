@@ -159,11 +159,16 @@ def _from_path(path: Path) -> Any:
     (``.parquet``, ``.csv``, ``.jsonl``), a folder ``save_to_disk`` wrote or a Hub dataset id as a dataset (its train
     split)."""
     from ..data import DataConfig, load_eval_data
-    from ..data.config import HUB_ID, is_saved_dataset
+    from ..data.config import HUB_ID, IMAGE_SUFFIXES, is_saved_dataset
     from ..errors import NoClassNamesError
 
     if path.is_dir() and not is_saved_dataset(path):
         return _class_folders(path)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        raise ValueError(
+            f"{path} is one image, not photos of named classes: give a mapping from name to images "
+            f"({{'zebra': ['{path}', ...]}}) or a folder with a folder of photos per class."
+        )
     if not path.exists() and not HUB_ID.fullmatch(str(path)):
         raise ValueError(
             f"{path} is not there: give a folder with a folder of photos per class, a labelled file (.parquet, .csv, "
