@@ -226,7 +226,7 @@ def test_extend_from_a_table_of_photo_paths_and_names(saved_vsenet, new_photos, 
     assert json.loads((output / "config.json").read_text())["class_example_counts"] == [4, 4, 4]
     table.write_text(table.read_text() + "photos/lion/IMG_0009.jpg,lion\n")
     err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(table), "--output-dir", str(tmp_path / "o")], capsys)
-    assert "an example of 'lion'" in err and "IMG_0009.jpg" in err
+    assert "an example of 'lion'" in err and "IMG_0009.jpg) is not there: no such file; fix its path, or remove it" in err
 
 
 def test_class_folders_named_by_wordnet_id_are_read_as_their_names(saved_vsenet, new_photos, tmp_path, capsys):
