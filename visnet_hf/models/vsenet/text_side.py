@@ -110,9 +110,9 @@ class TextSide:
         WordNet ids they were given)."""
         config = self.config
         if all(part is None for part in (descriptions, templates, synonyms, synsets, class_embeddings, known)):
-            for own in (self.vocabulary, self.trained_vocabulary):
-                if set(names) <= set(own.names) and len(set(names)) == len(names):
-                    return own.select(names, config.trained_class_names)
+            own = self._own_rows(names)
+            if own is not None:
+                return own
         needs_encoder = class_embeddings is None or config.zero_shot_config.prototype_glosses > 0
         return build_vocabulary(
             self.text_encoder() if needs_encoder else None,
@@ -129,6 +129,19 @@ class TextSide:
             width=config.embedding_dim,
             known=known,
         )
+
+    def _own_rows(self, names: Sequence[str]) -> Vocabulary | None:
+        """``names`` as rows of the model's vocabulary or of its trained one, where each is one of their names (and
+        none is given twice); ``None`` otherwise. The names are compared first, so that a call for new names builds
+        neither vocabulary."""
+        wanted, trained = set(names), self.config.trained_class_names
+        if len(wanted) != len(names):
+            return None
+        if wanted <= set(self.config.class_names):
+            return self.vocabulary.select(names, trained)
+        if wanted <= set(trained):
+            return self.trained_vocabulary.select(names, trained)
+        return None
 
     @torch.no_grad()
     def set_classes(
