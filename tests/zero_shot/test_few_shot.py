@@ -214,9 +214,13 @@ def test_keep_trained_puts_the_new_names_beside_the_trained_ones_and_merges_a_tr
     pixel_values = model.image_processor()(photos(12), return_tensors="pt")["pixel_values"]
     assert model(pixel_values=pixel_values).logits.shape == (2, 5)
     # a trained class written otherwise is a class of its own, and that is said, with how to merge it
-    with pytest.warns(UserWarning, match=r"\{'Cat': 'cat', 'SHIP ': 'ship'\} differ from trained classes only in case"):
+    with pytest.warns(UserWarning, match=r"\{'Cat': 'cat', 'SHIP ': 'ship'\} differ .* only in case.* beside the trained one"):
         model.set_classes(["Cat", "SHIP "], examples={"Cat": photos(13)}, keep_trained=True)
     assert model.config.class_names == [*CLASS_NAMES, "lion", "Cat", "SHIP "]
+    # without keep_trained there is no trained class beside it: it is a new name, and the note says so
+    with pytest.warns(UserWarning, match=r"\{'Cat': 'cat'\} differ .* each is scored here as a new name, not as the trained"):
+        model.set_classes(["Cat", "lion"], examples={"Cat": photos(13)})
+    assert model.vocabulary.trained.tolist() == [False, False]
 
 
 def test_keep_trained_with_photos_says_when_the_model_has_no_offset_for_them(model, photos):

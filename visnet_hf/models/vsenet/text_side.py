@@ -173,7 +173,7 @@ class TextSide:
                 instead of its training images' centroid; a name added before with photos gets the new ones too.
         """
         earlier = self.vocabulary
-        self._say_near_trained(names)
+        self._say_near_trained(names, keep_trained)
         if keep_trained:
             names, descriptions, synonyms, synsets = self._with_known(earlier, names, descriptions, synonyms, synsets)
             if class_embeddings is not None:
@@ -230,15 +230,17 @@ class TextSide:
             return vocabulary
         return dataclasses.replace(vocabulary, examples=own.examples.for_names(own.names, vocabulary.names))
 
-    def _say_near_trained(self, names: Sequence[str]) -> None:
+    def _say_near_trained(self, names: Sequence[str], keep_trained: bool) -> None:
         """Say which names are a trained class's written otherwise ("Cat" for "cat", "golden_retriever" for "golden
-        retriever"): each is a class of its own, beside the trained one, unless it is named as the trained one is."""
+        retriever"): each is scored as a new name (beside the trained one where ``keep_trained`` keeps it), not as the
+        trained class, unless it is named as the trained class is."""
         spelled = {_plain(name): name for name in self.config.trained_class_names}
         near = {name: spelled[_plain(name)] for name in names if name not in spelled.values() and _plain(name) in spelled}
         if near:
+            where = "scored here as a class of its own, beside the trained one" if keep_trained else "scored here as a new name"
             warn_user(
-                f"{near} differ from trained classes only in case or spacing; each is a class of its own here, beside "
-                "the trained one. To give the trained class these photos, name it as the trained class is named."
+                f"{near} differ from trained classes only in case or spacing; each is {where}, not as the trained class. "
+                "To have it scored as the trained class, name it as the trained class is named."
             )
 
     def _say_trained_among_new(self, vocabulary: Vocabulary) -> None:
