@@ -58,7 +58,11 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     card = (output / "README.md").read_text()
     assert "Learned from photos (3): boat (4), lion (4), truck (4)." in card
     # the weight the photos are scored with, as the default resolves it (ConSE and semantic, plus prototypes at 1)
-    assert "Each is scored by its name plus 3.0 times the square root of its number of photos" in card
+    assert (
+        "Each is scored by its name plus 3.0 times the square root of its number of photos times the cosine\nto their mean less 0.1"
+        in card
+    )
+    assert "without photos" not in card  # every name has some
     # no offset, as no trained name is kept; and the temperature its scores are divided by: the names' weight, 3,
     # plus half of 3 times sqrt(4 photos)
     assert (

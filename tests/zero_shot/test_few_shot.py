@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -17,6 +18,7 @@ import visnet_hf
 from tests.helpers import CLASS_NAMES
 from visnet_hf.data.images import BadImageError
 from visnet_hf.errors import ConfigError
+from visnet_hf.hub import write_card
 from visnet_hf.wordnet import glosses
 from visnet_hf.zero_shot import VisualPrototypes
 from visnet_hf.zero_shot.few_shot import ExampleSet, embed_examples, example_logits, examples_by_name
@@ -87,9 +89,14 @@ def test_photos_are_scored_by_their_mean_in_the_whitened_space_and_trained_names
     fourfold = ExampleSet(examples.sums * 4, examples.counts * 4)
     once = example_logits(queries, examples, [None] * 3, prototypes, 0.8, 1.0)
     torch.testing.assert_close(example_logits(queries, fourfold, [None] * 3, prototypes, 0.8, 1.0), 2 * once)
+    # the threshold lowers each cosine to photos (or a centroid) by as much, at the name's weight; a name with neither
+    # stays at zero, so it now stands above a name whose photos the image is no closer to than the threshold
+    lowered = example_logits(queries, examples, [None, None, 1], prototypes, shrinkage=0.8, scale=10.0, threshold=0.1)
+    torch.testing.assert_close(lowered, got - 10.0 * 0.1 * weights)
+    assert example_logits(queries, examples, [None, None, None], prototypes, 0.8, 1.0, threshold=0.1)[:, 2].eq(0).all()
 
 
-def test_set_classes_with_examples_scores_names_and_photos_together(model, photos):
+def test_set_classes_with_examples_scores_names_and_photos_together(model, photos, tmp_path):
     examples = {name: photos(seed) for name, seed in zip(NEW, (10, 20, 30), strict=True)}
     processor = model.image_processor()
     queries = processor([image for name in NEW for image in examples[name]], return_tensors="pt")["pixel_values"]
@@ -111,15 +118,19 @@ def test_set_classes_with_examples_scores_names_and_photos_together(model, photo
         model.zero_shot.prototypes,
         settings.example_shrinkage,
         model.logit_scale_value(model),
+        settings.example_threshold,
     )
     torch.testing.assert_close(with_photos - names_alone, expected, rtol=1e-4, atol=1e-4)
     # with one photo each, weighing in alone, each photo is recognised as its own class (a cosine of 1)
     model.set_classes(NEW, examples={name: examples[name][:1] for name in NEW})
     photos_only = settings.updated(example_weight=1e4)
     assert model(pixel_values=queries[::2], zero_shot_config=photos_only).logits.argmax(1).tolist() == [0, 1, 2]
-    # names without photos are scored by their names alone; a plain set_classes drops the photos
+    # names without photos are scored by their names alone, and the card says which; a plain set_classes drops the photos
     model.set_classes(NEW, examples={"lion": photos(10)})
     assert model.config.class_example_counts == [2, 0, 0]
+    model.save_pretrained(tmp_path)
+    card = (Path(write_card(tmp_path))).read_text()
+    assert "Learned from photos (1): lion (2)." in card and "truck, boat, without photos, by their names alone;" in card
     model.set_classes(NEW)
     assert model.config.class_example_counts is None and model.class_example_sums is None
 

@@ -153,6 +153,12 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         score_temperature=temperature,
         temperature_given=zero_shot.get("score_temperature") is not None,
         example_shrinkage=zero_shot.get("example_shrinkage"),
+        example_threshold=zero_shot.get("example_threshold"),
+        new_without_photos=[
+            name
+            for name, count in zip(class_names, config.get("class_example_counts") or [], strict=False)
+            if not count and name not in (config.get("trained_class_names") or class_names)
+        ],
         constraints=_constraints(training_config),
         training_config=yaml.safe_dump(training_config, sort_keys=False) if training_config else None,
     )

@@ -13,7 +13,9 @@ in logit space as a product of experts (Tip-Adapter, Zhang et al. 2022, adds a c
 text logits the same way). The photo score grows with the square root of the number of photos as the noise of their mean shrinks: with
 one photo the name weighs most, with sixteen the photos do. A trained name kept beside new ones (``keep_trained``)
 is scored against its own centroid, fitted on its training images, weighed as the new names' photos are on
-average; a name without photos has no photo score.
+average; a name without photos has no photo score. The cosine counts only beyond ``example_threshold``: an image's
+cosine to other classes' photos is about 0 ± 0.05, and without it the best of a dozen such cosines would lift names
+with photos over one without (studies/few_shot/PARTIAL.md); where every name has as many photos it changes nothing.
 
 Chosen on episodes of the seen classes (BENCHMARKS.md 5e, where one weight for any number of photos, chosen
 alike, is measured beside it). A prior in feature space instead (the photos' mean shrunk toward the prototype
@@ -65,10 +67,13 @@ def example_logits(
     prototypes: VisualPrototypes | None,
     shrinkage: float,
     scale: torch.Tensor | float,
+    threshold: float = 0.0,
 ) -> torch.Tensor:
-    """``(B, K)`` ``scale`` times the images' cosines to each name's prototype, the mean of its photos, times the
-    square root of their number (the mean of n photos is that much less noisy); for a trained name without photos,
-    its training images' centroid, weighed as the other names' photos are on average; zero for a name with neither.
+    """``(B, K)`` ``scale`` times the images' cosines to each name's prototype, the mean of its photos, less
+    ``threshold``, times the square root of their number (the mean of n photos is that much less noisy); for a trained
+    name without photos, its training images' centroid, weighed as the other names' photos are on average; zero for a
+    name with neither. The threshold lowers every name with photos (or a centroid) alike when all have as many: it
+    changes only how they stand against names with none, and against names with more or fewer photos.
 
     Args:
         visual: ``(B, num_features)`` the images' pooled features.
@@ -77,6 +82,7 @@ def example_logits(
         prototypes: the model's visual prototypes (statistics and trained centroids), if it has them.
         shrinkage: the whitening's shrinkage toward the identity.
         scale: the cosine logits' scale.
+        threshold: the cosine a name's photos must pass to raise its score (``example_threshold``).
     """
     counts = examples.counts.to(visual.device, torch.float32)
     means = examples.sums.to(visual.device, torch.float32) / counts.clamp(min=1)[:, None]
@@ -93,7 +99,7 @@ def example_logits(
         anchors[names] = torch.where(without[:, None], centroids[rows].to(anchors), anchors[names])
         weights[names] = torch.where(without, typical, weights[names])
     features = unit_features(visual, prototypes, shrinkage)
-    return (scale * features) @ (anchors * weights[:, None].to(anchors)).T.to(features)
+    return scale * (features @ anchors.T.to(features) - threshold) * weights.to(features)
 
 
 # -- examples given by the user -------------------------------------------------------------------

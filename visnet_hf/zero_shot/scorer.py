@@ -79,7 +79,15 @@ class ZeroShotScorer(nn.Module):
         if vocabulary.examples is not None and photo_weight > 0:
             row = {name: index for index, name in enumerate(trained_vocabulary.names)}
             trained_rows = [row.get(name) for name in vocabulary.names]  # settled in Python, as the vocabulary is
-            photos = example_logits(visual, vocabulary.examples, trained_rows, self.prototypes, settings.example_shrinkage, scale)
+            photos = example_logits(
+                visual,
+                vocabulary.examples,
+                trained_rows,
+                self.prototypes,
+                settings.example_shrinkage,
+                scale,
+                settings.example_threshold,
+            )
             logits = logits + photo_weight * photos.to(logits.dtype)
         if vocabulary.mixes_trained_and_new:
             logits = apply_offset(logits, vocabulary.trained, settings.offset(with_photos=vocabulary.examples is not None))

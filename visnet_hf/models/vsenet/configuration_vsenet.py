@@ -39,6 +39,7 @@ ZERO_SHOT_SETTINGS = (
     "calibration",
     "example_weight",
     "example_shrinkage",
+    "example_threshold",
     "example_calibration",
     "score_temperature",
 )
@@ -117,6 +118,11 @@ class VSENetZeroShotConfig(CheckedConfig):
             together (:meth:`photo_weight`), so one photo weighs as much as the name whatever ``head`` and
             ``prototype_weight`` are.
         example_shrinkage: that whitening's shrinkage toward the identity (1: standardised features only).
+        example_threshold: the cosine to a name's photos an image must pass for them to raise the name's score: the
+            photo score is the scaled cosine less this. Where every name has as many photos it changes no softmax; where
+            some names have photos and others none (or fewer), it keeps the names with photos from crowding out the
+            others. 0.1 was chosen on the Tiny-ImageNet folds (studies/few_shot/PARTIAL.md: there about two standard
+            deviations of an image's cosine to other classes' photos; +9 points where half the names have photos).
         example_calibration: the offset subtracted from trained classes' scores in a vocabulary that mixes them with
             new names given with photos (``set_classes(..., examples=..., keep_trained=True)``): the photos raise
             the new names' scores otherwise than their texts alone do, so their offset is not the zero-shot one
@@ -142,6 +148,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     calibration: float = 0.0
     example_weight: float | None = None
     example_shrinkage: float = 0.8
+    example_threshold: float = 0.1
     example_calibration: float | None = None
     score_temperature: float | None = None
     separate_heads: bool = False
@@ -158,6 +165,7 @@ class VSENetZeroShotConfig(CheckedConfig):
             "must be >= 0 (0: example photos ignored) or null (as the names weigh)",
         )
         checks.require("example_shrinkage", lambda v: 0 <= v <= 1, "must lie in [0, 1] (1: no whitening)")
+        checks.require("example_threshold", lambda v: -1 <= v <= 1, "must lie in [-1, 1] (a cosine; 0: none)")
         checks.require(
             "score_temperature", lambda v: v is None or v > 0, "must be positive (1: the scores as summed) or null (the rule)"
         )
