@@ -217,14 +217,13 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
             "only a VSENet can switch to other class names."
         )
     if is_vsenet(model):
-        same = model_names == evaluation.class_names
-        forward_kwargs["vocabulary"] = (
-            model.vocabulary
-            if same
-            else model.with_own_examples(
+        vocabulary = model.vocabulary
+        if model_names != evaluation.class_names:
+            vocabulary = model.with_own_examples(
                 model.vocabulary_for(evaluation.class_names, synonyms=evaluation.synonyms, synsets=evaluation.synsets)
             )
-        )
+            evaluation = replace(evaluation, description=f"{evaluation.description}, {_among_data_names(vocabulary)}")
+        forward_kwargs["vocabulary"] = vocabulary
         if calibration is not None:
             # the offset of this evaluation, beside names with photos too
             settings = model.config.zero_shot_config.updated(calibration=calibration, example_calibration=calibration)
@@ -236,6 +235,21 @@ def evaluate_on(model, evaluation: EvalData, data: DataConfig, batch_size: int =
     results["scored"] = evaluation.description
     results["class_names"] = evaluation.class_names
     return results
+
+
+def _among_data_names(vocabulary) -> str:
+    """What a VSENet scored the data's images among, when the data's class names are not all the model's: its names,
+    and how many of them are scored with the model's photos, as trained classes, or by their names alone."""
+    scored = f"among its {len(vocabulary)} class names"
+    if vocabulary.examples is None:
+        return scored
+    photos = vocabulary.examples.counts.cpu() > 0
+    trained = vocabulary.trained.cpu() & ~photos
+    alone = len(vocabulary) - int(photos.sum()) - int(trained.sum())
+    parts = [f"{int(photos.sum())} with the model's photos"]
+    parts += [f"{int(trained.sum())} as trained classes"] if trained.any() else []
+    parts += [f"{alone} by their names alone"] if alone else []
+    return f"{scored} ({', '.join(parts)})"
 
 
 def numbered_as_model_classes(data: DataConfig, model, seed: int, held_out: bool) -> EvalData:

@@ -91,6 +91,15 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     other_order = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert other_order["num_examples"] == 12 and other_order["accuracy"] == in_order["accuracy"]
     assert other_order["loss"] == pytest.approx(in_order["loss"], rel=1e-4, abs=1e-4)
+    assert other_order["scored"] == "all of reordered.parquet, among the model's 3 classes (the data holds all 3 of them)"
+    # Names that are not all the model's: scored among the data's names, and the result says how each was scored.
+    renamed = reordered.cast_column("label", datasets.ClassLabel(names=["zebra", "lion", "boat"]))
+    renamed.to_parquet(tmp_path / "renamed.parquet")
+    assert cli(["eval", "--model", str(output), "--data", str(tmp_path / "renamed.parquet")]) == 0
+    among_data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert among_data["num_examples"] == 12 and among_data["scored"] == (
+        "all of renamed.parquet, among its 3 class names (2 with the model's photos, 1 by their names alone)"
+    )
     from visnet_hf.predict import Predictor
 
     assert Predictor(str(output)).vocabulary(names).examples.counts.tolist() == [4.0, 4.0, 4.0]  # the page's names too
@@ -123,6 +132,10 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     assert cli(["eval", "--model", str(kept), "--data", str(both), "--calibration", "1e6"]) == 0
     lowered = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["generalised_zero_shot"]
     assert lowered["seen_accuracy"] == 0.0 and lowered["seen_images"] == 16 and lowered["unseen_images"] == 12
+    shutil.copytree(new_photos / "lion", both / "zebra")  # a class the model does not know: among the data's names
+    assert cli(["eval", "--model", str(kept), "--data", str(both)]) == 0
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scored"]
+    assert scored.endswith("among its 8 class names (3 with the model's photos, 4 as trained classes, 1 by their names alone)")
     card = (kept / "README.md").read_text()
     assert f"`zero_shot_config.example_calibration` = {fitted['calibration']} is" in card
     assert f"beside new names given with photos, {fitted['calibration']}" in card
