@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ._choices import SOURCES, ZERO_SHOT_HEADS
-from .errors import reported_as_cli_errors
+from .errors import notes_as_cli_lines, reported_as_cli_errors
 
 if TYPE_CHECKING:
     from .data import DataConfig
@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         train_main(argv[1:], prog="visnet train")
         return 0
     args = build_parser().parse_args(argv)
-    with reported_as_cli_errors("visnet", debug=args.debug):
+    with reported_as_cli_errors("visnet", debug=args.debug), notes_as_cli_lines("visnet"):
         _settle_old_spellings(args)
         return args.run(args)
 

@@ -15,7 +15,12 @@ import warnings
 from collections.abc import Iterator
 
 
-def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+class VisnetNote(UserWarning):
+    """A note for the user (something done otherwise than asked, or worth knowing): a ``UserWarning`` in Python, a
+    ``visnet: note: <message>`` line on the command line (:func:`notes_as_cli_lines`)."""
+
+
+def warn_user(message: str, category: type[Warning] = VisnetNote) -> None:
     """``warnings.warn`` shown at the user's own line: the first caller outside visnet_hf and torch's
     ``no_grad`` wrapper, however deep in the library (and through how many decorators) the warning is raised."""
     frame, level = sys._getframe(1), 2
@@ -66,4 +71,30 @@ def reported_as_cli_errors(prog: str, debug: bool = False) -> Iterator[None]:
         raise SystemExit(2) from None
 
 
-__all__ = ["ConfigError", "DataError", "ModelLoadError", "NoClassNamesError", "VisnetError", "reported_as_cli_errors"]
+@contextlib.contextmanager
+def notes_as_cli_lines(prog: str) -> Iterator[None]:
+    """Show each :class:`VisnetNote` as ``prog: note: <message>`` on stderr, not in Python's warning format (a file,
+    a line number, the line of code); other warnings as Python shows them."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None) -> None:
+            if issubclass(category, VisnetNote):
+                print(f"{prog}: note: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ModelLoadError",
+    "NoClassNamesError",
+    "VisnetError",
+    "VisnetNote",
+    "notes_as_cli_lines",
+    "reported_as_cli_errors",
+]

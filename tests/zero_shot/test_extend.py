@@ -100,6 +100,14 @@ def test_extend_then_the_saved_model_answers_pipeline_predict_and_eval(saved_vse
     assert among_data["num_examples"] == 12 and among_data["scored"] == (
         "all of renamed.parquet, among its 3 class names (2 with the model's photos, 1 by their names alone)"
     )
+    # a name the model holds photos of, written otherwise: scored by its name alone, and said as a note, not a warning
+    recased = reordered.cast_column("label", datasets.ClassLabel(names=["Truck", "lion", "boat"]))
+    recased.to_parquet(tmp_path / "recased.parquet")
+    assert cli(["eval", "--model", str(output), "--data", str(tmp_path / "recased.parquet")]) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out.strip().splitlines()[-1])["scored"].endswith("(2 with the model's photos, 1 by their names alone)")
+    assert "visnet: note: {'Truck': 'truck'} differ from names this model holds photos of only in case" in said.err
+    assert "UserWarning" not in said.err
     from visnet_hf.predict import Predictor
 
     assert Predictor(str(output)).vocabulary(names).examples.counts.tolist() == [4.0, 4.0, 4.0]  # the page's names too

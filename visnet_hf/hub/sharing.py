@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 
 from huggingface_hub import HfApi
 
-from ..errors import ModelLoadError, VisnetError
+from ..errors import ModelLoadError, VisnetError, warn_user
 from .cards import write_card
 from .loading import MODEL_FILES, TEXT_ENCODER_DIR, is_repo_id, load_model, read_config
 
@@ -57,7 +56,7 @@ def push_model(
         raise HubError(f"Cannot push {model_dir} to {repo_id}: {problem}.")
     warning = unportable_text_encoder(model_dir)
     if warning:
-        warnings.warn(warning, UserWarning, stacklevel=2)
+        warn_user(warning)
     write_card(model_dir, model_id=repo_id, license=license)
     api = api or make_api()
     uploaded = sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.is_file())

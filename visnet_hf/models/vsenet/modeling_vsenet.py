@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from ..._torch import eval_mode, upcast
+from ...errors import warn_user
 from ...registry import register_family, register_preset
 from ...text.encoder import TextEncoderError, get_text_encoder, load_text_model, pool
 from ...zero_shot.pipeline_labels import labels_from_prompts
@@ -335,11 +335,9 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
         try:
             self.tokenizer().save_pretrained(save_directory)
         except TextEncoderError as error:
-            warnings.warn(
+            warn_user(
                 f"Saved without the text encoder's tokenizer ({error}); the zero-shot pipeline needs it: "
-                "save again where the text encoder loads, or bundle it (visnet bundle-text-encoder).",
-                UserWarning,
-                stacklevel=2,
+                "save again where the text encoder loads, or bundle it (visnet bundle-text-encoder)."
             )
 
     @classmethod

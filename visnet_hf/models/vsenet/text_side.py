@@ -228,6 +228,15 @@ class TextSide:
         own = self.vocabulary
         if own.examples is None or vocabulary.examples is not None:
             return vocabulary
+        with_photos = {_plain(name): name for name, count in zip(own.names, own.examples.counts.tolist(), strict=True) if count}
+        near = {
+            name: with_photos[_plain(name)] for name in vocabulary.names if name not in own.names and _plain(name) in with_photos
+        }
+        if near:
+            warn_user(
+                f"{near} differ from names this model holds photos of only in case or spacing: each is scored by its "
+                "name alone, without those photos. Name it as the model does to have them."
+            )
         return dataclasses.replace(vocabulary, examples=own.examples.for_names(own.names, vocabulary.names))
 
     def _say_near_trained(self, names: Sequence[str], keep_trained: bool) -> None:
