@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 
 class VisnetNote(UserWarning):
@@ -78,7 +79,9 @@ def notes_as_cli_lines(prog: str) -> Iterator[None]:
     with warnings.catch_warnings():
         shown = warnings.showwarning
 
-        def show(message, category, filename, lineno, file=None, line=None) -> None:
+        def show(
+            message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+        ) -> None:
             if issubclass(category, VisnetNote):
                 print(f"{prog}: note: {message}", file=sys.stderr)
             else:

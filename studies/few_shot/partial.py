@@ -44,7 +44,7 @@ from bench_zeroshot import DATA  # noqa: E402
 THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 SITUATIONS = ("half without", "one without", "one with", "uneven")
 REFERENCES = ("names alone", "every name with k photos")
-SHIPPED = {"example_weight": None, "example_shrinkage": 0.8}  # the library's photo weight rule (the fold models saved 8)
+SHIPPED = {"example_weight": None, "example_shrinkage": 0.8}  # the library's rule, whatever weight the fold models saved
 
 
 def thinned(photos, situation: str, k: int, support, support_labels, generator: torch.Generator):
@@ -64,17 +64,16 @@ def thinned(photos, situation: str, k: int, support, support_labels, generator: 
     return dataclasses.replace(photos, sums=sums, counts=counts), has
 
 
-def scored(logits: torch.Tensor, labels: torch.Tensor, has: torch.Tensor) -> dict[str, float]:
-    """Top-1 over all queries, over those of names with photos and of names without (NaN where there are none)."""
+def scored(logits: torch.Tensor, labels: torch.Tensor, has: torch.Tensor) -> dict[str, float | None]:
+    """Top-1 over all queries, over those of names with photos and of names without, and the harmonic mean of the
+    two (``None`` where every name has photos)."""
     right = (logits.argmax(1) == labels).float()
     with_photos = has[labels]
-    part = {
-        "with photos": right[with_photos].mean().item() if with_photos.any() else float("nan"),
-        "without": right[~with_photos].mean().item() if (~with_photos).any() else float("nan"),
-    }
-    both = part["with photos"] + part["without"]
-    harmonic = 2 * part["with photos"] * part["without"] / both if both > 0 else 0.0
-    return {"all": right.mean().item(), **part, "harmonic": harmonic}
+    if with_photos.all():
+        return {"all": right.mean().item(), "with photos": right.mean().item(), "without": None, "harmonic": None}
+    seen, unseen = right[with_photos].mean().item(), right[~with_photos].mean().item()
+    harmonic = 2 * seen * unseen / (seen + unseen) if seen + unseen > 0 else 0.0
+    return {"all": right.mean().item(), "with photos": seen, "without": unseen, "harmonic": harmonic}
 
 
 def main() -> None:
@@ -147,8 +146,14 @@ def overall(found, threshold: str) -> float:
     return statistics.mean(e["all"] for s in SITUATIONS for episodes in found[(s, threshold)] for e in episodes)
 
 
-def mean_of(per_k: list[list[dict]], key: str) -> dict[str, float]:
-    return {str(k): statistics.mean(e[key] for e in episodes) for k, episodes in zip(KS, per_k, strict=True) if episodes}
+def mean_of(per_k: list[list[dict]], key: str) -> dict[str, float | None]:
+    """By k, the mean of ``key`` over the episodes (``None`` where the situation has no such part)."""
+    means = {}
+    for k, episodes in zip(KS, per_k, strict=True):
+        values = [e[key] for e in episodes if e[key] is not None]
+        if episodes:
+            means[str(k)] = statistics.mean(values) if values else None
+    return means
 
 
 def paired(ours: list[list[dict]], other: list[list[dict]]) -> dict:
