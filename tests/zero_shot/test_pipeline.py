@@ -97,6 +97,11 @@ def test_prompts_are_read_back_as_names(vsenet):
     # A label given twice is said as the label, not as the sentence the pipeline made of it.
     with pytest.raises(ValueError, match=r"name \['zebra'\] more than once"):
         read_back([PIPELINE_TEMPLATE.format(n) for n in ["zebra", "ox", "Zebra"]])
+    # candidate_labels="cat, dog": the pipeline makes a sentence of each character; said, with the list to give
+    with pytest.raises(ValueError, match=r"given as one string.*candidate_labels=\['cat', 'dog'\]"):
+        read_back([PIPELINE_TEMPLATE.format(c) for c in "cat, dog"])
+    with pytest.raises(ValueError, match="A candidate label is empty"):
+        read_back([PIPELINE_TEMPLATE.format(n) for n in ["zebra", ""]])
     vocabulary = vsenet.vocabulary_for(["zebra", "dog"], templates=None)
     assert vocabulary.texts.templates == resolve_templates(vsenet.config.text_config.templates)
 

@@ -71,3 +71,21 @@ def test_the_model_builds_with_its_own_encoder_and_settings(tiny_text_encoder, p
         assert model(pixel_batch, vocabulary=vocabulary).logits.shape == (4, 2)
     with pytest.raises(TypeError, match=r"takes a text encoder, not a model; .* use model.vocabulary_for\(names\)"):
         build_vocabulary(model, ["zebra"])
+
+
+@pytest.mark.parametrize(
+    ("names", "said"),
+    [
+        ("zebra", r"come as a list; got the one string 'zebra': give \['zebra'\]"),
+        ([], "needs at least one class name; the list of names is empty"),
+        (["zebra", None], r"non-empty string; got None \(position 1\)"),
+        (["zebra", " "], r"non-empty string; got ' ' \(position 1\)"),
+        (["zebra", "ox", "zebra"], r"must be unique; repeated: \['zebra'\]"),
+    ],
+)
+def test_names_that_are_not_a_list_of_names_are_said_before_anything_is_embedded(tiny_text_encoder, names, said):
+    model = visnet_hf.create_model("vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32)
+    for call in (model.vocabulary_for, model.set_classes):
+        with pytest.raises(visnet_hf.errors.ConfigError, match=said):
+            call(names)
+    assert model.config.class_names == CLASS_NAMES  # unchanged

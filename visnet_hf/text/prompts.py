@@ -60,6 +60,28 @@ def resolve_templates(templates: str | Sequence[str] | None) -> tuple[str, ...]:
     return resolved
 
 
+def checked_names(names: Any) -> tuple[str, ...]:
+    """``names`` as a tuple of class names: a list (or other sequence) of unique, non-empty strings.
+
+    Raises:
+        ConfigError: one string instead of a list, no name, a name that is not a string or is empty, a name
+            given twice; the message says which and how to give them.
+    """
+    if isinstance(names, (str, bytes)):
+        raise ConfigError(f"Class names come as a list; got the one string {names!r}: give [{names!r}].")
+    names = tuple(names)
+    if not names:
+        raise ConfigError("A vocabulary needs at least one class name; the list of names is empty.")
+    wrong = [(index, name) for index, name in enumerate(names) if not isinstance(name, str) or not name.strip()]
+    if wrong:
+        shown = ", ".join(f"{name!r} (position {index})" for index, name in wrong[:5])
+        raise ConfigError(f"Every class name must be a non-empty string; got {shown}. Give each class its name.")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"Class names must be unique; repeated: {duplicates}.")
+    return names
+
+
 def per_class(values: Sequence[Any] | None, count: int, what: str) -> tuple[tuple[str, ...], ...] | None:
     """One tuple of strings per class from ``None``, strings or lists of strings.
 
@@ -106,12 +128,7 @@ class ClassTexts:
         Raises:
             ConfigError: naming what is wrong.
         """
-        names = tuple(str(n) for n in names)
-        if not names:
-            raise ConfigError("A vocabulary needs at least one class name.")
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConfigError(f"Class names must be unique; repeated: {duplicates}.")
+        names = checked_names(names)
         if average not in AVERAGES:
             raise ConfigError(f"text_average={average!r} is not one of {list(AVERAGES)}.")
         return cls(
@@ -165,4 +182,4 @@ class ClassTexts:
         return flat, weights, owner
 
 
-__all__ = ["AVERAGES", "ClassTexts", "TextAverage", "default_templates", "resolve_templates", "template_sets"]
+__all__ = ["AVERAGES", "ClassTexts", "TextAverage", "checked_names", "default_templates", "resolve_templates", "template_sets"]

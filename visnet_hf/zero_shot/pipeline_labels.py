@@ -38,9 +38,11 @@ def labels_from_prompts(
     with (``None``: the model's own).
 
     Raises:
-        ConfigError: a label given twice (the pipeline's ``candidate_labels`` repeating a class).
+        ConfigError: a label given twice (the pipeline's ``candidate_labels`` repeating a class), an empty label, or
+            ``candidate_labels`` given as one string (which the pipeline reads one character at a time).
     """
     sentences = [text.strip() for text in tokenizer.batch_decode(input_ids, skip_special_tokens=True)]
+    _check_pipeline_labels(tokenizer, sentences)
     trained = _canonical_names(tokenizer, tuple(trained_names))
     templates: list[str] = [PIPELINE_TEMPLATE]
     templates += [sentence.replace(name, "{}", 1) for sentence in sentences for name in trained if name and name in sentence]
@@ -57,6 +59,27 @@ def labels_from_prompts(
             f"The candidate labels name {repeated} more than once (as the model's tokenizer reads them); give each class once."
         )
     return [trained.get(s, s) for s in sentences], ["{}"]
+
+
+def _check_pipeline_labels(tokenizer: Any, sentences: list[str]) -> None:
+    """Refuse what the pipeline's default template shows to be a mistake: an empty label, or labels of one character
+    each among which a letter comes again, a space or a comma (``candidate_labels="cat, dog"``: the pipeline formats a
+    sentence per character)."""
+    prefix, suffix = _canonical(tokenizer, PIPELINE_TEMPLATE.replace("{}", _MARK)).split(_MARK, 1)
+    labels = []
+    for sentence in sentences:
+        if not (sentence.startswith(prefix.rstrip()) and sentence.endswith(suffix)):
+            return  # another template: its sentences are read as they are
+        labels.append(sentence[len(prefix.rstrip()) : len(sentence) - len(suffix)].strip())
+    one_string = len(set(labels)) < len(labels) or "" in labels or "," in labels  # a letter again, a space, a comma
+    if len(labels) > 2 and all(len(label) <= 1 for label in labels) and one_string:
+        names = [name.strip() for name in "".join(labels).split(",") if name.strip()]
+        raise ConfigError(
+            f"The candidate labels are single characters ({labels[:8]}...): candidate_labels was given as one string, "
+            f"which the pipeline reads a character at a time. Give a list: candidate_labels={names}."
+        )
+    if "" in labels:
+        raise ConfigError("A candidate label is empty; give each class its name.")
 
 
 @lru_cache(maxsize=16)

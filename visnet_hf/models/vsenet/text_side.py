@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ... import semantics
 from ...errors import warn_user
 from ...text.encoder import TextEncoderError, get_text_encoder, load_tokenizer
-from ...text.prompts import ClassTexts
+from ...text.prompts import ClassTexts, checked_names
 from ...wordnet import fill_descriptions, senses_or_none
 from ...zero_shot.few_shot import embed_examples, examples_by_name
 from ...zero_shot.vocabulary import ExampleSet, TextEncoderLike, Vocabulary, build_vocabulary
@@ -109,6 +109,7 @@ class TextSide:
         need no text encoder, and are embedded as the model embedded them (with the descriptions, synonyms and
         WordNet ids they were given)."""
         config = self.config
+        names = list(checked_names(names))
         if all(part is None for part in (descriptions, templates, synonyms, synsets, class_embeddings, known)):
             own = self._own_rows(names)
             if own is not None:
@@ -173,6 +174,7 @@ class TextSide:
                 instead of its training images' centroid; a name added before with photos gets the new ones too.
         """
         earlier = self.vocabulary
+        names = list(checked_names(names))
         self._say_near_trained(names, keep_trained)
         if keep_trained:
             names, descriptions, synonyms, synsets = self._with_known(earlier, names, descriptions, synonyms, synsets)
