@@ -28,8 +28,8 @@ def extend_saved_model(
         What was done: the classes, how many photos each had, what was said about them, the time taken.
 
     Raises:
-        ConfigError: a model that is not a VSENet; a class folder without images; ``output_dir`` the model's own
-            folder.
+        ConfigError: a model that is not a VSENet; a class folder without images; one class alone without
+            ``keep_trained``; ``output_dir`` the model's own folder.
         BadImageError: a photo that cannot be read, named.
     """
     from .data import load_eval_data
@@ -52,6 +52,11 @@ def extend_saved_model(
             "from its name as well as its photos, so give a label column that holds the names (--label-column), a "
             "file whose label column is a ClassLabel with names, or a folder per class named as the class."
         ) from error
+    if len(examples.class_names) == 1 and not keep_trained:
+        raise ConfigError(
+            f"{data.path} holds one class ({examples.class_names[0]!r}): a model of one class gives it to every image. "
+            "Add --keep-trained to put it beside the classes the model knows, or give the classes it should tell apart."
+        )
     model = load_model(model_dir)
     if not hasattr(model, "set_classes"):
         raise ConfigError(

@@ -200,6 +200,11 @@ def test_extend_mistakes(saved_vsenet, new_photos, tmp_path, capsys):
     err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(numbered), "--output-dir", str(tmp_path / "o")], capsys)
     assert "numbered.csv labels its photos with numbers and no names for them" in err and "--label-column" in err
     assert "data.class_names" not in err  # extend takes no config
+    alone = tmp_path / "alone"  # one class, without --keep-trained: it would be every image's answer
+    shutil.copytree(new_photos / "lion", alone / "lion")
+    err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(alone), "--output-dir", str(tmp_path / "o")], capsys)
+    assert "holds one class ('lion'): a model of one class gives it to every image. Add --keep-trained" in err
+    assert not (tmp_path / "o").exists()
 
     frn = tmp_path / "frn"
     visnet_hf.create_model("frn_resnet18", num_labels=2, image_size=32).save_pretrained(frn)
