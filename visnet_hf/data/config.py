@@ -133,6 +133,14 @@ class DataConfig:
         folder = self.path if isinstance(self.path, str) else None
         if self.source == "imagefolder" and folder and self.fallback is None and Path(folder).is_dir():
             problems += [problem for problem in [folder_problem(folder)] if problem]
+        for name in ("class_names", "include_classes"):
+            names = getattr(self, name)
+            if names is not None and not (isinstance(names, list) and all(isinstance(n, str) and n.strip() for n in names)):
+                quoted = [str(n) for n in names] if isinstance(names, list) else names
+                problems.append(
+                    f"{name}={names!r} must be a list of non-empty strings (a YAML file reads unquoted numbers as "
+                    f"numbers: quote them, {name}: {quoted!r})"
+                )
         if not 0 < self.val_fraction < 1:
             problems.append(f"val_fraction={self.val_fraction} must lie in (0, 1)")
         if not 0 <= self.dev_fraction < 1:
