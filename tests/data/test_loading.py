@@ -390,6 +390,7 @@ def test_columns_class_names_and_labels_are_checked(tiny_parquet, tmp_path):
     # class_names: [0, 1] in a YAML file are numbers: said, with the quoted list
     with pytest.raises(ValueError, match=r"class_names=\[0, 1\] must be a list of non-empty strings .* \['0', '1'\]"):
         DataConfig(path=str(tmp_path / "plain.parquet"), class_names=[0, 1])
+    assert DataConfig(path=str(tmp_path / "plain.parquet"), class_names=("a", "b")).class_names == ["a", "b"]
 
 
 def test_descriptions_file(tiny_parquet, tmp_path):

@@ -135,6 +135,8 @@ class DataConfig:
             problems += [problem for problem in [folder_problem(folder)] if problem]
         for name in ("class_names", "include_classes"):
             names = getattr(self, name)
+            if isinstance(names, tuple):  # any sequence of names, kept as the list the field holds
+                object.__setattr__(self, name, names := list(names))
             if names is not None and not (isinstance(names, list) and all(isinstance(n, str) and n.strip() for n in names)):
                 quoted = [str(n) for n in names] if isinstance(names, list) else names
                 problems.append(
