@@ -27,6 +27,7 @@ The photos' state (per name: the sum of their pooled features, and their number)
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -131,9 +132,10 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
         )
     if unknown:
         shown = ", ".join(repr(name) for name in list(names)[:10]) + (", ..." if len(names) > 10 else "")
+        close = {name: near for name in unknown if (near := _closest(name, names))}
         raise ValueError(
             f"Examples were given for {unknown}, which are not among the names [{shown}]; "
-            "give each class its name in the names too."
+            "give each class its name in the names too" + (f", or name the examples as the names are: {close}." if close else ".")
         )
     empty = [name for name, images in by_name.items() if not images]
     if empty:
@@ -225,6 +227,14 @@ def _images(value: Any, name: str) -> list[Any]:
     if isinstance(value, (Image.Image, dict)) or single_array:
         return [value]
     return list(value)
+
+
+def _closest(name: str, names: Sequence[str]) -> str | None:
+    """The one of ``names`` that ``name`` is most likely meant as: the same but for case, underscores and spacing,
+    else the closest spelling; ``None`` when none is close."""
+    plain = {" ".join(n.replace("_", " ").split()).casefold(): n for n in names}
+    same = plain.get(" ".join(name.replace("_", " ").split()).casefold())
+    return same or next(iter(difflib.get_close_matches(name, list(names), n=1, cutoff=0.75)), None)
 
 
 def _dataset_examples(dataset: Any) -> dict[str, list[Any]]:
