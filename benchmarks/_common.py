@@ -60,6 +60,20 @@ def write_result(name: str, payload: dict[str, Any], results: Path = RESULTS, ki
     return path
 
 
+def write_study(name: str, payload: dict[str, Any], folder: Path, markdown: str, report: Callable[[dict], str]) -> Path:
+    """A study's ``folder/results/<name>.json`` (:func:`write_result`) and its report, rendered from that file, in
+    ``folder/<markdown>``."""
+    path = write_result(name, payload, results=folder / "results", kind="study")
+    (folder / markdown).write_text(report(json.loads(path.read_text())))
+    print(f"wrote {folder / markdown}")
+    return path
+
+
+def machine_text(machine: dict[str, Any] | str) -> str:
+    """A result's machine as one line of ``key value`` pairs (older results hold a string)."""
+    return machine if isinstance(machine, str) else ", ".join(f"{k} {v}" for k, v in machine.items())
+
+
 def timed(function: Callable[[], Any], repeat: int) -> float:
     """Seconds for ``repeat`` calls (after the caller's warm-up)."""
     start = time.perf_counter()

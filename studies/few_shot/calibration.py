@@ -15,7 +15,6 @@ Neither unseen_dev nor the seen test split is looked at. The scores measured are
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
-from _common import write_result  # noqa: E402
+from _common import machine_text, write_study  # noqa: E402
 from bench_fewshot import KS, WAYS, example_set, fold_draws, fold_models, study_command  # noqa: E402
 
 SHRINKAGE = 0.8
@@ -60,9 +59,7 @@ def main() -> None:
         print(f"[fold {fold.index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
     rows = {str(k): by_k(episodes[k]) for k in ks}
     result = {"episodes": {str(k): len(episodes[k]) for k in ks}, "rows": rows, "seconds": time.perf_counter() - started}
-    path = write_result("tinyimagenet_fewshot_calibration", result, results=HERE / "results", kind="study")
-    (HERE / "CALIBRATION.md").write_text(report(json.loads(path.read_text())))
-    print(f"wrote {HERE / 'CALIBRATION.md'}")
+    write_study("tinyimagenet_fewshot_calibration", result, HERE, "CALIBRATION.md", report)
 
 
 def figures(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -118,13 +115,11 @@ def shipped_gain(episodes) -> dict[str, float]:
 
 
 def report(result: dict) -> str:
-    machine = result["machine"]
-    machine_line = machine if isinstance(machine, str) else ", ".join(f"{k} {v}" for k, v in machine.items())
     rows = result["rows"]
     lines = [
         "# Few-shot study: the new names' scores as probabilities",
         "",
-        f"Command: `{result['command']}` ({result['seconds'] / 60:.1f} min). Machine: {machine_line}.",
+        f"Command: `{result['command']}` ({result['seconds'] / 60:.1f} min). Machine: {machine_text(result['machine'])}.",
         "",
         "The shipped scores of new names (BENCHMARKS.md 5e's fold models and episodes; k = 0 is the names alone, on",
         "every episode's queries) divided by a temperature T: log-loss, mean top score (what the pipelines show beside",

@@ -34,7 +34,6 @@ The families:
 from __future__ import annotations
 
 import itertools
-import json
 import statistics
 import sys
 import time
@@ -46,7 +45,7 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
-from _common import write_result  # noqa: E402
+from _common import machine_text, write_study  # noqa: E402
 from bench_fewshot import (  # noqa: E402
     KS,
     WAYS,
@@ -280,20 +279,15 @@ def write(shipped, scores, seconds: float) -> None:
         "variants": rows,
         "seconds": seconds,
     }
-    path = write_result("tinyimagenet_fewshot_methods", result, results=HERE / "results", kind="study")
-    (HERE / "REPORT.md").write_text(report(json.loads(path.read_text())))
-    print(f"wrote {HERE / 'REPORT.md'}")
+    write_study("tinyimagenet_fewshot_methods", result, HERE, "REPORT.md", report)
 
 
 def report(result: dict) -> str:
     ks = list(result["shipped"]["top1_by_k"])
-    machine_line = (
-        result["machine"] if isinstance(result["machine"], str) else ", ".join(f"{k} {v}" for k, v in result["machine"].items())
-    )
     lines = [
         "# Few-shot study: variants of the shipped method on the fold episodes",
         "",
-        f"Command: `{result['command']}` ({result['seconds'] / 60:.0f} min). Machine: {machine_line}.",
+        f"Command: `{result['command']}` ({result['seconds'] / 60:.0f} min). Machine: {machine_text(result['machine'])}.",
         "",
         f"{result['episodes']} fold episodes of the seen classes (bench_fewshot's folds and draws); nothing here looks at",
         "unseen_dev or the seen test split. Top-1 by number of photos per class, and the paired difference from the",

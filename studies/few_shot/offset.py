@@ -15,7 +15,6 @@ back to when unset (``calibration``). Neither unseen_dev nor the seen test split
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
-from _common import write_result  # noqa: E402
+from _common import write_study  # noqa: E402
 from bench_fewshot import (  # noqa: E402
     DEV_FRACTION,
     KS,
@@ -90,9 +89,7 @@ def main() -> None:
         "episodes_by_k": {k: len(per_offset[0]) for k, per_offset in found.items()},
         "seconds": time.perf_counter() - started,
     }
-    path = write_result("tinyimagenet_fewshot_offset", result, results=HERE / "results", kind="study")
-    (HERE / "OFFSET.md").write_text(report(json.loads(path.read_text())))
-    print(f"wrote {HERE / 'OFFSET.md'}")
+    write_study("tinyimagenet_fewshot_offset", result, HERE, "OFFSET.md", report)
 
 
 def report(result: dict) -> str:

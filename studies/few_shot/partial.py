@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import statistics
 import sys
 import time
@@ -37,7 +36,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
-from _common import write_result  # noqa: E402
+from _common import machine_text, write_study  # noqa: E402
 from bench_fewshot import DEV_DRAWS, KS, WAYS, Side, draw, example_set, fold_draws, fold_models, study_command  # noqa: E402
 from bench_zeroshot import DATA  # noqa: E402
 
@@ -189,9 +188,7 @@ def write(found, dev, seconds: float) -> None:
         "unseen_dev_chosen_vs_none": paired(dev[best], dev["0"]),
         "seconds": seconds,
     }
-    path = write_result("tinyimagenet_fewshot_partial", result, results=HERE / "results", kind="study")
-    (HERE / "PARTIAL.md").write_text(report(json.loads(path.read_text())))
-    print(f"wrote {HERE / 'PARTIAL.md'}")
+    write_study("tinyimagenet_fewshot_partial", result, HERE, "PARTIAL.md", report)
 
 
 def report(result: dict) -> str:
@@ -200,7 +197,7 @@ def report(result: dict) -> str:
         "# Few-shot study: names with photos beside names without",
         "",
         f"Command: `{result['command']}` ({result['seconds']:.0f} s, the fold models and their features already there). "
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()) + ".",
+        f"Machine: {machine_text(result['machine'])}.",
         "",
         "The 75 fold episodes of BENCHMARKS.md 5e by k, with the photos taken from some names or thinned "
         "(studies/few_shot/partial.py says how), scored with each `example_threshold` (0: none, as before this study). "

@@ -31,7 +31,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
-from _common import write_result  # noqa: E402
+from _common import machine_text, write_study  # noqa: E402
 from bench_fewshot import KS, WAYS, accuracy, example_set, fold_draws, fold_models, study_command  # noqa: E402
 from bench_zeroshot import base_config  # noqa: E402
 
@@ -150,20 +150,16 @@ def write(by_names, by_power, ceiling, seconds: float) -> None:
         "ceiling": {"weights": CEILING_WEIGHTS, "rows": ceiling_rows, "fold_goals": fold_goals()},
         "seconds": seconds,
     }
-    path = write_result("tinyimagenet_fewshot_weights", result, results=HERE / "results", kind="study")
-    (HERE / "WEIGHTS.md").write_text(report(json.loads(path.read_text())))
-    print(f"wrote {HERE / 'WEIGHTS.md'}")
+    write_study("tinyimagenet_fewshot_weights", result, HERE, "WEIGHTS.md", report)
 
 
 def report(result: dict) -> str:
-    machine = result["machine"]
-    machine_line = machine if isinstance(machine, str) else ", ".join(f"{k} {v}" for k, v in machine.items())
     ks = [str(k) for k in KS]
     head = "| " + " | ".join(f"k = {k}" for k in ks) + " | mean |"
     lines = [
         "# Few-shot study: the photos' weight beside the names",
         "",
-        f"Command: `{result['command']}` ({result['seconds'] / 60:.0f} min). Machine: {machine_line}.",
+        f"Command: `{result['command']}` ({result['seconds'] / 60:.0f} min). Machine: {machine_text(result['machine'])}.",
         "",
         f"{result['episodes']} fold episodes of the seen classes (bench_fewshot's folds and draws: 25 pseudo-new classes,",
         "k photos each); nothing here looks at unseen_dev or the seen test split. Top-1 by k; `default` is the photo",
