@@ -117,19 +117,6 @@ def train_or_load(config, work: Path, name: str):
 # -- the methods ------------------------------------------------------------------------------------
 
 
-def vocabulary_subset(vocabulary, rows, trained_names):
-    from visnet_hf.zero_shot import Vocabulary
-
-    index = torch.as_tensor(rows)
-    return Vocabulary.of(
-        [vocabulary.names[i] for i in rows],
-        vocabulary.embeddings[index],
-        trained_names,
-        synsets=tuple(vocabulary.synsets[i] for i in rows) if vocabulary.synsets else None,
-        glosses=vocabulary.glosses[index] if vocabulary.glosses is not None else None,
-    )
-
-
 def example_set(side: Side, support: torch.Tensor, support_labels: torch.Tensor, classes: int):
     from visnet_hf.zero_shot.few_shot import ExampleSet
 
@@ -315,7 +302,7 @@ def fold_draws(fold: Fold):
     for (k_index, k), number in itertools.product(enumerate(KS), range(FOLD_DRAWS)):
         generator = torch.Generator().manual_seed(1000 * fold.index + 10 * k + number)
         chosen = torch.randperm(len(fold.held), generator=generator)[:WAYS].tolist()
-        vocabulary = vocabulary_subset(fold.everything, chosen, fold.model.config.trained_class_names)
+        vocabulary = fold.everything.select([fold.everything.names[i] for i in chosen], fold.model.config.trained_class_names)
         classes = [fold.held[i] for i in chosen]
         yield Draw(
             k_index, k, number, chosen, vocabulary, *draw(fold.train_x, fold.train_y, classes, k, generator, QUERIES_PER_CLASS)

@@ -60,6 +60,11 @@ def resolve_templates(templates: str | Sequence[str] | None) -> tuple[str, ...]:
     return resolved
 
 
+def plain_name(name: str) -> str:
+    """A class name without case, underscores or runs of spaces: what two spellings of one class share."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
 def checked_names(names: Any) -> tuple[str, ...]:
     """``names`` as a tuple of class names: a list (or other sequence) of unique, non-empty strings.
 
@@ -182,4 +187,13 @@ class ClassTexts:
         return flat, weights, owner
 
 
-__all__ = ["AVERAGES", "ClassTexts", "TextAverage", "checked_names", "default_templates", "resolve_templates", "template_sets"]
+__all__ = [
+    "AVERAGES",
+    "ClassTexts",
+    "TextAverage",
+    "checked_names",
+    "default_templates",
+    "plain_name",
+    "resolve_templates",
+    "template_sets",
+]

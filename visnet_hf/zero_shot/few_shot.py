@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import warn_user
+from ..text.prompts import plain_name
 from .vocabulary import ExampleSet
 
 if TYPE_CHECKING:
@@ -232,8 +233,7 @@ def _images(value: Any, name: str) -> list[Any]:
 def _closest(name: str, names: Sequence[str]) -> str | None:
     """The one of ``names`` that ``name`` is most likely meant as: the same but for case, underscores and spacing,
     else the closest spelling; ``None`` when none is close."""
-    plain = {" ".join(n.replace("_", " ").split()).casefold(): n for n in names}
-    same = plain.get(" ".join(name.replace("_", " ").split()).casefold())
+    same = {plain_name(n): n for n in names}.get(plain_name(name))
     return same or next(iter(difflib.get_close_matches(name, list(names), n=1, cutoff=0.75)), None)
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ... import semantics
 from ...errors import warn_user
 from ...text.encoder import TextEncoderError, get_text_encoder, load_tokenizer
-from ...text.prompts import ClassTexts, checked_names
+from ...text.prompts import ClassTexts, checked_names, plain_name
 from ...wordnet import fill_descriptions, senses_or_none
 from ...zero_shot.few_shot import embed_examples, examples_by_name
 from ...zero_shot.vocabulary import ExampleSet, TextEncoderLike, Vocabulary, build_vocabulary
@@ -230,10 +230,8 @@ class TextSide:
         own = self.vocabulary
         if own.examples is None or vocabulary.examples is not None:
             return vocabulary
-        with_photos = {_plain(name): name for name, count in zip(own.names, own.examples.counts.tolist(), strict=True) if count}
-        near = {
-            name: with_photos[_plain(name)] for name in vocabulary.names if name not in own.names and _plain(name) in with_photos
-        }
+        with_photos = [name for name, count in zip(own.names, own.examples.counts.tolist(), strict=True) if count]
+        near = _written_otherwise(vocabulary.names, with_photos, own.names)
         if near:
             warn_user(
                 f"{near} differ from names this model holds photos of only in case or spacing: each is scored by its "
@@ -245,8 +243,8 @@ class TextSide:
         """Say which names are a trained class's written otherwise ("Cat" for "cat", "golden_retriever" for "golden
         retriever"): each is scored as a new name (beside the trained one where ``keep_trained`` keeps it), not as the
         trained class, unless it is named as the trained class is."""
-        spelled = {_plain(name): name for name in self.config.trained_class_names}
-        near = {name: spelled[_plain(name)] for name in names if name not in spelled.values() and _plain(name) in spelled}
+        trained = self.config.trained_class_names
+        near = _written_otherwise(names, trained, trained)
         if near:
             where = "scored here as a class of its own, beside the trained one" if keep_trained else "scored here as a new name"
             warn_user(
@@ -378,6 +376,8 @@ class TextSide:
         return semantics.association(image_embeds, self.class_embeddings)
 
 
-def _plain(name: str) -> str:
-    """A class name without case, underscores or runs of spaces: what two spellings of one class share."""
-    return " ".join(name.replace("_", " ").split()).casefold()
+def _written_otherwise(names: Sequence[str], known: Sequence[str], taken: Sequence[str]) -> dict[str, str]:
+    """``{name: known name}`` for each of ``names`` that is one of ``known`` written otherwise (case, underscores,
+    spacing) and not itself one of ``taken``."""
+    spelled = {plain_name(name): name for name in known}
+    return {name: spelled[plain_name(name)] for name in names if name not in taken and plain_name(name) in spelled}
