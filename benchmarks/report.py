@@ -792,6 +792,10 @@ def few_shot_section(result: dict) -> list[str]:
         "`studies/few_shot/PARTIAL.md`: there `zero_shot_config.example_threshold` (0.1, chosen on the same folds) keeps",
         "the names with photos from crowding out the others, and changes nothing in the figures above.",
         "",
+        "The same comparison on your own model and classes (a folder of class folders or a labelled file; the references",
+        "at the settings above, the framework at the model's own, nothing chosen on your classes):",
+        "`python benchmarks/bench_fewshot_yours.py --model MODEL --data NEW_CLASSES` (its docstring says what it draws).",
+        "",
     ]
     return lines
 

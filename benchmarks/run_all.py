@@ -60,7 +60,8 @@ def main() -> None:
             print(f"== {' '.join(run)}", flush=True)
             subprocess.run([sys.executable, *run], cwd=HERE, env=env, check=True)
             print(f"== done in {time.perf_counter() - start:.0f}s", flush=True)
-    subprocess.run([sys.executable, "report.py"], cwd=HERE, check=True)
+    # from the checkout's root, where the shipped configs' relative paths (../shared/weights/...) are read from
+    subprocess.run([sys.executable, str(HERE / "report.py")], cwd=HERE.parent, check=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,101 @@
+"""Benchmark 5e on your own model and classes (benchmarks/bench_fewshot_yours.py): the framework's figure is what
+`set_classes` gives a user, and the command scores every method on the images it did not draw, says how many, and
+leaves out a k that would leave a class nothing to score."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+
+import visnet_hf
+from tests.helpers import CLASS_NAMES, assert_close32
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+NEW = ["lion", "truck", "boat", "owl"]
+
+
+@pytest.fixture(scope="module")
+def saved_vsenet(tiny_text_encoder, tiny_parquet, tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    model = visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32
+    ).eval()
+    images = list(datasets.Dataset.from_parquet(tiny_parquet)["image"])
+    model.fit_prototypes([(model.image_processor()(images[:48], return_tensors="pt")["pixel_values"], torch.arange(48) % 4)])
+    folder = tmp_path_factory.mktemp("vsenet")
+    model.save_pretrained(folder)
+    return str(folder)
+
+
+def new_classes_file(tiny_parquet, path: Path, per_class: list[int]) -> tuple[str, list, list[int]]:
+    """The tiny set's images under new names, ``per_class[i]`` images of class i."""
+    source = datasets.Dataset.from_parquet(tiny_parquet)
+    images, labels = [], []
+    for label, count in enumerate(per_class):
+        rows = [i for i, value in enumerate(source["label"]) if value == label][:count]
+        images += [source[i]["image"] for i in rows]
+        labels += [label] * len(rows)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=NEW)})
+    datasets.Dataset.from_dict({"image": images, "label": labels}, features=features).to_parquet(str(path))
+    return str(path), images, labels
+
+
+def test_the_framework_is_scored_as_set_classes_scores_for_a_user(saved_vsenet, tiny_parquet, tmp_path):
+    from bench_fewshot import Side
+    from bench_fewshot_yours import episode_logits
+
+    from visnet_hf.models import VSENetForImageClassification
+    from visnet_hf.training import load_config
+
+    path, images, labels = new_classes_file(tiny_parquet, tmp_path / "new.parquet", [6, 6, 6, 6])
+    model = VSENetForImageClassification.from_pretrained(saved_vsenet).eval()
+    side = Side(model, load_config(None, [f"data.path={path}", f"data.feature_cache_dir={tmp_path / 'cache'}"]))
+    source = datasets.Dataset.from_parquet(path)
+    x, y = side.features(datasets.Dataset.from_dict({"source_index": list(range(24)), "label": labels}), source)
+    support = [i for i in range(24) if i % 6 < 2]  # two photos of each class
+    queries = [i for i in range(24) if i % 6 >= 2]
+    vocabulary = model.vocabulary_for(NEW)
+    settings = {"linear probe": {"weight_decay": 0.1}, "Tip-Adapter over DeViSE": {"alpha": 1.0, "beta": 1.0}}
+    devise = torch.nn.Linear(x.shape[1], vocabulary.embeddings.shape[1])
+    logits = episode_logits(side, devise, vocabulary, x[support], y[support], x[queries], settings)
+    assert set(logits) == {"visnet_hf", "linear probe", "Tip-Adapter over DeViSE", "nearest class mean", "zero-shot"}
+
+    model.set_classes(NEW, examples={name: [images[i] for i in support if labels[i] == n] for n, name in enumerate(NEW)})
+    pixels = model.image_processor()([images[i] for i in queries], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        assert_close32(logits["visnet_hf"], model(pixel_values=pixels).logits)
+
+
+def test_the_command_scores_every_method_on_the_images_it_did_not_draw(saved_vsenet, tiny_parquet, tmp_path, monkeypatch, capsys):
+    from bench_fewshot_yours import main
+
+    path, _, _ = new_classes_file(tiny_parquet, tmp_path / "new.parquet", [12, 12, 12, 5])
+    output = tmp_path / "mine.json"
+    command = ["bench_fewshot_yours.py", "--model", saved_vsenet, "--data", path, "--seen-data", tiny_parquet, "--draws", "2"]
+    command += ["--cache-dir", str(tmp_path / "cache"), "--output", str(output)]
+    monkeypatch.setattr(sys, "argv", command)
+    main()
+    result = json.loads(output.read_text())
+    assert result["classes"] == 4 and result["fewest_images_per_class"] == 5 and result["left_out_ks"] == [8, 16]
+    assert result["images_scored_per_draw"] == {"1": 41 - 4, "2": 41 - 8, "4": 41 - 16}
+    for method, by_k in result["scores"].items():
+        assert list(by_k) == ["1", "2", "4"], method
+        assert all(0.0 <= value["mean"] <= 1.0 and value["draws"] == 2 for value in by_k.values())
+    assert result["reference_settings"]["Tip-Adapter over DeViSE"] == {"alpha": 256.0, "beta": 1.0}  # 5e's, from its folds
+    printed = capsys.readouterr().out
+    assert "4 classes of" in printed and "37 at k = 1" in printed
+    assert "Goals (issue #36): k = 1:" in printed and "Left out: k = 8, 16" in printed
+
+    one_image, _, _ = new_classes_file(tiny_parquet, tmp_path / "one.parquet", [12, 12, 12, 1])
+    monkeypatch.setattr(sys, "argv", [*command[:4], one_image, *command[5:]])
+    with pytest.raises(SystemExit, match="has 1 image"):
+        main()
+    monkeypatch.setattr(sys, "argv", command[:5])  # no --seen-data, and a model saved by save_pretrained alone
+    with pytest.raises(SystemExit, match="no training_config.yaml.*--seen-data"):
+        main()
