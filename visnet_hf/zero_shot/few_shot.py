@@ -302,6 +302,8 @@ def _picture(image: Any, decode: Any, name: str) -> Any:
     """A PIL image of an example given as a PIL image, a path, a ``datasets`` image value or an array."""
     from PIL import Image
 
+    from ..data.images import BadImageError
+
     if hasattr(image, "__array__") and not isinstance(image, Image.Image):
         return _array_picture(image.__array__(), name)
     source = (
@@ -312,7 +314,10 @@ def _picture(image: Any, decode: Any, name: str) -> Any:
         else None
     )
     where = f"an example of {name!r}" + (f" ({source})" if source else "")
-    return decode(image, where)
+    try:
+        return decode(image, where)
+    except BadImageError as error:  # nothing was embedded yet: the fix is the photo's, before a rerun
+        raise BadImageError(f"{str(error).rstrip('.')}. Replace it with a readable photo or remove it, then run again.") from None
 
 
 def _array_picture(array: Any, name: str) -> Any:
