@@ -452,12 +452,19 @@ def score_dev(config, final_side, unseen, chosen, log):
 
 
 def all_methods_chosen(side, devise, vocabulary, support, support_labels, queries, chosen):
-    classes = len(vocabulary)
     setting = {method: chosen[method]["setting"] for method in chosen}
     return {
         "visnet_hf": framework_logits(side, vocabulary, support, support_labels, queries, setting["visnet_hf"]),
         FIXED: fixed_weight_logits(side, vocabulary, support, support_labels, queries, setting[FIXED]),
         RAW: raw_feature_logits(side, vocabulary, support, support_labels, queries, setting[RAW]),
+        **reference_logits(side, devise, vocabulary, support, support_labels, queries, setting),
+    }
+
+
+def reference_logits(side, devise, vocabulary, support, support_labels, queries, setting) -> dict[str, torch.Tensor]:
+    """The four references' logits for one draw, each at its ``setting[method]``."""
+    classes = len(vocabulary)
+    return {
         "linear probe": probe_logits(side, support, support_labels, queries, classes, **setting["linear probe"]),
         "Tip-Adapter over DeViSE": tip_adapter_logits(
             side, devise, vocabulary.embeddings, support, support_labels, queries, classes, **setting["Tip-Adapter over DeViSE"]

@@ -41,11 +41,8 @@ from bench_fewshot import (
     devise_map,
     draw,
     framework_logits,
-    ncm_logits,
-    probe_logits,
+    reference_logits,
     summary,
-    tip_adapter_logits,
-    zero_shot_logits,
 )
 from report import _few_shot_goals, pct
 
@@ -55,15 +52,9 @@ REFERENCES = ("linear probe", "Tip-Adapter over DeViSE", "nearest class mean", "
 
 def episode_logits(side, devise, vocabulary, support, support_labels, queries, settings) -> dict[str, torch.Tensor]:
     """Every method's logits for one draw: the framework at the model's own settings, the references at ``settings``."""
-    classes = len(vocabulary)
     return {
         "visnet_hf": framework_logits(side, vocabulary, support, support_labels, queries, {}),
-        "linear probe": probe_logits(side, support, support_labels, queries, classes, **settings["linear probe"]),
-        "Tip-Adapter over DeViSE": tip_adapter_logits(
-            side, devise, vocabulary.embeddings, support, support_labels, queries, classes, **settings["Tip-Adapter over DeViSE"]
-        ),
-        "nearest class mean": ncm_logits(side, support, support_labels, queries, classes),
-        "zero-shot": zero_shot_logits(side, vocabulary, queries),
+        **reference_logits(side, devise, vocabulary, support, support_labels, queries, settings),
     }
 
 

@@ -316,7 +316,7 @@ def _picture(image: Any, decode: Any, name: str) -> Any:
     where = f"an example of {name!r}" + (f" ({source})" if source else "")
     try:
         return decode(image, where)
-    except BadImageError as error:  # nothing was embedded yet: the fix is the photo's, before a rerun
+    except BadImageError as error:  # nothing is saved or changed yet: the fix is the photo's, then a rerun
         raise BadImageError(f"{str(error).rstrip('.')}. Replace it with a readable photo or remove it, then run again.") from None
 
 
