@@ -58,6 +58,13 @@ def episode_logits(side, devise, vocabulary, support, support_labels, queries, s
     }
 
 
+def every_image(side, source, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The features of every readable image of ``source``, labelled ``labels`` (one per row)."""
+    import datasets
+
+    return side.features(datasets.Dataset.from_dict({"source_index": list(range(len(labels))), "label": labels}), source)
+
+
 def seen_features(side, data, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``per_class`` training images of each of the model's trained classes in ``data`` (the first ones), as
     features, labelled in the order the model's heads follow.
@@ -65,8 +72,6 @@ def seen_features(side, data, per_class: int) -> tuple[torch.Tensor, torch.Tenso
     Raises:
         SystemExit: ``data`` holds none of the model's trained classes.
     """
-    import datasets
-
     from visnet_hf.data import load_splits
 
     seen = load_splits(data)
@@ -84,21 +89,16 @@ def seen_features(side, data, per_class: int) -> tuple[torch.Tensor, torch.Tenso
             taken[label] = taken.get(label, 0) + 1
             rows.append(source_row)
             labels.append(order[label])
-    source = seen.train_source.select(rows)  # the features of these images only, not of the whole source
-    split = datasets.Dataset.from_dict({"source_index": list(range(len(rows))), "label": labels})
-    return side.features(split, source)
+    return every_image(side, seen.train_source.select(rows), labels)  # these images only, not the whole source
 
 
 def new_classes(side, path: str):
     """Every image of ``path`` (the train split of a source with several) as features, their labels, and the model's
     vocabulary of their class names (with their synonyms and WordNet ids where the data gives them)."""
-    import datasets
-
     from visnet_hf.data import DataConfig, load_eval_data
 
     data = load_eval_data(DataConfig(path=path), split="train")
-    labels = list(data.dataset["label"])
-    x, y = side.features(datasets.Dataset.from_dict({"source_index": list(range(len(labels))), "label": labels}), data.dataset)
+    x, y = every_image(side, data.dataset, list(data.dataset["label"]))
     return x, y, side.model.vocabulary_for(data.class_names, synonyms=data.synonyms, synsets=data.synsets)
 
 
