@@ -1,13 +1,17 @@
 """Render BENCHMARKS.md from benchmarks/results/*.json (written by the bench_*.py scripts).
 
-python benchmarks/report.py
+python benchmarks/report.py           # write BENCHMARKS.md
+python benchmarks/report.py --check   # exit 1 if BENCHMARKS.md is not what the results render (a test checks it)
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import itertools
 import json
 import random
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -850,7 +854,8 @@ def _few_shot_goals(scores: dict, ks: list[str]) -> str:
     return "; ".join(goals)
 
 
-def main() -> None:
+def render() -> str:
+    """BENCHMARKS.md as the stored results make it."""
     lines = [
         "# Benchmarks",
         "",
@@ -959,9 +964,34 @@ def main() -> None:
         lines += constraints_section(constraints)
 
     lines += gpu_section(load("gpu"), load("gpu_smoke"))
-    OUTPUT.write_text("\n".join(lines))
-    print(f"wrote {OUTPUT}")
+    return "\n".join(lines)
+
+
+def stale_lines(rendered: str, written: str) -> list[str]:
+    """The lines where the written page differs from the rendered one, as a unified diff (empty when they agree)."""
+    diff = difflib.unified_diff(
+        written.splitlines(), rendered.splitlines(), "BENCHMARKS.md", "rendered from results", lineterm=""
+    )
+    return list(diff)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare BENCHMARKS.md with the rendering; write nothing")
+    args = parser.parse_args(argv)
+    rendered = render()
+    if not args.check:
+        OUTPUT.write_text(rendered)
+        print(f"wrote {OUTPUT}")
+        return 0
+    diff = stale_lines(rendered, OUTPUT.read_text() if OUTPUT.exists() else "")
+    if diff:
+        print("\n".join(diff[:60]))
+        print(f"{OUTPUT.name} is not what benchmarks/results/ render: run `python benchmarks/report.py` and commit both.")
+        return 1
+    print(f"{OUTPUT.name} is what benchmarks/results/ render.")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,5 @@
-"""The benchmark report's interval for a ratio of zero-shot scores over resampled classes, and what the
-zero-shot benchmark's references read and how they are fitted."""
+"""The benchmark report: BENCHMARKS.md is what the stored results render, the interval for a ratio of zero-shot
+scores over resampled classes, and what the zero-shot benchmark's references read and how they are fitted."""
 
 import sys
 from pathlib import Path
@@ -7,7 +7,32 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import report
 from report import ratio_interval
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmarks_md_is_what_the_stored_results_render(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the shipped configs' relative paths, as run_all.py --report runs it
+    diff = report.stale_lines(report.render(), (ROOT / "BENCHMARKS.md").read_text())
+    assert not diff, "BENCHMARKS.md differs from `python benchmarks/report.py`'s rendering:\n" + "\n".join(diff[:40])
+
+
+def test_check_names_a_figure_edited_by_hand(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(ROOT)
+    page = (ROOT / "BENCHMARKS.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| ") and "%" in line)
+    edited_row = row.replace("%", "1%", 1)  # one figure of a table, changed by hand
+    (tmp_path / "BENCHMARKS.md").write_text(page.replace(row, edited_row, 1))
+    monkeypatch.setattr(report, "OUTPUT", tmp_path / "BENCHMARKS.md")
+    assert report.main(["--check"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert f"-{edited_row}" in out and f"+{row}" in out
+    assert out[-1].startswith("BENCHMARKS.md is not what benchmarks/results/ render: run `python benchmarks/report.py`")
+    assert (tmp_path / "BENCHMARKS.md").read_text() != page  # --check writes nothing
+    (tmp_path / "BENCHMARKS.md").write_text(page)
+    assert report.main(["--check"]) == 0
 
 
 def test_interval_is_a_point_when_every_class_has_the_same_ratio():
