@@ -1,6 +1,7 @@
 """The benchmark report: BENCHMARKS.md is what the stored results render, the interval for a ratio of zero-shot
 scores over resampled classes, and what the zero-shot benchmark's references read and how they are fitted."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -17,6 +18,33 @@ def test_benchmarks_md_is_what_the_stored_results_render(monkeypatch):
     monkeypatch.chdir(ROOT)  # the shipped configs' relative paths, as run_all.py --report runs it
     diff = report.stale_lines(report.render(), (ROOT / "BENCHMARKS.md").read_text())
     assert not diff, "BENCHMARKS.md differs from `python benchmarks/report.py`'s rendering:\n" + "\n".join(diff[:40])
+
+
+@pytest.mark.parametrize(
+    ("script", "result", "page"),
+    [
+        ("few_shot/calibration.py", "tinyimagenet_fewshot_calibration", "CALIBRATION.md"),
+        ("few_shot/methods.py", "tinyimagenet_fewshot_methods", "REPORT.md"),
+        ("few_shot/offset.py", "tinyimagenet_fewshot_offset", "OFFSET.md"),
+        ("few_shot/partial.py", "tinyimagenet_fewshot_partial", "PARTIAL.md"),
+        ("few_shot/weights.py", "tinyimagenet_fewshot_weights", "WEIGHTS.md"),
+        ("zero_shot/report.py", None, "REPORT.md"),
+    ],
+)
+def test_each_study_page_is_what_its_stored_results_render(monkeypatch, script, result, page):
+    """A study's page is written from its results file by the study's own ``report`` (zero-shot: one page, all)."""
+    import importlib.util
+
+    path = ROOT / "studies" / script
+    monkeypatch.syspath_prepend(str(path.parent))
+    spec = importlib.util.spec_from_file_location(f"study_{path.parent.name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rendered = (
+        module.render() if result is None else module.report(json.loads((path.parent / "results" / f"{result}.json").read_text()))
+    )
+    diff = report.stale_lines(rendered, (path.parent / page).read_text())
+    assert not diff, f"{page} differs from what {script} renders from its results:\n" + "\n".join(diff[:40])
 
 
 def test_check_names_a_figure_edited_by_hand(monkeypatch, tmp_path, capsys):

@@ -134,7 +134,8 @@ def prototype_levers_section(result: dict) -> list[str]:
     return [*lines, "", *[f"Note: {note}" for note in result.get("notes", [])], ""]
 
 
-def main() -> None:
+def render() -> str:
+    """REPORT.md as the studies' stored results make it."""
     lines = [
         "# Zero-shot studies: a lab notebook",
         "",
@@ -154,7 +155,11 @@ def main() -> None:
         result = load(name)
         if result:
             lines += section(result)
-    OUTPUT.write_text("\n".join(lines))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    OUTPUT.write_text(render())
     print(f"wrote {OUTPUT}")
 
 
