@@ -93,6 +93,32 @@ def test_image_modes_are_converted_to_rgb():
     assert [converted.getpixel(p)[0] for p in ((0, 0), (1, 0), (0, 1), (1, 1))] == [0, 255, 128, 1]
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_photo_tagged_with_its_orientation_reads_upright_on_every_path(orientation, tmp_path, monkeypatch):
+    """A phone stores a portrait photo sideways with an EXIF orientation; datasets and transformers' pipelines turn
+    it upright, so training, visnet predict, visnet extend and the page (decode) must too, by either JPEG decoder."""
+    from transformers.image_utils import load_image
+
+    from visnet_hf.data import images
+
+    rng = np.random.default_rng(orientation)
+    pixels = (rng.random((24, 40, 3)) * 60).astype(np.uint8)
+    pixels[:12, :20] += 180  # one bright corner: each of the eight orientations gives other pixels
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    for suffix in ("jpg", "png"):
+        path = tmp_path / f"photo.{suffix}"
+        Image.fromarray(pixels).save(path, exif=exif.tobytes(), quality=95)
+        shown = np.asarray(load_image(str(path)), dtype=int)  # what a pipeline reads
+        assert shown.shape[:2] == ((40, 24) if orientation >= 5 else (24, 40))
+        for value in (str(path), {"bytes": path.read_bytes(), "path": None}, Image.open(path)):
+            np.testing.assert_array_equal(np.asarray(decode(value, "photo"), dtype=int), shown)
+        for decoder in (images._torchcodec_decode_jpeg, None):  # TorchCodec, and torchvision where it is missing
+            monkeypatch.setattr(images, "_torchcodec_decode_jpeg", decoder)
+            tensor = decode_tensor(str(path), "photo").permute(1, 2, 0).numpy().astype(int)
+            assert tensor.shape == shown.shape and np.abs(tensor - shown).max() <= 2  # libjpeg builds may differ by a level
+
+
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=300))
 def test_decoding_arbitrary_bytes_gives_an_image_or_a_named_error(data):

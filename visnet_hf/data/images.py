@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import VisnetError
 
@@ -36,7 +36,7 @@ def _decode_jpeg(data: torch.Tensor) -> torch.Tensor:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return torchvision.io.decode_jpeg(data)
+        return torchvision.io.decode_jpeg(data, apply_exif_orientation=True)
 
 
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
@@ -90,7 +90,7 @@ def decode(value: Any, where: str) -> Image.Image:
         else:
             image = Image.open(_in_memory(value))
         image.load()  # decode everything now: a truncated file fails here, not halfway through a batch
-        return to_rgb(image)
+        return to_rgb(upright(image))
     except BadImageError:
         raise
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
@@ -105,6 +105,15 @@ def decode(value: Any, where: str) -> Image.Image:
         if isinstance(error, UnidentifiedImageError):  # PIL's message names only the in-memory copy it read
             raise BadImageError(f"{where} cannot be decoded: it is in no image format PIL reads") from error
         raise BadImageError(f"{where} cannot be decoded: {type(error).__name__}: {error}") from error
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image as viewers show it: turned by its EXIF orientation (a phone's portrait photo is stored sideways and
+    tagged), as ``datasets``, transformers' pipelines and TorchCodec's decoder turn it, so that an image reads the
+    same in training, in ``visnet predict`` and in a pipeline."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _in_memory(source: Any) -> Any:
