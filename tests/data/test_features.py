@@ -42,7 +42,7 @@ def test_cached_features_need_a_frozen_backbone_and_no_image_constraints(tiny_pa
         train(load_config(config, ["data.cache_features=true", "optim.freeze=backbone", "model.name=frn_resnet18_pool"]))
 
 
-def test_cached_features_with_test_time_flip_are_the_ones_the_model_scores(tiny_parquet, tiny_text_encoder, tmp_path):
+def test_cached_features_with_test_time_flip_are_the_ones_the_model_scores(tiny_parquet, tiny_text_encoder, tmp_path, capsys):
     """With test_time_flip the cache holds each image's and its mirror's pooled features averaged, as the model
     pools them in eval mode, under a key of its own (the unflipped features stay cached beside them); with
     test_time_zoom too, the average over the four views, under another."""
@@ -71,3 +71,13 @@ def test_cached_features_with_test_time_flip_are_the_ones_the_model_scores(tiny_
         torch.testing.assert_close(zoomed, model.backbone_features(pixels)[1], atol=1e-5, rtol=1e-4)
     assert not torch.allclose(zoomed, flipped, atol=1e-4)
     assert len(list(tmp_path.glob("*.safetensors"))) == 3
+    said = capsys.readouterr().out.splitlines()  # each computation says what it computes, and where it keeps it
+    assert [line.split(" each)")[0] for line in said] == [
+        "Computing the frozen backbone's features of 8 images (2 views",
+        "Computing the frozen backbone's features of 8 images (1 view",
+        "Computing the frozen backbone's features of 8 images (4 views",
+    ]
+    assert all(line.endswith(f"read them from {tmp_path}.") for line in said)
+    FeatureCache._read.clear()  # a later run reads them from disk: nothing computed, nothing said
+    cache.features(model, source, transform, OneProcess(torch.device("cpu")), batch_size=4)
+    assert capsys.readouterr().out == ""

@@ -11,6 +11,7 @@ it scores at eval time.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import json
@@ -22,6 +23,7 @@ import datasets
 import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from .._paths import cache_dir
 from .._torch import eval_mode
@@ -115,9 +117,14 @@ class FeatureCache:
         features = torch.zeros(len(source), model.config.num_features)
         readable = torch.zeros(len(source), dtype=torch.bool)
         views = model.test_time_views  # each image, its zoomed crop, their mirrors
+        accelerator.print(
+            f"Computing the frozen backbone's features of {len(source)} images ({views} view{'s' * (views > 1)} each), "
+            f"once: later runs on the same images and backbone read them from {self.directory}."
+        )
+        batches = tqdm(loader, desc="Backbone features", unit="batch", disable=None, leave=False)  # None: on a terminal
         with eval_mode(model):
             pooled_features = _pooled_features_fn(model, len(source) * views * _pixels(model.config.data_config))
-            for batch in loader:
+            for batch in batches:
                 if len(batch["labels"]) == 0:
                     continue
                 pixels = batch["pixel_values"].to(accelerator.device)
@@ -172,6 +179,10 @@ class OneProcess:
 
     def __init__(self, device: torch.device):
         self.device = device
+
+    @staticmethod
+    def print(*args: Any) -> None:
+        builtins.print(*args)
 
     def main_process_first(self):
         return contextlib.nullcontext()
