@@ -80,10 +80,12 @@ def extend_saved_model(
     write_card(output)
     counts = dict(zip(model.config.class_names, model.config.class_example_counts or [], strict=False))
     trained = set(model.config.trained_class_names)
+    new_classes = [name for name in examples.class_names if name not in trained]
+    senses = _senses_note(model, examples, new_classes)
     return {
         "output_dir": str(output),
         "classes": len(model.config.class_names),
-        "new_classes": [name for name in examples.class_names if name not in trained],
+        "new_classes": new_classes,
         "already_trained": [name for name in examples.class_names if name in trained],  # scored as the trained classes
         "kept_trained": len(model.config.trained_class_names) if keep_trained else 0,
         "photos_from": examples.description,
@@ -92,9 +94,36 @@ def extend_saved_model(
             str(warning.message).replace("SAVED_FOLDER", str(output))
             for warning in said
             if issubclass(warning.category, UserWarning)
-        ],
+        ]
+        + ([senses] if senses else []),
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _senses_note(model: Any, examples: Any, names: list[str]) -> str | None:
+    """Which WordNet sense each new name was given, as training says it of its classes: a guessed sense describes the
+    class (``describe: wordnet``), and a wrong guess ("cannon" read as a horse's leg bone) describes another thing.
+    None for a model that describes no class."""
+    from .wordnet import sense_records, sense_summary
+
+    new = [examples.class_names.index(name) for name in names]
+    synonyms, synsets = examples.synonyms, examples.synsets
+    records = sense_records(
+        names,
+        [synonyms[i] for i in new] if synonyms else None,
+        [synsets[i] for i in new] if synsets else None,
+        model.config.text_config.describe,
+    )
+    if not records or records[0].how == "off":
+        return None
+    summary = sense_summary(records).replace(" classes:", " new classes:", 1)
+    if not any(record.how == "guessed" for record in records):
+        return summary
+    return (
+        f"{summary}\nWhere a guessed sense is not the class's, give the right one and extend again: name the class "
+        "folder by its WordNet id and name (n02950826-cannon), or give a labelled file's WordNet ids with "
+        "--class-synset-column."
+    )
 
 
 def _check_class_folders(data: DataConfig) -> None:

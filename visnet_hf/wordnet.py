@@ -229,8 +229,10 @@ def sense_records(
         wnid = chosen[i] if chosen is not None else None
         if chosen is None or wnid is None:
             how = "off" if chosen is None else "none"
+        elif name_parts(name)[0] == wnid:  # the name holds its id ("n02950826-cannon")
+            how = "given"
         elif by_origin:  # the ids are the data's: given where it gave one WordNet knows
-            how = "given" if (wnids and wnids[i] == wnid) or name_parts(name)[0] == wnid else "guessed"
+            how = "given" if wnids and wnids[i] == wnid else "guessed"
         else:  # the ids a model holds (given or guessed before): given where the name alone gives another
             how = "guessed" if from_names is not None and wnid == from_names[i] else "given"
         synset = synsets.get(wnid[1:]) if wnid else None

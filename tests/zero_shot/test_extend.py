@@ -266,10 +266,17 @@ def test_class_folders_named_by_wordnet_id_are_read_as_their_names(saved_vsenet,
     wnids = {"lion": "n02129165", "truck": "n04490091", "boat": "n02858304"}
     for name, wnid in wnids.items():
         shutil.copytree(new_photos / name, tmp_path / "by_id" / wnid)
-    outputs = {}
+    outputs, said = {}, {}
     for kind, data in (("names", new_photos), ("ids", tmp_path / "by_id")):
         outputs[kind] = tmp_path / kind
+        capsys.readouterr()
         assert cli(["extend", "--model", saved_vsenet, "--data", str(data), "--output-dir", str(outputs[kind])]) == 0
+        said[kind] = capsys.readouterr().err
+    # each run says which sense each new name was given, as training does, and how to give another
+    assert "visnet: note: WordNet senses of 3 new classes: 0 given by the data, 3 guessed from the name" in said["names"]
+    assert "'lion' → lion (n02129165, guessed): a type of big cat" in said["names"]
+    assert "name the class folder by its WordNet id and name (n02950826-cannon)" in said["names"]
+    assert "WordNet senses of 3 new classes: 3 given by the data, 0 guessed" in said["ids"] and "n02950826" not in said["ids"]
     by_name, by_id = (visnet_hf.VSENetForImageClassification.from_pretrained(outputs[kind]) for kind in ("names", "ids"))
     assert by_id.config.class_names == sorted(wnids.values())
     order = [by_name.config.class_names.index(name) for name in ("lion", "boat", "truck")]  # the ids' sorted order
