@@ -116,7 +116,7 @@ def _senses_note(model: Any, examples: Any, names: list[str]) -> str | None:
     )
     if not records or records[0].how == "off":
         return None
-    summary = sense_summary(records).replace(" classes:", " new classes:", 1)
+    summary = sense_summary(records, classes="new classes")
     if not any(record.how == "guessed" for record in records):
         return summary
     return (

@@ -240,14 +240,14 @@ def sense_records(
     return records
 
 
-def sense_summary(records: Sequence[SenseRecord], shown: int = 8) -> str:
+def sense_summary(records: Sequence[SenseRecord], shown: int = 8, classes: str = "classes") -> str:
     """One paragraph for a log: how many senses were given, guessed or not found, with the guesses and the
-    names without a sense spelled out (the ones worth a look)."""
+    names without a sense spelled out (the ones worth a look); ``classes``: what the records are of ("new classes")."""
     counts = {how: [r for r in records if r.how == how] for how in ("given", "guessed", "none", "off")}
     if counts["off"]:
-        return f"WordNet senses: off (describe: none) for {len(records)} classes."
+        return f"WordNet senses: off (describe: none) for {len(records)} {classes}."
     lines = [
-        f"WordNet senses of {len(records)} classes: {len(counts['given'])} given by the data, "
+        f"WordNet senses of {len(records)} {classes}: {len(counts['given'])} given by the data, "
         f"{len(counts['guessed'])} guessed from the name, {len(counts['none'])} without a sense a photo shows."
     ]
     for how in ("guessed", "none"):
