@@ -103,8 +103,13 @@ def extend_saved_model(
 def _senses_note(model: Any, examples: Any, names: list[str]) -> str | None:
     """Which WordNet sense each new name was given, as training says it of its classes: a guessed sense describes the
     class (``describe: wordnet``), and a wrong guess ("cannon" read as a horse's leg bone) describes another thing.
-    None for a model that describes no class."""
+    None for a model that reads no sense (no WordNet descriptions, hierarchy or glosses)."""
     from .wordnet import sense_records, sense_summary
+
+    zero_shot = model.config.zero_shot_config
+    in_prototypes = zero_shot.prototype_weight > 0 and (zero_shot.prototype_hierarchy > 0 or zero_shot.prototype_glosses > 0)
+    if model.config.text_config.describe != "wordnet" and not in_prototypes:
+        return None
 
     new = [examples.class_names.index(name) for name in names]
     synonyms, synsets = examples.synonyms, examples.synsets
@@ -114,7 +119,7 @@ def _senses_note(model: Any, examples: Any, names: list[str]) -> str | None:
         [synsets[i] for i in new] if synsets else None,
         model.config.text_config.describe,
     )
-    if not records or records[0].how == "off":
+    if not records:
         return None
     summary = sense_summary(records, classes="new classes")
     if not any(record.how == "guessed" for record in records):

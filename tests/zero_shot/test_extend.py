@@ -266,23 +266,46 @@ def test_class_folders_named_by_wordnet_id_are_read_as_their_names(saved_vsenet,
     wnids = {"lion": "n02129165", "truck": "n04490091", "boat": "n02858304"}
     for name, wnid in wnids.items():
         shutil.copytree(new_photos / name, tmp_path / "by_id" / wnid)
-    outputs, said = {}, {}
+    outputs = {}
     for kind, data in (("names", new_photos), ("ids", tmp_path / "by_id")):
         outputs[kind] = tmp_path / kind
-        capsys.readouterr()
         assert cli(["extend", "--model", saved_vsenet, "--data", str(data), "--output-dir", str(outputs[kind])]) == 0
-        said[kind] = capsys.readouterr().err
-    # each run says which sense each new name was given, as training does, and how to give another
-    assert "visnet: note: WordNet senses of 3 new classes: 0 given by the data, 3 guessed from the name" in said["names"]
-    assert "'lion' → lion (n02129165, guessed): a type of big cat" in said["names"]
-    assert "name the class folder by its WordNet id and name (n02950826-cannon)" in said["names"]
-    assert "WordNet senses of 3 new classes: 3 given by the data, 0 guessed" in said["ids"] and "n02950826" not in said["ids"]
     by_name, by_id = (visnet_hf.VSENetForImageClassification.from_pretrained(outputs[kind]) for kind in ("names", "ids"))
     assert by_id.config.class_names == sorted(wnids.values())
     order = [by_name.config.class_names.index(name) for name in ("lion", "boat", "truck")]  # the ids' sorted order
     torch.testing.assert_close(by_id.class_embeddings, by_name.class_embeddings[order])
     torch.testing.assert_close(by_id.class_example_sums, by_name.class_example_sums[order])
     assert [record.lemma for record in visnet_hf.wordnet.describe(by_id)] == ["lion", "boat", "truck"]
+
+
+def test_extend_says_the_sense_each_new_name_was_given_where_the_model_reads_senses(
+    tiny_text_encoder, saved_vsenet, new_photos, tmp_path, capsys
+):
+    """With WordNet descriptions a guessed sense describes the class: extend lists the senses, as training does, and
+    says how to give another; a model that reads no sense (the fixture's: no descriptions, hierarchy or glosses) is
+    told nothing about them."""
+    describing = tmp_path / "describing"
+    model = visnet_hf.create_model(
+        "vsenet_resnet18", class_names=CLASS_NAMES, text_encoder=tiny_text_encoder, image_size=32, describe_classes="wordnet"
+    )
+    model.save_pretrained(describing)
+    wnids = {"lion": "n02129165", "truck": "n04490091", "boat": "n02858304"}
+    for name, wnid in wnids.items():
+        shutil.copytree(new_photos / name, tmp_path / "by_id" / f"{wnid}-{name}")
+    said = {}
+    for kind, model_dir, data in (
+        ("names", describing, new_photos),
+        ("ids", describing, tmp_path / "by_id"),
+        ("no senses read", saved_vsenet, new_photos),
+    ):
+        capsys.readouterr()
+        assert cli(["extend", "--model", str(model_dir), "--data", str(data), "--output-dir", str(tmp_path / kind)]) == 0
+        said[kind] = capsys.readouterr().err
+    assert "visnet: note: WordNet senses of 3 new classes: 0 given by the data, 3 guessed from the name" in said["names"]
+    assert "'lion' → lion (n02129165, guessed): a type of big cat" in said["names"]
+    assert "name the class folder by its WordNet id and name (n02950826-cannon)" in said["names"]
+    assert "WordNet senses of 3 new classes: 3 given by the data, 0 guessed" in said["ids"] and "n02950826" not in said["ids"]
+    assert "WordNet senses" not in said["no senses read"]
 
 
 def test_a_folder_with_split_folders_lends_its_train_photos(saved_vsenet, new_photos, tmp_path, capsys):
