@@ -231,4 +231,3 @@ def test_the_guessed_sense_is_imagenets_own_for_most_of_its_class_names():
     guessed = synset_ids(names)
     right = sum(guess == wnid for guess, wnid in zip(guessed, info.label_names(), strict=True))
     assert right >= 870, f"{right} of 1,000 ImageNet class names get their own sense"
-
