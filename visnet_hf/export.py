@@ -106,11 +106,12 @@ def _check_images(model: Any, images: Sequence[str | Path] | None) -> torch.Tens
     from PIL import Image
 
     from .data.images import decode
+    from .image_processing import presized
     from .predict import image_files
 
     processor = model.image_processor()
     if images:
-        pictures = [decode(file, str(file)) for file in image_files(images)]
+        pictures = [presized(decode(file, str(file)), processor) for file in image_files(images)]
     else:
         generator = torch.Generator().manual_seed(0)
         size = model.config.data_config["input_size"][-1]

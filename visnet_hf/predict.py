@@ -19,6 +19,7 @@ from .data.folders import images_in
 from .data.images import decode
 from .errors import ConfigError, DataError, VisnetError
 from .hub.loading import load_model
+from .image_processing import presized
 from .models import is_vsenet
 from .zero_shot import Vocabulary
 
@@ -130,7 +131,8 @@ class Predictor:
             labels = list(kwargs["vocabulary"].names)
         if self.is_vsenet and (zero_shot_head is not None or calibration is not None):
             kwargs["zero_shot_config"] = self.model.config.zero_shot_config.updated(head=zero_shot_head, calibration=calibration)
-        probabilities = self.model(**self.processor(image, return_tensors="pt"), **kwargs).logits.float().softmax(-1)[0]
+        pixels = self.processor(presized(image, self.processor), return_tensors="pt")
+        probabilities = self.model(**pixels, **kwargs).logits.float().softmax(-1)[0]
         top = probabilities.topk(min(int(top_k), probabilities.numel()))
         return [{"label": labels[int(i)], "score": float(p)} for p, i in zip(top.values, top.indices)]
 

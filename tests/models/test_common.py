@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
@@ -236,6 +238,40 @@ def test_image_processor_matches_timms_eval_transform():
         theirs = transform(image)
         assert ours.shape == theirs.shape == (3, 224, 224)
         assert (ours - theirs).abs().mean() < 0.02
+
+
+def test_a_photo_many_times_the_processors_size_is_presized_and_read_as_the_processor_reads_it():
+    """A phone photo for a 128-pixel model: resized in Pillow's two steps to the processor's size before the processor
+    (which then does no resizing of its own), a twentieth of the time; what the model reads stays within a small part
+    of the range of the processor's one-step resize."""
+    import numpy as np
+    from PIL import Image
+
+    from visnet_hf.image_processing import REDUCING_GAP, image_processor_from_data_config, presized
+
+    data_config = {
+        "input_size": (3, 128, 128),
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
+    }
+    processor = image_processor_from_data_config(data_config)
+    rng = np.random.default_rng(0)
+    coarse = Image.fromarray(rng.integers(0, 256, (45, 60, 3), dtype=np.uint8)).resize((2400, 1800), Image.Resampling.BICUBIC)
+    photo = Image.fromarray(
+        np.clip(np.asarray(coarse, dtype=np.int16) + rng.integers(-12, 13, (1800, 2400, 3)), 0, 255).astype(np.uint8)
+    )
+    for image in (photo, photo.transpose(Image.Transpose.ROTATE_90).crop((0, 0, 1799, 2399))):  # landscape, odd portrait
+        small = presized(image, processor)
+        assert min(small.size) == 146 and abs(small.width / small.height - image.width / image.height) < 0.01
+        one_step, two_steps = (processor(im, return_tensors="pt")["pixel_values"] for im in (image, small))
+        assert (one_step - two_steps).abs().mean() < 0.005 and (one_step - two_steps).abs().max() < 0.05  # 0.0017, 1 grey level
+    near = photo.resize((int(146 * REDUCING_GAP) - 1, 400))  # under the gap one way: the processor resizes it alone
+    small = photo.resize((300, 200))
+    assert presized(near, processor) is near and presized(small, processor) is small
+    fixed = image_processor_from_data_config({**data_config, "input_size": (3, 96, 128)})  # height and width
+    assert presized(photo, fixed).size == (math.floor(128 / 0.875), math.floor(96 / 0.875))
 
 
 @pytest.mark.parametrize("name", ["vsenet_resnet18", "frn_resnet18"])

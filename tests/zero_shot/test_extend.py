@@ -221,6 +221,31 @@ def test_photos_for_a_model_without_statistics_are_used_and_it_is_said(tiny_text
     assert model.config.class_example_counts == [4, 4, 4]
 
 
+def test_predict_reads_a_phone_sized_photo_as_the_pipeline_does(saved_vsenet, new_photos, tmp_path):
+    """visnet predict (and the page) hand the processor a photo many times the model's size already presized (in
+    Pillow's two steps); the pipeline resizes it in one: the same labels, scores within a hundredth."""
+    from PIL import Image
+
+    from visnet_hf.predict import Predictor
+
+    path = tmp_path / "phone.jpg"
+    Image.open(next((new_photos / "lion").iterdir())).convert("RGB").resize((1600, 1200), Image.Resampling.BICUBIC).save(path)
+    predictor = Predictor(saved_vsenet)
+    seen = []
+
+    class Watched(type(predictor.processor)):
+        def __call__(self, images, **kwargs):
+            seen.append(images.size)
+            return super().__call__(images, **kwargs)
+
+    predictor.processor = Watched(**predictor.processor.to_dict())
+    ours = predictor.predict(path, top_k=4)
+    theirs = pipeline("image-classification", model=saved_vsenet)(str(path), top_k=4)
+    assert [min(size) for size in seen] == [predictor.processor.size["shortest_edge"]]  # not 1200
+    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs, strict=True)) < 0.01
+
+
 def test_the_installed_command_in_a_fresh_process(saved_vsenet, new_photos, tmp_path):
     """As a user runs it: the `visnet` script loads the model with nothing imported before (the Auto classes are
     registered by the loading itself)."""

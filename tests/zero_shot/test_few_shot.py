@@ -144,6 +144,28 @@ def test_photos_are_read_a_batch_at_a_time_to_the_same_sums(model, photos):
     assert in_twos.sums[1].abs().sum() == 0
 
 
+def test_a_phone_sized_photo_reaches_the_processor_at_its_size_and_reads_as_itself(model, photos, monkeypatch):
+    """A photo many times the model's size is resized in two steps before the processor (``presized``): the processor
+    never resizes a phone's megapixels itself, and the photo's features are those of the processor's own resize, near
+    enough; photos are read on every core, in their order."""
+    from PIL import Image
+
+    large = [image.convert("RGB").resize((1200, 900), Image.Resampling.BICUBIC) for image in photos(10, 3)]
+    processor = model.image_processor()
+    one_step = model.backbone_features(processor(large, return_tensors="pt")["pixel_values"])[1]
+    seen = []
+
+    class Watched(type(processor)):
+        def __call__(self, images, **kwargs):
+            seen.extend(image.size for image in images)
+            return super().__call__(images, **kwargs)
+
+    monkeypatch.setattr(type(model), "image_processor", lambda self: Watched(**processor.to_dict()))
+    read = embed_examples(model, {"lion": large}, NEW)
+    assert [min(size) for size in seen] == [processor.size["shortest_edge"]] * 3  # not 900
+    assert F.cosine_similarity(read.sums[0], one_step.sum(0), dim=0) > 0.999
+
+
 def test_the_photo_weight_follows_the_names_scores_unless_it_is_given(model, photos, tmp_path):
     """By default one photo weighs what the name's scores weigh together, whatever head and prototype_weight sum
     them; an example_weight given (or saved in an older model's config) is used as it is."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -278,22 +279,30 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
         ValueError: an image that cannot be read, named with its class.
     """
     from ..data.images import decode
+    from ..image_processing import presized
 
     processor = model.image_processor()
     sums = torch.zeros(len(names), int(model.config.num_features))
     counts = torch.zeros(len(names))
     was_training = model.training
     model.eval()
+    # Photos are decoded and resized on every core: Pillow lets go of the interpreter while it does either.
+    readers = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
     try:
         for row, name in enumerate(names):
             images = list(by_name.get(name, ()))
+
+            def read(image: Any, name: str = name) -> Any:
+                return presized(_picture(image, decode, name), processor)
+
             for start in range(0, len(images), batch_size):  # decoded a batch at a time: a large class fits in memory
-                pictures = [_picture(image, decode, name) for image in images[start : start + batch_size]]
+                pictures = list(readers.map(read, images[start : start + batch_size]))  # an unreadable one raises here
                 pixel_values = processor(pictures, return_tensors="pt")["pixel_values"]
                 _, pooled = model.backbone_features(pixel_values.to(model.device, model.dtype))
                 sums[row] += pooled.sum(0).cpu().float()
             counts[row] = len(images)
     finally:
+        readers.shutdown(cancel_futures=True)
         model.train(was_training)
     return ExampleSet(sums, counts)
 
