@@ -782,6 +782,7 @@ def few_shot_section(result: dict) -> list[str]:
         f"mean {pct(fs)} against zero-shot's {pct(zs)}: {100 * (fs - zs):+.1f} points (goal: +10): {verdict(fs - zs >= 0.10)}.",
         "",
         *_extend_lines(result["extend"]),
+        *_phone_photo_lines(load("extend_photos")),
         "",
         *_top_score_lines(result, ks),
         "What was tried to do better than the method on the same fold episodes (learned corrections, other photo experts,",
@@ -817,6 +818,22 @@ def _extend_lines(extend: dict) -> list[str]:
         "process, from the command line to the saved model (Python's start, the imports, loading the model and the text "
         f"encoder, the photos, the names, saving): {extend['seconds']:.1f} s, and {extend['keep_trained_seconds']:.1f} s "
         f"with `--keep-trained` (goal: under 30 s): {verdict(slowest < 30)}."
+    ]
+
+
+def _phone_photo_lines(result: dict | None) -> list[str]:
+    """`visnet extend` on the same photos upscaled to a phone's size (benchmarks/bench_extend_photos.py)."""
+    if result is None:
+        return []
+    model = result["model"]
+    own, phone = result["rows"]
+    runs = " and ".join(f"{s:.1f}" for s in phone["seconds"])
+    return [
+        f"The same {phone['photos']} photos as a phone takes them ({phone['photos_at']} pixels, {phone['megabytes']:.0f} MB of "
+        f"JPEG files): {runs} s in {len(phone['seconds'])} runs, against {min(own['seconds']):.1f} s at their own size in "
+        f"the same session (a VSENet of {model['trained_classes']} classes, {model['backbone']} at {model['input_size'][-1]} px, "
+        f"{model['text_encoder'].split('/')[-1]}; "
+        f"{result['machine']['date']}; `{result['command']}`): {verdict(max(phone['seconds']) < 30)}."
     ]
 
 
