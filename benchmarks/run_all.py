@@ -10,10 +10,12 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+FEW_SHOT_WORK = Path(tempfile.gettempdir()) / "visnet_bench_fewshot"  # its final model is extended with phone photos
 RUNS = [
     ["bench_embeddings.py"],
     ["bench_overhead.py", "--size", "224", "--batch", "16", "--rounds", "5"],
@@ -26,7 +28,8 @@ RUNS = [
     # docstring), scored as the shipped config holds it; then what scoring costs and the few photos on top of it
     ["bench_zeroshot.py", "--rescore"],
     ["bench_scoring.py"],
-    ["bench_fewshot.py"],
+    ["bench_fewshot.py", "--work-dir", str(FEW_SHOT_WORK)],
+    ["bench_extend_photos.py", "--model", str(FEW_SHOT_WORK / "final")],
     ["bench_recipes.py", "--seeds", "0", "1", "2"],
     ["bench_constraints.py"],
     # Speed flags (framework against timm with the same flags), streaming, and the GPU script's CPU smoke test.
