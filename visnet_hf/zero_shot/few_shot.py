@@ -286,8 +286,9 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
     counts = torch.zeros(len(names))
     was_training = model.training
     model.eval()
-    # Photos are decoded and resized on every core: Pillow lets go of the interpreter while it does either.
-    readers = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    # Photos are decoded and resized on several cores (Pillow lets go of the interpreter while it does either); at
+    # most 8 at once, so that a large machine does not hold dozens of decoded 12-megapixel photos.
+    readers = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
     try:
         for row, name in enumerate(names):
             images = list(by_name.get(name, ()))
