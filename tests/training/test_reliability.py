@@ -93,6 +93,38 @@ def test_image_modes_are_converted_to_rgb():
     assert [converted.getpixel(p)[0] for p in ((0, 0), (1, 0), (0, 1), (1, 1))] == [0, 255, 128, 1]
 
 
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_for_the_training_recipe(tmp_path):
+    """A phone photo for a 32-pixel recipe: libjpeg decodes it at 1/8 scale (still 3 times the size each way), upright,
+    and after the recipe's resize it is the full decode's to a fraction of a grey level; a PNG, a JPEG not large
+    enough and a decode that is not told the size read every pixel; a truncated one is named."""
+    import datasets
+
+    from visnet_hf.data import RecipeTransform
+    from visnet_hf.data.transforms import TransformedDataset
+
+    rng = np.random.default_rng(0)
+    coarse = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).resize((1600, 1200), Image.Resampling.BICUBIC)
+    photo = Image.fromarray(
+        np.clip(np.asarray(coarse, dtype=np.int16) + rng.integers(-8, 9, (1200, 1600, 3)), 0, 255).astype(np.uint8)
+    )
+    exif = Image.Exif()
+    exif[0x0112] = 6  # taken upright: stored sideways
+    photo.save(tmp_path / "phone.jpg", quality=92, exif=exif.tobytes())
+    photo.save(tmp_path / "phone.png")
+    recipe = RecipeTransform((32, 32), padding=0, hflip=False, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bicubic")
+    reduced, full = (decode_tensor(str(tmp_path / "phone.jpg"), "phone", fits) for fits in ((32, 32), None))
+    assert reduced.shape == (3, 200, 150) and full.shape == (3, 1600, 1200)  # 1/8 scale, then turned upright
+    difference = (recipe(reduced) - recipe(full)).abs() * 127.5  # grey levels
+    assert difference.mean() < 0.5 and difference.max() <= 4  # 0.25 and 1 here
+    assert decode_tensor(str(tmp_path / "phone.png"), "phone", (32, 32)).shape == (3, 1200, 1600)  # saved without EXIF
+    assert decode_tensor(str(tmp_path / "phone.jpg"), "phone", (256, 256)).shape == (3, 1600, 1200)  # 1200 < 2 x 3 x 256
+    rows = datasets.Dataset.from_dict({"image": [str(tmp_path / "phone.jpg")], "label": [0]})
+    torch.testing.assert_close(TransformedDataset(rows, recipe)[0]["pixel_values"], recipe(reduced), atol=0, rtol=0)
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "phone.jpg").read_bytes()[:30000])
+    with pytest.raises(BadImageError, match=r"photo cut\.jpg cannot be decoded"):
+        decode_tensor(str(tmp_path / "cut.jpg"), "photo cut.jpg", (32, 32))
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_a_photo_tagged_with_its_orientation_reads_upright_on_every_path(orientation, tmp_path, monkeypatch):
     """A phone stores a portrait photo sideways with an EXIF orientation; datasets and transformers' pipelines turn

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import datasets
@@ -54,7 +55,7 @@ class RecipeTransform:
     """
 
     def __init__(self, size: tuple[int, int], padding: int, hflip: bool, mean, std, interpolation: str = "bilinear"):
-        self.size = tuple(size)
+        self.size: tuple[int, int] = (int(size[0]), int(size[1]))
         self.padding = padding
         self.hflip = hflip
         self.interpolation = _INTERPOLATION.get(interpolation, T.InterpolationMode.BILINEAR)
@@ -115,7 +116,8 @@ class TransformedDataset(torch.utils.data.Dataset):
         self.split = split
         self.with_indices = with_indices  # each example says its row (``indices`` in the batch)
         self._tensor_route = isinstance(transform, RecipeTransform)  # uint8 tensors and an explicit generator
-        self._decode = decode_tensor if self._tensor_route else decode
+        # The recipe resizes to its size whatever the photo's: a large JPEG is decoded at a reduced scale for it.
+        self._decode = partial(decode_tensor, fits=transform.size) if isinstance(transform, RecipeTransform) else decode
         self._generator = torch.Generator()
 
     def set_epoch(self, epoch: int) -> None:
