@@ -20,9 +20,7 @@ from transformers import BitImageProcessor
 from transformers.image_transforms import get_resize_output_image_size
 from transformers.image_utils import ChannelDimension, PILImageResampling
 
-# Pillow resizes in two steps from this many times the size on (a box reduction by a whole factor, then the
-# filter): "indistinguishable from fair resampling in most cases", in its documentation's words.
-REDUCING_GAP = 3.0
+from .data.images import REDUCING_GAP
 
 _RESAMPLING = {
     "nearest": PILImageResampling.NEAREST,
