@@ -116,6 +116,8 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_for_the_training_recipe(tmp_
     assert reduced.shape == (3, 200, 150) and full.shape == (3, 1600, 1200)  # 1/8 scale, then turned upright
     difference = (recipe(reduced) - recipe(full)).abs() * 127.5  # grey levels
     assert difference.mean() < 0.5 and difference.max() <= 4  # 0.25 and 1 here
+    photo.save(tmp_path / "phone.mpo", format="MPO", save_all=True, append_images=[photo.resize((160, 120))])
+    assert decode_tensor(str(tmp_path / "phone.mpo"), "phone", (32, 32)).shape == (3, 150, 200)  # a JPEG with more after it
     assert decode_tensor(str(tmp_path / "phone.png"), "phone", (32, 32)).shape == (3, 1200, 1600)  # saved without EXIF
     assert decode_tensor(str(tmp_path / "phone.jpg"), "phone", (256, 256)).shape == (3, 1600, 1200)  # 1200 < 2 x 3 x 256
     rows = datasets.Dataset.from_dict({"image": [str(tmp_path / "phone.jpg")], "label": [0]})

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from ..errors import VisnetError
 
@@ -121,10 +121,11 @@ REDUCING_GAP = 3.0
 def _draft(image: Image.Image, fits: tuple[int, int]) -> None:
     """Before ``load``: have libjpeg decode a JPEG at 1/2, 1/4 or 1/8 scale (Pillow's ``draft``) when that leaves
     both sides at least :data:`REDUCING_GAP` times the larger of ``fits``, either way up (the EXIF orientation is
-    applied after). A phone's 12 megapixels for a 128-pixel model: a fifth of the time, decoding and resizing,
-    for pixels within a tenth of a grey level of the full decode's on average once resized."""
+    applied after). A phone's 12 megapixels for a 128-pixel model: a quarter of the time, decoding and resizing,
+    for pixels within a tenth of a grey level of the full decode's on average once resized. A phone's MPO file (a
+    JPEG with more pictures after it) is a JPEG here too."""
     side = _draft_side(image.size, fits)
-    if image.format == "JPEG" and side is not None:
+    if isinstance(image, JpegImagePlugin.JpegImageFile) and side is not None:
         image.draft(image.mode, (side, side))
 
 
