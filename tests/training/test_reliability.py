@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import signal
@@ -122,6 +123,8 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_for_the_training_recipe(tmp_
     assert decode_tensor(str(tmp_path / "phone.jpg"), "phone", (256, 256)).shape == (3, 1600, 1200)  # 1200 < 2 x 3 x 256
     rows = datasets.Dataset.from_dict({"image": [str(tmp_path / "phone.jpg")], "label": [0]})
     torch.testing.assert_close(TransformedDataset(rows, recipe)[0]["pixel_values"], recipe(reduced), atol=0, rtol=0)
+    photo.save(tmp_path / "progressive.jpg", quality=92, progressive=True)  # its frame header is another marker
+    assert decode_tensor(str(tmp_path / "progressive.jpg"), "phone", (32, 32)).shape == (3, 150, 200)
     (tmp_path / "cut.jpg").write_bytes((tmp_path / "phone.jpg").read_bytes()[:30000])
     with pytest.raises(BadImageError, match=r"photo cut\.jpg cannot be decoded"):
         decode_tensor(str(tmp_path / "cut.jpg"), "photo cut.jpg", (32, 32))
@@ -167,15 +170,17 @@ def test_decoding_arbitrary_bytes_gives_an_image_or_a_named_error(data):
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=300), cut=st.integers(0, 2000), flips=st.lists(st.integers(0, 2000), max_size=4))
 def test_decoding_jpeg_like_bytes_to_tensors_gives_an_image_or_a_named_error(data, cut, flips):
-    """The fast JPEG decoder gets framed garbage and damaged real JPEGs; PIL names what it rejects."""
+    """The fast JPEG decoder gets framed garbage and damaged real JPEGs, told the recipe's size or not (its frame
+    header read first); PIL names what it rejects."""
     buffer = io.BytesIO()
     generated_images(1, size=24)[0].save(buffer, format="JPEG")
     damaged = bytearray(buffer.getvalue()[: max(4, cut)])
     for position in flips:
         damaged[position % len(damaged)] ^= 0xFF
-    for candidate in (b"\xff\xd8" + data + b"\xff\xd9", bytes(damaged), bytes(damaged) + b"\xff\xd9"):
+    candidates = (b"\xff\xd8" + data + b"\xff\xd9", bytes(damaged), bytes(damaged) + b"\xff\xd9")
+    for candidate, fits in itertools.product(candidates, (None, (2, 2))):
         try:
-            image = decode_tensor({"bytes": candidate, "path": "fuzz.jpg"}, "Image 7 of the train split (fuzz.jpg)")
+            image = decode_tensor({"bytes": candidate, "path": "fuzz.jpg"}, "Image 7 of the train split (fuzz.jpg)", fits)
         except BadImageError as error:
             assert str(error).startswith("Image 7 of the train split (fuzz.jpg)")
         else:
