@@ -737,6 +737,14 @@ def test_a_table_with_other_column_names_is_read_by_naming_them(tmp_path, capsys
         load_eval_data(DataConfig(path=str(table)))
     named = load_eval_data(DataConfig(path=str(table), image_column="file", label_column="class"))
     assert named.class_names == ["lorry", "okapi", "zebra"]
+    # an image folder's metadata.csv names its images in file_name (datasets' ImageFolder): read with no flag
+    metadata = tmp_path / "metadata.csv"
+    metadata.write_text("file_name,label\n" + "".join(f"{p},{n}\n" for p, n in zip(paths, labels, strict=True)))
+    read = load_eval_data(DataConfig(path=str(metadata)))
+    assert [read.class_names[label] for label in read.dataset["label"]] == labels
+    assert read.dataset[5]["image"].size == generated_images(12)[5].size
+    with pytest.raises(DataError, match=r"data.image_column='photo' is not a column .*\['file_name', 'label'\]"):
+        load_eval_data(DataConfig(path=str(metadata), image_column="photo"))  # a column named by the user is not guessed
     err = error_of(cli, ["eval", "--model", "nowhere", "--data", str(table), "--image-column", "nope"], capsys)
     assert "data.image_column='nope' is not a column" in err
     (tmp_path / "labels.xlsx").write_bytes(b"PK")

@@ -52,7 +52,8 @@ class DataConfig:
     ``hub`` (``path``: a Hub dataset id, ``subset``: its config name), ``webdataset`` (``path``: tar
     shards, local or URLs; columns named by file extension: ``image_column: jpg``, ``label_column: cls``),
     ``csv`` / ``json`` (``path``: a ``.csv`` / ``.tsv`` or ``.json`` / ``.jsonl`` table whose image column holds
-    image paths, relative to the table's folder (or the working directory) or absolute, and whose label column holds class names or numbers)
+    image paths, relative to the table's folder (or the working directory) or absolute, and whose label column holds class names or numbers;
+    an absent ``image`` column is read from ``file_name`` where the table has one, as an image folder's ``metadata.csv``)
     or ``fashion_mnist`` (Debian's ``dataset-fashion-mnist`` files when present, the Hub otherwise).
 
     ``streaming: true`` reads the source as a stream instead of a local copy (see

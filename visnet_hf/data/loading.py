@@ -274,6 +274,9 @@ def _kind(config: DataConfig) -> Source:
         return config.source
 
 
+METADATA_FILE_COLUMN = "file_name"  # datasets' ImageFolder reads the image paths of metadata.csv from it
+
+
 def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
     """The source as a ``DatasetDict``, and its name in words."""
     if config.source == "fashion_mnist":
@@ -289,6 +292,7 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
         named = ", ".join(Path(f).name for f in files) if len(files) <= 3 else f"{len(files)} {config.source} files"
         if config.source in TABLE_SOURCES:
             loaded = _load_dataset(config.source, data_files={"train": files}, **table_options(files))
+            loaded = datasets.DatasetDict({k: with_metadata_file_names(v, config) for k, v in loaded.items()})
             return datasets.DatasetDict({k: with_image_paths(v, config.image_column, files) for k, v in loaded.items()}), named
         return _load_dataset(config.source, data_files={"train": files}), named
     if config.source == "imagefolder":
@@ -323,6 +327,16 @@ def load_saved(path: str) -> datasets.DatasetDict:
 def table_options(files: list[str]) -> dict[str, Any]:
     """``load_dataset`` options for a table of image paths: tab-separated for ``.tsv`` files."""
     return {"delimiter": "\t"} if all(Path(f.split("?")[0]).suffix.lower() == ".tsv" for f in files) else {}
+
+
+def with_metadata_file_names(dataset: datasets.Dataset, config: DataConfig) -> datasets.Dataset:
+    """A table whose image paths are in ``file_name`` (the column an image folder's ``metadata.csv`` names them in, for
+    ``datasets``' ImageFolder) read as its image column, where the image column is left at its default and is absent."""
+    default = DataConfig.__dataclass_fields__["image_column"].default
+    columns = dataset.column_names
+    if config.image_column != default or default in columns or METADATA_FILE_COLUMN not in columns:
+        return dataset
+    return dataset.rename_column(METADATA_FILE_COLUMN, default)
 
 
 def with_image_paths(dataset: datasets.Dataset, image_column: str, files: list[str]) -> datasets.Dataset:
