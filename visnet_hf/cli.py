@@ -461,6 +461,15 @@ def _settle_old_spellings(args: argparse.Namespace) -> None:
         raise _usage("visnet export-timm needs --output-dir: where the backbone's timm files go")
 
 
+def _unrecognized(args: argparse.Namespace, unknown: list[str]) -> str:
+    """argparse's message for arguments no option takes, and the spelling meant where the first is a model given
+    without ``--model`` (as ``visnet eval out/model``)."""
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    if getattr(args, "model", "") is None and not unknown[0].startswith("-"):
+        message += f" (visnet {args.command} takes the model as --model {unknown[0]})"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """``visnet COMMAND ...``; a mistake in the input ends it with ``visnet: error: <what to fix>`` and status 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -469,7 +478,10 @@ def main(argv: list[str] | None = None) -> int:
 
         train_main(argv[1:], prog="visnet train")
         return 0
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(_unrecognized(args, unknown))
     with reported_as_cli_errors("visnet", debug=args.debug), notes_as_cli_lines("visnet"):
         _settle_old_spellings(args)
         return args.run(args)

@@ -72,6 +72,16 @@ def test_a_model_that_is_neither_a_folder_nor_a_hub_id(capsys, tmp_path):
     assert "Give a folder written by save_pretrained" in err and "Repo id must" not in err  # not the Hub's id rules
 
 
+def test_a_model_given_without_its_flag_is_named_with_the_spelling_meant(capsys, tmp_path):
+    err = error_of(cli, ["eval", "outputs/run/model", "--data", "photos"], capsys)
+    assert (
+        err
+        == "visnet: error: unrecognized arguments: outputs/run/model (visnet eval takes the model as --model outputs/run/model)\n"
+    )
+    err = error_of(cli, ["export", "--model", "m", "--output-dir", str(tmp_path), "--opset", "17"], capsys)
+    assert err == "visnet: error: unrecognized arguments: --opset 17\n"  # a flag no command has: argparse's own words
+
+
 def test_missing_data_and_image_files(saved_frn, tiny_parquet, capsys, tmp_path):
     err = error_of(cli, ["eval", "--model", saved_frn, "--data", str(tmp_path / "test.parquet")], capsys)
     assert err == f"visnet: error: Parquet file '{tmp_path / 'test.parquet'}' does not exist.\n"
