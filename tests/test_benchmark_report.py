@@ -24,6 +24,7 @@ def test_benchmarks_md_is_what_the_stored_results_render(monkeypatch):
     ("script", "result", "page"),
     [
         ("few_shot/calibration.py", "tinyimagenet_fewshot_calibration", "CALIBRATION.md"),
+        ("few_shot/imagenet_head.py", "tinyimagenet_fewshot_imagenet_head", "IMAGENET_HEAD.md"),
         ("few_shot/methods.py", "tinyimagenet_fewshot_methods", "REPORT.md"),
         ("few_shot/offset.py", "tinyimagenet_fewshot_offset", "OFFSET.md"),
         ("few_shot/partial.py", "tinyimagenet_fewshot_partial", "PARTIAL.md"),

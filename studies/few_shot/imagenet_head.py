@@ -1,0 +1,186 @@
+"""Few-shot study: the backbone's own ImageNet-1k classifier as a names' expert, on the fold episodes of the seen classes.
+
+The shipped backbone (EfficientNet-Lite0, ImageNet-1k weights) comes with the 1,000-way classifier it was trained
+with, and its labels are words: ConSE (Norouzi et al. 2014) was defined on exactly that, an ImageNet-1k classifier's
+probabilities mixing its labels' text embeddings into an embedding of the image, compared with new names. A VSENet
+drops that classifier (its heads are trained on the run's classes); this study asks what keeping it would give.
+
+Every Tiny-ImageNet class is an ImageNet-1k class, so the classifier was trained on the very classes the episodes
+treat as new, with their labels. Two readings are therefore scored on the same episodes:
+
+* **new to the head**: each episode's 25 classes' own labels are removed from the classifier's 1,000 (their logits
+  masked) before its probabilities mix the other labels' embeddings: what the head gives for a class it was not
+  trained on (the case of a user's new class), with its relatives (other dog breeds, other vehicles) still there;
+* **in the head**: nothing masked: what a class the head was trained on gives (the head's own scores for the 25
+  labels, restricted to them, are listed too: that is supervised ImageNet classification, not zero-shot).
+
+Each is scored alone (names only), and added to the shipped method's scores (names and k photos, BENCHMARKS.md 5e) at
+weights w of the model's other experts (each at the model's logit scale), paired against the shipped method over the
+same 75 + 15 episodes (bench_fewshot's fold models and draws; names alone on the k = 1 draws' queries). The labels'
+texts are embedded as the model embeds a class (its templates and WordNet descriptions, timm's ImageNet-1k synsets);
+ConSE mixes the top 10 labels. Neither unseen_dev nor the seen test split is looked at.
+
+    python studies/few_shot/imagenet_head.py --work-dir /tmp/fs   # reuses bench_fewshot's fold models there (trains them if absent)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
+
+from _common import machine_text, write_study  # noqa: E402
+from bench_fewshot import KS, accuracy, example_set, fold_draws, fold_models, study_command, zero_shot_logits  # noqa: E402
+
+SHIPPED = {"example_weight": 4.0, "example_shrinkage": 0.8}
+WEIGHTS = (0.5, 1.0, 2.0, 4.0)
+CONSE_TOP = 10
+WEIGHTS_FILE = HERE.parents[1].parent / "shared" / "weights" / "tf_efficientnet_lite0.in1k.safetensors"
+
+
+class ImageNetHead:
+    """The backbone's ImageNet-1k classifier and its labels embedded in a fold model's text space."""
+
+    def __init__(self, model) -> None:
+        from safetensors.torch import load_file
+        from timm.data import ImageNetInfo
+
+        weights = load_file(WEIGHTS_FILE)
+        self.weight, self.bias = weights["classifier.weight"], weights["classifier.bias"]
+        info = ImageNetInfo()
+        self.synsets = list(info.label_names())
+        lemmas = [description.split(", ") for description in info.label_descriptions()]
+        firsts = [parts[0] for parts in lemmas]  # 'crane' (bird and machine) and 'maillot' name two labels each
+        names = [parts[0] if firsts.count(parts[0]) == 1 else ", ".join(parts[:2]) for parts in lemmas]
+        names = [name if names.count(name) == 1 else f"{name} ({synset})" for name, synset in zip(names, self.synsets)]
+        self.embeddings = model.vocabulary_for(names, synsets=self.synsets).embeddings
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return features @ self.weight.T + self.bias
+
+    def conse(self, features: torch.Tensor, names: torch.Tensor, masked: list[int] | None) -> torch.Tensor:
+        """Cosines of the images' ConSE embeddings (the top labels' embeddings mixed by the head's probabilities,
+        the ``masked`` labels left out) to the ``names``' embeddings."""
+        logits = self.logits(features)
+        if masked:
+            logits[:, masked] = float("-inf")
+        probabilities, top = logits.softmax(-1).topk(CONSE_TOP, dim=-1)
+        mixed = (probabilities.unsqueeze(-1) * self.embeddings[top]).sum(1)
+        return F.normalize(mixed, dim=-1) @ F.normalize(names, dim=-1).T
+
+
+def variants() -> list[str]:
+    names = ["ConSE over the head, new to the head", "ConSE over the head, in the head", "the head's own labels"]
+    for reading in ("new to the head", "in the head"):
+        names += [f"shipped + {w:g} x ConSE over the head, {reading}" for w in WEIGHTS]
+    return names
+
+
+@torch.no_grad()
+def episode_scores(fold, draw, head: ImageNetHead, names_only: bool) -> dict[str, float]:
+    """Top-1 of the shipped method and of each variant on one episode (``names_only``: no photos)."""
+    model, scale = fold.model, fold.model.logit_scale_value()
+    names = fold.everything.embeddings[draw.chosen]
+    own = [head.synsets.index(fold.everything.synsets[i]) for i in draw.chosen]
+    shipped = zero_shot_logits(fold.side, draw.vocabulary, draw.queries, summed=True)
+    if not names_only:
+        from visnet_hf.zero_shot.few_shot import example_logits
+
+        examples = example_set(fold.side, draw.support, draw.support_labels, len(draw.chosen))
+        photos = example_logits(
+            draw.queries, examples, [None] * len(draw.chosen), model.zero_shot.prototypes, SHIPPED["example_shrinkage"], scale
+        )
+        shipped = shipped + SHIPPED["example_weight"] * photos
+    experts = {"new to the head": head.conse(draw.queries, names, own), "in the head": head.conse(draw.queries, names, None)}
+    scores = {
+        "shipped": shipped,
+        "ConSE over the head, new to the head": experts["new to the head"],
+        "ConSE over the head, in the head": experts["in the head"],
+        "the head's own labels": head.logits(draw.queries)[:, own],
+    }
+    for reading, expert in experts.items():
+        for w in WEIGHTS:
+            scores[f"shipped + {w:g} x ConSE over the head, {reading}"] = shipped + w * scale * expert
+    return {name: accuracy(logits, draw.query_labels) for name, logits in scores.items()}
+
+
+def main() -> None:
+    started = time.perf_counter()
+    work, config, seen, folds = study_command(__doc__.splitlines()[0])
+    columns = ["0", *map(str, KS)]
+    scores: dict[str, dict[str, list[float]]] = {name: {k: [] for k in columns} for name in ["shipped", *variants()]}
+    head = None
+    for fold in fold_models(config, work, folds, seen):
+        head = head or ImageNetHead(fold.model)  # the labels' texts are the same for every fold (one frozen encoder)
+        for draw in fold_draws(fold):
+            runs = [(str(draw.k), False)] + ([("0", True)] if draw.k == KS[0] else [])
+            for column, names_only in runs:
+                for name, value in episode_scores(fold, draw, head, names_only).items():
+                    scores[name][column].append(value)
+        print(f"[fold {fold.index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
+    write(scores, time.perf_counter() - started)
+
+
+def write(scores: dict[str, dict[str, list[float]]], seconds: float) -> None:
+    shipped = [v for values in scores["shipped"].values() for v in values]
+    rows = []
+    for name, by_k in scores.items():
+        flat = [v for values in by_k.values() for v in values]
+        differences = [a - b for a, b in zip(flat, shipped, strict=True)]
+        rows.append(
+            {
+                "variant": name,
+                "top1_by_k": {k: statistics.mean(v) for k, v in by_k.items()},
+                "gain": statistics.mean(differences),
+                "se": statistics.stdev(differences) / len(differences) ** 0.5,
+            }
+        )
+    result = {"episodes": len(shipped), "conse_top": CONSE_TOP, "variants": rows, "seconds": seconds}
+    write_study("tinyimagenet_fewshot_imagenet_head", result, HERE, "IMAGENET_HEAD.md", report)
+
+
+def report(result: dict) -> str:
+    rows = {row["variant"]: row for row in result["variants"]}
+    ks = list(rows["shipped"]["top1_by_k"])
+    header = " | ".join("names alone" if k == "0" else f"k = {k}" for k in ks)
+    lines = [
+        "# Few-shot study: the backbone's own ImageNet-1k classifier as a names' expert",
+        "",
+        f"Command: `{result['command']}` ({result['seconds'] / 60:.0f} min). Machine: {machine_text(result['machine'])}.",
+        "",
+        f"{result['episodes']} fold episodes of the seen classes (bench_fewshot's folds and draws, 25 pseudo-new classes;",
+        "names alone on the k = 1 draws' queries); nothing here looks at unseen_dev or the seen test split. ConSE mixes",
+        f"the top {result['conse_top']} of the head's 1,000 labels' text embeddings (the model's own class texts). Every",
+        "Tiny-ImageNet class is an ImageNet-1k class: **new to the head** masks each episode's 25 classes' own labels",
+        "(a class the head was not trained on, as a user's new class); **in the head** masks nothing, and the head's own",
+        "labels are supervised ImageNet classification, not zero-shot. Top-1 by number of photos per class, and the",
+        "paired difference from the shipped method over the same episodes (mean ± standard error).",
+        "",
+        f"| scoring | {header} | vs shipped |",
+        "|---|" + "---|" * (len(ks) + 1),
+    ]
+    for name, row in rows.items():
+        cells = " | ".join(f"{100 * row['top1_by_k'][k]:.1f}" for k in ks)
+        gain = "" if name == "shipped" else f"{100 * row['gain']:+.2f} ± {100 * row['se']:.2f}"
+        lines.append(f"| {name} | {cells} | {gain} |")
+    best_new = max(
+        (row for name, row in rows.items() if name.endswith("new to the head") and "+" in name), key=lambda r: r["gain"]
+    )
+    lines += [
+        "",
+        f"Best added to the shipped method for a class new to the head: {best_new['variant']}, "
+        f"{100 * best_new['gain']:+.2f} ± {100 * best_new['se']:.2f} points.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
