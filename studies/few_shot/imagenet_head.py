@@ -16,7 +16,8 @@ treat as new, with their labels. Two readings are therefore scored on the same e
 
 Each is scored alone (names only), and added to the shipped method's scores (names and k photos, BENCHMARKS.md 5e) at
 weights w of the model's other experts (each at the model's logit scale), paired against the shipped method over the
-same 75 + 15 episodes (bench_fewshot's fold models and draws; names alone on the k = 1 draws' queries). The labels'
+same 75 + 15 episodes (bench_fewshot's fold models and draws; names alone on the k = 1 draws' queries); at weight 2,
+the photos' weight (the shipped 4, chosen without it) is tried at 3 and 6 too. The labels'
 texts are embedded as the model embeds a class (its templates and WordNet descriptions, timm's ImageNet-1k synsets);
 ConSE mixes the top 10 labels. Neither unseen_dev nor the seen test split is looked at.
 
@@ -41,6 +42,7 @@ from bench_fewshot import KS, accuracy, example_set, fold_draws, fold_models, st
 
 SHIPPED = {"example_weight": 4.0, "example_shrinkage": 0.8}
 WEIGHTS = (0.5, 1.0, 2.0, 4.0)
+PHOTO_WEIGHTS = (3.0, 6.0)  # the photos' weight beside the head's expert at weight 2 (the shipped 4 was chosen without it)
 CONSE_TOP = 10
 WEIGHTS_FILE = HERE.parents[1].parent / "shared" / "weights" / "tf_efficientnet_lite0.in1k.safetensors"
 
@@ -80,6 +82,7 @@ def variants() -> list[str]:
     names = ["ConSE over the head, new to the head", "ConSE over the head, in the head", "the head's own labels"]
     for reading in ("new to the head", "in the head"):
         names += [f"shipped + {w:g} x ConSE over the head, {reading}" for w in WEIGHTS]
+    names += [f"shipped + 2 x ConSE over the head, new to the head, photo weight {p:g}" for p in PHOTO_WEIGHTS]
     return names
 
 
@@ -89,7 +92,8 @@ def episode_scores(fold, draw, head: ImageNetHead, names_only: bool) -> dict[str
     model, scale = fold.model, fold.model.logit_scale_value()
     names = fold.everything.embeddings[draw.chosen]
     own = [head.synsets.index(fold.everything.synsets[i]) for i in draw.chosen]
-    shipped = zero_shot_logits(fold.side, draw.vocabulary, draw.queries, summed=True)
+    by_names = zero_shot_logits(fold.side, draw.vocabulary, draw.queries, summed=True)
+    photos = torch.zeros_like(by_names)
     if not names_only:
         from visnet_hf.zero_shot.few_shot import example_logits
 
@@ -97,7 +101,7 @@ def episode_scores(fold, draw, head: ImageNetHead, names_only: bool) -> dict[str
         photos = example_logits(
             draw.queries, examples, [None] * len(draw.chosen), model.zero_shot.prototypes, SHIPPED["example_shrinkage"], scale
         )
-        shipped = shipped + SHIPPED["example_weight"] * photos
+    shipped = by_names + SHIPPED["example_weight"] * photos
     experts = {"new to the head": head.conse(draw.queries, names, own), "in the head": head.conse(draw.queries, names, None)}
     scores = {
         "shipped": shipped,
@@ -108,6 +112,10 @@ def episode_scores(fold, draw, head: ImageNetHead, names_only: bool) -> dict[str
     for reading, expert in experts.items():
         for w in WEIGHTS:
             scores[f"shipped + {w:g} x ConSE over the head, {reading}"] = shipped + w * scale * expert
+    for weight in PHOTO_WEIGHTS:
+        scores[f"shipped + 2 x ConSE over the head, new to the head, photo weight {weight:g}"] = (
+            by_names + weight * photos + 2 * scale * experts["new to the head"]
+        )
     return {name: accuracy(logits, draw.query_labels) for name, logits in scores.items()}
 
 
@@ -176,7 +184,14 @@ def report(result: dict) -> str:
     lines += [
         "",
         f"Best added to the shipped method for a class new to the head: {best_new['variant']}, "
-        f"{100 * best_new['gain']:+.2f} ± {100 * best_new['se']:.2f} points.",
+        f"{100 * best_new['gain']:+.2f} ± {100 * best_new['se']:.2f} points. Beside it at weight 2, the photos' weight: "
+        + "; ".join(
+            f"{name.rsplit(' ', 1)[-1]}: {100 * row['gain']:+.2f} ± {100 * row['se']:.2f}"
+            for name, row in rows.items()
+            if "photo weight" in name
+        )
+        + " (4, the shipped weight: the row above; the library's default photo weight is the names' scores' own weight,"
+        " which the head's expert at 2 would make 6).",
         "",
     ]
     return "\n".join(lines)
