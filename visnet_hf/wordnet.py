@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -48,6 +49,10 @@ PICTURABLE = frozenset({5, 6, 8, 13, 17, 19, 20, 27})
 # Which of a name's picturable senses a class photo most likely shows, first to last: an animal ("seal", "crane",
 # "bass"), food ("apple", "mate"), a plant, an artifact, an object, a body part, a phenomenon, a substance.
 PHOTO_ORDER = (5, 13, 20, 6, 17, 8, 19, 27)
+# ... unless the vocabulary says otherwise: a name whose senses are of several kinds ("coat": an animal's hair or a
+# garment; "drill": a baboon or a tool) takes the kind that at least CONTEXT_SHARE of the other names' senses are of,
+# where there are at least CONTEXT_NAMES of them (a vocabulary of garments, tools or dishes).
+CONTEXT_SHARE, CONTEXT_NAMES = 0.75, 5
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ def synset_for(name: str, synonyms: Sequence[str] = (), case_matters: bool = Tru
     """The sense of ``name`` a photo of the class most likely shows (see :data:`PHOTO_ORDER`), or None when
     WordNet has no such sense of it; ``case_matters``: a capitalised name is a proper noun unless WordNet spells a
     sense so (false where a vocabulary capitalises every name, so that capitals say nothing)."""
-    candidates = [synset for synset in senses(name) if _key(name) in {_key(lemma) for lemma in synset.lemmas}]
+    candidates = _named_senses(name)
     if not candidates:
         return None
     others = {_key(s) for s in synonyms if s} - {_key(name)}
@@ -134,15 +139,25 @@ def synset_for(name: str, synonyms: Sequence[str] = (), case_matters: bool = Tru
         overlap = [len(others & {_key(lemma) for lemma in synset.lemmas}) for synset in candidates]
         if max(overlap) > 0:
             return candidates[overlap.index(max(overlap))]
+    photographed = _photographed(name, candidates, case_matters)
+    if not photographed:  # "Labrador" the region, "Persian" the language: nothing a photo shows
+        return None
+    return min(photographed, key=lambda synset: PHOTO_ORDER.index(synset.lexname))  # stable: WordNet's order breaks ties
+
+
+def _named_senses(name: str) -> list[Synset]:
+    """The senses that have ``name`` itself among their lemmas."""
+    return [synset for synset in senses(name) if _key(name) in {_key(lemma) for lemma in synset.lemmas}]
+
+
+def _photographed(name: str, candidates: list[Synset], case_matters: bool) -> list[Synset]:
+    """Those of ``name``'s ``candidates`` senses that its spelling allows and a photo can show, in WordNet's order."""
     spelled = " ".join(name.replace("_", " ").split())
     if case_matters and spelled[:1].isupper():  # "Corolla", "Tesla": the car, not the petals or the engineer
         candidates = [synset for synset in candidates if spelled in synset.lemmas]
     elif case_matters:  # a lower-case name is no proper noun: "bighorn", not the Bighorn River
         candidates = [synset for synset in candidates if spelled in synset.lemmas] or candidates
-    photographed = [synset for synset in candidates if synset.lexname in PICTURABLE]
-    if not photographed:  # "Labrador" the region, "Persian" the language: nothing a photo shows
-        return None
-    return min(photographed, key=lambda synset: PHOTO_ORDER.index(synset.lexname))  # stable: WordNet's order breaks ties
+    return [synset for synset in candidates if synset.lexname in PICTURABLE]
 
 
 def sense_of(name: str, synonyms: Sequence[str] = (), case_matters: bool = True) -> Synset | None:
@@ -283,6 +298,7 @@ def _synset_ids(
     parts = [name_parts(name) for name in names]  # an id the name holds, and its words
     case_matters = not all(words[:1].isupper() for _, words in parts)  # a vocabulary in title case: capitals say nothing
     ids: list[str | None] = []
+    guessed: list[int] = []  # the names whose sense was guessed from their words alone
     for i, (in_name, words) in enumerate(parts):
         wnid = wnids[i] if wnids else None
         if wnid and WNID.fullmatch(wnid) and wnid[1:] in synsets:
@@ -293,7 +309,27 @@ def _synset_ids(
             continue
         synset = sense_of(words, synonyms[i] if synonyms else (), case_matters)
         ids.append(f"n{synset.offset}" if synset else None)
-    return tuple(ids)
+        if synset is not None and not (synonyms and synonyms[i]):  # a sense synonyms chose is no guess by kind
+            guessed.append(i)
+    return _in_context(tuple(ids), [words for _, words in parts], guessed, case_matters)
+
+
+def _in_context(ids: tuple[str | None, ...], names: list[str], guessed: list[int], case_matters: bool) -> tuple[str | None, ...]:
+    """``ids`` with each ``guessed`` name whose senses are of several kinds given the kind most of the other names'
+    senses are of, where they agree enough to say it (:data:`CONTEXT_SHARE`, :data:`CONTEXT_NAMES`): "coat" among
+    garments is the garment, alone or among animals the animal's coat."""
+    synsets, _ = read_resource()
+    kinds = [synsets[wnid[1:]].lexname if wnid else None for wnid in ids]
+    settled = list(ids)
+    for i in guessed:
+        options = _photographed(names[i], _named_senses(names[i]), case_matters)
+        others = Counter(kind for j, kind in enumerate(kinds) if j != i and kind is not None)
+        if len({s.lexname for s in options}) < 2 or others.total() < CONTEXT_NAMES:
+            continue
+        kind, count = others.most_common(1)[0]
+        if kind != kinds[i] and count >= CONTEXT_SHARE * others.total():
+            settled[i] = next((f"n{s.offset}" for s in options if s.lexname == kind), settled[i])
+    return tuple(settled)
 
 
 def senses_or_none(
