@@ -239,6 +239,26 @@ def test_a_name_of_several_kinds_takes_the_kind_of_the_names_beside_it():
     assert by_synonyms[garments.index("coat")] == "n01898731"
 
 
+def test_new_names_are_guessed_in_the_kind_of_the_classes_the_model_trained_on(tiny_text_encoder, capsys):
+    """A model trained on garments reads a new "bag" as the container, where a model trained on animals (or the
+    name alone) reads the udder; the sense is kept with the extended model and described as guessed."""
+    from visnet_hf.wordnet import describe
+
+    garments = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "ankle boot"]
+    animals = ["zebra", "lion", "tiger", "goldfish", "tabby", "ox", "hen", "frog"]
+    wears, beasts = (
+        create_model("vsenet_resnet18", class_names=names, text_encoder=tiny_text_encoder, image_size=32, describe_classes="wordnet")
+        for names in (garments, animals)
+    )
+    assert wears.vocabulary_for(["bag", "sneaker"]).synsets == ("n02773037", "n03472535")
+    assert beasts.vocabulary_for(["bag", "sneaker"]).synsets == ("n02370360", "n03472535")
+    wears.set_classes(["bag", "sneaker"])
+    assert wears.config.class_synsets == ["n02773037", "n03472535"]
+    assert [(record.wnid, record.how) for record in describe(wears)] == [("n02773037", "guessed"), ("n03472535", "guessed")]
+    wears.set_classes(["bag", *garments])  # beside the trained classes: they are among the names
+    assert wears.config.class_synsets[0] == "n02773037"
+
+
 def test_the_guessed_sense_follows_the_kind_of_a_vocabulary_of_one_kind():
     """ImageNet-1k's 518 artifact classes as one vocabulary: 456 get their own sense (436 by the photo order alone,
     which puts an animal first). Over all 1,000 names it changes nothing (887, the test below)."""

@@ -104,7 +104,7 @@ def _senses_note(model: Any, examples: Any, names: list[str]) -> str | None:
     """Which WordNet sense each new name was given, as training says it of its classes: a guessed sense describes the
     class (``describe: wordnet``), and a wrong guess ("cannon" read as a horse's leg bone) describes another thing.
     None for a model that reads no sense (no WordNet descriptions, hierarchy or glosses)."""
-    from .wordnet import sense_records, sense_summary
+    from .wordnet import sense_records, sense_summary, senses_beside
 
     zero_shot = model.config.zero_shot_config
     in_prototypes = zero_shot.prototype_weight > 0 and (zero_shot.prototype_hierarchy > 0 or zero_shot.prototype_glosses > 0)
@@ -118,6 +118,7 @@ def _senses_note(model: Any, examples: Any, names: list[str]) -> str | None:
         [synonyms[i] for i in new] if synonyms else None,
         [synsets[i] for i in new] if synsets else None,
         model.config.text_config.describe,
+        context=senses_beside(names, model.config.trained_class_names, model.config.trained_class_synsets),
     )
     if not records:
         return None

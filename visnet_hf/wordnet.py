@@ -202,10 +202,23 @@ def describe(
         model = names
         config = model.config
         return sense_records(
-            config.class_names, config.class_synonyms, config.class_synsets, config.text_config.describe, by_origin=False
+            config.class_names,
+            config.class_synonyms,
+            config.class_synsets,
+            config.text_config.describe,
+            by_origin=False,
+            context=senses_beside(config.class_names, config.trained_class_names, config.trained_class_synsets),
         )
     synsets, _ = read_resource()
     return [synsets[wnid[1:]].description if wnid else None for wnid in synset_ids(names, synonyms, wnids)]
+
+
+def senses_beside(
+    names: Sequence[str], trained: Sequence[str], trained_synsets: Sequence[str | None] | None
+) -> tuple[str | None, ...]:
+    """The senses of a model's trained classes that are not among ``names``: the context of new names' guesses."""
+    among = set(names)
+    return tuple(wnid for name, wnid in zip(trained, trained_synsets or (), strict=False) if name not in among)
 
 
 @dataclass(frozen=True)
@@ -232,13 +245,14 @@ def sense_records(
     wnids: Sequence[str | None] | None = None,
     describe: str | None = "wordnet",
     by_origin: bool = True,
+    context: Sequence[str | None] = (),
 ) -> list[SenseRecord]:
     """The sense each name gets, and how it was chosen: ``given`` where ``wnids`` names one WordNet knows, else
     ``guessed``; with ``by_origin`` false (ids a model holds, whose origin it does not keep), ``given`` where the
-    name alone would give another."""
+    name alone would give another. ``context``: the senses of classes beside the names (:func:`synset_ids`)."""
     synsets, _ = read_resource()
-    chosen = senses_or_none(describe, names, synonyms, wnids)
-    from_names = synset_ids(names, synonyms) if not by_origin else None
+    chosen = senses_or_none(describe, names, synonyms, wnids, context)
+    from_names = synset_ids(names, synonyms, context=context) if not by_origin else None
     records = []
     for i, name in enumerate(names):
         wnid = chosen[i] if chosen is not None else None
@@ -283,16 +297,22 @@ def synset_ids(
     names: Sequence[str],
     synonyms: Sequence[str | Sequence[str] | None] | None = None,
     wnids: Sequence[str | None] | None = None,
+    context: Sequence[str | None] = (),
 ) -> tuple[str | None, ...]:
     """The WordNet sense of each name as a WordNet id (``"n01443537"``): the one ``wnids`` gives where
-    WordNet knows it, else the sense :func:`synset_for` picks; None where WordNet does not know the name."""
+    WordNet knows it, else the sense :func:`synset_for` picks, in the kind most of the other names' senses share
+    where they agree enough (:data:`CONTEXT_SHARE`); None where WordNet does not know the name. ``context``: the
+    senses of other classes beside the names (a model's trained classes, for new ones), counted among the others."""
     aliases = tuple(_aliases(entry) for entry in synonyms) if synonyms else None
-    return _synset_ids(tuple(names), aliases, tuple(wnids) if wnids else None)
+    return _synset_ids(tuple(names), aliases, tuple(wnids) if wnids else None, tuple(context))
 
 
 @lru_cache(maxsize=64)  # a VSENet asks for its vocabulary's senses on every forward call
 def _synset_ids(
-    names: tuple[str, ...], synonyms: tuple[tuple[str, ...], ...] | None, wnids: tuple[str | None, ...] | None
+    names: tuple[str, ...],
+    synonyms: tuple[tuple[str, ...], ...] | None,
+    wnids: tuple[str | None, ...] | None,
+    context: tuple[str | None, ...],
 ) -> tuple[str | None, ...]:
     synsets, _ = read_resource()
     parts = [name_parts(name) for name in names]  # an id the name holds, and its words
@@ -311,19 +331,22 @@ def _synset_ids(
         ids.append(f"n{synset.offset}" if synset else None)
         if synset is not None and not (synonyms and synonyms[i]):  # a sense synonyms chose is no guess by kind
             guessed.append(i)
-    return _in_context(tuple(ids), [words for _, words in parts], guessed, case_matters)
+    return _in_context(tuple(ids), [words for _, words in parts], guessed, case_matters, context)
 
 
-def _in_context(ids: tuple[str | None, ...], names: list[str], guessed: list[int], case_matters: bool) -> tuple[str | None, ...]:
+def _in_context(
+    ids: tuple[str | None, ...], names: list[str], guessed: list[int], case_matters: bool, context: tuple[str | None, ...]
+) -> tuple[str | None, ...]:
     """``ids`` with each ``guessed`` name whose senses are of several kinds given the kind most of the other names'
     senses are of, where they agree enough to say it (:data:`CONTEXT_SHARE`, :data:`CONTEXT_NAMES`): "coat" among
     garments is the garment, alone or among animals the animal's coat."""
     synsets, _ = read_resource()
     kinds = [synsets[wnid[1:]].lexname if wnid else None for wnid in ids]
+    beside = Counter(synsets[wnid[1:]].lexname for wnid in context if wnid and wnid[1:] in synsets)
     settled = list(ids)
     for i in guessed:
         options = _photographed(names[i], _named_senses(names[i]), case_matters)
-        others = Counter(kind for j, kind in enumerate(kinds) if j != i and kind is not None)
+        others = beside + Counter(kind for j, kind in enumerate(kinds) if j != i and kind is not None)
         if len({s.lexname for s in options}) < 2 or others.total() < CONTEXT_NAMES:
             continue
         kind, count = others.most_common(1)[0]
@@ -337,10 +360,11 @@ def senses_or_none(
     names: Sequence[str],
     synonyms: Sequence[str | Sequence[str] | None] | None = None,
     wnids: Sequence[str | None] | None = None,
+    context: Sequence[str | None] = (),
 ) -> tuple[str | None, ...] | None:
     """:func:`synset_ids`, unless ``describe`` is ``"none"``: then no sense at all (WordNet off, even where the
     data gives WordNet ids), so that nothing downstream (descriptions, hierarchy, glosses) reads WordNet."""
-    return None if describe == "none" else synset_ids(names, synonyms, wnids)
+    return None if describe == "none" else synset_ids(names, synonyms, wnids, context)
 
 
 def _aliases(entry: str | Sequence[str] | None) -> tuple[str, ...]:

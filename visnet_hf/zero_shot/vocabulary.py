@@ -146,6 +146,7 @@ def build_vocabulary(
     embeddings: torch.Tensor | None = None,
     width: int | None = None,
     known: Vocabulary | None = None,
+    context_synsets: Sequence[str | None] = (),
 ) -> Vocabulary:
     """Embed class names with ``encoder``.
 
@@ -166,13 +167,15 @@ def build_vocabulary(
         width: the text space's width the model expects, checked.
         known: a vocabulary already embedded with the same encoder and texts (the trained classes): its names'
             embeddings (and glosses) are taken from it, and only the other names are encoded.
+        context_synsets: the WordNet senses of other classes beside the names (a model's trained classes, for new
+            names): a name whose senses are of several kinds is guessed in the kind most of them share.
 
     Raises:
         ValueError: ``embeddings`` or ``synsets`` that do not fit the names, or a width the model cannot score.
     """
     if synsets is not None and len(synsets) != len(names):
         raise ValueError(f"{len(synsets)} synsets for {len(names)} class names: give one WordNet id (or None) per name.")
-    senses = senses_or_none(describe, names, synonyms, synsets)
+    senses = senses_or_none(describe, names, synonyms, synsets, context_synsets)
     texts = ClassTexts.build(
         names, fill_descriptions(describe, names, descriptions, synonyms, senses), templates, synonyms, average
     )

@@ -20,7 +20,7 @@ from ... import semantics
 from ...errors import warn_user
 from ...text.encoder import TextEncoderError, get_text_encoder, load_tokenizer
 from ...text.prompts import ClassTexts, checked_names, plain_name
-from ...wordnet import fill_descriptions, senses_or_none
+from ...wordnet import fill_descriptions, senses_beside, senses_or_none
 from ...zero_shot.few_shot import embed_examples, examples_by_name
 from ...zero_shot.vocabulary import ExampleSet, TextEncoderLike, Vocabulary, build_vocabulary
 from .text_tower import TowerEncoder
@@ -129,6 +129,7 @@ class TextSide:
             embeddings=class_embeddings,
             width=config.embedding_dim,
             known=known,
+            context_synsets=senses_beside(names, config.trained_class_names, config.trained_class_synsets),
         )
 
     def _own_rows(self, names: Sequence[str]) -> Vocabulary | None:
