@@ -329,7 +329,7 @@ def _synset_ids(
             continue
         synset = sense_of(words, synonyms[i] if synonyms else (), case_matters)
         ids.append(f"n{synset.offset}" if synset else None)
-        if synset is not None and not (synonyms and synonyms[i]):  # a sense synonyms chose is no guess by kind
+        if synset is not None and not (synonyms and synonyms[i]):  # a name given synonyms is read by them, not its neighbours
             guessed.append(i)
     return _in_context(tuple(ids), [words for _, words in parts], guessed, case_matters, context)
 
