@@ -247,7 +247,9 @@ def test_new_names_are_guessed_in_the_kind_of_the_classes_the_model_trained_on(t
     garments = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "ankle boot"]
     animals = ["zebra", "lion", "tiger", "goldfish", "tabby", "ox", "hen", "frog"]
     wears, beasts = (
-        create_model("vsenet_resnet18", class_names=names, text_encoder=tiny_text_encoder, image_size=32, describe_classes="wordnet")
+        create_model(
+            "vsenet_resnet18", class_names=names, text_encoder=tiny_text_encoder, image_size=32, describe_classes="wordnet"
+        )
         for names in (garments, animals)
     )
     assert wears.vocabulary_for(["bag", "sneaker"]).synsets == ("n02773037", "n03472535")
