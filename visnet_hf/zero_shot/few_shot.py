@@ -273,7 +273,7 @@ def _dataset_examples(dataset: Any) -> dict[str, list[Any]]:
 def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequence[str], batch_size: int = 32) -> ExampleSet:
     """Each name's examples through the model as it scores images (eval mode: its test-time views averaged),
     reduced to an :class:`ExampleSet` (the sum of their pooled features, and their number) in the order of
-    ``names`` (zero rows for names without examples).
+    ``names`` (zero rows for names without examples), with each photo's features beside it (``photos``).
 
     Raises:
         ValueError: an image that cannot be read, named with its class.
@@ -284,6 +284,7 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
     processor = model.image_processor()
     sums = torch.zeros(len(names), int(model.config.num_features))
     counts = torch.zeros(len(names))
+    features: list[torch.Tensor] = []  # each photo's, in the order read
     was_training = model.training
     model.eval()
     # Photos are decoded and resized on several cores (Pillow lets go of the interpreter while it does either); at
@@ -300,12 +301,15 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
                 pictures = list(readers.map(read, images[start : start + batch_size]))  # an unreadable one raises here
                 pixel_values = processor(pictures, return_tensors="pt")["pixel_values"]
                 _, pooled = model.backbone_features(pixel_values.to(model.device, model.dtype))
-                sums[row] += pooled.sum(0).cpu().float()
+                features.append(pooled.cpu().float())
+                sums[row] += features[-1].sum(0)
             counts[row] = len(images)
     finally:
         readers.shutdown(cancel_futures=True)
         model.train(was_training)
-    return ExampleSet(sums, counts)
+    rows = torch.repeat_interleave(torch.arange(len(names)), counts.long())
+    photos = torch.cat(features) if features else torch.zeros(0, sums.shape[1])
+    return ExampleSet(sums, counts, photos=(photos, rows))
 
 
 def _picture(image: Any, decode: Any, name: str) -> Any:

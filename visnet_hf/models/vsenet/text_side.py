@@ -25,6 +25,8 @@ from ...zero_shot.few_shot import embed_examples, examples_by_name
 from ...zero_shot.vocabulary import ExampleSet, TextEncoderLike, Vocabulary, build_vocabulary
 from .text_tower import TowerEncoder
 
+NAMES_CHECK_PHOTOS = 10  # with fewer photos, how often the names pick right says too little to speak of
+
 
 class TextSide:
     """Vocabularies, text encoding and the seed's semantic matrices of a VSENet (see the module docstring)."""
@@ -222,7 +224,31 @@ class TextSide:
                 "VSENet): the photos are compared on raw features, which scores lower (BENCHMARKS.md 5e). Fit them with "
                 "model.fit_prototypes(batches of its training images), then give the photos again."
             )
-        return dataclasses.replace(vocabulary, examples=embed_examples(self, by_name, vocabulary.names))
+        examples = embed_examples(self, by_name, vocabulary.names)
+        self._say_names_read_poorly(vocabulary, examples)
+        return dataclasses.replace(vocabulary, examples=examples)
+
+    @torch.no_grad()
+    def _say_names_read_poorly(self, vocabulary: Vocabulary, examples: ExampleSet) -> None:
+        """Say when the names alone pick the right class for the photos given no more often than chance would: the
+        model reads these names poorly (another domain than it trained on, a below-chance names' score), so they add
+        little to the photos, or take from them, and with one or two photos a class the photos alone may score higher."""
+        if examples.photos is None or len(examples.photos[1]) < NAMES_CHECK_PHOTOS:
+            return
+        features, rows = examples.photos
+        names_alone = dataclasses.replace(vocabulary, examples=None)
+        right = 0
+        for batch, labels in zip(features.split(256), rows.split(256), strict=True):
+            logits = self(image_features=batch.to(self.device, self.dtype), vocabulary=names_alone).logits
+            right += int((logits.argmax(-1).cpu() == labels).sum())
+        chance = 1 / len(vocabulary.names)
+        if right / len(rows) <= chance:
+            warn_user(
+                f"The names alone pick the right class for {right} of the {len(rows)} photos given ({right / len(rows):.0%}; "
+                f"chance: {chance:.0%}): this model reads these names poorly, so the photos carry the scores, and with one "
+                "or two photos a class the photos alone may score higher. Measure both on held-out photos of your classes: "
+                "python benchmarks/bench_fewshot_yours.py --model MODEL --data PHOTOS."
+            )
 
     def with_own_examples(self, vocabulary: Vocabulary) -> Vocabulary:
         """``vocabulary`` with the photos this model holds (few-shot, saved with it) for those of its names that have
