@@ -447,3 +447,8 @@ def test_names_that_pick_the_photos_no_better_than_chance_are_said(model, photos
         model.set_classes(
             NEW, class_embeddings=alike, examples={name: images[:3] for name, images in by_name.items()}
         )  # 9 photos
+    # a name's photos are all summed; the check reads up to 16 of each (memory stays small for a large class)
+    many, batched = (embed_examples(model, {"lion": photos(0, 20)}, NEW, batch_size=size) for size in (32, 8))
+    assert many.counts.tolist() == [20, 0, 0] and many.photos[1].tolist() == [0] * 16 == batched.photos[1].tolist()
+    torch.testing.assert_close(batched.sums, many.sums, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(batched.photos[0], many.photos[0], atol=1e-4, rtol=1e-5)

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from .prototypes import VisualPrototypes
 
 
+KEPT_PHOTOS = 16  # of each name's photos, whose features the check of the names reads (the rest only summed)
+
+
 def unit_features(visual: torch.Tensor, prototypes: VisualPrototypes | None, shrinkage: float = 1.0) -> torch.Tensor:
     """Pooled features as few-shot scoring compares them: standardised and whitened by the trained images'
     statistics when the model has fitted prototypes (:meth:`VisualPrototypes.whitened`), then unit length."""
@@ -273,7 +276,8 @@ def _dataset_examples(dataset: Any) -> dict[str, list[Any]]:
 def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequence[str], batch_size: int = 32) -> ExampleSet:
     """Each name's examples through the model as it scores images (eval mode: its test-time views averaged),
     reduced to an :class:`ExampleSet` (the sum of their pooled features, and their number) in the order of
-    ``names`` (zero rows for names without examples), with each photo's features beside it (``photos``).
+    ``names`` (zero rows for names without examples), with the features of up to :data:`KEPT_PHOTOS` of each name's
+    photos beside it (``photos``).
 
     Raises:
         ValueError: an image that cannot be read, named with its class.
@@ -284,7 +288,8 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
     processor = model.image_processor()
     sums = torch.zeros(len(names), int(model.config.num_features))
     counts = torch.zeros(len(names))
-    features: list[torch.Tensor] = []  # each photo's, in the order read
+    kept: list[torch.Tensor] = []  # up to KEPT_PHOTOS of each name's photos' features, for the check of the names
+    kept_rows: list[int] = []
     was_training = model.training
     model.eval()
     # Photos are decoded and resized on several cores (Pillow lets go of the interpreter while it does either); at
@@ -301,15 +306,17 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
                 pictures = list(readers.map(read, images[start : start + batch_size]))  # an unreadable one raises here
                 pixel_values = processor(pictures, return_tensors="pt")["pixel_values"]
                 _, pooled = model.backbone_features(pixel_values.to(model.device, model.dtype))
-                features.append(pooled.cpu().float())
-                sums[row] += features[-1].sum(0)
+                pooled = pooled.cpu().float()
+                sums[row] += pooled.sum(0)
+                room = max(0, KEPT_PHOTOS - start)
+                kept.append(pooled[:room])
+                kept_rows += [row] * len(kept[-1])
             counts[row] = len(images)
     finally:
         readers.shutdown(cancel_futures=True)
         model.train(was_training)
-    rows = torch.repeat_interleave(torch.arange(len(names)), counts.long())
-    photos = torch.cat(features) if features else torch.zeros(0, sums.shape[1])
-    return ExampleSet(sums, counts, photos=(photos, rows))
+    photos = torch.cat(kept) if kept else torch.zeros(0, sums.shape[1])
+    return ExampleSet(sums, counts, photos=(photos, torch.tensor(kept_rows, dtype=torch.long)))
 
 
 def _picture(image: Any, decode: Any, name: str) -> Any:

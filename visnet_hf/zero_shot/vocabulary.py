@@ -42,9 +42,9 @@ class ExampleSet:
         sums: ``(len(names), num_features)`` the sum of each name's examples' pooled features (as the model
             scores images: its test-time views averaged); zero rows for names without examples.
         counts: ``(len(names),)`` how many examples each name has.
-        photos: each photo's pooled features and its name's row, ``((N, num_features), (N,))``, as
-            :func:`~visnet_hf.zero_shot.few_shot.embed_examples` read them: what a check of the names against the
-            photos reads; not saved, and not kept by :meth:`plus` or :meth:`for_names`.
+        photos: pooled features of photos and their names' rows, ``((N, num_features), (N,))``, as
+            :func:`~visnet_hf.zero_shot.few_shot.embed_examples` read them (up to 16 of each name's): what a check of
+            the names against the photos reads; not saved, and not kept by :meth:`plus` or :meth:`for_names`.
     """
 
     sums: torch.Tensor
