@@ -39,12 +39,12 @@ sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup
 
 from _common import machine_text, write_study  # noqa: E402
 from bench_fewshot import KS, accuracy, example_set, fold_draws, fold_models, study_command, zero_shot_logits  # noqa: E402
+from bench_zeroshot import WEIGHTS as BACKBONE_FILE  # noqa: E402
 
 SHIPPED = {"example_weight": 4.0, "example_shrinkage": 0.8}
 WEIGHTS = (0.5, 1.0, 2.0, 4.0)
 PHOTO_WEIGHTS = (3.0, 6.0)  # the photos' weight beside the head's expert at weight 2 (the shipped 4 was chosen without it)
 CONSE_TOP = 10
-WEIGHTS_FILE = HERE.parents[1].parent / "shared" / "weights" / "tf_efficientnet_lite0.in1k.safetensors"
 
 
 class ImageNetHead:
@@ -54,7 +54,7 @@ class ImageNetHead:
         from safetensors.torch import load_file
         from timm.data import ImageNetInfo
 
-        weights = load_file(WEIGHTS_FILE)
+        weights = load_file(BACKBONE_FILE)  # the file the fold models' backbone was loaded from
         self.weight, self.bias = weights["classifier.weight"], weights["classifier.bias"]
         info = ImageNetInfo()
         self.synsets = list(info.label_names())
