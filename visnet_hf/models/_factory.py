@@ -36,14 +36,14 @@ def build_model(
     pretrained: bool,
     image_size: int | None,
     overrides: dict[str, Any],
-    initial_state: Callable[[Any], dict[str, torch.Tensor]] | None = None,
+    initial_state: Callable[[Any, Any], dict[str, torch.Tensor]] | None = None,
 ):
     """Create a model of ``model_class`` from factory keywords (preset defaults already merged in).
 
     ``model_class.backbone_num_classes(config)`` says whether timm's classifier stays (``None``)
-    or goes (0); ``model_class.record_backbone`` records what the config needs of the backbone. ``initial_state(config)`` computes tensors once at creation, such as VSENet's class
+    or goes (0); ``model_class.record_backbone`` records what the config needs of the backbone. ``initial_state(config, backbone)`` computes tensors once at creation, such as VSENet's class
     embeddings (state-dict keys to values); they are loaded into the built model (and may update the
-    config first).
+    config first, or take the pretrained classifier out of the backbone).
     """
     config_class = model_class.config_class
     fields = config_fields(config_class)
@@ -63,7 +63,7 @@ def build_model(
     except BackboneKeywordError as error:
         raise ConfigError(_unknown_keywords_message(config_class, sorted(architecture_kwargs), error)) from error
     model_class.record_backbone(config, backbone, image_size)
-    state = initial_state(config) if initial_state is not None else {}
+    state = initial_state(config, backbone) if initial_state is not None else {}
 
     model = model_class(config)
     model.backbone.load_state_dict(backbone.state_dict())

@@ -230,6 +230,13 @@ class TrainConfig:
                 "wise_ft.seen_alpha keeps only the heads twice, so it needs optim.freeze: backbone and no trainable "
                 "text layers; drop seen_alpha, or freeze the backbone"
             )
+        zero_shot_overrides = self.model.overrides.get("zero_shot_config") or {}
+        label_weight = isinstance(zero_shot_overrides, dict) and zero_shot_overrides.get("backbone_label_weight")
+        if label_weight and self.optim.freeze != "backbone":
+            problems.append(
+                "model.overrides.zero_shot_config.backbone_label_weight reads the backbone's pretrained classifier, "
+                "which a backbone that trains leaves behind; set optim.freeze: backbone, or backbone_label_weight: 0"
+            )
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -8,6 +8,8 @@ its settings (``config.zero_shot_config``) ask:
   (:func:`~visnet_hf.zero_shot.conse.conse_logits`); ``both`` adds the two;
 * ``prototype_weight`` times the scaled cosine to each name's visual prototype
   (:mod:`~visnet_hf.zero_shot.prototypes`);
+* ``backbone_label_weight`` times ConSE over the backbone's own pretrained labels, each name's own label left out
+  (:mod:`~visnet_hf.zero_shot.backbone_labels`);
 * for a vocabulary with example photos, the photo weight (``example_weight``; by default the names' scores' own
   weight, :meth:`~visnet_hf.models.vsenet.VSENetZeroShotConfig.photo_weight`) times the square root of each name's number of photos
   times the scaled cosine to their mean in the whitened feature space (:mod:`~visnet_hf.zero_shot.few_shot`);
@@ -27,6 +29,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
+from .backbone_labels import BackboneLabels
 from .calibration import apply_offset
 from .conse import conse_logits
 from .few_shot import example_logits, typical_photos
@@ -36,11 +40,13 @@ from .vocabulary import Vocabulary
 
 class ZeroShotScorer(nn.Module):
     """The zero-shot scoring of a VSENet; holds the trained classes' feature statistics (:class:`VisualPrototypes`:
-    what few-shot photos are compared in, and what the prototypes borrow)."""
+    what few-shot photos are compared in, and what the prototypes borrow) and, where the model kept it, the
+    backbone's pretrained classifier (:class:`BackboneLabels`)."""
 
-    def __init__(self, trained_classes: int, num_features: int) -> None:
+    def __init__(self, trained_classes: int, num_features: int, backbone_labels: BackboneLabels | None = None) -> None:
         super().__init__()
         self.prototypes = VisualPrototypes(trained_classes, num_features)
+        self.backbone_labels = backbone_labels
 
     def forward(
         self,
@@ -75,6 +81,15 @@ class ZeroShotScorer(nn.Module):
         if settings.prototype_weight > 0:
             borrowing = borrowing_logits(classes, trained, vocabulary, trained_vocabulary, settings)
             logits = logits + settings.prototype_weight * self.prototypes(visual, borrowing, scale).to(logits.dtype)
+        if settings.backbone_label_weight > 0:
+            if self.backbone_labels is None:
+                raise ConfigError(
+                    f"zero_shot_config.backbone_label_weight={settings.backbone_label_weight} but this model kept no "
+                    "backbone classifier (only a model created with it above 0 keeps one): set it to 0."
+                )
+            own = self.backbone_labels.own_labels(vocabulary.names, vocabulary.synsets)
+            labels = self.backbone_labels(visual, classes, own, scale, settings.conse_top_k)
+            logits = logits + settings.backbone_label_weight * labels.to(logits.dtype)
         photo_weight = settings.photo_weight()
         if vocabulary.examples is not None and photo_weight > 0:
             row = {name: index for index, name in enumerate(trained_vocabulary.names)}

@@ -42,6 +42,7 @@ ZERO_SHOT_SETTINGS = (
     "example_threshold",
     "example_calibration",
     "score_temperature",
+    "backbone_label_weight",
 )
 
 
@@ -133,6 +134,11 @@ class VSENetZeroShotConfig(CheckedConfig):
             (the default): :meth:`temperature_for`'s rule, the names' scores' weight plus half the photo weight per square
             root of the names' typical number of photos, which turns the sum of the experts back toward their mean
             (chosen on the Tiny-ImageNet folds: studies/few_shot/CALIBRATION.md). 1: the sum as it is.
+        backbone_label_weight: weight of ConSE over the backbone's own pretrained classifier (0: none): its most
+            probable ImageNet labels' text embeddings, mixed by probability, against each name, the name's own label
+            left out (:mod:`visnet_hf.zero_shot.backbone_labels`). Set at creation, the model keeps the classifier and
+            its labels' embeddings (the backbone must be ImageNet-pretrained, and frozen in training). 2 was chosen on
+            the Tiny-ImageNet folds (studies/few_shot/IMAGENET_HEAD.md: +5 points for the names alone).
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
     """
@@ -151,6 +157,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     example_threshold: float = 0.1
     example_calibration: float | None = None
     score_temperature: float | None = None
+    backbone_label_weight: float = 0.0
     separate_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
@@ -164,6 +171,7 @@ class VSENetZeroShotConfig(CheckedConfig):
             lambda v: v is None or v >= 0,
             "must be >= 0 (0: example photos ignored) or null (as the names weigh)",
         )
+        checks.require("backbone_label_weight", lambda v: v >= 0, "must be >= 0 (0: the backbone's labels unused)")
         checks.require("example_shrinkage", lambda v: 0 <= v <= 1, "must lie in [0, 1] (1: no whitening)")
         checks.require("example_threshold", lambda v: -1 <= v <= 1, "must lie in [-1, 1] (a cosine; 0: none)")
         checks.require(
@@ -172,8 +180,9 @@ class VSENetZeroShotConfig(CheckedConfig):
 
     def names_weight(self) -> float:
         """How much the names' scores weigh together: 1 for each of the semantic cosine and ConSE that ``head``
-        sums, plus ``prototype_weight`` (4 for the shipped Tiny-ImageNet model, 2 for the defaults)."""
-        return (2.0 if self.head == "both" else 1.0) + float(self.prototype_weight)
+        sums, plus ``prototype_weight`` and ``backbone_label_weight`` (6 for the shipped Tiny-ImageNet model, 2 for
+        the defaults)."""
+        return (2.0 if self.head == "both" else 1.0) + float(self.prototype_weight) + float(self.backbone_label_weight)
 
     def photo_weight(self) -> float:
         """The weight of the photo score: ``example_weight``, or by default the names' scores' own weight
@@ -251,6 +260,9 @@ class VSENetConfig(VisnetConfig):
         trained_class_synsets: the WordNet sense of each trained class (as ``class_synsets``).
         class_example_counts: for a vocabulary given with example photos (few-shot), how many each class had
             (0 for a name alone); their features are saved with the weights. ``None``: names alone.
+        backbone_labels: the names of the labels of the backbone's pretrained classifier, kept (with its weights)
+            when the model was created with ``zero_shot_config.backbone_label_weight`` above 0; ``None``: not kept.
+        backbone_label_synsets: their WordNet ids.
         embedding_dim: width of the text space (set from the text encoder by the factory).
         projection: ``"linear"`` or ``"mlp"`` (Linear-GELU-Linear) from visual to text space.
         projection_hidden_dim: hidden width of the MLP projection.
@@ -284,6 +296,8 @@ class VSENetConfig(VisnetConfig):
     trained_class_names: list[str] | None = None
     trained_class_synsets: list[str | None] | None = None
     class_example_counts: list[int] | None = None
+    backbone_labels: list[str] | None = None
+    backbone_label_synsets: list[str | None] | None = None
     embedding_dim: int = 384
     projection: Projection = "linear"
     projection_hidden_dim: int = 1024
@@ -344,6 +358,11 @@ class VSENetConfig(VisnetConfig):
         synsets, trained = self.trained_class_synsets, self.trained_class_names or []
         if checks.ok("trained_class_names", "trained_class_synsets") and synsets is not None and len(synsets) != len(trained):
             problems.append(f"trained_class_synsets has {len(synsets)} entries for {len(trained)} trained classes")
+        labels, label_synsets = self.backbone_labels, self.backbone_label_synsets
+        if checks.ok("backbone_labels", "backbone_label_synsets") and len(labels or ()) != len(label_synsets or ()):
+            problems.append(
+                f"backbone_label_synsets has {len(label_synsets or ())} entries for {len(labels or ())} backbone_labels"
+            )
         checks.require("softmax_weight", lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
         if checks.ok("min_temperature", "temperature") and not 0.0 < self.min_temperature <= self.temperature:
             problems.append(

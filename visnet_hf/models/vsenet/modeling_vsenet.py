@@ -23,9 +23,10 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from ..._torch import eval_mode, upcast
-from ...errors import warn_user
+from ...errors import ConfigError, warn_user
 from ...registry import register_family, register_preset
 from ...text.encoder import TextEncoderError, get_text_encoder, load_text_model, pool
+from ...zero_shot.backbone_labels import BackboneLabels, pretrained_labels
 from ...zero_shot.pipeline_labels import labels_from_prompts
 from ...zero_shot.prototypes import VisualPrototypes
 from ...zero_shot.scorer import ZeroShotScorer
@@ -116,14 +117,18 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
         examples = config.class_example_counts is not None
         self.register_buffer("class_example_sums", torch.zeros(len(config.class_names), features) if examples else None)
         self.text_tower = TextTower(text.tower_config, text.pooling, text.trainable_layers) if text.trainable_layers else None
-        self.zero_shot = ZeroShotScorer(trained, features)
+        labels = None
+        if config.backbone_labels is not None:  # the backbone's pretrained classifier, kept for the zero-shot scorer
+            labels = BackboneLabels(config.backbone_labels, config.backbone_label_synsets or [], features, width)
+        self.zero_shot = ZeroShotScorer(trained, features, labels)
         self.zero_shot_heads = ZeroShotHeads(config, features) if zero_shot.separate_heads else None
         self._vocabulary: Vocabulary | None = None  # a view of config.class_names and the buffers
         self.post_init()
 
     @classmethod
-    def backbone_num_classes(cls, config: VSENetConfig) -> int:
-        return 0
+    def backbone_num_classes(cls, config: VSENetConfig) -> int | None:
+        """timm's classifier goes (0), unless the zero-shot scorer keeps it (``backbone_label_weight``): ``None``."""
+        return None if config.zero_shot_config.backbone_label_weight > 0 else 0
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, VisualPrototypes):  # a folder without statistics loads them unfitted, not as raw memory
@@ -383,17 +388,21 @@ def _is_head_weight(name: str) -> bool:
 # -- factory and presets ----------------------------------------------------------------------
 
 
-def _initial_state(config: VSENetConfig, class_embeddings: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def _initial_state(
+    config: VSENetConfig, class_embeddings: torch.Tensor | None, backbone: nn.Module, pretrained: bool
+) -> dict[str, torch.Tensor]:
     """What a new model gets once, from the text encoder: the trained vocabulary's embeddings (and glosses),
-    its WordNet senses, and, when its last layers train with the model, the text tower's pretrained weights.
-    Resolves ``text_config.pooling: auto`` and records the text space's width."""
+    its WordNet senses, and, when its last layers train with the model, the text tower's pretrained weights; with
+    ``zero_shot_config.backbone_label_weight``, the backbone's pretrained classifier and its labels' embeddings
+    (:func:`_backbone_label_state`). Resolves ``text_config.pooling: auto`` and records the text space's width."""
     text, state = config.text_config, {}
     if text.trainable_layers:
         text_model, _, text.pooling = load_text_model(text.encoder, text.pooling)
         text.tower_config = text_model.config.to_dict()
         state = {f"text_tower.encoder.{key}": value for key, value in text_model.state_dict().items()}
     glosses = config.zero_shot_config.prototype_glosses > 0
-    encoder = get_text_encoder(text.encoder, text.pooling) if class_embeddings is None or glosses else None
+    labels = config.zero_shot_config.backbone_label_weight > 0
+    encoder = get_text_encoder(text.encoder, text.pooling) if class_embeddings is None or glosses or labels else None
     if encoder is not None:
         text.pooling = encoder.pooling
     vocabulary = build_vocabulary(
@@ -423,6 +432,43 @@ def _initial_state(config: VSENetConfig, class_embeddings: torch.Tensor | None) 
     )
     if vocabulary.glosses is not None:
         state.update(class_glosses=vocabulary.glosses, trained_class_glosses=vocabulary.glosses.clone())
+    if labels:
+        assert encoder is not None  # loaded above for the labels
+        state.update(_backbone_label_state(config, backbone, pretrained, encoder, state["text_mean"]))
+    return state
+
+
+def _backbone_label_state(
+    config: VSENetConfig, backbone: nn.Module, pretrained: bool, encoder: Any, text_mean: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The backbone's pretrained classifier, taken out of it (the model's backbone has none), and its labels embedded
+    as the model embeds a class, as the model scores them; the labels' names and WordNet ids go to the config."""
+    if not pretrained:
+        raise ConfigError(
+            "zero_shot_config.backbone_label_weight reads the backbone's pretrained classifier, but the backbone was "
+            "created without pretrained weights (its classifier is random): create it with pretrained=True (or "
+            "pretrained_file=...), or set backbone_label_weight to 0."
+        )
+    names, synsets = pretrained_labels(backbone)
+    classifier = backbone.get_classifier()
+    text = config.text_config
+    labels = build_vocabulary(
+        encoder,
+        names,
+        synsets=synsets,
+        templates=text.templates,
+        average=text.average,
+        describe=text.describe,
+        width=config.embedding_dim,
+    )
+    embeddings = labels.embeddings - text_mean if text.centering else labels.embeddings
+    config.backbone_labels, config.backbone_label_synsets = names, synsets
+    state = {
+        "zero_shot.backbone_labels.weight": classifier.weight.detach().clone(),
+        "zero_shot.backbone_labels.bias": classifier.bias.detach().clone(),
+        "zero_shot.backbone_labels.embeddings": F.normalize(embeddings, dim=-1),
+    }
+    backbone.reset_classifier(0)  # its weights go to the scorer; the model's backbone has no classifier
     return state
 
 
@@ -449,7 +495,7 @@ def create_vsenet(
         pretrained=pretrained,
         image_size=image_size,
         overrides=kwargs,
-        initial_state=lambda config: _initial_state(config, class_embeddings),
+        initial_state=lambda config, backbone: _initial_state(config, class_embeddings, backbone, pretrained),
     )
 
 

@@ -1,0 +1,136 @@
+"""The backbone's own pretrained classifier as a names' expert (``zero_shot_config.backbone_label_weight``)."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from safetensors.torch import load_file, save_file
+
+import visnet_hf
+from visnet_hf import VSENetForImageClassification
+from visnet_hf.errors import ConfigError
+from visnet_hf.hub.cards import write_card
+from visnet_hf.training.config import config_from_dict
+from visnet_hf.zero_shot.backbone_labels import pretrained_labels
+
+NAMES = ["goldfish", "tabby cat", "school bus"]
+NEW = ["tench", "zebra", "airliner"]
+GOLDFISH = 1  # ImageNet-1k's label 1, n01443537
+
+
+@pytest.fixture(scope="module")
+def pretrained_file(tmp_path_factory) -> str:
+    """A tiny ImageNet-1k timm backbone's weights, as a pretrained file (the classifier with them)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("backbone") / "test_efficientnet.safetensors"
+    save_file(timm.create_model("test_efficientnet", pretrained=False).state_dict(), str(path))
+    return str(path)
+
+
+def create(text_encoder: str, pretrained_file: str, weight: float = 2.0, **kwargs) -> VSENetForImageClassification:
+    torch.manual_seed(0)
+    return visnet_hf.create_model(
+        "vsenet_test_efficientnet",
+        class_names=NAMES,
+        text_encoder=text_encoder,
+        image_size=32,
+        pretrained=True,
+        pretrained_cfg_overlay={"file": pretrained_file},
+        zero_shot_config={"backbone_label_weight": weight, "score_temperature": 1.0},
+        **kwargs,
+    ).eval()
+
+
+def test_the_model_keeps_the_pretrained_classifier_and_its_labels(tiny_text_encoder, pretrained_file, pixel_batch, tmp_path):
+    model = create(tiny_text_encoder, pretrained_file)
+    backbone = timm.create_model("test_efficientnet", pretrained=False)
+    backbone.load_state_dict(load_file(pretrained_file))
+    labels = model.zero_shot.backbone_labels
+    torch.testing.assert_close(labels.weight, backbone.get_classifier().weight)
+    torch.testing.assert_close(labels.bias, backbone.get_classifier().bias)
+    assert model.backbone.num_classes == 0  # the model's backbone gives pooled features, as without it
+    names = model.config.backbone_labels
+    assert len(names) == len(set(names)) == 1000 and names[GOLDFISH] == "goldfish"
+    assert model.config.backbone_label_synsets[GOLDFISH] == "n01443537"
+    assert {"crane (n02012849)", "crane (n03126707)", "maillot, tank suit"} <= set(names)  # first names given twice
+    torch.testing.assert_close(labels.embeddings.norm(dim=-1), torch.ones(1000))
+    model.set_classes(NEW)
+    with torch.no_grad():
+        scores = model(pixel_batch).logits
+    model.save_pretrained(tmp_path)
+    reloaded = VSENetForImageClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.backbone_labels == names
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pixel_batch).logits, scores)
+    card = write_card(tmp_path).read_text()  # the model card says what scores new names
+    assert "plus 2.0 times ConSE over the backbone's own 1000 pretrained labels" in card
+
+
+def test_the_expert_adds_conse_over_the_labels_at_its_weight(tiny_text_encoder, pretrained_file, pixel_batch):
+    model = create(tiny_text_encoder, pretrained_file)
+    new = model.vocabulary_for(NEW)
+    settings = model.config.zero_shot_config
+    with torch.no_grad():
+        at = {
+            w: model(pixel_batch, vocabulary=new, zero_shot_config=settings.updated(backbone_label_weight=w)).logits
+            for w in (1.0, 3.0)
+        }
+        without = model(pixel_batch, vocabulary=new, zero_shot_config=settings.updated(backbone_label_weight=0.0)).logits
+    expert = at[1.0] - without
+    assert expert.abs().max() > 1e-3  # it scores the names
+    torch.testing.assert_close(at[3.0] - without, 3 * expert, atol=1e-4, rtol=1e-4)
+    # A cosine at the model's scale, per image and name.
+    assert expert.abs().max() <= model.logit_scale_value() + 1e-4
+
+
+def test_a_name_that_is_a_label_is_scored_without_it(tiny_text_encoder, pretrained_file, pixel_batch):
+    """The goldfish label's own logit moves the expert's scores of names beside it, and never those of a vocabulary
+    that names the goldfish: by name, or by its WordNet id under another name."""
+    model = create(tiny_text_encoder, pretrained_file, conse_top_k=1000)
+    settings = model.config.zero_shot_config.updated(backbone_label_weight=1.0)
+
+    def expert(vocabulary, goldfish_bias: float) -> torch.Tensor:
+        with torch.no_grad():
+            model.zero_shot.backbone_labels.bias[GOLDFISH] = goldfish_bias
+            scores = model(pixel_batch, vocabulary=vocabulary, zero_shot_config=settings).logits
+            return (
+                scores
+                - model(pixel_batch, vocabulary=vocabulary, zero_shot_config=settings.updated(backbone_label_weight=0.0)).logits
+            )
+
+    without_goldfish = model.vocabulary_for(["zebra", "airliner"])
+    assert not torch.allclose(expert(without_goldfish, 0.0), expert(without_goldfish, 30.0), atol=1e-3)
+    for vocabulary in (
+        model.vocabulary_for(["goldfish", "zebra", "airliner"]),
+        model.vocabulary_for(["Goldfish", "zebra"]),
+        model.vocabulary_for(["orange fish", "zebra"], synsets=["n01443537", None]),
+    ):
+        torch.testing.assert_close(expert(vocabulary, 0.0), expert(vocabulary, 30.0))
+    labels = model.zero_shot.backbone_labels
+    assert labels.own_labels(["GOLDFISH", "zebra", "my new class"], None) == [GOLDFISH, 340]
+    assert labels.own_labels(["orange fish"], ["n01443537"]) == [GOLDFISH]
+
+
+def test_the_mistakes_are_named(tiny_text_encoder, pretrained_file, pixel_batch):
+    with pytest.raises(ConfigError, match="without pretrained weights.*pretrained=True"):
+        visnet_hf.create_model(
+            "vsenet_test_efficientnet",
+            class_names=NAMES,
+            text_encoder=tiny_text_encoder,
+            zero_shot_config={"backbone_label_weight": 2.0},
+        )
+    for outputs in (10, 0):
+        with pytest.raises(ConfigError, match=f"classifier of {outputs} outputs and no ImageNet labels"):
+            pretrained_labels(timm.create_model("test_efficientnet", num_classes=outputs))
+    with pytest.raises(ConfigError, match="backbone_label_weight=-1.0 must be >= 0"):
+        create(tiny_text_encoder, pretrained_file, weight=-1.0)
+    plain = create(tiny_text_encoder, pretrained_file, weight=0.0)
+    assert plain.config.backbone_labels is None and plain.zero_shot.backbone_labels is None
+    with pytest.raises(ConfigError, match="kept no backbone classifier"), torch.no_grad():
+        settings = plain.config.zero_shot_config.updated(backbone_label_weight=1.0)
+        plain(pixel_batch, vocabulary=plain.vocabulary_for(NEW), zero_shot_config=settings)
+    training = {"model": {"name": "vsenet_test_efficientnet", "overrides": {"zero_shot_config": {"backbone_label_weight": 2.0}}}}
+    with pytest.raises(ConfigError, match="optim.freeze: backbone"):
+        config_from_dict(training, ["optim.freeze=none"])
+    assert config_from_dict(training, ["optim.freeze=backbone"]).optim.freeze == "backbone"

@@ -1,0 +1,102 @@
+"""The backbone's own pretrained labels as a further names' expert: ConSE over its ImageNet classifier.
+
+A timm backbone pretrained on ImageNet comes with the classifier it was trained with, and that classifier's labels
+are words. ConSE (Norouzi et al., 2014) was defined on exactly that: the classifier's most probable labels' text
+embeddings, mixed by probability, place the image among words, and its cosine to a new name scores the name. A
+VSENet trains heads of its own and drops that classifier; created with ``zero_shot_config.backbone_label_weight``
+above 0 it keeps it here, with its labels embedded once as the model embeds a class (its templates, WordNet
+descriptions), and the zero-shot scorer adds this expert at that weight. The backbone must stay as it was
+pretrained (``optim.freeze: backbone``) for the classifier to read its features.
+
+A name that is itself one of the labels (the same WordNet sense, or the same name) is left out of the mix: the
+expert scores every name as one the classifier never learned, through the labels it did learn (a new dog breed
+through the other breeds), which is what it was measured on (studies/few_shot/IMAGENET_HEAD.md) and what a user's
+new class gets. A label left in would make the expert an ImageNet classifier for that name, far surer than for the
+names beside it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from .._torch import upcast
+from ..errors import ConfigError
+from .conse import conse_logits
+
+
+class BackboneLabels(nn.Module):
+    """The backbone's pretrained classifier (``weight``, ``bias``) and its labels' embeddings as the model scores
+    them (``embeddings``: unit, centred as the model centres), with the labels' names and WordNet ids."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    embeddings: torch.Tensor
+
+    def __init__(self, names: Sequence[str], synsets: Sequence[str | None], num_features: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(len(names), num_features))
+        self.register_buffer("bias", torch.zeros(len(names)))
+        self.register_buffer("embeddings", torch.zeros(len(names), dim))
+        self._rows: dict[str, list[int]] = {}
+        for row, (name, synset) in enumerate(zip(names, synsets, strict=True)):
+            for key in {name.casefold(), synset}:
+                if key:
+                    self._rows.setdefault(key, []).append(row)
+
+    def own_labels(self, names: Sequence[str], synsets: Sequence[str | None] | None) -> list[int]:
+        """The labels that are ``names`` themselves: the same WordNet sense, or the same name (any case)."""
+        keys = [name.casefold() for name in names] + [synset for synset in synsets or () if synset]
+        return sorted({row for key in keys for row in self._rows.get(key, ())})
+
+    def forward(
+        self,
+        visual: torch.Tensor,
+        classes: torch.Tensor,
+        masked: Sequence[int],
+        scale: torch.Tensor,
+        top_k: int,
+    ) -> torch.Tensor:
+        """``(B, K)`` scaled cosines of the images' ConSE embeddings over the labels (the ``masked`` rows left out)
+        to the ``classes``' embeddings as the model scores them."""
+        logits = upcast(visual) @ self.weight.T + self.bias
+        if masked:
+            logits = logits.index_fill(-1, torch.tensor(list(masked), device=logits.device), float("-inf"))
+        return conse_logits(logits, self.embeddings, classes, scale, top_k)
+
+
+def pretrained_labels(backbone: nn.Module) -> tuple[list[str], list[str | None]]:
+    """The names and WordNet ids of a timm backbone's pretrained classifier's labels (ImageNet-1k, -12k, -21k, as
+    its pretrained config says): each label's first name, with its second where another label has the same first
+    ('crane' the bird and 'crane' the machine), and its id where even that repeats.
+
+    Raises:
+        ConfigError: a backbone whose classifier timm does not know as an ImageNet one.
+    """
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    subset = infer_imagenet_subset(backbone)  # None unless its pretrained tag and its classifier's size agree
+    classifier = getattr(backbone, "get_classifier", lambda: None)()
+    outputs = classifier.out_features if isinstance(classifier, nn.Linear) else 0
+    if subset is None or outputs != ImageNetInfo(subset).num_classes():
+        tag = getattr(backbone, "pretrained_cfg", {}).get("tag")
+        raise ConfigError(
+            "zero_shot_config.backbone_label_weight needs a backbone pretrained on ImageNet with its linear classifier, "
+            f"whose labels timm knows; {type(backbone).__name__} (tag {tag}) has a classifier of {outputs} outputs and "
+            "no ImageNet labels timm knows for it. Set backbone_label_weight to 0, or pick an ImageNet-pretrained "
+            "backbone (a tag such as .in1k) with its classifier."
+        )
+    info = ImageNetInfo(subset)
+    synsets: list[str | None] = list(info.label_names())
+    lemmas = [description.split(", ") for description in info.label_descriptions()]
+    firsts = Counter(parts[0] for parts in lemmas)
+    names = [parts[0] if firsts[parts[0]] == 1 else ", ".join(parts[:2]) for parts in lemmas]
+    twice = Counter(names)
+    names = [name if twice[name] == 1 else f"{name} ({synset})" for name, synset in zip(names, synsets, strict=True)]
+    return names, synsets
+
+
+__all__ = ["BackboneLabels", "pretrained_labels"]
