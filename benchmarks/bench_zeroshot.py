@@ -213,7 +213,12 @@ RESCORE_NOTE = (
     "Rescored without a search (--rescore, issue #35): the last search's choice with the knobs the ablation "
     "(bench_ablation.py, on the same folds) found not to hold by two standard errors switched off; its fold figures, "
     "offset, final model, unseen_dev scores and matched references are this run's, the knob tables above, the "
-    "resolutions and the WiSE-FT curve are the search run's (with the knobs it had)."
+    "resolutions and the WiSE-FT curve are the search run's (with the knobs it had). The config's "
+    "zero_shot_config.backbone_label_weight (2: ConSE over the backbone's own ImageNet-1k classifier, each name's own "
+    "label left out) was chosen after the search, on bench_fewshot's fold episodes (studies/few_shot/IMAGENET_HEAD.md), "
+    "which hold out the same folds' classes, so the CV column is not independent of it; the references map the "
+    "backbone's features to the texts and do not read its classifier. Without it (the rescore of 2026-12-06) the "
+    "model scored 43.7% on unseen_dev and 39.4% on the folds, GZSL H 39.7%."
 )
 # --quick: the first candidate of each knob, but both candidates of these (and the WiSE-FT objective, so that
 # the per-use knob runs): every code path once.

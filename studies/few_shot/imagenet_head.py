@@ -19,7 +19,8 @@ weights w of the model's other experts (each at the model's logit scale), paired
 same 75 + 15 episodes (bench_fewshot's fold models and draws; names alone on the k = 1 draws' queries); at weight 2,
 the photos' weight (the shipped 4, chosen without it) is tried at 3 and 6 too. The labels'
 texts are embedded as the model embeds a class (its templates and WordNet descriptions, timm's ImageNet-1k synsets);
-ConSE mixes the top 10 labels. Neither unseen_dev nor the seen test split is looked at.
+ConSE mixes the top 10 labels. Neither unseen_dev nor the seen test split is looked at. "Shipped" is the method
+before this study (the library's expert, ``zero_shot_config.backbone_label_weight``, which it led to, left out).
 
     python studies/few_shot/imagenet_head.py --work-dir /tmp/fs   # reuses bench_fewshot's fold models there (trains them if absent)
 """
@@ -92,7 +93,7 @@ def episode_scores(fold, draw, head: ImageNetHead, names_only: bool) -> dict[str
     model, scale = fold.model, fold.model.logit_scale_value()
     names = fold.everything.embeddings[draw.chosen]
     own = [head.synsets.index(fold.everything.synsets[i]) for i in draw.chosen]
-    by_names = zero_shot_logits(fold.side, draw.vocabulary, draw.queries, summed=True)
+    by_names = zero_shot_logits(fold.side, draw.vocabulary, draw.queries, summed=True, backbone_labels=False)
     photos = torch.zeros_like(by_names)
     if not names_only:
         from visnet_hf.zero_shot.few_shot import example_logits

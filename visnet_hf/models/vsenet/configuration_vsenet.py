@@ -127,7 +127,7 @@ class VSENetZeroShotConfig(CheckedConfig):
         example_calibration: the offset subtracted from trained classes' scores in a vocabulary that mixes them with
             new names given with photos (``set_classes(..., examples=..., keep_trained=True)``): the photos raise
             the new names' scores otherwise than their texts alone do, so their offset is not the zero-shot one
-            (on the Tiny-ImageNet folds 35 against 16; one value holds for 1 to 16 photos, studies/few_shot/OFFSET.md).
+            (on the Tiny-ImageNet folds 45 against 15; one value holds for 1 to 16 photos, studies/few_shot/OFFSET.md).
             ``None``: ``calibration``. ``visnet calibrate --data`` on a model whose classes have photos fits it.
         score_temperature: what the scores are divided by, after the offset, so that their softmax (what the
             pipelines and ``visnet predict`` show) reads as a chance of being right; no ranking changes. ``None``
