@@ -30,9 +30,9 @@ def pretrained_file(tmp_path_factory) -> str:
 
 def create(text_encoder: str, pretrained_file: str, weight: float = 2.0, **kwargs) -> VSENetForImageClassification:
     torch.manual_seed(0)
+    kwargs.setdefault("class_names", NAMES)
     return visnet_hf.create_model(
         "vsenet_test_efficientnet",
-        class_names=NAMES,
         text_encoder=text_encoder,
         image_size=32,
         pretrained=True,
@@ -134,3 +134,21 @@ def test_the_mistakes_are_named(tiny_text_encoder, pretrained_file, pixel_batch)
     with pytest.raises(ConfigError, match="optim.freeze: backbone"):
         config_from_dict(training, ["optim.freeze=none"])
     assert config_from_dict(training, ["optim.freeze=backbone"]).optim.freeze == "backbone"
+
+
+def test_a_process_embeds_the_labels_once(tiny_text_encoder, pretrained_file, monkeypatch):
+    """Folds and calibration create several models of one config: the labels' texts are embedded for the first only."""
+    from visnet_hf.models.vsenet import modeling_vsenet
+
+    calls = []
+    build = modeling_vsenet.build_vocabulary
+    monkeypatch.setattr(modeling_vsenet, "_LABEL_EMBEDDINGS", {})
+    monkeypatch.setattr(
+        modeling_vsenet, "build_vocabulary", lambda encoder, names, **kw: calls.append(len(names)) or build(encoder, names, **kw)
+    )
+    first = create(tiny_text_encoder, pretrained_file)
+    second = create(tiny_text_encoder, pretrained_file, class_names=["zebra", "ox"])
+    assert calls == [3, 1000, 2]  # the trained names each time, the labels once
+    torch.testing.assert_close(first.zero_shot.backbone_labels.embeddings, second.zero_shot.backbone_labels.embeddings)
+    create(tiny_text_encoder, pretrained_file, text_config={"templates": "clip7"})  # other texts: embedded again
+    assert calls[-1] == 1000

@@ -438,6 +438,11 @@ def _initial_state(
     return state
 
 
+# The backbone's labels embedded, by text encoder, text settings and labels: a process that creates several models
+# (cross-validation folds, `visnet calibrate --pseudo-unseen`) embeds them once.
+_LABEL_EMBEDDINGS: dict[tuple, torch.Tensor] = {}
+
+
 def _backbone_label_state(
     config: VSENetConfig, backbone: nn.Module, pretrained: bool, encoder: Any, text_mean: torch.Tensor
 ) -> dict[str, torch.Tensor]:
@@ -452,16 +457,19 @@ def _backbone_label_state(
     names, synsets = pretrained_labels(backbone)
     classifier = backbone.get_classifier()
     text = config.text_config
-    labels = build_vocabulary(
-        encoder,
-        names,
-        synsets=synsets,
-        templates=text.templates,
-        average=text.average,
-        describe=text.describe,
-        width=config.embedding_dim,
-    )
-    embeddings = labels.embeddings - text_mean if text.centering else labels.embeddings
+    key = (text.encoder, encoder.pooling, repr(text.templates), text.average, text.describe, tuple(names), tuple(synsets))
+    if key not in _LABEL_EMBEDDINGS:  # 1,000 labels take all-mpnet-base-v2 about 90 s on 2 cores
+        _LABEL_EMBEDDINGS[key] = build_vocabulary(
+            encoder,
+            names,
+            synsets=synsets,
+            templates=text.templates,
+            average=text.average,
+            describe=text.describe,
+            width=config.embedding_dim,
+        ).embeddings
+    embeddings = _LABEL_EMBEDDINGS[key]
+    embeddings = embeddings - text_mean if text.centering else embeddings
     config.backbone_labels, config.backbone_label_synsets = names, synsets
     state = {
         "zero_shot.backbone_labels.weight": classifier.weight.detach().clone(),
