@@ -402,6 +402,13 @@ def _initial_state(
         state = {f"text_tower.encoder.{key}": value for key, value in text_model.state_dict().items()}
     glosses = config.zero_shot_config.prototype_glosses > 0
     labels = config.zero_shot_config.backbone_label_weight > 0
+    if labels and not pretrained:  # said before anything is embedded
+        raise ConfigError(
+            "zero_shot_config.backbone_label_weight reads the backbone's pretrained classifier, but the backbone was "
+            "created without pretrained weights (its classifier is random): create it with pretrained=True (or "
+            "pretrained_file=...), or set backbone_label_weight to 0."
+        )
+    label_names = pretrained_labels(backbone) if labels else None  # a backbone without ImageNet labels: said here too
     encoder = get_text_encoder(text.encoder, text.pooling) if class_embeddings is None or glosses or labels else None
     if encoder is not None:
         text.pooling = encoder.pooling
@@ -432,9 +439,9 @@ def _initial_state(
     )
     if vocabulary.glosses is not None:
         state.update(class_glosses=vocabulary.glosses, trained_class_glosses=vocabulary.glosses.clone())
-    if labels:
+    if label_names is not None:
         assert encoder is not None  # loaded above for the labels
-        state.update(_backbone_label_state(config, backbone, pretrained, encoder, state["text_mean"]))
+        state.update(_backbone_label_state(config, backbone, *label_names, encoder, state["text_mean"]))
     return state
 
 
@@ -444,17 +451,15 @@ _LABEL_EMBEDDINGS: dict[tuple, torch.Tensor] = {}
 
 
 def _backbone_label_state(
-    config: VSENetConfig, backbone: nn.Module, pretrained: bool, encoder: Any, text_mean: torch.Tensor
+    config: VSENetConfig,
+    backbone: nn.Module,
+    names: list[str],
+    synsets: list[str | None],
+    encoder: Any,
+    text_mean: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """The backbone's pretrained classifier, taken out of it (the model's backbone has none), and its labels embedded
-    as the model embeds a class, as the model scores them; the labels' names and WordNet ids go to the config."""
-    if not pretrained:
-        raise ConfigError(
-            "zero_shot_config.backbone_label_weight reads the backbone's pretrained classifier, but the backbone was "
-            "created without pretrained weights (its classifier is random): create it with pretrained=True (or "
-            "pretrained_file=...), or set backbone_label_weight to 0."
-        )
-    names, synsets = pretrained_labels(backbone)
+    """The backbone's pretrained classifier, taken out of it (the model's backbone has none), and its labels (``names``,
+    ``synsets``) embedded as the model embeds a class, as the model scores them; the labels go to the config."""
     classifier = backbone.get_classifier()
     text = config.text_config
     key = (text.encoder, encoder.pooling, repr(text.templates), text.average, text.describe, tuple(names), tuple(synsets))
