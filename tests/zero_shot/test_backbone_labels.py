@@ -8,9 +8,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import visnet_hf
+from tests.helpers import write_config
 from visnet_hf import VSENetForImageClassification
 from visnet_hf.errors import ConfigError
 from visnet_hf.hub.cards import write_card
+from visnet_hf.training import load_config, train
 from visnet_hf.training.config import config_from_dict
 from visnet_hf.zero_shot.backbone_labels import pretrained_labels
 
@@ -152,3 +154,32 @@ def test_a_process_embeds_the_labels_once(tiny_text_encoder, pretrained_file, mo
     torch.testing.assert_close(first.zero_shot.backbone_labels.embeddings, second.zero_shot.backbone_labels.embeddings)
     create(tiny_text_encoder, pretrained_file, text_config={"templates": "clip7"})  # other texts: embedded again
     assert calls[-1] == 1000
+
+
+def test_a_config_that_weighs_the_labels_trains_and_saves_them(tiny_parquet, tiny_text_encoder, pretrained_file, tmp_path):
+    """As the shipped Tiny-ImageNet config runs: the backbone from a pretrained file, frozen, its features cached."""
+    config = load_config(
+        write_config(tmp_path, tiny_parquet, "vsenet_test_efficientnet", text_encoder=tiny_text_encoder),
+        [
+            f"model.pretrained_file={pretrained_file}",
+            "model.overrides.zero_shot_config.backbone_label_weight=2.0",
+            "optim.freeze=backbone",
+            "data.cache_features=true",
+            "stages.0.epochs=1",
+        ],
+    )
+    trained = train(config)["model"]
+    saved = VSENetForImageClassification.from_pretrained(tmp_path / "run" / "model").eval()
+    assert saved.config.backbone_labels[GOLDFISH] == "goldfish"
+    backbone = timm.create_model("test_efficientnet", pretrained=False)
+    backbone.load_state_dict(load_file(pretrained_file))
+    torch.testing.assert_close(saved.zero_shot.backbone_labels.weight, backbone.get_classifier().weight)
+    torch.testing.assert_close(saved.backbone.state_dict()["conv_stem.weight"], backbone.state_dict()["conv_stem.weight"])
+    new = saved.vocabulary_for(NEW)
+    summed = saved.config.zero_shot_config.updated(score_temperature=1.0)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():  # the saved model scores new names with the labels' expert
+        weighed = saved(images, vocabulary=new, zero_shot_config=summed).logits
+        without = saved(images, vocabulary=new, zero_shot_config=summed.updated(backbone_label_weight=0.0)).logits
+    assert (weighed - without).abs().max() > 1e-3
+    assert trained.config.zero_shot_config.backbone_label_weight == 2.0
