@@ -40,7 +40,6 @@ sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup
 
 from _common import machine_text, write_study  # noqa: E402
 from bench_fewshot import KS, accuracy, example_set, fold_draws, fold_models, study_command, zero_shot_logits  # noqa: E402
-from bench_zeroshot import WEIGHTS as BACKBONE_FILE  # noqa: E402
 
 SHIPPED = {"example_weight": 4.0, "example_shrinkage": 0.8}
 WEIGHTS = (0.5, 1.0, 2.0, 4.0)
@@ -49,21 +48,15 @@ CONSE_TOP = 10
 
 
 class ImageNetHead:
-    """The backbone's ImageNet-1k classifier and its labels embedded in a fold model's text space."""
+    """The backbone's ImageNet-1k classifier and its labels embedded in a fold model's text space, as the model kept
+    them (``zero_shot_config.backbone_label_weight`` in the config: :mod:`visnet_hf.zero_shot.backbone_labels`)."""
 
     def __init__(self, model) -> None:
-        from safetensors.torch import load_file
-        from timm.data import ImageNetInfo
-
-        weights = load_file(BACKBONE_FILE)  # the file the fold models' backbone was loaded from
-        self.weight, self.bias = weights["classifier.weight"], weights["classifier.bias"]
-        info = ImageNetInfo()
-        self.synsets = list(info.label_names())
-        lemmas = [description.split(", ") for description in info.label_descriptions()]
-        firsts = [parts[0] for parts in lemmas]  # 'crane' (bird and machine) and 'maillot' name two labels each
-        names = [parts[0] if firsts.count(parts[0]) == 1 else ", ".join(parts[:2]) for parts in lemmas]
-        names = [name if names.count(name) == 1 else f"{name} ({synset})" for name, synset in zip(names, self.synsets)]
-        self.embeddings = model.vocabulary_for(names, synsets=self.synsets).embeddings
+        kept = model.zero_shot.backbone_labels
+        if kept is None:
+            raise SystemExit("The fold models kept no backbone classifier: the config must set backbone_label_weight.")
+        self.weight, self.bias, self.embeddings = kept.weight, kept.bias, kept.embeddings
+        self.synsets = list(model.config.backbone_label_synsets)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return features @ self.weight.T + self.bias
