@@ -163,6 +163,14 @@ def test_misspelled_override_names_the_config_field():
         visnet_hf.create_model("frn_resnet18", num_labels=3, hiden_dim=8)
 
 
+def test_timms_num_classes_says_which_keyword_sets_the_models_classes():
+    # timm's keyword is the one a timm user reaches for; the model builds the backbone's classifier itself
+    with pytest.raises(ConfigError, match=r"num_classes: timm's keyword.*num_labels=N, and .*backbone_num_classes=N"):
+        visnet_hf.create_model("frn_resnet18", num_classes=3)
+    with pytest.raises(ConfigError, match=r"num_classes: timm's keyword.*class_names=\[\.\.\.\]"):
+        visnet_hf.create_model("vsenet_resnet18", class_names=["a", "b"], num_classes=2)
+
+
 def test_invalid_config_values_reported_together():
     with pytest.raises(ConfigError) as error:
         visnet_hf.VSENetConfig(head="sematic", gamma=-1.0, objective="both", zero_shot_config={"conse_top_k": "3"})

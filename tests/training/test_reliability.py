@@ -250,6 +250,9 @@ def test_unknown_preset_and_backbone_fail_before_any_data_is_read(tmp_path):
         load_config(None, ["model.name=vsenet_resnt18", "model.overrides={backbone: resnt50}", "data.path=/nowhere"])
     assert "model.name: Unknown model 'vsenet_resnt18'. Did you mean 'vsenet_resnet18'" in str(error.value)
     assert "model.overrides.backbone: Unknown backbone 'resnt50'. Did you mean 'resnet50'" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        load_config(None, ["model.name=frn_resnet18", "model.overrides={num_classes: 3}", "data.path=/nowhere"])
+    assert "model.overrides.num_classes: timm's keyword for the backbone's classifier" in str(error.value)
 
 
 @pytest.mark.slow

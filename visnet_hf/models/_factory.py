@@ -47,6 +47,8 @@ def build_model(
     """
     config_class = model_class.config_class
     fields = config_fields(config_class)
+    if "num_classes" in overrides:
+        raise ConfigError(_num_classes_message(config_class))
     config_kwargs = {k: v for k, v in overrides.items() if k in fields}
     timm_kwargs = {k: v for k, v in overrides.items() if k not in fields}
     architecture_kwargs = {k: v for k, v in timm_kwargs.items() if k not in LOADING_ONLY_KWARGS}
@@ -83,7 +85,8 @@ def keyword_problems(model_class: type, overrides: dict[str, Any]) -> list[str]:
     fields = config_fields(config_class)
     config_kwargs = {key: value for key, value in overrides.items() if key in fields}
     timm_kwargs = {key: value for key, value in overrides.items() if key not in fields and key not in LOADING_ONLY_KWARGS}
-    problems = []
+    problems = [f"model.overrides.{_num_classes_message(config_class)}"] if "num_classes" in overrides else []
+    timm_kwargs.pop("num_classes", None)
     try:
         config = config_class(**config_kwargs)
     except ConfigError as error:
@@ -97,6 +100,20 @@ def keyword_problems(model_class: type, overrides: dict[str, Any]) -> list[str]:
         except Exception:
             pass
     return problems
+
+
+def _num_classes_message(config_class: type) -> str:
+    """timm's ``num_classes`` names the backbone's classifier, which the model builds itself: say what sets the model's
+    classes instead (and, for a model that keeps that classifier, its size)."""
+    fields = config_fields(config_class)
+    classes = "class_names=[...] (their number is the model's)" if "class_names" in fields else "num_labels=N"
+    backbone = (
+        ", and the backbone's own classifier's size with backbone_num_classes=N" if "backbone_num_classes" in fields else ""
+    )
+    return (
+        f"num_classes: timm's keyword for the backbone's classifier, which {config_class.__name__} sets itself. "
+        f"Give the model's classes with {classes}{backbone}."
+    )
 
 
 def _unknown_keywords(config_class: type, backbone: str, keywords: list[str], error: Exception) -> list[str]:
