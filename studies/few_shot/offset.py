@@ -37,7 +37,8 @@ from bench_fewshot import (  # noqa: E402
     study_command,
 )
 
-SHIPPED = {"example_weight": 4.0, "example_shrinkage": 0.8}
+UNSET = "unset (the names' scores' own weight)"
+SHIPPED = {"example_weight": None, "example_shrinkage": 0.8}  # the library's rule, whatever weight the fold models saved
 
 
 def config_offsets(config) -> dict[str, float]:
@@ -101,7 +102,7 @@ def report(result: dict) -> str:
         "",
         "Harmonic mean of seen and new top-1 (%) on the fold episodes, by offset (columns) and photos per new name "
         "(rows; none: the names alone, zero-shot), with the shipped photo setting "
-        + ", ".join(f"{k} {v}" for k, v in result["setting"].items())
+        + ", ".join(f"{k} {UNSET if v is None else v}" for k, v in result["setting"].items())
         + ". The best offset of each row in bold.",
         "",
         "| photos | episodes | " + " | ".join(f"{o:g}" for o in offsets) + " | best |",

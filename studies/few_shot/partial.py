@@ -202,7 +202,7 @@ def report(result: dict) -> str:
         "The 75 fold episodes of BENCHMARKS.md 5e by k, with the photos taken from some names or thinned "
         "(studies/few_shot/partial.py says how), scored with each `example_threshold` (0: none, as before this study). "
         "Top-1 (%) over all queries; with / without: on the queries of names with photos and of names without; "
-        "H: their harmonic mean. The photo weight is the library's (the names' own, 4). The threshold is chosen on "
+        "H: their harmonic mean. The photo weight is the library's rule (the names' scores' own weight). The threshold is chosen on "
         "these episodes; unseen_dev is scored only after, in the last table.",
         "",
         "Mean top-1 over the four situations and every k, by threshold: "
