@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import machine_text, write_study  # noqa: E402
 from bench_fewshot import KS, accuracy, example_set, fold_draws, fold_models, study_command, zero_shot_logits  # noqa: E402
-from imagenet_head import ImageNetHead  # noqa: E402
+from imagenet_head import ImageNetHead, variant_table  # noqa: E402
 
 BETAS = (10.0, 20.0, 50.0)
 WEIGHTS = (0.5, 1.0, 2.0, 3.0, 4.0)
@@ -116,8 +116,6 @@ def main() -> None:
 
 def report(result: dict) -> str:
     rows = {row["variant"]: row for row in result["variants"]}
-    ks = list(rows["shipped"]["top1_by_k"])
-    header = " | ".join("names alone" if k == "0" else f"k = {k}" for k in ks)
     lines = [
         "# Few-shot study: a new name's classifier borrowed from the backbone's ImageNet-1k classifier",
         "",
@@ -129,15 +127,8 @@ def report(result: dict) -> str:
         "method (the backbone's labels' ConSE in, photo weight by the library's rule) over the same episodes (mean ±",
         "standard error). Every setting is listed; the best is chosen here, so it is an optimistic estimate.",
         "",
-        f"| scoring | {header} | vs shipped |",
-        "|---|" + "---|" * (len(ks) + 1),
+        *variant_table(rows, result["episodes"]),
     ]
-    for name, row in rows.items():
-        cells = " | ".join(f"{100 * row['top1_by_k'][k]:.1f}" if k in row["top1_by_k"] else "" for k in ks)
-        gain = f"{100 * row['gain']:+.2f} ± {100 * row['se']:.2f}" if "gain" in row and name != "shipped" else ""
-        if gain and row["episodes"] != result["episodes"]:
-            gain += f" ({row['episodes']} episodes with photos)"
-        lines.append(f"| {name} | {cells} | {gain} |")
     added = [
         row for row in rows.values() if "gain" in row and row["variant"] != "shipped" and "photo weight" not in row["variant"]
     ]
