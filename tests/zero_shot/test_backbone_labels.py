@@ -39,7 +39,7 @@ def create(text_encoder: str, pretrained_file: str, weight: float = 2.0, **kwarg
         image_size=32,
         pretrained=True,
         pretrained_cfg_overlay={"file": pretrained_file},
-        zero_shot_config={"backbone_label_weight": weight, "score_temperature": 1.0},
+        zero_shot_config={"backbone_label_weight": weight, "score_temperature": 1.0, **kwargs.pop("zero_shot_config", {})},
         **kwargs,
     ).eval()
 
@@ -183,3 +183,53 @@ def test_a_config_that_weighs_the_labels_trains_and_saves_them(tiny_parquet, tin
         without = saved(images, vocabulary=new, zero_shot_config=summed.updated(backbone_label_weight=0.0)).logits
     assert (weighed - without).abs().max() > 1e-3
     assert trained.config.zero_shot_config.backbone_label_weight == 2.0
+
+
+def test_each_name_borrows_a_classifier_from_the_labels_its_text_resembles(
+    tiny_text_encoder, pretrained_file, pixel_batch, tmp_path
+):
+    """``backbone_classifier_weight``: the labels' standardised logits mixed by the name's text softmax over them, at
+    the weight x scale / 10; a model created with it alone keeps the classifier; a name's own label lends nothing."""
+    model = create(tiny_text_encoder, pretrained_file, weight=0.0, zero_shot_config={"backbone_classifier_weight": 2.0})
+    labels = model.zero_shot.backbone_labels
+    assert labels is not None and model.backbone.num_classes == 0
+    settings = model.config.zero_shot_config
+    model.save_pretrained(tmp_path)
+    card = write_card(tmp_path).read_text()
+    assert "plus 2.0 times a classifier for each name borrowed from the rows of the backbone's own 1000-label" in card
+    assert "ConSE over the backbone's own" not in card
+    new = model.vocabulary_for(["zebra", "airliner"])
+
+    def borrowed(vocabulary, weight: float = 2.0) -> torch.Tensor:
+        with torch.no_grad():
+            at = settings.updated(backbone_classifier_weight=weight)
+            scores = model(pixel_batch, vocabulary=vocabulary, zero_shot_config=at).logits
+            return (
+                scores
+                - model(pixel_batch, vocabulary=vocabulary, zero_shot_config=at.updated(backbone_classifier_weight=0.0)).logits
+            )
+
+    with torch.no_grad():
+        _, features = model.backbone_features(pixel_batch)
+        logits = features @ labels.weight.T + labels.bias
+        others = ~torch.isin(torch.arange(1000), torch.tensor([340, 404]))  # the zebra's and the airliner's own labels
+        kept = logits[:, others]
+        standardised = (kept - kept.mean(-1, keepdim=True)) / kept.std(-1, keepdim=True)
+        similarity = (model.scored_embeddings(new.embeddings) @ labels.embeddings.T)[:, others]
+        expected = 2.0 * model.logit_scale_value() / 10 * standardised @ (20 * similarity).softmax(-1).T
+    torch.testing.assert_close(borrowed(new), expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(borrowed(new, 6.0), 3 * borrowed(new), atol=1e-4, rtol=1e-4)
+    assert settings.names_weight() == settings.updated(backbone_classifier_weight=0.0).names_weight()  # not counted
+    goldfish = model.vocabulary_for(["goldfish", "zebra"])
+    before = borrowed(goldfish)
+    with torch.no_grad():
+        labels.bias[GOLDFISH] += 30.0  # the goldfish's own label: it lends nothing, to any name of that vocabulary
+    torch.testing.assert_close(borrowed(goldfish), before)
+    assert not torch.allclose(borrowed(new), expected, atol=1e-3)  # a vocabulary without it reads it
+    with pytest.raises(ConfigError, match="backbone_classifier_weight=-1.0 must be >= 0"):
+        visnet_hf.VSENetZeroShotConfig(backbone_classifier_weight=-1.0)
+    training = {
+        "model": {"name": "vsenet_test_efficientnet", "overrides": {"zero_shot_config": {"backbone_classifier_weight": 3}}}
+    }
+    with pytest.raises(ConfigError, match="backbone_classifier_weight reads the backbone's pretrained classifier"):
+        config_from_dict(training, ["optim.freeze=none"])

@@ -231,12 +231,12 @@ class TrainConfig:
                 "text layers; drop seen_alpha, or freeze the backbone"
             )
         zero_shot_overrides = self.model.overrides.get("zero_shot_config") or {}
-        label_weight = isinstance(zero_shot_overrides, dict) and zero_shot_overrides.get("backbone_label_weight")
-        if label_weight and self.optim.freeze != "backbone":
-            problems.append(
-                "model.overrides.zero_shot_config.backbone_label_weight reads the backbone's pretrained classifier, "
-                "which a backbone that trains leaves behind; set optim.freeze: backbone, or backbone_label_weight: 0"
-            )
+        for weight in ("backbone_label_weight", "backbone_classifier_weight"):
+            if isinstance(zero_shot_overrides, dict) and zero_shot_overrides.get(weight) and self.optim.freeze != "backbone":
+                problems.append(
+                    f"model.overrides.zero_shot_config.{weight} reads the backbone's pretrained classifier, which a "
+                    f"backbone that trains leaves behind; set optim.freeze: backbone, or {weight}: 0"
+                )
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -13,6 +13,12 @@ expert scores every name as one the classifier never learned, through the labels
 through the other breeds), which is what it was measured on (studies/few_shot/IMAGENET_HEAD.md) and what a user's
 new class gets. A label left in would make the expert an ImageNet classifier for that name, far surer than for the
 names beside it.
+
+``zero_shot_config.backbone_classifier_weight`` reads the same classifier the other way round, as the visual
+prototypes read the trained classes' centroids: each name borrows a classifier from the labels its text resembles
+(:meth:`BackboneLabels.borrowed`: the labels' logits, standardised per image, mixed by the softmax over the labels of
+:data:`BORROWING_SHARPNESS` x the text cosine; a convex combination of known classifiers, as in Changpinyo et al.,
+2016, "Synthesized classifiers for zero-shot learning"), the vocabulary's own labels left out likewise.
 """
 
 from __future__ import annotations
@@ -67,6 +73,23 @@ class BackboneLabels(nn.Module):
             logits = logits.index_fill(-1, torch.tensor(list(masked), device=logits.device), float("-inf"))
         return conse_logits(logits, self.embeddings, classes, scale, top_k)
 
+    def borrowed(self, visual: torch.Tensor, classes: torch.Tensor, masked: Sequence[int], scale: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` each name's classifier borrowed from the labels': the images' logits, standardised over the
+        labels, mixed by the softmax over the labels of :data:`BORROWING_SHARPNESS` x the name's text cosine to each
+        (the ``masked`` labels left out of both), at the logit ``scale`` / 10 (a standardised logit is worth about a
+        tenth of the scale's cosines)."""
+        kept = torch.ones(len(self.bias), dtype=torch.bool, device=self.bias.device)
+        kept[list(masked)] = False
+        logits = upcast(visual) @ self.weight[kept].T + self.bias[kept]
+        logits = (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True)
+        similarity = upcast(classes) @ self.embeddings[kept].T
+        return scale / 10 * logits @ (BORROWING_SHARPNESS * similarity).softmax(-1).T
+
+
+# How sharply a name's borrowed classifier picks the labels its text resembles: the softmax over the labels of this
+# times the text cosine (20 of 10, 20 and 50 on the Tiny-ImageNet folds: studies/few_shot/LABEL_PROTOTYPES.md).
+BORROWING_SHARPNESS = 20.0
+
 
 def pretrained_labels(backbone: nn.Module) -> tuple[list[str], list[str | None]]:
     """The names and WordNet ids of a timm backbone's pretrained classifier's labels (ImageNet-1k, -12k, -21k, as
@@ -84,10 +107,10 @@ def pretrained_labels(backbone: nn.Module) -> tuple[list[str], list[str | None]]
     if subset is None or outputs != ImageNetInfo(subset).num_classes():
         tag = getattr(backbone, "pretrained_cfg", {}).get("tag")
         raise ConfigError(
-            "zero_shot_config.backbone_label_weight needs a backbone pretrained on ImageNet with its linear classifier, "
-            f"whose labels timm knows; {type(backbone).__name__} (tag {tag}) has a classifier of {outputs} outputs and "
-            "no ImageNet labels timm knows for it. Set backbone_label_weight to 0, or pick an ImageNet-pretrained "
-            "backbone (a tag such as .in1k) with its classifier."
+            "zero_shot_config.backbone_label_weight and backbone_classifier_weight need a backbone pretrained on "
+            f"ImageNet with its linear classifier, whose labels timm knows; {type(backbone).__name__} (tag {tag}) has a "
+            f"classifier of {outputs} outputs and no ImageNet labels timm knows for it. Set both to 0, or pick an "
+            "ImageNet-pretrained backbone (a tag such as .in1k) with its classifier."
         )
     info = ImageNetInfo(subset)
     synsets: list[str | None] = list(info.label_names())

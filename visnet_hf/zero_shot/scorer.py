@@ -9,7 +9,8 @@ its settings (``config.zero_shot_config``) ask:
 * ``prototype_weight`` times the scaled cosine to each name's visual prototype
   (:mod:`~visnet_hf.zero_shot.prototypes`);
 * ``backbone_label_weight`` times ConSE over the backbone's own pretrained labels, each name's own label left out
-  (:mod:`~visnet_hf.zero_shot.backbone_labels`);
+  (:mod:`~visnet_hf.zero_shot.backbone_labels`), and ``backbone_classifier_weight`` times each name's classifier
+  borrowed from that classifier's rows by text similarity;
 * for a vocabulary with example photos, the photo weight (``example_weight``; by default the names' scores' own
   weight, :meth:`~visnet_hf.models.vsenet.VSENetZeroShotConfig.photo_weight`) times the square root of each name's number of photos
   times the scaled cosine to their mean in the whitened feature space (:mod:`~visnet_hf.zero_shot.few_shot`);
@@ -81,15 +82,20 @@ class ZeroShotScorer(nn.Module):
         if settings.prototype_weight > 0:
             borrowing = borrowing_logits(classes, trained, vocabulary, trained_vocabulary, settings)
             logits = logits + settings.prototype_weight * self.prototypes(visual, borrowing, scale).to(logits.dtype)
-        if settings.backbone_label_weight > 0:
+        if settings.reads_backbone_classifier():
             if self.backbone_labels is None:
                 raise ConfigError(
-                    f"zero_shot_config.backbone_label_weight={settings.backbone_label_weight} but this model kept no "
-                    "backbone classifier (only a model created with it above 0 keeps one): set it to 0."
+                    f"zero_shot_config.backbone_label_weight={settings.backbone_label_weight} and "
+                    f"backbone_classifier_weight={settings.backbone_classifier_weight}, but this model kept no backbone "
+                    "classifier (only a model created with either above 0 keeps one): set both to 0."
                 )
             own = self.backbone_labels.own_labels(vocabulary.names, vocabulary.synsets)
-            labels = self.backbone_labels(visual, classes, own, scale, settings.conse_top_k)
-            logits = logits + settings.backbone_label_weight * labels.to(logits.dtype)
+            if settings.backbone_label_weight > 0:
+                labels = self.backbone_labels(visual, classes, own, scale, settings.conse_top_k)
+                logits = logits + settings.backbone_label_weight * labels.to(logits.dtype)
+            if settings.backbone_classifier_weight > 0:
+                borrowed = self.backbone_labels.borrowed(visual, classes, own, scale)
+                logits = logits + settings.backbone_classifier_weight * borrowed.to(logits.dtype)
         photo_weight = settings.photo_weight()
         if vocabulary.examples is not None and photo_weight > 0:
             row = {name: index for index, name in enumerate(trained_vocabulary.names)}

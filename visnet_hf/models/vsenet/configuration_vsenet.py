@@ -43,6 +43,7 @@ ZERO_SHOT_SETTINGS = (
     "example_calibration",
     "score_temperature",
     "backbone_label_weight",
+    "backbone_classifier_weight",
 )
 
 
@@ -139,6 +140,12 @@ class VSENetZeroShotConfig(CheckedConfig):
             left out (:mod:`visnet_hf.zero_shot.backbone_labels`). Set at creation, the model keeps the classifier and
             its labels' embeddings (the backbone must be ImageNet-pretrained, and frozen in training). 2 was chosen on
             the Tiny-ImageNet folds (studies/few_shot/IMAGENET_HEAD.md: +5 points for the names alone).
+        backbone_classifier_weight: weight of each name's classifier borrowed from that same pretrained classifier
+            (0: none): the labels' logits, standardised per image, mixed by the softmax over the labels of 20 x the
+            name's text cosine to each, the vocabulary's own labels left out (a convex combination of known
+            classifiers, Changpinyo et al. 2016), at this weight x the logit scale / 10. Set at creation too (the
+            model keeps the classifier when either weight is above 0); not counted in :meth:`names_weight`
+            (studies/few_shot/LABEL_PROTOTYPES.md: the photo weight it would give scores alike).
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
     """
@@ -158,6 +165,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     example_calibration: float | None = None
     score_temperature: float | None = None
     backbone_label_weight: float = 0.0
+    backbone_classifier_weight: float = 0.0
     separate_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
@@ -172,11 +180,17 @@ class VSENetZeroShotConfig(CheckedConfig):
             "must be >= 0 (0: example photos ignored) or null (as the names weigh)",
         )
         checks.require("backbone_label_weight", lambda v: v >= 0, "must be >= 0 (0: the backbone's labels unused)")
+        checks.require("backbone_classifier_weight", lambda v: v >= 0, "must be >= 0 (0: no borrowed classifiers)")
         checks.require("example_shrinkage", lambda v: 0 <= v <= 1, "must lie in [0, 1] (1: no whitening)")
         checks.require("example_threshold", lambda v: -1 <= v <= 1, "must lie in [-1, 1] (a cosine; 0: none)")
         checks.require(
             "score_temperature", lambda v: v is None or v > 0, "must be positive (1: the scores as summed) or null (the rule)"
         )
+
+    def reads_backbone_classifier(self) -> bool:
+        """Whether the scorer reads the backbone's pretrained classifier (either of its two weights above 0): a model
+        created so keeps it."""
+        return self.backbone_label_weight > 0 or self.backbone_classifier_weight > 0
 
     def names_weight(self) -> float:
         """How much the names' scores weigh together: 1 for each of the semantic cosine and ConSE that ``head``

@@ -127,8 +127,9 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
 
     @classmethod
     def backbone_num_classes(cls, config: VSENetConfig) -> int | None:
-        """timm's classifier goes (0), unless the zero-shot scorer keeps it (``backbone_label_weight``): ``None``."""
-        return None if config.zero_shot_config.backbone_label_weight > 0 else 0
+        """timm's classifier goes (0), unless the zero-shot scorer keeps it (``backbone_label_weight`` or
+        ``backbone_classifier_weight``): ``None``."""
+        return None if config.zero_shot_config.reads_backbone_classifier() else 0
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, VisualPrototypes):  # a folder without statistics loads them unfitted, not as raw memory
@@ -393,7 +394,8 @@ def _initial_state(
 ) -> dict[str, torch.Tensor]:
     """What a new model gets once, from the text encoder: the trained vocabulary's embeddings (and glosses),
     its WordNet senses, and, when its last layers train with the model, the text tower's pretrained weights; with
-    ``zero_shot_config.backbone_label_weight``, the backbone's pretrained classifier and its labels' embeddings
+    ``zero_shot_config.backbone_label_weight`` or ``backbone_classifier_weight``, the backbone's pretrained classifier
+    and its labels' embeddings
     (:func:`_backbone_label_state`). Resolves ``text_config.pooling: auto`` and records the text space's width."""
     text, state = config.text_config, {}
     if text.trainable_layers:
@@ -401,12 +403,12 @@ def _initial_state(
         text.tower_config = text_model.config.to_dict()
         state = {f"text_tower.encoder.{key}": value for key, value in text_model.state_dict().items()}
     glosses = config.zero_shot_config.prototype_glosses > 0
-    labels = config.zero_shot_config.backbone_label_weight > 0
+    labels = config.zero_shot_config.reads_backbone_classifier()
     if labels and not pretrained:  # said before anything is embedded
         raise ConfigError(
-            "zero_shot_config.backbone_label_weight reads the backbone's pretrained classifier, but the backbone was "
-            "created without pretrained weights (its classifier is random): create it with pretrained=True (or "
-            "pretrained_file=...), or set backbone_label_weight to 0."
+            "zero_shot_config.backbone_label_weight and backbone_classifier_weight read the backbone's pretrained "
+            "classifier, but the backbone was created without pretrained weights (its classifier is random): create "
+            "it with pretrained=True (or pretrained_file=...), or set both to 0."
         )
     label_names = pretrained_labels(backbone) if labels else None  # a backbone without ImageNet labels: said here too
     encoder = get_text_encoder(text.encoder, text.pooling) if class_embeddings is None or glosses or labels else None
