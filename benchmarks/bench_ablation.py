@@ -91,6 +91,11 @@ KNOBS = {
             "visnet_hf.models.vsenet.modeling_vsenet:_backbone_label_state",
         ],
     ),
+    "each name's classifier borrowed from the backbone's classifier": (
+        {"backbone_classifier_weight": 0.0},  # a scoring setting too
+        "the backbone's pretrained classifier kept, as for its labels (above); a product with its 1,000 rows per image",
+        ["visnet_hf.zero_shot.backbone_labels:BackboneLabels.borrowed"],
+    ),
     "softmax head for the trained classes (both -> semantic)": (
         ["model.overrides.head=semantic"],
         "none (a linear layer)",

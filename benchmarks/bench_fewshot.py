@@ -151,13 +151,16 @@ def raw_feature_logits(side, vocabulary, support, support_labels, queries, setti
 
 
 @torch.no_grad()
-def zero_shot_logits(side, vocabulary, queries, summed=False, backbone_labels=True):
+def zero_shot_logits(side, vocabulary, queries, summed=False, backbone_labels=True, borrowed_classifiers=True):
     """The names' scores as the model gives them; ``summed``: the experts' sum before the temperature, the scale a
     photo expert of the same weights is added on; without ``backbone_labels``: without the backbone's labels' expert
-    (``zero_shot_config.backbone_label_weight``; a study's baseline)."""
+    (``zero_shot_config.backbone_label_weight``), and without ``borrowed_classifiers``, without the classifiers the
+    names borrow from them (``backbone_classifier_weight``): a study's baseline."""
     settings = side.model.config.zero_shot_config.updated(score_temperature=1.0) if summed else None
     if not backbone_labels:
         settings = (settings or side.model.config.zero_shot_config).updated(backbone_label_weight=0.0)
+    if not borrowed_classifiers:
+        settings = (settings or side.model.config.zero_shot_config).updated(backbone_classifier_weight=0.0)
     return side.model(image_features=queries, vocabulary=vocabulary, zero_shot_config=settings).logits
 
 

@@ -86,7 +86,9 @@ def episode_scores(fold, draw, head: ImageNetHead, names_only: bool) -> dict[str
     model, scale = fold.model, fold.model.logit_scale_value()
     names = fold.everything.embeddings[draw.chosen]
     own = [head.synsets.index(fold.everything.synsets[i]) for i in draw.chosen]
-    by_names = zero_shot_logits(fold.side, draw.vocabulary, draw.queries, summed=True, backbone_labels=False)
+    by_names = zero_shot_logits(
+        fold.side, draw.vocabulary, draw.queries, summed=True, backbone_labels=False, borrowed_classifiers=False
+    )
     photos = torch.zeros_like(by_names)
     if not names_only:
         from visnet_hf.zero_shot.few_shot import example_logits

@@ -9,7 +9,7 @@ amounts to a linear classifier for the name made of the labels' rows (a convex c
 in Changpinyo et al. 2016, "Synthesized classifiers for zero-shot learning"). The logits are standardised over the
 1,000 labels per image; the mix is then either standardised over the episode's names per image (**per vocabulary**)
 or taken as it is (**per image**: what a scorer could compute without the rest of the vocabulary), and added to the
-shipped method's scores (expert in, photo weight 6, the library's rule) at weight w x the model's logit scale / 10;
+shipped method's scores (the labels' expert in, the library's own borrowed classifiers out, photo weight 6, the library's rule) at weight w x the model's logit scale / 10;
 the best setting found is also scored with the photos weighed 7.5 and 9 (were the new expert counted in the names'
 weight that sets the photo weight).
 On the same 75 + 15 fold episodes as BENCHMARKS.md 5e (bench_fewshot's fold models and draws; names alone on the
@@ -64,7 +64,7 @@ def episode_scores(fold, draw, head: ImageNetHead, names_only: bool) -> dict[str
     settings = model.config.zero_shot_config
     names = fold.everything.embeddings[draw.chosen]
     own = [head.synsets.index(fold.everything.synsets[i]) for i in draw.chosen]
-    shipped = zero_shot_logits(fold.side, draw.vocabulary, draw.queries, summed=True)
+    shipped = zero_shot_logits(fold.side, draw.vocabulary, draw.queries, summed=True, borrowed_classifiers=False)
     if not names_only:
         examples = example_set(fold.side, draw.support, draw.support_labels, len(draw.chosen))
         photos = example_logits(draw.queries, examples, [None] * len(draw.chosen), model.zero_shot.prototypes, SHRINKAGE, scale)
