@@ -15,7 +15,7 @@ those removals leave the shipped config. Only the knobs of :data:`KNOBS` the con
 Cost beside each: what it does to inference (the backbone passes per image), the lines of code that implement it,
 and what a user must provide or wait for.
 
-    python benchmarks/bench_ablation.py                   # 11 minutes on 2 cores with each view set's features cached
+    python benchmarks/bench_ablation.py                   # 16 minutes on 2 cores with each view set's features cached (27 without)
     python benchmarks/bench_ablation.py --backward-only   # the joint removal alone, from the rows already measured
 
 That run writes results/tinyimagenet_ablation_shipped.json. The first ablation, whose removals the shipped config

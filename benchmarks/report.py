@@ -595,7 +595,7 @@ def ablation_section(result: dict, shipped_config: bool = False) -> list[str]:
         title = "## 5b-ablation, again. Every knob of the shipped zero-shot config, removed in turn, on the folds"
         intro = (
             "The shipped config as it is now (the knobs the first ablation, below, removed stay out; the backbone's "
-            "ImageNet labels, added since, in) on the"
+            "ImageNet labels and each name's classifier borrowed from its classifier, added since, in) on the"
         )
     else:
         title = "## 5b-ablation. Every knob of the zero-shot config the search chose, removed in turn, on the folds"
