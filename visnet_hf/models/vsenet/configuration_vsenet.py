@@ -209,7 +209,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     def temperature_for(self, typical_photos: float | torch.Tensor = 0.0) -> float | torch.Tensor:
         """What the scores are divided by: ``score_temperature``, or by default the names' scores' weight plus half the
         photo weight times the square root of ``typical_photos`` (the mean number of photos of the names that have
-        some; 0 for names alone). On the folds it brings the log-loss of 1 to 16 photos from 3.9-6.1 to 0.8-1.5
+        some; 0 for names alone). On the folds it brings the log-loss of 1 to 16 photos from 5.9-9.5 to 0.8-1.35
         (studies/few_shot/CALIBRATION.md)."""
         if self.score_temperature is not None:
             return float(self.score_temperature)
