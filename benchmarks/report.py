@@ -800,7 +800,7 @@ def few_shot_section(result: dict) -> list[str]:
         "",
         f"Few-shot offset chosen on the folds: {result['few_shot_offset']}, which the config ships as "
         "`zero_shot_config.example_calibration` (the offset beside new names given with photos; with the zero-shot "
-        "offset instead the folds' harmonic mean at 4 photos falls by 12 points: studies/few_shot/OFFSET.md). Harmonic "
+        "offset instead the folds' harmonic mean at 4 photos falls by 11 points: studies/few_shot/OFFSET.md). Harmonic "
         f"mean {pct(fs)} against zero-shot's {pct(zs)}: {100 * (fs - zs):+.1f} points (goal: +10): {verdict(fs - zs >= 0.10)}.",
         "",
         *_extend_lines(result["extend"]),
