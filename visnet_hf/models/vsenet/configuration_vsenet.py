@@ -124,7 +124,7 @@ class VSENetZeroShotConfig(CheckedConfig):
             photo score is the scaled cosine less this. Where every name has as many photos it changes no softmax; where
             some names have photos and others none (or fewer), it keeps the names with photos from crowding out the
             others. 0.1 was chosen on the Tiny-ImageNet folds (studies/few_shot/PARTIAL.md: there about two standard
-            deviations of an image's cosine to other classes' photos; +7.4 points where half the names have photos).
+            deviations of an image's cosine to other classes' photos; +5.9 points where half the names have photos).
         example_calibration: the offset subtracted from trained classes' scores in a vocabulary that mixes them with
             new names given with photos (``set_classes(..., examples=..., keep_trained=True)``): the photos raise
             the new names' scores otherwise than their texts alone do, so their offset is not the zero-shot one
