@@ -23,8 +23,10 @@ def test_benchmarks_md_is_what_the_stored_results_render(monkeypatch):
 @pytest.mark.parametrize(
     ("script", "result", "page"),
     [
+        ("few_shot/borrowed_by_class.py", "tinyimagenet_fewshot_borrowed_by_class", "BORROWED_BY_CLASS.md"),
         ("few_shot/calibration.py", "tinyimagenet_fewshot_calibration", "CALIBRATION.md"),
         ("few_shot/imagenet_head.py", "tinyimagenet_fewshot_imagenet_head", "IMAGENET_HEAD.md"),
+        ("few_shot/label_prototypes.py", "tinyimagenet_fewshot_label_prototypes", "LABEL_PROTOTYPES.md"),
         ("few_shot/methods.py", "tinyimagenet_fewshot_methods", "REPORT.md"),
         ("few_shot/offset.py", "tinyimagenet_fewshot_offset", "OFFSET.md"),
         ("few_shot/partial.py", "tinyimagenet_fewshot_partial", "PARTIAL.md"),
