@@ -36,12 +36,9 @@ def lenders(model, vocabulary) -> list[list[tuple[str, float]]]:
     """For each name, the labels its borrowed classifier mixes most, with their shares."""
     from timm.data import ImageNetInfo
 
-    from visnet_hf.zero_shot.backbone_labels import BORROWING_SHARPNESS
-
     labels = model.zero_shot.backbone_labels
-    similarity = model.scored_embeddings(vocabulary.embeddings) @ labels.embeddings.T
-    similarity[:, list(labels.own_labels(vocabulary.names, vocabulary.synsets))] = float("-inf")
-    shares = (BORROWING_SHARPNESS * similarity).softmax(-1).topk(LENDERS)
+    own = labels.own_labels(vocabulary.names, vocabulary.synsets)
+    shares = labels.lenders(model.scored_embeddings(vocabulary.embeddings), own).topk(LENDERS)
     names = ImageNetInfo("imagenet-1k").label_descriptions()
     return [
         [(names[i].split(",")[0], round(v, 3)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]

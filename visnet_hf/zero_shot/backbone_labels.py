@@ -75,15 +75,21 @@ class BackboneLabels(nn.Module):
 
     def borrowed(self, visual: torch.Tensor, classes: torch.Tensor, masked: Sequence[int], scale: torch.Tensor) -> torch.Tensor:
         """``(B, K)`` each name's classifier borrowed from the labels': the images' logits, standardised over the
-        labels, mixed by the softmax over the labels of :data:`BORROWING_SHARPNESS` x the name's text cosine to each
-        (the ``masked`` labels left out of both), at the logit ``scale`` / 10 (a standardised logit is worth about a
-        tenth of the scale's cosines)."""
+        labels, mixed by :meth:`lenders` (the ``masked`` labels left out of both), at the logit ``scale`` / 10 (a
+        standardised logit is worth about a tenth of the scale's cosines)."""
         kept = torch.ones(len(self.bias), dtype=torch.bool, device=self.bias.device)
         kept[list(masked)] = False
         logits = upcast(visual) @ self.weight[kept].T + self.bias[kept]
         logits = (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True)
-        similarity = upcast(classes) @ self.embeddings[kept].T
-        return scale / 10 * logits @ (BORROWING_SHARPNESS * similarity).softmax(-1).T
+        return scale / 10 * logits @ self.lenders(classes, masked)[:, kept].T
+
+    def lenders(self, classes: torch.Tensor, masked: Sequence[int]) -> torch.Tensor:
+        """``(K, labels)`` how much each name borrows from each label: the softmax over the labels of
+        :data:`BORROWING_SHARPNESS` x the name's text cosine to each, the ``masked`` labels at 0."""
+        similarity = upcast(classes) @ self.embeddings.T
+        if masked:
+            similarity = similarity.index_fill(-1, torch.tensor(list(masked), device=similarity.device), float("-inf"))
+        return (BORROWING_SHARPNESS * similarity).softmax(-1)
 
 
 # How sharply a name's borrowed classifier picks the labels its text resembles: the softmax over the labels of this
