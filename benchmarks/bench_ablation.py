@@ -96,6 +96,11 @@ KNOBS = {
         "the backbone's pretrained classifier kept, as for its labels (above); a product with its 1,000 rows per image",
         ["visnet_hf.zero_shot.backbone_labels:BackboneLabels.borrowed"],
     ),
+    "WordNet hierarchy in the borrowed classifiers": (
+        {"backbone_classifier_hierarchy": 0.0},  # a scoring setting too
+        "a WordNet sense per name (given, or guessed)",
+        ["visnet_hf.zero_shot.backbone_labels:BackboneLabels.lenders", "visnet_hf.wordnet:hierarchy_similarity"],
+    ),
     "softmax head for the trained classes (both -> semantic)": (
         ["model.overrides.head=semantic"],
         "none (a linear layer)",

@@ -55,18 +55,19 @@ RAW = "visnet_hf, photos on raw features (no fitted statistics)"
 FOLD_DRAWS, DEV_DRAWS, WAYS, QUERIES_PER_CLASS = 3, 5, 25, 40
 GRIDS = {
     "visnet_hf": [  # example_shrinkage 1.0: no whitening (standardised features, as the references read them)
-        {"example_weight": w, "example_shrinkage": a} for w, a in itertools.product((2.0, 3.0, 4.0, 6.0, 8.0), (0.5, 0.8, 1.0))
+        {"example_weight": w, "example_shrinkage": a}
+        for w, a in itertools.product((2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0), (0.5, 0.8, 1.0))
     ],
     # the framework's method with one weight for any number of photos (not grown with its square root)
     FIXED: [
         {"weight": w, "example_shrinkage": a} for w, a in itertools.product((2.0, 4.0, 6.0, 8.0, 12.0, 16.0), (0.5, 0.8, 1.0))
     ],
     # a model without fitted feature statistics (a streamed run; a folder saved before every VSENet kept them)
-    RAW: [{"example_weight": w} for w in (2.0, 3.0, 4.0, 6.0, 8.0)],
+    RAW: [{"example_weight": w} for w in (2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0)],
     "linear probe": [{"weight_decay": wd} for wd in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)],
     # alpha spans the DeViSE logits' range (100 x cosine), beta the cache's sharpness
     "Tip-Adapter over DeViSE": [
-        {"alpha": a, "beta": b} for a, b in itertools.product((1.0, 4.0, 16.0, 64.0, 256.0), (1.0, 3.0, 5.5, 10.0))
+        {"alpha": a, "beta": b} for a, b in itertools.product((1.0, 4.0, 16.0, 64.0, 256.0, 1024.0), (1.0, 3.0, 5.5, 10.0))
     ],
     "nearest class mean": [{}],
     "zero-shot": [{}],
@@ -151,6 +152,13 @@ def raw_feature_logits(side, vocabulary, support, support_labels, queries, setti
 
 
 @torch.no_grad()
+def shipped_photo_settings(config) -> dict:
+    """The photo settings ``config`` (the shipped one) gives a model, which a fold model's saved config may predate:
+    its ``example_weight`` (None: the library's rule, the names' own weight) and ``example_shrinkage``."""
+    settings = config.model.overrides.get("zero_shot_config", {})
+    return {"example_weight": settings.get("example_weight"), "example_shrinkage": settings.get("example_shrinkage", 0.8)}
+
+
 def zero_shot_logits(side, vocabulary, queries, summed=False, backbone_labels=True, borrowed_classifiers=True):
     """The names' scores as the model gives them; ``summed``: the experts' sum before the temperature, the scale a
     photo expert of the same weights is added on; without ``backbone_labels``: without the backbone's labels' expert
@@ -301,6 +309,20 @@ def fold_models(config, work: Path, folds, seen):
             synsets=[seen.synsets[i] for i in held] if seen.synsets else None,
         )
         yield Fold(index, model, side, train_x, train_y, held, everything)
+
+
+def scores_by_k(config, work: Path, folds, seen, score, started: float) -> dict[str, dict[str, list[float]]]:
+    """A study's top-1 for each of its settings by k (``"0"``: the names alone, on the k = 1 draws' queries), one
+    value per fold episode: ``score(fold, draw, names_only)`` gives each setting's top-1 on one episode."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    for fold in fold_models(config, work, folds, seen):
+        for draw in fold_draws(fold):
+            runs = [(str(draw.k), False)] + ([("0", True)] if draw.k == KS[0] else [])
+            for column, names_only in runs:
+                for name, value in score(fold, draw, names_only).items():
+                    scores.setdefault(name, {k: [] for k in ["0", *map(str, KS)]})[column].append(value)
+        print(f"[fold {fold.index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
+    return scores
 
 
 def fold_draws(fold: Fold):

@@ -103,12 +103,14 @@ def extend_saved_model(
 def _senses_note(model: Any, examples: Any, names: list[str]) -> str | None:
     """Which WordNet sense each new name was given, as training says it of its classes: a guessed sense describes the
     class (``describe: wordnet``), and a wrong guess ("cannon" read as a horse's leg bone) describes another thing.
-    None for a model that reads no sense (no WordNet descriptions, hierarchy or glosses)."""
+    None for a model that reads no sense (no WordNet descriptions, hierarchy or glosses, in the prototypes or the
+    borrowed classifiers)."""
     from .wordnet import sense_records, sense_summary, senses_beside
 
     zero_shot = model.config.zero_shot_config
     in_prototypes = zero_shot.prototype_weight > 0 and (zero_shot.prototype_hierarchy > 0 or zero_shot.prototype_glosses > 0)
-    if model.config.text_config.describe != "wordnet" and not in_prototypes:
+    in_borrowed = zero_shot.backbone_classifier_weight > 0 and zero_shot.backbone_classifier_hierarchy > 0
+    if model.config.text_config.describe != "wordnet" and not in_prototypes and not in_borrowed:
         return None
 
     new = [examples.class_names.index(name) for name in names]

@@ -1,13 +1,14 @@
-"""Few-shot study: the borrowed classifiers on unseen_dev, class by class, where the development set and the folds disagree.
+"""Few-shot study: the borrowed classifiers on unseen_dev, class by class, where the development set and the folds disagreed.
 
 ``zero_shot_config.backbone_classifier_weight`` (each name's classifier borrowed from the backbone's ImageNet-1k
-classifier, weight 3, chosen on the fold episodes: LABEL_PROTOTYPES.md) raised zero-shot top-1 on BENCHMARKS.md 5b's
-folds by 3.1 ± 0.9 points and lowered it on unseen_dev, a development set of 25 classes, by 1.0. This study asks
-whether unseen_dev can tell the two apart: bench_fewshot's final model (the shipped config, trained on the 150 seen
+classifier, weight 3, chosen on the fold episodes: LABEL_PROTOTYPES.md), mixed by the text alone, raised zero-shot
+top-1 on BENCHMARKS.md 5b's folds by 3.1 ± 0.9 points and lowered it on unseen_dev, a development set of 25 classes,
+by 1.0; with the WordNet hierarchy in the mix (``backbone_classifier_hierarchy``, WORDNET_LENDERS.md) it raises both.
+This study asks whether unseen_dev can tell the two apart: bench_fewshot's final model (the shipped config, trained on the 150 seen
 classes) scores every unseen_dev image from the 25 names alone, with the borrowed classifiers and without them (the
 weight set to 0, nothing else changed), and pairs the two by class. Beside each class: the ImageNet labels its
-classifier borrows most from (the softmax over the labels of the sharpness x the text cosine, its own label left
-out), which is where a class is lost or won. Nothing is chosen here.
+classifier borrows most from (the softmax over the labels of the sharpness x the text cosine plus the hierarchy x
+the Wu-Palmer similarity of the senses, its own label left out), which is where a class is lost or won. Nothing is chosen here.
 
     python studies/few_shot/borrowed_by_class.py --work-dir /tmp/fs   # seconds on 2 cores with bench_fewshot's final model and features there
 """
@@ -38,7 +39,8 @@ def lenders(model, vocabulary) -> list[list[tuple[str, float]]]:
 
     labels = model.zero_shot.backbone_labels
     own = labels.own_labels(vocabulary.names, vocabulary.synsets)
-    shares = labels.lenders(model.scored_embeddings(vocabulary.embeddings), own).topk(LENDERS)
+    hierarchy = model.config.zero_shot_config.backbone_classifier_hierarchy
+    shares = labels.lenders(model.scored_embeddings(vocabulary.embeddings), own, vocabulary.synsets, hierarchy).topk(LENDERS)
     names = ImageNetInfo("imagenet-1k").label_descriptions()
     return [
         [(names[i].split(",")[0], round(v, 3)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]

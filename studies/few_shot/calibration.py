@@ -28,9 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
 from _common import machine_text, write_study  # noqa: E402
-from bench_fewshot import KS, WAYS, example_set, fold_draws, fold_models, study_command  # noqa: E402
+from bench_fewshot import KS, WAYS, example_set, fold_draws, fold_models, shipped_photo_settings, study_command  # noqa: E402
 
-SHRINKAGE = 0.8
 TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0)
 RULE_C = (0.25, 0.5, 1.0)
 SHIPPED_C = 0.5  # VSENetZeroShotConfig.temperature_for's rule
@@ -44,11 +43,11 @@ def main() -> None:
     # per k, per episode: (logits, labels, the temperature the rule gives for each c)
     episodes: dict[int, list[tuple[torch.Tensor, torch.Tensor, dict[float, float]]]] = {k: [] for k in ks}
     for fold in fold_models(config, work, folds, seen):
-        # the shipped scoring (the fold folders wrote an older photo weight out: the default is set again)
+        # the shipped scoring (the config's photo settings, whatever the fold folders wrote out)
         settings = replace(
-            fold.model.config.zero_shot_config, example_shrinkage=SHRINKAGE, example_weight=None, score_temperature=1.0
+            fold.model.config.zero_shot_config, **shipped_photo_settings(config), score_temperature=1.0
         )  # the experts' sum, before the library's temperature: the one this study measures
-        names_weight = photo_weight = settings.photo_weight()
+        names_weight, photo_weight = settings.names_weight(), settings.photo_weight()
         for draw in fold_draws(fold):
             photos = example_set(fold.side, draw.support, draw.support_labels, WAYS)
             for k, vocabulary in ((draw.k, replace(draw.vocabulary, examples=photos)), (0, draw.vocabulary)):

@@ -150,15 +150,15 @@ def write(scores: dict[str, dict[str, list[float]]], seconds: float) -> None:
     write_study("tinyimagenet_fewshot_imagenet_head", result, HERE, "IMAGENET_HEAD.md", report)
 
 
-def variant_table(rows: dict[str, dict], episodes: int | None = None) -> list[str]:
-    """A study's table: each variant's top-1 by k (names alone first) and its paired gain over the shipped method,
-    with its number of episodes where it is not ``episodes``."""
-    ks = list(rows["shipped"]["top1_by_k"])
+def variant_table(rows: dict[str, dict], episodes: int | None = None, baseline: str = "shipped") -> list[str]:
+    """A study's table: each variant's top-1 by k (names alone first) and its paired gain over the ``baseline``
+    (the shipped method), with its number of episodes where it is not ``episodes``."""
+    ks = list(rows[baseline]["top1_by_k"])
     header = " | ".join("names alone" if k == "0" else f"k = {k}" for k in ks)
     lines = [f"| scoring | {header} | vs shipped |", "|---|" + "---|" * (len(ks) + 1)]
     for name, row in rows.items():
         cells = " | ".join(f"{100 * row['top1_by_k'][k]:.1f}" if k in row["top1_by_k"] else "" for k in ks)
-        gain = f"{100 * row['gain']:+.2f} ± {100 * row['se']:.2f}" if "gain" in row and name != "shipped" else ""
+        gain = f"{100 * row['gain']:+.2f} ± {100 * row['se']:.2f}" if "gain" in row and name != baseline else ""
         if gain and episodes is not None and row.get("episodes", episodes) != episodes:
             gain += f" ({row['episodes']} episodes with photos)"
         lines.append(f"| {name} | {cells} | {gain} |")

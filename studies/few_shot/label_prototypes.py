@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup
 sys.path.insert(0, str(HERE))
 
 from _common import machine_text, write_study  # noqa: E402
-from bench_fewshot import KS, accuracy, example_set, fold_draws, fold_models, study_command, zero_shot_logits  # noqa: E402
+from bench_fewshot import accuracy, example_set, scores_by_k, study_command, zero_shot_logits  # noqa: E402
 from imagenet_head import ImageNetHead, variant_table  # noqa: E402
 
 BETAS = (10.0, 20.0, 50.0)
@@ -89,17 +89,13 @@ def episode_scores(fold, draw, head: ImageNetHead, names_only: bool) -> dict[str
 def main() -> None:
     started = time.perf_counter()
     work, config, seen, folds = study_command(__doc__.splitlines()[0])
-    columns = ["0", *map(str, KS)]
-    scores: dict[str, dict[str, list[float]]] = {}
-    head = None
-    for fold in fold_models(config, work, folds, seen):
-        head = head or ImageNetHead(fold.model)
-        for draw in fold_draws(fold):
-            runs = [(str(draw.k), False)] + ([("0", True)] if draw.k == KS[0] else [])
-            for column, names_only in runs:
-                for name, value in episode_scores(fold, draw, head, names_only).items():
-                    scores.setdefault(name, {k: [] for k in columns})[column].append(value)
-        print(f"[fold {fold.index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
+    heads: list[ImageNetHead] = []  # the labels' texts are the same for every fold (one frozen encoder): built once
+
+    def score(fold, draw, names_only: bool) -> dict[str, float]:
+        heads[:] = heads or [ImageNetHead(fold.model)]
+        return episode_scores(fold, draw, heads[0], names_only)
+
+    scores = scores_by_k(config, work, folds, seen, score, started)
     shipped = [v for values in scores["shipped"].values() for v in values]
     rows = []
     for name, by_k in scores.items():

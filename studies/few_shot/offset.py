@@ -34,11 +34,11 @@ from bench_fewshot import (  # noqa: E402
     fold_models,
     harmonic,
     mixed_vocabulary,
+    shipped_photo_settings,
     study_command,
 )
 
 UNSET = "unset (the names' scores' own weight)"
-SHIPPED = {"example_weight": None, "example_shrinkage": 0.8}  # the library's rule, whatever weight the fold models saved
 
 
 def config_offsets(config) -> dict[str, float]:
@@ -53,7 +53,8 @@ def main() -> None:
     started = time.perf_counter()
     work, config, seen, folds = study_command(__doc__.splitlines()[0])
     shipped = config_offsets(config)
-    offsets = tuple(sorted({*(float(o) for o in range(0, 62, 2)), *shipped.values()}))
+    photo_settings = shipped_photo_settings(config)  # the config's, whatever the fold models saved
+    offsets = tuple(sorted({*(float(o) for o in range(0, 82, 2)), *shipped.values()}))
     # by k (None: the names alone), one list of harmonic means per offset, over every episode
     found: dict[str, list[list[float]]] = {str(k): [[] for _ in offsets] for k in (None, *KS)}
     for fold, split in zip(fold_models(config, work, folds, seen), folds, strict=True):
@@ -62,7 +63,7 @@ def main() -> None:
         trained_names = list(model.config.trained_class_names)
         dev_x, dev_y = side.features(data.seen.eval, data.seen.eval_source)
         dev_y = torch.tensor([trained_names.index(data.seen.class_names[label]) for label in dev_y.tolist()])
-        settings = model.config.zero_shot_config.without_offset().updated(**SHIPPED)
+        settings = model.config.zero_shot_config.without_offset().updated(**photo_settings)
         for draw in fold_draws(fold):
             mixed, examples = mixed_vocabulary(side, model, draw.vocabulary, draw.support, draw.support_labels)
             new_y = draw.query_labels + len(trained_names)
@@ -80,7 +81,7 @@ def main() -> None:
     paired["all"] = [d for k, differences in paired.items() if k != "None" for d in differences]
     result = {
         "offsets": list(offsets),
-        "setting": SHIPPED,
+        "setting": photo_settings,
         "config_offsets": shipped,
         "example_calibration_gain": {
             k: {"mean": statistics.mean(d), "se": statistics.stdev(d) / len(d) ** 0.5, "episodes": len(d)}

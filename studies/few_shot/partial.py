@@ -37,13 +37,23 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup (a script, not the library)
 
 from _common import machine_text, write_study  # noqa: E402
-from bench_fewshot import DEV_DRAWS, KS, WAYS, Side, draw, example_set, fold_draws, fold_models, study_command  # noqa: E402
+from bench_fewshot import (  # noqa: E402
+    DEV_DRAWS,
+    KS,
+    WAYS,
+    Side,
+    draw,
+    example_set,
+    fold_draws,
+    fold_models,
+    shipped_photo_settings,
+    study_command,
+)
 from bench_zeroshot import DATA  # noqa: E402
 
 THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 SITUATIONS = ("half without", "one without", "one with", "uneven")
 REFERENCES = ("names alone", "every name with k photos")
-SHIPPED = {"example_weight": None, "example_shrinkage": 0.8}  # the library's rule, whatever weight the fold models saved
 
 
 def thinned(photos, situation: str, k: int, support, support_labels, generator: torch.Generator):
@@ -92,7 +102,7 @@ def main() -> None:
                     (r, e, 0.0) for r, e in zip(REFERENCES, (None, photos))
                 ]
                 for setting, given, threshold in settings:
-                    logits = scores(fold.model, episode.vocabulary, episode.queries, given, threshold)
+                    logits = scores(fold.model, config, episode.vocabulary, episode.queries, given, threshold)
                     per_k = found.setdefault((situation, setting), [[] for _ in KS])
                     per_k[episode.k_index].append(scored(logits, episode.query_labels, has))
         print(f"[fold {fold.index}] done ({time.perf_counter() - started:.0f}s)", flush=True)
@@ -100,9 +110,10 @@ def main() -> None:
 
 
 @torch.no_grad()
-def scores(model, vocabulary, queries: torch.Tensor, examples, threshold: float) -> torch.Tensor:
+def scores(model, config, vocabulary, queries: torch.Tensor, examples, threshold: float) -> torch.Tensor:
     """The queries' logits over ``vocabulary`` given ``examples``, with the library's photo weight and ``threshold``."""
-    settings = dataclasses.replace(model.config.zero_shot_config, **SHIPPED, example_threshold=threshold)
+    photos = shipped_photo_settings(config)  # the config's, whatever the fold models saved
+    settings = dataclasses.replace(model.config.zero_shot_config, **photos, example_threshold=threshold)
     given = dataclasses.replace(vocabulary, examples=examples)
     return model(image_features=queries, vocabulary=given, zero_shot_config=settings).logits
 
@@ -132,7 +143,7 @@ def development(work: Path, config, threshold: float) -> dict[str, list[list[dic
             example_set(None, support, support_labels, classes), "half without", k, support, support_labels, generator
         )
         for name, episodes in found.items():
-            episodes[k_index].append(scored(scores(model, vocabulary, queries, examples, float(name)), query_labels, has))
+            episodes[k_index].append(scored(scores(model, config, vocabulary, queries, examples, float(name)), query_labels, has))
     return found
 
 
@@ -202,7 +213,7 @@ def report(result: dict) -> str:
         "The 75 fold episodes of BENCHMARKS.md 5e by k, with the photos taken from some names or thinned "
         "(studies/few_shot/partial.py says how), scored with each `example_threshold` (0: none, as before this study). "
         "Top-1 (%) over all queries; with / without: on the queries of names with photos and of names without; "
-        "H: their harmonic mean. The photo weight is the library's rule (the names' scores' own weight). The threshold is chosen on "
+        "H: their harmonic mean. The photo settings are the shipped config's (its photo weight, or the library's rule where it sets none). The threshold is chosen on "
         "these episodes; unseen_dev is scored only after, in the last table.",
         "",
         "Mean top-1 over the four situations and every k, by threshold: "

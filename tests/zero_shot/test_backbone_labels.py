@@ -14,6 +14,7 @@ from visnet_hf.errors import ConfigError
 from visnet_hf.hub.cards import write_card
 from visnet_hf.training import load_config, train
 from visnet_hf.training.config import config_from_dict
+from visnet_hf.wordnet import hierarchy_similarity, wu_palmer
 from visnet_hf.zero_shot.backbone_labels import pretrained_labels
 
 NAMES = ["goldfish", "tabby cat", "school bus"]
@@ -185,11 +186,58 @@ def test_a_config_that_weighs_the_labels_trains_and_saves_them(tiny_parquet, tin
     assert trained.config.zero_shot_config.backbone_label_weight == 2.0
 
 
+def test_a_name_whose_sense_is_known_borrows_from_its_relatives_in_wordnet(tiny_text_encoder, pretrained_file, pixel_batch):
+    """``backbone_classifier_hierarchy`` (10 by default): the same name given the zebra's WordNet sense and given
+    none. With it, the labels near the zebra in WordNet (the horses, the other hoofed mammals) lend most to its
+    classifier; without it, or at 0, the text alone chooses."""
+    model = create(tiny_text_encoder, pretrained_file, weight=0.0, zero_shot_config={"backbone_classifier_weight": 2.0})
+    labels, settings = model.zero_shot.backbone_labels, model.config.zero_shot_config
+    assert settings.backbone_classifier_hierarchy == 10.0
+    known = model.vocabulary_for(["striped grazer"], synsets=["n02391049"])
+    unknown = model.vocabulary_for(["striped grazer"])
+    assert known.synsets == ("n02391049",) and unknown.synsets == (None,)
+    relatives = torch.tensor([wu_palmer("n02391049", synset) >= 0.8 for synset in labels.synsets])
+    masked = labels.own_labels(known.names, known.synsets)
+    assert masked == [340]  # the zebra's own label lends nothing, to either
+    with torch.no_grad():
+        shares = {
+            (key, hierarchy): labels.lenders(
+                model.scored_embeddings(vocabulary.embeddings), masked, vocabulary.synsets, hierarchy
+            )[0]
+            for key, vocabulary in (("known", known), ("unknown", unknown))
+            for hierarchy in (0.0, 10.0)
+        }
+        text_alone = (20 * model.scored_embeddings(unknown.embeddings) @ labels.embeddings.T).index_fill(
+            -1, torch.tensor(masked), float("-inf")
+        )
+    for key in (("unknown", 0.0), ("unknown", 10.0), ("known", 0.0)):
+        torch.testing.assert_close(shares[key], text_alone.softmax(-1)[0])
+    known_shares = shares[("known", 10.0)]
+    assert known_shares[340] == 0 and 1 < relatives.sum() < 20
+    assert relatives[known_shares.topk(6).indices].all()  # the six labels it borrows most from are relatives
+    assert known_shares[relatives].sum() > 5 * text_alone.softmax(-1)[0][relatives].sum()
+
+    def scores(vocabulary, hierarchy: float) -> torch.Tensor:
+        with torch.no_grad():
+            return model(
+                pixel_batch, vocabulary=vocabulary, zero_shot_config=settings.updated(backbone_classifier_hierarchy=hierarchy)
+            ).logits
+
+    pair = model.vocabulary_for(["striped grazer", "airliner"], synsets=["n02391049", None])
+    assert not torch.allclose(scores(pair, 10.0), scores(pair, 0.0), atol=1e-4)  # the scorer reads the setting
+    senseless = model.vocabulary_for(["striped grazer", "zorblat"])
+    assert senseless.synsets == (None, None)
+    torch.testing.assert_close(scores(senseless, 10.0), scores(senseless, 0.0))
+    with pytest.raises(ConfigError, match="backbone_classifier_hierarchy=-1.0 must be >= 0"):
+        visnet_hf.VSENetZeroShotConfig(backbone_classifier_hierarchy=-1.0)
+
+
 def test_each_name_borrows_a_classifier_from_the_labels_its_text_resembles(
     tiny_text_encoder, pretrained_file, pixel_batch, tmp_path
 ):
-    """``backbone_classifier_weight``: the labels' standardised logits mixed by the name's text softmax over them, at
-    the weight x scale / 10; a model created with it alone keeps the classifier; a name's own label lends nothing."""
+    """``backbone_classifier_weight``: the labels' standardised logits mixed by the softmax over them of the name's
+    text cosine x 20 plus its WordNet sense's Wu-Palmer similarity x 10, at the weight x scale / 10; a model created
+    with it alone keeps the classifier; a name's own label lends nothing."""
     model = create(tiny_text_encoder, pretrained_file, weight=0.0, zero_shot_config={"backbone_classifier_weight": 2.0})
     labels = model.zero_shot.backbone_labels
     assert labels is not None and model.backbone.num_classes == 0
@@ -197,6 +245,7 @@ def test_each_name_borrows_a_classifier_from_the_labels_its_text_resembles(
     model.save_pretrained(tmp_path)
     card = write_card(tmp_path).read_text()
     assert "plus 2.0 times a classifier for each name borrowed from the rows of the backbone's own 1000-label" in card
+    assert "pretrained classifier whose labels' texts resemble it or whose WordNet senses are near its own" in card
     assert "ConSE over the backbone's own" not in card
     new = model.vocabulary_for(["zebra", "airliner"])
 
@@ -216,7 +265,10 @@ def test_each_name_borrows_a_classifier_from_the_labels_its_text_resembles(
         kept = logits[:, others]
         standardised = (kept - kept.mean(-1, keepdim=True)) / kept.std(-1, keepdim=True)
         similarity = (model.scored_embeddings(new.embeddings) @ labels.embeddings.T)[:, others]
-        expected = 2.0 * model.logit_scale_value() / 10 * standardised @ (20 * similarity).softmax(-1).T
+        assert new.synsets == ("n02391049", "n02690373")  # the zebra's and the airliner's senses
+        hierarchy = hierarchy_similarity(new.synsets, tuple(model.config.backbone_label_synsets))[:, others]
+        mix = 20 * similarity + settings.backbone_classifier_hierarchy * hierarchy  # 10: the default
+        expected = 2.0 * model.logit_scale_value() / 10 * standardised @ mix.softmax(-1).T
     torch.testing.assert_close(borrowed(new), expected, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(borrowed(new, 6.0), 3 * borrowed(new), atol=1e-4, rtol=1e-4)
     assert settings.names_weight() == settings.updated(backbone_classifier_weight=0.0).names_weight()  # not counted

@@ -364,3 +364,23 @@ def test_a_class_named_in_any_script_or_linked_from_elsewhere_is_a_class(saved_v
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert '"new_classes": ["crème brûlée", "寿司"]' in line
     assert json.loads(line)["photos"] == {"crème brûlée": 4, "寿司": 4}
+
+
+def test_a_model_whose_borrowed_classifiers_read_senses_says_the_senses_too(saved_vsenet):
+    """The borrowed classifiers mix by WordNet too (``backbone_classifier_hierarchy``): a model that reads no sense
+    otherwise is told them where it borrows by them, and not where the hierarchy is 0 or nothing is borrowed."""
+    from types import SimpleNamespace
+
+    from visnet_hf.extend import _senses_note
+
+    model = visnet_hf.VSENetForImageClassification.from_pretrained(saved_vsenet)
+    photos = SimpleNamespace(class_names=["lion", "truck"], synonyms=None, synsets=None)
+    settings = model.config.zero_shot_config
+    said = {}
+    for weight, hierarchy in ((0.0, 10.0), (2.0, 0.0), (2.0, 10.0)):
+        model.config.zero_shot_config = settings.updated(
+            backbone_classifier_weight=weight, backbone_classifier_hierarchy=hierarchy
+        )
+        said[weight, hierarchy] = _senses_note(model, photos, ["lion", "truck"])
+    assert said[0.0, 10.0] is None and said[2.0, 0.0] is None
+    assert said[2.0, 10.0].startswith("WordNet senses of 2 new classes: 0 given by the data, 2 guessed from the name")

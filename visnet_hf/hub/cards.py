@@ -148,6 +148,7 @@ def render_card(model_dir: str | Path, model_id: str | None = None, license: str
         prototype_glosses=zero_shot.get("prototype_glosses", 0.0),
         backbone_label_weight=zero_shot.get("backbone_label_weight", 0.0),
         backbone_classifier_weight=zero_shot.get("backbone_classifier_weight", 0.0),
+        backbone_classifier_hierarchy=zero_shot.get("backbone_classifier_hierarchy", 10.0),
         backbone_labels=len(config.get("backbone_labels") or []),
         few_shot=[
             (name, count) for name, count in zip(class_names, config.get("class_example_counts") or [], strict=False) if count

@@ -16,9 +16,12 @@ names beside it.
 
 ``zero_shot_config.backbone_classifier_weight`` reads the same classifier the other way round, as the visual
 prototypes read the trained classes' centroids: each name borrows a classifier from the labels its text resembles
-(:meth:`BackboneLabels.borrowed`: the labels' logits, standardised per image, mixed by the softmax over the labels of
-:data:`BORROWING_SHARPNESS` x the text cosine; a convex combination of known classifiers, as in Changpinyo et al.,
-2016, "Synthesized classifiers for zero-shot learning"), the vocabulary's own labels left out likewise.
+and, where its WordNet sense is known, the labels near it in WordNet (:meth:`BackboneLabels.borrowed`: the labels'
+logits, standardised per image, mixed by the softmax over the labels of :data:`BORROWING_SHARPNESS` x the text
+cosine plus ``backbone_classifier_hierarchy`` x the Wu-Palmer similarity of the senses; a convex combination of known
+classifiers, as in Changpinyo et al., 2016, "Synthesized classifiers for zero-shot learning"), the vocabulary's own
+labels left out likewise. The hierarchy keeps a name from borrowing from labels that only sound like it ("cardigan"
+from "cardoon": studies/few_shot/WORDNET_LENDERS.md).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch.nn as nn
 
 from .._torch import upcast
 from ..errors import ConfigError
+from ..wordnet import hierarchy_similarity
 from .conse import conse_logits
 
 
@@ -47,6 +51,7 @@ class BackboneLabels(nn.Module):
         self.register_buffer("weight", torch.zeros(len(names), num_features))
         self.register_buffer("bias", torch.zeros(len(names)))
         self.register_buffer("embeddings", torch.zeros(len(names), dim))
+        self.synsets = tuple(synsets)
         self._rows: dict[str, list[int]] = {}
         for row, (name, synset) in enumerate(zip(names, synsets, strict=True)):
             for key in {name.casefold(), synset}:
@@ -73,7 +78,15 @@ class BackboneLabels(nn.Module):
             logits = logits.index_fill(-1, torch.tensor(list(masked), device=logits.device), float("-inf"))
         return conse_logits(logits, self.embeddings, classes, scale, top_k)
 
-    def borrowed(self, visual: torch.Tensor, classes: torch.Tensor, masked: Sequence[int], scale: torch.Tensor) -> torch.Tensor:
+    def borrowed(
+        self,
+        visual: torch.Tensor,
+        classes: torch.Tensor,
+        masked: Sequence[int],
+        scale: torch.Tensor,
+        senses: Sequence[str | None] | None = None,
+        hierarchy: float = 0.0,
+    ) -> torch.Tensor:
         """``(B, K)`` each name's classifier borrowed from the labels': the images' logits, standardised over the
         labels, mixed by :meth:`lenders` (the ``masked`` labels left out of both), at the logit ``scale`` / 10 (a
         standardised logit is worth about a tenth of the scale's cosines)."""
@@ -81,15 +94,21 @@ class BackboneLabels(nn.Module):
         kept[list(masked)] = False
         logits = upcast(visual) @ self.weight[kept].T + self.bias[kept]
         logits = (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True)
-        return scale / 10 * logits @ self.lenders(classes, masked)[:, kept].T
+        return scale / 10 * logits @ self.lenders(classes, masked, senses, hierarchy)[:, kept].T
 
-    def lenders(self, classes: torch.Tensor, masked: Sequence[int]) -> torch.Tensor:
+    def lenders(
+        self, classes: torch.Tensor, masked: Sequence[int], senses: Sequence[str | None] | None = None, hierarchy: float = 0.0
+    ) -> torch.Tensor:
         """``(K, labels)`` how much each name borrows from each label: the softmax over the labels of
-        :data:`BORROWING_SHARPNESS` x the name's text cosine to each, the ``masked`` labels at 0."""
-        similarity = upcast(classes) @ self.embeddings.T
+        :data:`BORROWING_SHARPNESS` x the name's text cosine to each, plus ``hierarchy`` x the Wu-Palmer similarity
+        of the name's WordNet sense (``senses``, the vocabulary's; None or a name without one: the text alone) to the
+        label's, the ``masked`` labels at 0."""
+        mix = BORROWING_SHARPNESS * (upcast(classes) @ self.embeddings.T)
+        if hierarchy > 0 and senses is not None and any(senses):
+            mix = mix + hierarchy * hierarchy_similarity(tuple(senses), self.synsets).to(mix)
         if masked:
-            similarity = similarity.index_fill(-1, torch.tensor(list(masked), device=similarity.device), float("-inf"))
-        return (BORROWING_SHARPNESS * similarity).softmax(-1)
+            mix = mix.index_fill(-1, torch.tensor(list(masked), device=mix.device), float("-inf"))
+        return mix.softmax(-1)
 
 
 # How sharply a name's borrowed classifier picks the labels its text resembles: the softmax over the labels of this

@@ -94,7 +94,9 @@ class ZeroShotScorer(nn.Module):
                 labels = self.backbone_labels(visual, classes, own, scale, settings.conse_top_k)
                 logits = logits + settings.backbone_label_weight * labels.to(logits.dtype)
             if settings.backbone_classifier_weight > 0:
-                borrowed = self.backbone_labels.borrowed(visual, classes, own, scale)
+                borrowed = self.backbone_labels.borrowed(
+                    visual, classes, own, scale, vocabulary.synsets, settings.backbone_classifier_hierarchy
+                )
                 logits = logits + settings.backbone_classifier_weight * borrowed.to(logits.dtype)
         photo_weight = settings.photo_weight()
         if vocabulary.examples is not None and photo_weight > 0:

@@ -44,6 +44,7 @@ ZERO_SHOT_SETTINGS = (
     "score_temperature",
     "backbone_label_weight",
     "backbone_classifier_weight",
+    "backbone_classifier_hierarchy",
 )
 
 
@@ -124,11 +125,11 @@ class VSENetZeroShotConfig(CheckedConfig):
             photo score is the scaled cosine less this. Where every name has as many photos it changes no softmax; where
             some names have photos and others none (or fewer), it keeps the names with photos from crowding out the
             others. 0.1 was chosen on the Tiny-ImageNet folds (studies/few_shot/PARTIAL.md: there about two standard
-            deviations of an image's cosine to other classes' photos; +5.9 points where half the names have photos).
+            deviations of an image's cosine to other classes' photos; +7.2 points where half the names have photos).
         example_calibration: the offset subtracted from trained classes' scores in a vocabulary that mixes them with
             new names given with photos (``set_classes(..., examples=..., keep_trained=True)``): the photos raise
             the new names' scores otherwise than their texts alone do, so their offset is not the zero-shot one
-            (on the Tiny-ImageNet folds 45 against 15; one value holds for 1 to 16 photos, studies/few_shot/OFFSET.md).
+            (on the Tiny-ImageNet folds 55 against 15; one value holds for 1 to 16 photos, studies/few_shot/OFFSET.md).
             ``None``: ``calibration``. ``visnet calibrate --data`` on a model whose classes have photos fits it.
         score_temperature: what the scores are divided by, after the offset, so that their softmax (what the
             pipelines and ``visnet predict`` show) reads as a chance of being right; no ranking changes. ``None``
@@ -146,6 +147,10 @@ class VSENetZeroShotConfig(CheckedConfig):
             classifiers, Changpinyo et al. 2016), at this weight x the logit scale / 10. Set at creation too (the
             model keeps the classifier when either weight is above 0); not counted in :meth:`names_weight`
             (studies/few_shot/LABEL_PROTOTYPES.md: the photo weight it would give scores alike).
+        backbone_classifier_hierarchy: weight of WordNet's Wu-Palmer similarity of the name's sense to each label's
+            in that mixing, beside the text cosine (0: the text alone; a name without a sense: the text alone). 10 was
+            chosen on the Tiny-ImageNet folds (studies/few_shot/WORDNET_LENDERS.md: +1.9 points for the names alone,
+            +0.6 over names and photos), and keeps a name from borrowing from labels that only sound like it.
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
     """
@@ -166,6 +171,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     score_temperature: float | None = None
     backbone_label_weight: float = 0.0
     backbone_classifier_weight: float = 0.0
+    backbone_classifier_hierarchy: float = 10.0
     separate_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
@@ -181,6 +187,7 @@ class VSENetZeroShotConfig(CheckedConfig):
         )
         checks.require("backbone_label_weight", lambda v: v >= 0, "must be >= 0 (0: the backbone's labels unused)")
         checks.require("backbone_classifier_weight", lambda v: v >= 0, "must be >= 0 (0: no borrowed classifiers)")
+        checks.require("backbone_classifier_hierarchy", lambda v: v >= 0, "must be >= 0 (0: text similarity alone)")
         checks.require("example_shrinkage", lambda v: 0 <= v <= 1, "must lie in [0, 1] (1: no whitening)")
         checks.require("example_threshold", lambda v: -1 <= v <= 1, "must lie in [-1, 1] (a cosine; 0: none)")
         checks.require(
