@@ -151,7 +151,6 @@ def raw_feature_logits(side, vocabulary, support, support_labels, queries, setti
     return zero_shot_logits(side, vocabulary, queries, summed=True) + setting["example_weight"] * photos
 
 
-@torch.no_grad()
 def shipped_photo_settings(config) -> dict:
     """The photo settings ``config`` (the shipped one) gives a model, which a fold model's saved config may predate:
     its ``example_weight`` (None: the library's rule, the names' own weight) and ``example_shrinkage``."""
@@ -159,6 +158,7 @@ def shipped_photo_settings(config) -> dict:
     return {"example_weight": settings.get("example_weight"), "example_shrinkage": settings.get("example_shrinkage", 0.8)}
 
 
+@torch.no_grad()
 def zero_shot_logits(side, vocabulary, queries, summed=False, backbone_labels=True, borrowed_classifiers=True):
     """The names' scores as the model gives them; ``summed``: the experts' sum before the temperature, the scale a
     photo expert of the same weights is added on; without ``backbone_labels``: without the backbone's labels' expert

@@ -111,7 +111,7 @@ def main() -> None:
 
 @torch.no_grad()
 def scores(model, config, vocabulary, queries: torch.Tensor, examples, threshold: float) -> torch.Tensor:
-    """The queries' logits over ``vocabulary`` given ``examples``, with the library's photo weight and ``threshold``."""
+    """The queries' logits over ``vocabulary`` given ``examples``, with the config's photo settings and ``threshold``."""
     photos = shipped_photo_settings(config)  # the config's, whatever the fold models saved
     settings = dataclasses.replace(model.config.zero_shot_config, **photos, example_threshold=threshold)
     given = dataclasses.replace(vocabulary, examples=examples)

@@ -48,37 +48,20 @@ def row_name(gamma: float) -> str:
     return f"text + WordNet, gamma {gamma:g}" + (" (shipped)" if gamma == SHIPPED else "")
 
 
-def label_synsets() -> tuple[str | None, ...]:
-    from timm.data import ImageNetInfo
-
-    return tuple(ImageNetInfo("imagenet-1k").label_names())
-
-
 @torch.no_grad()
-def borrowed(model, vocabulary, queries: torch.Tensor, hierarchy: torch.Tensor, gamma: float, text: bool) -> torch.Tensor:
+def borrowed(model, vocabulary, queries: torch.Tensor, gamma: float, text: bool) -> torch.Tensor:
     """``(queries, names)``: the library's borrowed classifiers (:meth:`BackboneLabels.borrowed`), each name's
     mix of the labels by the softmax of (20 x the text cosine, when ``text``) + ``gamma`` x the Wu-Palmer
-    similarity of its sense to each label's."""
-    from visnet_hf._torch import upcast
-    from visnet_hf.zero_shot.backbone_labels import BORROWING_SHARPNESS
-
+    similarity of its sense to each label's, at the logit scale / 10."""
     labels = model.zero_shot.backbone_labels
     own = labels.own_labels(vocabulary.names, vocabulary.synsets)
-    kept = torch.ones(len(labels.bias), dtype=torch.bool)
-    kept[own] = False
-    logits = upcast(queries) @ labels.weight[kept].T + labels.bias[kept]
-    logits = (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True)
     classes = model.scored_embeddings(vocabulary.embeddings)
-    mix = gamma * hierarchy
-    if text:
-        mix = mix + BORROWING_SHARPNESS * (upcast(classes) @ labels.embeddings.T)
-    scale = model.logit_scale_value()
-    return scale / 10 * logits @ mix[:, kept].softmax(-1).T
+    classes = classes if text else torch.zeros_like(classes)  # no text: every cosine 0, the hierarchy alone mixes
+    return labels.borrowed(queries, classes, own, model.logit_scale_value(), vocabulary.synsets, gamma)
 
 
 @torch.no_grad()
-def episode_scores(fold, draw, synsets, names_only: bool) -> dict[str, float]:
-    from visnet_hf.wordnet import hierarchy_similarity
+def episode_scores(fold, draw, names_only: bool) -> dict[str, float]:
     from visnet_hf.zero_shot.few_shot import example_logits
 
     model = fold.model
@@ -96,15 +79,14 @@ def episode_scores(fold, draw, synsets, names_only: bool) -> dict[str, float]:
             settings.example_threshold,
         )
         base = base + settings.photo_weight() * photos
-    hierarchy = hierarchy_similarity(tuple(draw.vocabulary.synsets), synsets)
     weight = settings.backbone_classifier_weight
     scores = {}
     for gamma in GAMMAS:
         name = BASELINE if gamma == 0 else row_name(gamma)
-        logits = base + weight * borrowed(model, draw.vocabulary, draw.queries, hierarchy, gamma, text=True)
+        logits = base + weight * borrowed(model, draw.vocabulary, draw.queries, gamma, text=True)
         scores[name] = accuracy(logits, draw.query_labels)
     for gamma in ALONE:
-        logits = base + weight * borrowed(model, draw.vocabulary, draw.queries, hierarchy, gamma, text=False)
+        logits = base + weight * borrowed(model, draw.vocabulary, draw.queries, gamma, text=False)
         scores[f"WordNet alone, gamma {gamma:g}"] = accuracy(logits, draw.query_labels)
     if names_only:  # the check that the library mixes as the row of its gamma: its zero-shot scores, to the bit
         library = zero_shot_logits(fold.side, draw.vocabulary, draw.queries, summed=True)
@@ -115,10 +97,7 @@ def episode_scores(fold, draw, synsets, names_only: bool) -> dict[str, float]:
 def main() -> None:
     started = time.perf_counter()
     work, config, seen, folds = study_command(__doc__.splitlines()[0])
-    synsets = label_synsets()
-    scores = scores_by_k(
-        config, work, folds, seen, lambda fold, draw, names_only: episode_scores(fold, draw, synsets, names_only), started
-    )
+    scores = scores_by_k(config, work, folds, seen, episode_scores, started)
     library = scores.pop("the library's scores")["0"]
     if any(abs(a - b) > 1e-9 for a, b in zip(library, scores[row_name(SHIPPED)]["0"], strict=True)):
         raise SystemExit("the study's mix at the library's gamma scores otherwise than the library: fix the study first")
