@@ -29,6 +29,7 @@ def test_benchmarks_md_is_what_the_stored_results_render(monkeypatch):
         ("few_shot/label_prototypes.py", "tinyimagenet_fewshot_label_prototypes", "LABEL_PROTOTYPES.md"),
         ("few_shot/methods.py", "tinyimagenet_fewshot_methods", "REPORT.md"),
         ("few_shot/offset.py", "tinyimagenet_fewshot_offset", "OFFSET.md"),
+        ("few_shot/other_domain.py", "cifar10_fewshot_other_domain", "OTHER_DOMAIN.md"),
         ("few_shot/partial.py", "tinyimagenet_fewshot_partial", "PARTIAL.md"),
         ("few_shot/weights.py", "tinyimagenet_fewshot_weights", "WEIGHTS.md"),
         ("few_shot/wordnet_lenders.py", "tinyimagenet_fewshot_wordnet_lenders", "WORDNET_LENDERS.md"),

@@ -133,7 +133,9 @@ def _extend(args: argparse.Namespace) -> int:
     data = _data_options(args)
     if data is None:  # argparse requires --data; said again for a caller that builds the namespace itself
         raise _usage("visnet extend needs --data: a folder with a folder of photos per class, or a labelled file")
-    result = extend_saved_model(args.model, data, args.output_dir, keep_trained=args.keep_trained)
+    result = extend_saved_model(
+        args.model, data, args.output_dir, keep_trained=args.keep_trained, example_weight=args.example_weight
+    )
     for note in result["notes"]:
         print(f"visnet: note: {note}", file=sys.stderr)
     _print_json(result)
@@ -369,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the trained classes, and those added before with photos, beside the new ones",
     )
     extend.add_argument("--class-synset-column", default=None, help=SYNSET_COLUMN_HELP)
+    extend.add_argument(
+        "--example-weight",
+        type=float,
+        default=None,
+        help="the photos' weight beside the names, per square root of their number (default: the model's "
+        "zero_shot_config.example_weight); photos unlike the model's training images may score better with less: "
+        "compare on held-out photos with visnet eval",
+    )
     extend.set_defaults(run=_extend, val_fraction=0.1)
 
     wise = commands.add_parser("wise-ft", help="interpolate the weights of two checkpoints of one model (WiSE-FT)")

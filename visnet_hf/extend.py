@@ -20,16 +20,25 @@ from .errors import ConfigError, DataError, NoClassNamesError
 
 
 def extend_saved_model(
-    model_dir: str | Path, data: DataConfig, output_dir: str | Path, keep_trained: bool = False
+    model_dir: str | Path,
+    data: DataConfig,
+    output_dir: str | Path,
+    keep_trained: bool = False,
+    example_weight: float | None = None,
 ) -> dict[str, Any]:
     """Load the model, learn the data's classes from their names and photos, save it to ``output_dir``.
 
+    Args:
+        example_weight: the photos' weight to save with the model (``zero_shot_config.example_weight``); ``None``:
+            the model's own. Photos unlike the model's training images may call for less (studies/few_shot/OTHER_DOMAIN.md).
+
     Returns:
-        What was done: the classes, how many photos each had, what was said about them, the time taken.
+        What was done: the classes, how many photos each had, the photos' weight, what was said about them, the
+        time taken.
 
     Raises:
         ConfigError: a model that is not a VSENet; a class folder without images; one class alone without
-            ``keep_trained``; ``output_dir`` the model's own folder.
+            ``keep_trained``; ``output_dir`` the model's own folder; a negative ``example_weight``.
         BadImageError: a photo that cannot be read, named.
     """
     from .data import load_eval_data
@@ -37,6 +46,8 @@ def extend_saved_model(
     from .hub.loading import TRAINING_CONFIG, load_model, model_file
 
     started = time.perf_counter()
+    if example_weight is not None and not example_weight >= 0:
+        raise ConfigError(f"The photos' weight (--example-weight) must be >= 0 (0: the names alone); got {example_weight}.")
     if Path(model_dir).is_dir() and Path(output_dir).resolve() == Path(model_dir).resolve():
         raise ConfigError(
             f"--output-dir {output_dir} is the model's own folder: the extended model would overwrite it, beside its "
@@ -63,6 +74,8 @@ def extend_saved_model(
             f"{model_dir} holds a {type(model).__name__}; new classes from their names and photos need a VSENet "
             "(one that embeds class names), e.g. one trained with visnet train --model vsenet_<backbone>."
         )
+    if example_weight is not None:
+        model.config.zero_shot_config.example_weight = float(example_weight)
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         model.set_classes(
@@ -90,6 +103,7 @@ def extend_saved_model(
         "kept_trained": len(model.config.trained_class_names) if keep_trained else 0,
         "photos_from": examples.description,
         "photos": {name: counts[name] for name in examples.class_names if name in counts},
+        "photo_weight": model.config.zero_shot_config.photo_weight(),
         "notes": [  # what the library says to the user; a dependency's resource or deprecation warnings are no note
             str(warning.message).replace("SAVED_FOLDER", str(output))
             for warning in said

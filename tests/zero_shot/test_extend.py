@@ -384,3 +384,48 @@ def test_a_model_whose_borrowed_classifiers_read_senses_says_the_senses_too(save
         said[weight, hierarchy] = _senses_note(model, photos, ["lion", "truck"])
     assert said[0.0, 10.0] is None and said[2.0, 0.0] is None
     assert said[2.0, 10.0].startswith("WordNet senses of 2 new classes: 0 given by the data, 2 guessed from the name")
+
+
+def test_the_photos_weight_is_the_models_unless_given_and_is_saved_and_reported(saved_vsenet, new_photos, tmp_path, capsys):
+    """``--example-weight`` sets the weight the extended model saves and scores its photos with (0: its names alone);
+    the result reports the weight either way; a negative one is refused before anything is written."""
+    from PIL import Image
+
+    from visnet_hf.models import VSENetForImageClassification
+
+    model = VSENetForImageClassification.from_pretrained(saved_vsenet).eval()
+    photos = [path for name in sorted(NEW) for path in sorted((new_photos / name).iterdir())]
+    pixels = model.image_processor()([Image.open(path) for path in photos], return_tensors="pt")["pixel_values"]
+
+    def extended(output, *flags: str) -> tuple[dict, torch.Tensor]:
+        assert cli(["extend", "--model", saved_vsenet, "--data", str(new_photos), "--output-dir", str(output), *flags]) == 0
+        result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        with torch.no_grad():
+            return result, VSENetForImageClassification.from_pretrained(output).eval()(pixel_values=pixels).logits
+
+    model.set_classes(sorted(NEW))
+    with torch.no_grad():
+        names_alone = model(pixel_values=pixels).logits
+    result, with_photos = extended(tmp_path / "default")
+    assert result["photo_weight"] == 3.0  # the fixture's names' weight: semantic, ConSE and prototypes at 1
+    assert not torch.allclose(with_photos, names_alone, atol=1e-3)
+    result, without = extended(tmp_path / "names_alone", "--example-weight", "0")
+    assert result["photo_weight"] == 0.0
+    torch.testing.assert_close(without, names_alone, rtol=1e-4, atol=1e-4)
+    result, _ = extended(tmp_path / "lighter", "--example-weight", "1.5")
+    saved = json.loads((tmp_path / "lighter" / "config.json").read_text())["zero_shot_config"]
+    assert result["photo_weight"] == 1.5 and saved["example_weight"] == 1.5
+    output = tmp_path / "negative"
+    command = [
+        "extend",
+        "--model",
+        saved_vsenet,
+        "--data",
+        str(new_photos),
+        "--output-dir",
+        str(output),
+        "--example-weight",
+        "-1",
+    ]
+    assert "The photos' weight (--example-weight) must be >= 0 (0: the names alone); got -1.0." in error_of(cli, command, capsys)
+    assert not output.exists()
