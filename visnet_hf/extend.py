@@ -16,7 +16,7 @@ from typing import Any
 
 from .data import DataConfig
 from .data.folders import class_folders, has_images, split_folders
-from .errors import ConfigError, DataError, NoClassNamesError
+from .errors import ConfigError, DataError, NoClassNamesError, warn_user
 
 
 def extend_saved_model(
@@ -74,10 +74,19 @@ def extend_saved_model(
             f"{model_dir} holds a {type(model).__name__}; new classes from their names and photos need a VSENet "
             "(one that embeds class names), e.g. one trained with visnet train --model vsenet_<backbone>."
         )
+    settings = model.config.zero_shot_config
+    fitted_at = settings.photo_weight()  # the photo weight the model's offset beside photos was fitted with
     if example_weight is not None:
-        model.config.zero_shot_config.example_weight = float(example_weight)
+        settings.example_weight = float(example_weight)
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
+        if keep_trained and settings.example_calibration is not None and settings.photo_weight() != fitted_at:
+            warn_user(
+                f"The offset on the trained classes beside names with photos (zero_shot_config.example_calibration, "
+                f"{settings.example_calibration:g}) was fitted with the photos weighed {fitted_at:g}, not "
+                f"{settings.photo_weight():g}: fit it again on held-out images of trained and new classes, visnet "
+                "calibrate --model SAVED_FOLDER --data IMAGES_OF_BOTH."
+            )
         model.set_classes(
             examples.class_names,
             synonyms=examples.synonyms,

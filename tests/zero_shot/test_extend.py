@@ -415,17 +415,19 @@ def test_the_photos_weight_is_the_models_unless_given_and_is_saved_and_reported(
     result, _ = extended(tmp_path / "lighter", "--example-weight", "1.5")
     saved = json.loads((tmp_path / "lighter" / "config.json").read_text())["zero_shot_config"]
     assert result["photo_weight"] == 1.5 and saved["example_weight"] == 1.5
+    # beside the trained classes, an offset fitted with the photos weighed otherwise is said to need fitting again
+    calibrated = VSENetForImageClassification.from_pretrained(saved_vsenet)
+    calibrated.config.zero_shot_config.example_calibration = 7.0
+    calibrated.save_pretrained(tmp_path / "calibrated")
+    refit = "(zero_shot_config.example_calibration, 7) was fitted with the photos weighed 3, not 1.5: fit it again"
+    for flags, said in (([], False), (["--example-weight", "3"], False), (["--example-weight", "1.5"], True)):
+        output = tmp_path / f"kept{len(flags)}{said}"
+        command = ["extend", "--model", str(tmp_path / "calibrated"), "--data", str(new_photos), "--output-dir", str(output)]
+        assert cli([*command, "--keep-trained", *flags]) == 0
+        notes = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["notes"]
+        assert any(refit in note and f"visnet calibrate --model {output} --data" in note for note in notes) == said
     output = tmp_path / "negative"
-    command = [
-        "extend",
-        "--model",
-        saved_vsenet,
-        "--data",
-        str(new_photos),
-        "--output-dir",
-        str(output),
-        "--example-weight",
-        "-1",
-    ]
-    assert "The photos' weight (--example-weight) must be >= 0 (0: the names alone); got -1.0." in error_of(cli, command, capsys)
+    command = ["extend", "--model", saved_vsenet, "--data", str(new_photos), "--output-dir", str(output)]
+    error = error_of(cli, [*command, "--example-weight", "-1"], capsys)
+    assert "The photos' weight (--example-weight) must be >= 0 (0: the names alone); got -1.0." in error
     assert not output.exists()
