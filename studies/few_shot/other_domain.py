@@ -17,11 +17,12 @@ them best (of 1 to 12; ties go to the shipped weight; one photo per name: the sh
 on CIFAR-10 and on the 75 fold episodes of BENCHMARKS.md 5e (Tiny-ImageNet's pseudo-new classes, bench_fewshot's fold
 models and draws), paired against the shipped weight. Nothing is chosen here, and nothing in the library changes with it.
 
-    python studies/few_shot/other_domain.py --work-dir /tmp/fs   # 3 minutes on 2 cores with bench_fewshot's models there
+    python studies/few_shot/other_domain.py --work-dir /tmp/fs   # 2 minutes on 2 cores with bench_fewshot's models there
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -88,11 +89,10 @@ def left_out_weight(side, vocabulary, support: torch.Tensor, support_labels: tor
     return max(LEFT_OUT_GRID, key=lambda weight: (right[weight], -abs(weight - shipped["example_weight"])))
 
 
-def fold_episode_scores(fold, draw, names_only: bool) -> dict[str, float]:
-    """One fold episode's top-1 at the shipped photo weight and at the weight its own photos choose."""
+def fold_episode_scores(fold, draw, names_only: bool, shipped: dict) -> dict[str, float]:
+    """One fold episode's top-1 at the ``shipped`` photo settings and at the weight its own photos choose."""
     if names_only:
         return {}
-    shipped = shipped_photo_settings(FOLD_CONFIG)
     fitted = left_out_weight(fold.side, draw.vocabulary, draw.support, draw.support_labels, shipped)
     scores = {}
     for name, weight in ((SHIPPED, shipped["example_weight"]), (LEFT_OUT, fitted)):
@@ -101,9 +101,6 @@ def fold_episode_scores(fold, draw, names_only: bool) -> dict[str, float]:
         scores[name] = accuracy(logits, draw.query_labels)
     scores["chosen weight"] = fitted
     return scores
-
-
-FOLD_CONFIG = None  # the shipped config, for the fold episodes' photo settings (set by main)
 
 
 @torch.no_grad()
@@ -181,9 +178,8 @@ def main() -> None:
             if library is not None and abs(library - scores[SHIPPED][str(k)][-1]) > 1e-9:
                 raise SystemExit(f"k = {k}: the study scores otherwise than set_classes(examples=...): fix the study first")
         print(f"[k = {k}] done ({time.perf_counter() - started:.0f}s)", flush=True)
-    global FOLD_CONFIG
-    FOLD_CONFIG = config
-    folds = scores_by_k(config, work, study.folds, study.seen, fold_episode_scores, started)
+    fold_scores = functools.partial(fold_episode_scores, shipped=shipped)
+    folds = scores_by_k(config, work, study.folds, study.seen, fold_scores, started)
     chosen, chosen_on_folds = mean_by_k(scores.pop("chosen weight")), mean_by_k(folds.pop("chosen weight"))
     result = {
         "classes": names,
