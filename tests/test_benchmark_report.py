@@ -31,6 +31,7 @@ def test_benchmarks_md_is_what_the_stored_results_render(monkeypatch):
         ("few_shot/offset.py", "tinyimagenet_fewshot_offset", "OFFSET.md"),
         ("few_shot/other_domain.py", "cifar10_fewshot_other_domain", "OTHER_DOMAIN.md"),
         ("few_shot/partial.py", "tinyimagenet_fewshot_partial", "PARTIAL.md"),
+        ("few_shot/photo_variants.py", "tinyimagenet_fewshot_photo_variants", "PHOTO_VARIANTS.md"),
         ("few_shot/weights.py", "tinyimagenet_fewshot_weights", "WEIGHTS.md"),
         ("few_shot/wordnet_lenders.py", "tinyimagenet_fewshot_wordnet_lenders", "WORDNET_LENDERS.md"),
         ("zero_shot/report.py", None, "REPORT.md"),
