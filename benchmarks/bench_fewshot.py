@@ -325,6 +325,20 @@ def scores_by_k(config, work: Path, folds, seen, score, started: float) -> dict[
     return scores
 
 
+def paired_rows(scores: dict[str, dict[str, list[float]]], baseline: str, unpaired: tuple[str, ...] = ()) -> list[dict]:
+    """A study's rows from :func:`scores_by_k`'s scores: each setting's mean top-1 by k, and (but the ``unpaired``) its
+    paired difference from the ``baseline`` over the same episodes (mean, standard error, how many)."""
+    rows = []
+    for name, by_k in scores.items():
+        row: dict = {"variant": name, "top1_by_k": {k: statistics.mean(v) for k, v in by_k.items() if v}}
+        if name not in unpaired:
+            differences = [a - b for k, values in by_k.items() for a, b in zip(values, scores[baseline][k], strict=True)]
+            row.update(gain=statistics.mean(differences), se=statistics.stdev(differences) / len(differences) ** 0.5)
+            row["episodes"] = len(differences)
+        rows.append(row)
+    return rows
+
+
 def fold_draws(fold: Fold):
     """The fold's episodes, FOLD_DRAWS per k, each drawn from its own seed (the same draws in every script)."""
     for (k_index, k), number in itertools.product(enumerate(KS), range(FOLD_DRAWS)):

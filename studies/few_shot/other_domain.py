@@ -42,6 +42,7 @@ from bench_fewshot import (  # noqa: E402
     example_set,
     framework_logits,
     ncm_logits,
+    paired_rows,
     scores_by_k,
     shipped_photo_settings,
     study_command,
@@ -186,11 +187,11 @@ def main() -> None:
         "queries": len(query_rows),
         "draws": DRAWS,
         "shipped_photo_weight": shipped["example_weight"],
-        "variants": variant_rows(scores),
+        "variants": paired_rows(scores, SHIPPED, unpaired=(NAMES,)),
         "chosen_weights": chosen,
         "folds": {
             "episodes": sum(len(v) for v in folds[SHIPPED].values()),
-            "variants": variant_rows(folds),
+            "variants": paired_rows(folds, SHIPPED),
             "chosen_weights": chosen_on_folds,
         },
         "seconds": time.perf_counter() - started,
@@ -200,18 +201,6 @@ def main() -> None:
 
 def mean_by_k(by_k: dict[str, list[float]]) -> dict[str, float]:
     return {k: statistics.mean(values) for k, values in by_k.items() if values}
-
-
-def variant_rows(scores: dict[str, dict[str, list[float]]]) -> list[dict]:
-    """Each setting's top-1 by k, and (but the names alone) its paired difference from the shipped row over every draw."""
-    rows = []
-    for name, by_k in scores.items():
-        row: dict = {"variant": name, "top1_by_k": mean_by_k(by_k)}
-        if name != NAMES:
-            differences = [a - b for k in map(str, KS) for a, b in zip(by_k[k], scores[SHIPPED][k], strict=True)]
-            row.update(gain=statistics.mean(differences), se=statistics.stdev(differences) / len(differences) ** 0.5)
-        rows.append(row)
-    return rows
 
 
 def report(result: dict) -> str:

@@ -24,7 +24,6 @@ seen test split is looked at. The shipped row is checked against the library's s
 from __future__ import annotations
 
 import functools
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from bench_fewshot import (  # noqa: E402
     accuracy,
     example_set,
     framework_logits,
+    paired_rows,
     scores_by_k,
     shipped_photo_settings,
     study_command,
@@ -148,16 +148,10 @@ def main() -> None:
     for k, values in library.items():
         if any(abs(a - b) > 1e-9 for a, b in zip(values, scores[SHIPPED][k], strict=True)):
             raise SystemExit(f"k = {k}: the study's shipped row scores otherwise than the library: fix the study first")
-    rows = []
-    for name, by_k in scores.items():
-        row: dict = {"variant": name, "top1_by_k": {k: statistics.mean(v) for k, v in by_k.items() if v}}
-        differences = [a - b for k, values in by_k.items() for a, b in zip(values, scores[SHIPPED][k], strict=True)]
-        row.update(gain=statistics.mean(differences), se=statistics.stdev(differences) / len(differences) ** 0.5)
-        rows.append(row)
     result = {
         "episodes": sum(len(v) for v in scores[SHIPPED].values()),
         "photo_settings": shipped,
-        "variants": rows,
+        "variants": paired_rows(scores, SHIPPED),
         "seconds": time.perf_counter() - started,
     }
     write_study("tinyimagenet_fewshot_photo_variants", result, HERE, "PHOTO_VARIANTS.md", report)

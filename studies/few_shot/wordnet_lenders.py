@@ -20,7 +20,6 @@ as the library does.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # the benchmark's setup
 sys.path.insert(0, str(HERE))
 
 from _common import machine_text, write_study  # noqa: E402
-from bench_fewshot import accuracy, example_set, scores_by_k, study_command, zero_shot_logits  # noqa: E402
+from bench_fewshot import accuracy, example_set, paired_rows, scores_by_k, study_command, zero_shot_logits  # noqa: E402
 from imagenet_head import variant_table  # noqa: E402
 
 from visnet_hf import VSENetZeroShotConfig  # noqa: E402
@@ -101,13 +100,7 @@ def main() -> None:
     library = scores.pop("the library's scores")["0"]
     if any(abs(a - b) > 1e-9 for a, b in zip(library, scores[row_name(SHIPPED)]["0"], strict=True)):
         raise SystemExit("the study's mix at the library's gamma scores otherwise than the library: fix the study first")
-    rows = []
-    for name, by_k in scores.items():
-        row: dict = {"variant": name, "top1_by_k": {k: statistics.mean(v) for k, v in by_k.items() if v}}
-        differences = [a - b for k, values in by_k.items() for a, b in zip(values, scores[BASELINE][k], strict=True)]
-        row.update(gain=statistics.mean(differences), se=statistics.stdev(differences) / len(differences) ** 0.5)
-        row["episodes"] = len(differences)
-        rows.append(row)
+    rows = paired_rows(scores, BASELINE)
     episodes = sum(len(v) for v in scores[BASELINE].values())
     result = {"episodes": episodes, "variants": rows, "seconds": time.perf_counter() - started}
     write_study("tinyimagenet_fewshot_wordnet_lenders", result, HERE, "WORDNET_LENDERS.md", report)
