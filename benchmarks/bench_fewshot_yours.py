@@ -154,7 +154,7 @@ def run_data(model: str):
 
 def main() -> None:
     from visnet_hf.data import DataConfig
-    from visnet_hf.models import VSENetForImageClassification
+    from visnet_hf.hub import load_model
     from visnet_hf.training import load_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -167,7 +167,9 @@ def main() -> None:
     parser.add_argument("--output", default=None, help="also write the result to this .json file")
     args = parser.parse_args()
 
-    model = VSENetForImageClassification.from_pretrained(args.model).eval()
+    model = load_model(args.model)
+    if not hasattr(model, "set_classes"):
+        sys.exit(f"bench_fewshot_yours: error: {args.model} holds a {type(model).__name__}; benchmark 5e needs a VSENet.")
     config = load_config(
         None, [f"data.path={args.data}"] + ([f"data.feature_cache_dir={args.cache_dir}"] if args.cache_dir else [])
     )
@@ -200,4 +202,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from visnet_hf.errors import notes_as_cli_lines, reported_as_cli_errors
+
+    with reported_as_cli_errors("bench_fewshot_yours"), notes_as_cli_lines("bench_fewshot_yours"):
+        main()

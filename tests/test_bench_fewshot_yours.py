@@ -5,6 +5,8 @@ leaves out a k that would leave a class nothing to score."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -91,6 +93,8 @@ def test_the_command_scores_every_method_on_the_images_it_did_not_draw(saved_vse
     printed = capsys.readouterr().out
     assert "4 classes of" in printed and "37 at k = 1" in printed
     assert "Goals (issue #36): k = 1:" in printed and "Left out: k = 8, 16" in printed
+    assert "k = 2: " in printed and "against the best reference at k = 4," in printed
+    assert "its goal, the best reference at k = 8, not scored here" in printed  # not judged against k = 4 instead
 
     one_image, _, _ = new_classes_file(tiny_parquet, tmp_path / "one.parquet", [12, 12, 12, 1])
     monkeypatch.setattr(sys, "argv", [*command[:4], one_image, *command[5:]])
@@ -99,3 +103,12 @@ def test_the_command_scores_every_method_on_the_images_it_did_not_draw(saved_vse
     monkeypatch.setattr(sys, "argv", command[:5])  # no --seen-data, and a model saved by save_pretrained alone
     with pytest.raises(SystemExit, match="no training_config.yaml.*--seen-data"):
         main()
+
+
+def test_a_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fewshot_yours.py"
+    command = [sys.executable, str(script), "--model", str(tmp_path / "no_model"), "--data", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("bench_fewshot_yours: error: Cannot load a model from")
+    assert "Traceback" not in done.stderr
