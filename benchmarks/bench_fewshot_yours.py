@@ -16,6 +16,12 @@ seed). Every method reads the same features (the model's test-time views average
     zero-shot                 the same model, from the names alone
     Tip-Adapter over DeViSE   a DeViSE map's cosine logits to the names plus Tip-Adapter's cache of the k photos
 
+``--example-weights 2 4 8`` scores the framework at these photo weights as well (``visnet extend --example-weight``),
+paired against the model's own over the same draws at every k, and names the one that wins most among those that win
+by two standard errors: photos unlike the model's training images may want less weight than the one its config was
+given (studies/few_shot/OTHER_DOMAIN.md). That choice is made on these images, so its gain is optimistic; extend
+with it, and confirm on images held out of ``--data``.
+
 The references take the settings 5e chose on its Tiny-ImageNet folds (results/tinyimagenet_fewshot.json), as the
 framework takes its defaults from there: neither is tuned on your classes, which are scored once. The DeViSE map is
 fitted on images of the model's trained classes: those of the run that trained it (the data section of its
@@ -50,12 +56,46 @@ REFERENCE_SETTINGS = RESULTS / "tinyimagenet_fewshot.json"
 REFERENCES = ("linear probe", "Tip-Adapter over DeViSE", "nearest class mean", "zero-shot")
 
 
-def episode_logits(side, devise, vocabulary, support, support_labels, queries, settings) -> dict[str, torch.Tensor]:
-    """Every method's logits for one draw: the framework at the model's own settings, the references at ``settings``."""
+def episode_logits(
+    side, devise, vocabulary, support, support_labels, queries, settings, example_weights=()
+) -> dict[str, torch.Tensor]:
+    """Every method's logits for one draw: the framework at the model's own settings (and at each of
+    ``example_weights``), the references at ``settings``."""
     return {
         "visnet_hf": framework_logits(side, vocabulary, support, support_labels, queries, {}),
+        **{
+            weighed(weight): framework_logits(side, vocabulary, support, support_labels, queries, {"example_weight": weight})
+            for weight in example_weights
+        },
         **reference_logits(side, devise, vocabulary, support, support_labels, queries, settings),
     }
+
+
+def weighed(weight: float) -> str:
+    """The framework's row at photo weight ``weight``."""
+    return f"visnet_hf, example_weight {weight:g}"
+
+
+def weight_choice(result: dict) -> str:
+    """The photo weights given against the model's own, paired over the same draws at every k, and the one that gains
+    most of those that beat it by two standard errors (what a setting must hold by to be worth changing), if any."""
+    own, top1 = result["framework_settings"]["photo_weight"], result["top1_by_draw"]
+    mine = [value for values in top1["visnet_hf"].values() for value in values]
+    gains = {}
+    for weight in result["example_weights"]:
+        theirs = [value for values in top1[weighed(weight)].values() for value in values]
+        gains[weight] = summary([a - b for a, b in zip(theirs, mine, strict=True)])
+    said = "Photo weight against the model's own ({:g}), paired over {} draws: {}.".format(
+        own, len(mine), ", ".join(f"{w:g}: {100 * g['mean']:+.1f} ± {100 * g['se']:.1f} points" for w, g in gains.items())
+    )
+    winners = [weight for weight, gain in gains.items() if gain["mean"] > max(2 * gain["se"], 0.0)]
+    if not winners:
+        return f"{said} None beats the model's own by two standard errors: keep it."
+    best = max(winners, key=lambda weight: gains[weight]["mean"])
+    return (
+        f"{said} {best:g} beats it by more than two standard errors here (the most of those that do); it was chosen on "
+        f"these images, so that gain is optimistic: extend with `visnet extend --example-weight {best:g}` and confirm on images held out of --data."
+    )
 
 
 def every_image(side, source, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,19 +142,22 @@ def new_classes(side, path: str):
     return x, y, side.model.vocabulary_for(data.class_names, synonyms=data.synonyms, synsets=data.synsets)
 
 
-def compare(side, devise, x, y, vocabulary, settings, ks, draws: int) -> dict:
+def compare(side, devise, x, y, vocabulary, settings, ks, draws: int, example_weights=()) -> dict:
     """``{method: {k: summary of top-1 over the draws}}``, and the number of images scored per draw at each k."""
-    results: dict[str, dict[str, list[float]]] = {method: {} for method in ("visnet_hf", *REFERENCES)}
+    results: dict[str, dict[str, list[float]]] = {
+        method: {} for method in ("visnet_hf", *map(weighed, example_weights), *REFERENCES)
+    }
     scored = {}
     for k, number in itertools.product(ks, range(draws)):
         generator = torch.Generator().manual_seed(7000 + 10 * k + number)  # bench_fewshot's unseen_dev draws
         support, support_labels, queries, query_labels = draw(x, y, list(range(len(vocabulary))), k, generator)
-        logits = episode_logits(side, devise, vocabulary, support, support_labels, queries, settings)
+        logits = episode_logits(side, devise, vocabulary, support, support_labels, queries, settings, example_weights)
         for method, values in logits.items():
             results[method].setdefault(str(k), []).append(accuracy(values, query_labels))
         scored[str(k)] = len(query_labels)
     return {
         "scores": {method: {k: summary(values) for k, values in by_k.items()} for method, by_k in results.items()},
+        "top1_by_draw": results,
         "images_scored_per_draw": scored,
     }
 
@@ -133,6 +176,8 @@ def table(result: dict) -> str:
     for method, by_k in scores.items():
         lines.append(f"| {method} | " + " | ".join(f"{pct(by_k[k]['mean'])} ± {pct(by_k[k]['se'])}" for k in ks) + " |")
     lines += ["", f"Goals (issue #36): {_few_shot_goals(scores, ks)}"]
+    if result["example_weights"]:
+        lines.append(weight_choice(result))
     if result["left_out_ks"]:
         lines.append(f"Left out: k = {', '.join(map(str, result['left_out_ks']))} (a class has no image left to score).")
     return "\n".join(lines)
@@ -165,7 +210,17 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: visnet_hf's)")
     parser.add_argument("--output", default=None, help="also write the result to this .json file")
+    parser.add_argument(
+        "--example-weights",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="W",
+        help="also score the framework at these photo weights (visnet extend --example-weight) and name the best",
+    )
     args = parser.parse_args()
+    if not all(weight >= 0 for weight in args.example_weights):
+        parser.error(f"--example-weights must be >= 0 (0: the names alone); got {args.example_weights}.")
 
     model = load_model(args.model)
     if not hasattr(model, "set_classes"):
@@ -192,8 +247,14 @@ def main() -> None:
         "fewest_images_per_class": fewest,
         "left_out_ks": [k for k in KS if k >= fewest],
         "reference_settings": {method: chosen[method]["setting"] for method in REFERENCES},
-        "framework_settings": model.config.zero_shot_config.to_dict(),
-        **compare(side, devise, x, y, vocabulary, {m: chosen[m]["setting"] for m in REFERENCES}, ks, args.draws),
+        "framework_settings": {
+            **model.config.zero_shot_config.to_dict(),
+            "photo_weight": model.config.zero_shot_config.photo_weight(),
+        },
+        "example_weights": args.example_weights,
+        **compare(
+            side, devise, x, y, vocabulary, {m: chosen[m]["setting"] for m in REFERENCES}, ks, args.draws, args.example_weights
+        ),
     }
     print(table(result))
     if args.output:

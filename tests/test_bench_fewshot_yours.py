@@ -81,11 +81,18 @@ def test_the_command_scores_every_method_on_the_images_it_did_not_draw(saved_vse
     output = tmp_path / "mine.json"
     command = ["bench_fewshot_yours.py", "--model", saved_vsenet, "--data", path, "--seen-data", tiny_parquet, "--draws", "2"]
     command += ["--cache-dir", str(tmp_path / "cache"), "--output", str(output)]
-    monkeypatch.setattr(sys, "argv", command)
+    monkeypatch.setattr(sys, "argv", [*command, "--example-weights", "-1"])
+    with pytest.raises(SystemExit):  # argparse's error: status 2
+        main()
+    assert "--example-weights must be >= 0" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", [*command, "--example-weights", "0", "8"])
     main()
     result = json.loads(output.read_text())
     assert result["classes"] == 4 and result["fewest_images_per_class"] == 5 and result["left_out_ks"] == [8, 16]
     assert result["images_scored_per_draw"] == {"1": 41 - 4, "2": 41 - 8, "4": 41 - 16}
+    by_draw = result["top1_by_draw"]
+    assert by_draw["visnet_hf, example_weight 0"] == by_draw["zero-shot"]  # no weight on the photos: the names alone
+    assert by_draw["visnet_hf, example_weight 8"] != by_draw["visnet_hf"]  # the model's own weight is 2
     for method, by_k in result["scores"].items():
         assert list(by_k) == ["1", "2", "4"], method
         assert all(0.0 <= value["mean"] <= 1.0 and value["draws"] == 2 for value in by_k.values())
@@ -95,6 +102,7 @@ def test_the_command_scores_every_method_on_the_images_it_did_not_draw(saved_vse
     assert "Goals (issue #36): k = 1:" in printed and "Left out: k = 8, 16" in printed
     assert "k = 2: " in printed and "against the best reference at k = 4," in printed
     assert "its goal, the best reference at k = 8, not scored here" in printed  # not judged against k = 4 instead
+    assert "Photo weight against the model's own (2), paired over 6 draws: 0: " in printed
 
     one_image, _, _ = new_classes_file(tiny_parquet, tmp_path / "one.parquet", [12, 12, 12, 1])
     monkeypatch.setattr(sys, "argv", [*command[:4], one_image, *command[5:]])
@@ -112,3 +120,23 @@ def test_a_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("bench_fewshot_yours: error: Cannot load a model from")
     assert "Traceback" not in done.stderr
+
+
+def test_another_photo_weight_is_advised_only_where_it_wins_by_two_standard_errors():
+    from bench_fewshot_yours import weight_choice
+
+    own = {"1": [0.50, 0.52, 0.48], "2": [0.60, 0.61, 0.59]}
+    result = {
+        "framework_settings": {"photo_weight": 8.0},
+        "example_weights": [2.0, 4.0],
+        "top1_by_draw": {
+            "visnet_hf": own,
+            "visnet_hf, example_weight 2": {k: [v + 0.02 for v in values] for k, values in own.items()},  # every draw
+            "visnet_hf, example_weight 4": {"1": [0.70, 0.42, 0.48], "2": [0.70, 0.55, 0.59]},  # more on average, noisily
+        },
+    }
+    said = weight_choice(result)
+    assert "against the model's own (8), paired over 6 draws: 2: +2.0 ± 0.0 points, 4: +2.3 ± 4.5 points" in said
+    assert "`visnet extend --example-weight 2`" in said
+    result["example_weights"] = [4.0]
+    assert weight_choice(result).endswith("None beats the model's own by two standard errors: keep it.")
