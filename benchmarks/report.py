@@ -839,6 +839,9 @@ def few_shot_section(result: dict) -> list[str]:
         "The same comparison on your own model and classes (a folder of class folders or a labelled file; the references",
         "at the settings above, the framework at the model's own, nothing chosen on your classes):",
         "`python benchmarks/bench_fewshot_yours.py --model MODEL --data NEW_CLASSES` (its docstring says what it draws).",
+        "With `--example-weights 2 4 8` it scores the framework at those photo weights too, paired against the model's own",
+        "over the same draws, and names one only where it wins by two standard errors: a choice made on your classes, for",
+        "photos unlike the training images (docs/zero_shot.md).",
         "",
     ]
     return lines
