@@ -1,11 +1,15 @@
-"""Where visnet_hf keeps what it computes once (backbone features, unpacked text encoders), and what a name that is
-not a path here could be."""
+"""Where visnet_hf keeps what it computes once (backbone features, unpacked text encoders), what a name that is
+not a path here could be, and which files are images."""
 
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+
+# The files an image folder's reader takes as images, by their suffix in lower case (HEIC and HEIF read where
+# pillow-heif is installed).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"})
 
 
 def cache_dir(kind: str) -> Path:

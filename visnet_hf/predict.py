@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .data.config import IMAGE_SUFFIXES as IMAGE_FILE_SUFFIXES
+from ._paths import IMAGE_SUFFIXES as IMAGE_FILE_SUFFIXES
 from .data.folders import images_in
 from .data.images import decode
 from .errors import ConfigError, DataError, VisnetError

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._choices import SOURCES, TABLE_SOURCES, Source
+from .._paths import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -238,9 +239,6 @@ def detect_source(path: str | list[str]) -> Source:
         "(my_photos/cat/*.jpg, my_photos/dog/*.jpg), a .parquet file, a .csv or .jsonl file of image paths and labels, "
         ".tar shards, or a Hub dataset id (owner/name)"
     )
-
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"})
 
 
 def folder_problem(path: str) -> str | None:

@@ -17,8 +17,8 @@ from pathlib import Path
 import datasets
 from datasets.data_files import SPLIT_KEYWORDS
 
+from .._paths import IMAGE_SUFFIXES
 from ..errors import DataError
-from .config import IMAGE_SUFFIXES
 
 SPLIT_FOLDERS = {keyword: str(split) for split, keywords in SPLIT_KEYWORDS.items() for keyword in keywords}
 METADATA_FILES = frozenset({"metadata.csv", "metadata.jsonl", "metadata.parquet"})

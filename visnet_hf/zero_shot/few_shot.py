@@ -171,8 +171,9 @@ def _from_path(path: Path) -> Any:
     """The photos at ``path`` as ``visnet extend`` reads them: a folder of class folders by name; a labelled file
     (``.parquet``, ``.csv``, ``.jsonl``), a folder ``save_to_disk`` wrote or a Hub dataset id as a dataset (its train
     split)."""
+    from .._paths import IMAGE_SUFFIXES
     from ..data import DataConfig, load_eval_data
-    from ..data.config import HUB_ID, IMAGE_SUFFIXES, is_saved_dataset
+    from ..data.config import HUB_ID, is_saved_dataset
     from ..errors import NoClassNamesError
 
     if path.is_dir() and not is_saved_dataset(path):
