@@ -433,8 +433,10 @@ def test_names_that_pick_the_photos_no_better_than_chance_are_said(model, photos
     alike = F.normalize(torch.ones(3, width), dim=-1)
     with pytest.warns(
         UserWarning, match=r"The names alone pick the right class for 4 of the 12 photos given \(33%; chance: 33%\)"
-    ):
+    ) as said:
         model.set_classes(NEW, class_embeddings=alike, examples=by_name)
+    heavier = [2 * model.config.zero_shot_config.photo_weight(), 4 * model.config.zero_shot_config.photo_weight()]
+    assert str(said[0].message).endswith(f"--data PHOTOS --example-weights {heavier[0]:g} {heavier[1]:g}.")
     assert model.config.class_example_counts == [4, 4, 4]  # said, and the photos are used
     pixel_values = {
         name: model.image_processor()(images, return_tensors="pt")["pixel_values"] for name, images in by_name.items()

@@ -243,11 +243,13 @@ class TextSide:
             right += int((logits.argmax(-1).cpu() == labels).sum())
         chance = 1 / len(vocabulary.names)
         if right / len(rows) <= chance:
+            heavier = " ".join(f"{factor * self.config.zero_shot_config.photo_weight():g}" for factor in (2, 4))
             warn_user(
                 f"The names alone pick the right class for {right} of the {len(rows)} photos given ({right / len(rows):.0%}; "
                 f"chance: {chance:.0%}): this model reads these names poorly, so the photos carry the scores, and with one "
-                "or two photos a class the photos alone may score higher. Measure both on held-out photos of your classes: "
-                "python benchmarks/bench_fewshot_yours.py --model MODEL --data PHOTOS."
+                "or two photos a class the photos alone may score higher. Measure both on held-out photos of your classes, "
+                f"and heavier photo weights (visnet extend --example-weight) beside the model's own: python "
+                f"benchmarks/bench_fewshot_yours.py --model MODEL --data PHOTOS --example-weights {heavier}."
             )
 
     def with_own_examples(self, vocabulary: Vocabulary) -> Vocabulary:
