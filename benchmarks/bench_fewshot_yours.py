@@ -94,7 +94,8 @@ def weight_choice(result: dict) -> str:
     best = max(winners, key=lambda weight: gains[weight]["mean"])
     return (
         f"{said} {best:g} beats it by more than two standard errors here (the most of those that do); it was chosen on "
-        f"these images, so that gain is optimistic: extend with `visnet extend --example-weight {best:g}` and confirm on images held out of --data."
+        f"these images, so that gain is optimistic: extend with `visnet extend --example-weight {best:g}` and confirm "
+        "on images held out of --data."
     )
 
 
@@ -216,7 +217,8 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="W",
-        help="also score the framework at these photo weights (visnet extend --example-weight) and name the best",
+        help="also score the framework at these photo weights (visnet extend --example-weight), paired against the "
+        "model's own, and name the one that wins most by two standard errors or more",
     )
     args = parser.parse_args()
     if not all(weight >= 0 for weight in args.example_weights):
