@@ -88,6 +88,8 @@ def weight_choice(result: dict) -> str:
     said = "Photo weight against the model's own ({:g}), paired over {} draws: {}.".format(
         own, len(mine), ", ".join(f"{w:g}: {100 * g['mean']:+.1f} ± {100 * g['se']:.1f} points" for w, g in gains.items())
     )
+    if len(mine) < 3:
+        return f"{said} Too few draws to choose by (--draws): keep the model's own."
     winners = [weight for weight, gain in gains.items() if gain["mean"] > max(2 * gain["se"], 0.0)]
     if not winners:
         return f"{said} None beats the model's own by two standard errors: keep it."

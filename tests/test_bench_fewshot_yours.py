@@ -140,3 +140,6 @@ def test_another_photo_weight_is_advised_only_where_it_wins_by_two_standard_erro
     assert "`visnet extend --example-weight 2`" in said
     result["example_weights"] = [4.0]
     assert weight_choice(result).endswith("None beats the model's own by two standard errors: keep it.")
+    result["example_weights"] = [2.0]
+    result["top1_by_draw"] = {name: {"1": by_k["1"][:1]} for name, by_k in result["top1_by_draw"].items()}  # one draw
+    assert weight_choice(result).endswith("Too few draws to choose by (--draws): keep the model's own.")
