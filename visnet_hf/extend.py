@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .data import DataConfig
+from .data import DataConfig, unused_names_note
 from .data.folders import class_folders, has_images, split_folders
 from .errors import ConfigError, DataError, NoClassNamesError, warn_user
 
@@ -87,6 +87,8 @@ def extend_saved_model(
                 f"{settings.photo_weight():g}: fit it again on held-out images of trained and new classes, visnet "
                 "calibrate --model SAVED_FOLDER --data IMAGES_OF_BOTH."
             )
+        if examples.unused_names:
+            warn_user(unused_names_note(examples.unused_names, len(examples.class_names), "visnet extend learns"))
         model.set_classes(
             examples.class_names,
             synonyms=examples.synonyms,

@@ -146,18 +146,23 @@ CIFAR100_COARSE = {
 }
 
 
+def _foolbox_files() -> list[str]:
+    """The paths of foolbox 3.3.4's 20 CIFAR-100 test images (``cifar100_<index>_<fine label>.png``)."""
+    spec = importlib.util.find_spec("foolbox")  # finds the files without importing foolbox
+    if spec is None:
+        pytest.skip("pip install foolbox==3.3.4 for its 20 real CIFAR-100 images")
+    files = sorted(str(f) for f in (Path(spec.submodule_search_locations[0]) / "data").glob("cifar100_*_*.png"))
+    assert len(files) == 20
+    return files
+
+
 @pytest.fixture(scope="module")
 def cifar100_parquet(tmp_path_factory) -> str:
     """The 20 real CIFAR-100 test images of foolbox 3.3.4, with uoft-cs/cifar100's exact features."""
     import datasets
     from PIL import Image
 
-    spec = importlib.util.find_spec("foolbox")  # finds the files without importing foolbox
-    if spec is None:
-        pytest.skip("pip install foolbox==3.3.4 for its 20 real CIFAR-100 images")
-    folder = Path(spec.submodule_search_locations[0]) / "data"
-    files = sorted(folder.glob("cifar100_*_*.png"))
-    assert len(files) == 20
+    files = [Path(f) for f in _foolbox_files()]
     coarse_names = sorted(CIFAR100_COARSE)
     coarse_of = {fine: coarse_names.index(c) for c, members in CIFAR100_COARSE.items() for fine in members.split()}
     fine = [int(re.match(r"cifar100_\d+_(\d+)\.png", f.name).group(1)) for f in files]
@@ -182,8 +187,9 @@ def cifar100_parquet(tmp_path_factory) -> str:
 
 
 @pytest.mark.slow
-def test_cifar100_column_mapping_with_the_seed_config(cifar100_parquet, tiny_text_encoder, tmp_path):
-    """The shipped CIFAR-100 config, pointed at a local copy with the Hub dataset's features, trains."""
+def test_cifar100_column_mapping_with_the_seed_config(cifar100_parquet, tiny_text_encoder, tmp_path, capsys):
+    """The shipped CIFAR-100 config, pointed at a local copy with the Hub dataset's features, trains: on the classes
+    the 20 images show, the other names of the label left out and said."""
     overrides = [
         "data.source=parquet",
         f"data.path={cifar100_parquet}",
@@ -197,11 +203,15 @@ def test_cifar100_column_mapping_with_the_seed_config(cifar100_parquet, tiny_tex
     ]
     config = load_config(ROOT / "configs" / "vsenet_resnet18_cifar100.yaml", overrides)
     splits = load_splits(config.data)
-    assert splits.class_names == CIFAR100_FINE
+    shown = sorted({int(re.search(r"cifar100_\d+_(\d+)\.png", f).group(1)) for f in _foolbox_files()})
+    assert splits.class_names == [CIFAR100_FINE[i] for i in shown] and len(splits.unused_names) == 100 - len(shown)
     assert splits.train.column_names == ["image", "label", "source_index"]
-    assert splits.train[0]["label"] == 49 and CIFAR100_FINE[49] == "mountain"  # foolbox's cifar100_00_49.png
+    mountain = splits.train[0]["label"]
+    assert splits.class_names[mountain] == "mountain"  # foolbox's cifar100_00_49.png
+    capsys.readouterr()
     results = train_main(["--config", str(ROOT / "configs" / "vsenet_resnet18_cifar100.yaml"), *overrides])
-    assert results["model"].config.id2label[49] == "mountain"
+    assert results["model"].config.id2label[mountain] == "mountain"
+    assert f"no image carries {100 - len(shown)} of them ({splits.unused_names[0]!r}, " in capsys.readouterr().out
     assert [h["stage"] for h in results["state"]["history"]] == ["align", "finetune"]
     assert "train_align" in results["state"]["history"][0] and "train_semantic_ce" in results["state"]["history"][1]
 
@@ -428,6 +438,38 @@ def test_include_classes_filters_and_relabels_after_the_split(tiny_parquet):
     assert subset.eval["label"] == expected  # the same held-out images, relabelled
     with pytest.raises(DataError, match=r"'shp' \(Did you mean 'ship'\?\)"):
         load_splits(DataConfig(path=tiny_parquet, include_classes=["shp"]))
+
+
+def test_names_of_the_label_that_no_image_carries_are_left_out_and_said(tiny_parquet, tmp_path):
+    """A file filtered from a larger one keeps every name of its ClassLabel: training learns the classes it has images
+    of (an eval file's images count), evaluation and extend read them, each says so; data.include_classes still rules."""
+    import datasets
+
+    from visnet_hf.data import unused_names_note
+
+    full = datasets.Dataset.from_parquet(tiny_parquet)
+    dog, car, ship = 1, 2, 3  # cat is 0
+    full.filter(lambda label: label in (dog, ship), input_columns="label").to_parquet(tmp_path / "filtered.parquet")
+    full.filter(lambda label: label == car, input_columns="label").to_parquet(tmp_path / "cars.parquet")
+    filtered = str(tmp_path / "filtered.parquet")
+
+    splits = load_splits(DataConfig(path=filtered, val_fraction=0.25))
+    assert splits.class_names == ["dog", "ship"] and splits.unused_names == ["cat", "car"]
+    for split in (splits.train, splits.eval):
+        assert split.features["label"].names == ["dog", "ship"] and set(split["label"]) == {0, 1}
+    assert "the other 2" in unused_names_note(splits.unused_names, 2) and "'cat', 'car'" in unused_names_note(["cat", "car"], 2)
+    with_eval = load_splits(DataConfig(path=filtered, eval_path=str(tmp_path / "cars.parquet")))
+    assert with_eval.class_names == ["dog", "car", "ship"] and with_eval.unused_names == ["cat"]  # car: eval images only
+    chosen = load_splits(DataConfig(path=filtered, val_fraction=0.25, include_classes=["ship", "dog"]))
+    assert chosen.class_names == ["ship", "dog"] and chosen.unused_names == []
+
+    whole = load_eval_data(DataConfig(path=filtered))
+    assert whole.class_names == ["dog", "ship"] and whole.unused_names == ["cat", "car"]
+    assert [whole.class_names[label] for label in whole.dataset["label"]] == [
+        full.features["label"].names[label] for label in full["label"] if label in (dog, ship)
+    ]
+    assert whole.description == "all of filtered.parquet, the 2 of its label's 4 classes it has images of"
+    assert load_eval_data(DataConfig(path=tiny_parquet)).unused_names == []
 
 
 def test_wordnet_ids_come_from_a_data_column(tiny_parquet, tmp_path):

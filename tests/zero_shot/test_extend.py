@@ -285,6 +285,22 @@ def test_extend_from_a_table_of_photo_paths_and_names(saved_vsenet, new_photos, 
     assert "an example of 'lion'" in err and "IMG_0009.jpg) is not there: no such file; fix its path, or remove it" in err
 
 
+def test_a_file_filtered_from_a_larger_one_extends_with_the_classes_it_has_photos_of(saved_vsenet, new_photos, tmp_path, capsys):
+    """``Dataset.filter`` keeps every name of the label's ClassLabel: a name no photo carries is no new class (as a
+    class folder without images is refused), and the result says which names were left out."""
+    rows = [(str(photo), NEW.index(name)) for name in NEW for photo in sorted((new_photos / name).iterdir())]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=[*NEW, "zebra"])})
+    everything = datasets.Dataset.from_dict({"image": [r[0] for r in rows], "label": [r[1] for r in rows]}, features=features)
+    everything.filter(lambda label: label != NEW.index("truck"), input_columns="label").to_parquet(tmp_path / "some.parquet")
+    capsys.readouterr()
+    output = tmp_path / "extended"
+    assert cli(["extend", "--model", saved_vsenet, "--data", str(tmp_path / "some.parquet"), "--output-dir", str(output)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["new_classes"] == ["lion", "boat"] and result["photos"] == {"lion": 4, "boat": 4}
+    assert any("no image carries 2 of them ('truck', 'zebra'), so visnet extend learns the other 2" in n for n in result["notes"])
+    assert json.loads((output / "config.json").read_text())["class_names"] == ["lion", "boat"]
+
+
 def test_class_folders_named_by_wordnet_id_are_read_as_their_names(saved_vsenet, new_photos, tmp_path, capsys):
     """ImageNet's layout (``n02129165/``, ...): the text encoder reads each folder's WordNet name ("lion"), so the
     model learns the classes exactly as from folders named in words; the labels stay the folders' names."""

@@ -6,7 +6,16 @@ The data layer imports nothing from training: the training config composes :clas
 
 from ..errors import DataError
 from .config import AugmentConfig, DataConfig, DataSource
-from .loading import EvalData, Splits, load_eval_data, load_splits, per_class_sample, read_descriptions, relabelled
+from .loading import (
+    EvalData,
+    Splits,
+    load_eval_data,
+    load_splits,
+    per_class_sample,
+    read_descriptions,
+    relabelled,
+    unused_names_note,
+)
 from .transforms import RecipeTransform, TransformedDataset, build_transforms, collate
 
 __all__ = [
@@ -25,4 +34,5 @@ __all__ = [
     "per_class_sample",
     "read_descriptions",
     "relabelled",
+    "unused_names_note",
 ]

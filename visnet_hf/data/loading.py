@@ -17,7 +17,7 @@ import math
 import re
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +62,7 @@ class Splits:
         synonyms: more names per class, from ``data.class_texts_column``.
         synsets: each class's WordNet id (``"n01443537"``), from ``data.class_synset_column``.
         eval_description: which images the eval split holds, in words (for reports and cards).
+        unused_names: the names of the data's label that no image carries (left out of ``class_names``).
     """
 
     train: datasets.Dataset
@@ -73,17 +74,20 @@ class Splits:
     train_source: datasets.Dataset | None = None
     eval_source: datasets.Dataset | None = None
     synsets: list[str | None] | None = None
+    unused_names: list[str] = field(default_factory=list)
 
 
 @dataclass
 class EvalData:
-    """The images an evaluation scores, their class names (and synonyms and WordNet ids), and which part of the data they are."""
+    """The images an evaluation scores, their class names (and synonyms and WordNet ids), and which part of the data
+    they are; ``unused_names``: the names of the data's label that no image carries, left out of ``class_names``."""
 
     dataset: datasets.Dataset
     class_names: list[str]
     description: str
     synonyms: list[list[str]] | None = None
     synsets: list[str | None] | None = None
+    unused_names: list[str] = field(default_factory=list)
 
 
 def load_splits(config: DataConfig, seed: int = 0) -> Splits:
@@ -110,7 +114,9 @@ def load_eval_data(config: DataConfig, seed: int = 0, held_out: bool = False, sp
     """
     if held_out:
         splits = load_splits(config, seed)
-        return EvalData(splits.eval, splits.class_names, splits.eval_description, splits.synonyms, splits.synsets)
+        return EvalData(
+            splits.eval, splits.class_names, splits.eval_description, splits.synonyms, splits.synsets, splits.unused_names
+        )
     return _with_fallback(config, lambda section: _load_whole(section, split))
 
 
@@ -162,15 +168,18 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
             f"a development split: a stratified {_percent(config.dev_fraction)} of the training part of "
             f"{where['train']} (seed {seed}); the test part ({eval_description}) is left out"
         )
-    if config.include_classes:
-        keep = _class_indices(config.include_classes, class_names)
-        train, evaluation = (_keep_classes(split, keep, config.include_classes) for split in (train, evaluation))
+    own_eval = None if raw_eval is None else eval_source
+    unused = [] if config.include_classes else _names_without_images(class_names, train_source, own_eval)
+    kept = config.include_classes or ([name for name in class_names if name not in unused] if unused else None)
+    if kept:
+        keep = _class_indices(kept, class_names)
+        train, evaluation = (_keep_classes(split, keep, kept) for split in (train, evaluation))
         synonyms = [synonyms[i] for i in keep] if synonyms else None
         synsets = [synsets[i] for i in keep] if synsets else None
-        kept = list(config.include_classes)
-        listed = f"classes {', '.join(kept)}" if len(kept) <= 5 else f"{len(kept)} of its {len(class_names)} classes"
-        eval_description += f", {listed} only"
-        class_names = kept
+        if config.include_classes:
+            listed = f"classes {', '.join(kept)}" if len(kept) <= 5 else f"{len(kept)} of its {len(class_names)} classes"
+            eval_description += f", {listed} only"
+        class_names = list(kept)
     if config.max_train_samples:
         train = train.select(range(min(config.max_train_samples, len(train))))
     if config.max_eval_samples and config.max_eval_samples < len(evaluation):
@@ -180,7 +189,25 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
         if len(split) == 0:
             raise DataError(f"The {name} split is empty; check data.path / data.{name}_split.")
     descriptions = read_descriptions(config.descriptions_file, class_names) if config.descriptions_file else None
-    return Splits(train, evaluation, class_names, descriptions, eval_description, synonyms, train_source, eval_source, synsets)
+    return Splits(
+        train, evaluation, class_names, descriptions, eval_description, synonyms, train_source, eval_source, synsets, unused
+    )
+
+
+def unused_names_note(unused: list[str], kept: int, learned: str = "the model learns") -> str:
+    """What is said of the names of the data's label that no image carries, which are left out."""
+    listed = ", ".join(repr(name) for name in unused[:5]) + (f" and {len(unused) - 5} more" if len(unused) > 5 else "")
+    return (
+        f"The data's label names {kept + len(unused)} classes; no image carries {len(unused)} of them ({listed}), so "
+        f"{learned} the other {kept}. A file filtered from a larger one keeps every name of its label."
+    )
+
+
+def _names_without_images(class_names: list[str], *sources: datasets.Dataset | None) -> list[str]:
+    """The class names no image of ``sources`` carries: a file filtered from a larger one (``Dataset.filter``, then
+    ``to_parquet``) keeps every name of its label's ``ClassLabel``, and a class without an image cannot be learned."""
+    present = {int(label) for source in sources if source is not None for label in source.unique("label")}
+    return [name for i, name in enumerate(class_names) if i not in present]
 
 
 def _load_whole(config: DataConfig, preferred: str | None = None) -> EvalData:
@@ -203,12 +230,20 @@ def _load_whole(config: DataConfig, preferred: str | None = None) -> EvalData:
     synonyms = _class_texts(raw, config, class_names)
     synsets = _class_synsets(raw, config, class_names)
     description = f"all of {where}" if len(loaded) == 1 else f"the {split!r} split of {where}"
+    unused = _names_without_images(class_names, dataset)
+    if unused and len(unused) < len(class_names):
+        keep = [i for i, name in enumerate(class_names) if name not in unused]
+        description += f", the {len(keep)} of its label's {len(class_names)} classes it has images of"
+        class_names = [class_names[i] for i in keep]
+        dataset = _keep_classes(dataset, keep, class_names)
+        synonyms = [synonyms[i] for i in keep] if synonyms else None
+        synsets = [synsets[i] for i in keep] if synsets else None
     if config.max_eval_samples and config.max_eval_samples < len(dataset):
         dataset = dataset.select(range(config.max_eval_samples))
         description += f", its first {config.max_eval_samples} images"
     if len(dataset) == 0:
         raise DataError(f"{where} holds no images; check --data.")
-    return EvalData(dataset, class_names, description, synonyms, synsets)
+    return EvalData(dataset, class_names, description, synonyms, synsets, unused)
 
 
 def _with_fallback(config: DataConfig, load: Callable[[DataConfig], T]) -> T:

@@ -27,6 +27,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from .. import hub
+from ..data import unused_names_note
 from ..evaluation import evaluate_model
 from ..reports import write_reports
 from .checkpoints import save_checkpoint
@@ -72,6 +73,9 @@ def start(run: Run) -> None:
     else:
         sizes = f"Training on {len(splits.train)} images of {len(splits.class_names)} classes; evaluating on {len(splits.eval)} images:"
     accelerator.print(f"{sizes} {splits.eval_description}. {per_epoch}{run.plan.total_steps} optimizer steps in all.")
+    if splits.unused_names:
+        note = unused_names_note(splits.unused_names, len(splits.class_names))
+        accelerator.print(f"{note} To choose the classes yourself, give data.include_classes.")
     model = run.inner
     if hasattr(model, "vocabulary"):  # a VSENet: which WordNet sense each class name was read as, and whence
         from ..wordnet import sense_records, sense_summary
