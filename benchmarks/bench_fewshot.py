@@ -127,8 +127,15 @@ def example_set(side: Side, support: torch.Tensor, support_labels: torch.Tensor,
 
 @torch.no_grad()
 def framework_logits(side, vocabulary, support, support_labels, queries, settings):
+    """The library's scores of ``queries`` given the ``support`` photos, at the model's settings changed by ``settings``;
+    without a photo weight set, the photos choose theirs where they ask for more than the names' (as set_classes does)."""
+    from visnet_hf.zero_shot import ExampleSet
+
     examples = example_set(side, support, support_labels, len(vocabulary))
     config = side.model.config.zero_shot_config.updated(**settings)
+    if config.example_weight is None:
+        read = ExampleSet(examples.sums, examples.counts, (support, support_labels))
+        config = replace(config, fitted_example_weight=side.model.fitted_photo_weight(replace(vocabulary, examples=read)))
     return side.model(image_features=queries, vocabulary=replace(vocabulary, examples=examples), zero_shot_config=config).logits
 
 

@@ -79,13 +79,18 @@ def weighed(weight: float) -> str:
 def weight_choice(result: dict) -> str:
     """The photo weights given against the model's own, paired over the same draws at every k, and the one that gains
     most of those that beat it by two standard errors (what a setting must hold by to be worth changing), if any."""
-    own, top1 = result["framework_settings"]["photo_weight"], result["top1_by_draw"]
+    settings, top1 = result["framework_settings"], result["top1_by_draw"]
+    own = (
+        f"{settings['photo_weight']:g}"
+        if settings["example_weight"] is not None
+        else (f"{settings['names_weight']:g}, or what each draw's photos choose where that is more")
+    )
     mine = [value for values in top1["visnet_hf"].values() for value in values]
     gains = {}
     for weight in result["example_weights"]:
         theirs = [value for values in top1[weighed(weight)].values() for value in values]
         gains[weight] = summary([a - b for a, b in zip(theirs, mine, strict=True)])
-    said = "Photo weight against the model's own ({:g}), paired over {} draws: {}.".format(
+    said = "Photo weight against the model's own ({}), paired over {} draws: {}.".format(
         own, len(mine), ", ".join(f"{w:g}: {100 * g['mean']:+.1f} ± {100 * g['se']:.1f} points" for w, g in gains.items())
     )
     if len(mine) < 3:
@@ -254,6 +259,7 @@ def main() -> None:
         "framework_settings": {
             **model.config.zero_shot_config.to_dict(),
             "photo_weight": model.config.zero_shot_config.photo_weight(),
+            "names_weight": model.config.zero_shot_config.names_weight(),
         },
         "example_weights": args.example_weights,
         **compare(

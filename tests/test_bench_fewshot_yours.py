@@ -102,7 +102,10 @@ def test_the_command_scores_every_method_on_the_images_it_did_not_draw(saved_vse
     assert "Goals (issue #36): k = 1:" in printed and "Left out: k = 8, 16" in printed
     assert "k = 2: " in printed and "against the best reference at k = 4," in printed
     assert "its goal, the best reference at k = 8, not scored here" in printed  # not judged against k = 4 instead
-    assert "Photo weight against the model's own (2), paired over 6 draws: 0: " in printed
+    assert (
+        "Photo weight against the model's own (2, or what each draw's photos choose where that is more), paired over 6 draws: 0: "
+        in printed
+    )
 
     one_image, _, _ = new_classes_file(tiny_parquet, tmp_path / "one.parquet", [12, 12, 12, 1])
     monkeypatch.setattr(sys, "argv", [*command[:4], one_image, *command[5:]])
@@ -127,7 +130,7 @@ def test_another_photo_weight_is_advised_only_where_it_wins_by_two_standard_erro
 
     own = {"1": [0.50, 0.52, 0.48], "2": [0.60, 0.61, 0.59]}
     result = {
-        "framework_settings": {"photo_weight": 8.0},
+        "framework_settings": {"photo_weight": 8.0, "example_weight": 8.0, "names_weight": 6.0},
         "example_weights": [2.0, 4.0],
         "top1_by_draw": {
             "visnet_hf": own,
@@ -140,6 +143,8 @@ def test_another_photo_weight_is_advised_only_where_it_wins_by_two_standard_erro
     assert "`visnet extend --example-weight 2`" in said
     result["example_weights"] = [4.0]
     assert weight_choice(result).endswith("None beats the model's own by two standard errors: keep it.")
+    result["framework_settings"]["example_weight"] = None  # the default: the names' own weight, or the photos' choice
+    assert "the model's own (6, or what each draw's photos choose where that is more)" in weight_choice(result)
     result["example_weights"] = [2.0]
     result["top1_by_draw"] = {name: {"1": by_k["1"][:1]} for name, by_k in result["top1_by_draw"].items()}  # one draw
     assert weight_choice(result).endswith("Too few draws to choose by (--draws): keep the model's own.")

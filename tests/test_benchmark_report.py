@@ -25,6 +25,7 @@ def test_benchmarks_md_is_what_the_stored_results_render(monkeypatch):
     [
         ("few_shot/borrowed_by_class.py", "tinyimagenet_fewshot_borrowed_by_class", "BORROWED_BY_CLASS.md"),
         ("few_shot/calibration.py", "tinyimagenet_fewshot_calibration", "CALIBRATION.md"),
+        ("few_shot/fitted_weight.py", "fewshot_fitted_weight", "FITTED_WEIGHT.md"),
         ("few_shot/imagenet_head.py", "tinyimagenet_fewshot_imagenet_head", "IMAGENET_HEAD.md"),
         ("few_shot/label_prototypes.py", "tinyimagenet_fewshot_label_prototypes", "LABEL_PROTOTYPES.md"),
         ("few_shot/methods.py", "tinyimagenet_fewshot_methods", "REPORT.md"),

@@ -115,6 +115,7 @@ def extend_saved_model(
         "photos_from": examples.description,
         "photos": {name: counts[name] for name in examples.class_names if name in counts},
         "photo_weight": model.config.zero_shot_config.photo_weight(),
+        "photo_weight_from": _photo_weight_source(model.config.zero_shot_config, example_weight),
         "notes": [  # what the library says to the user; a dependency's resource or deprecation warnings are no note
             str(warning.message).replace("SAVED_FOLDER", str(output))
             for warning in said
@@ -123,6 +124,17 @@ def extend_saved_model(
         + ([senses] if senses else []),
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _photo_weight_source(settings: Any, given: float | None) -> str:
+    """Where the photos' weight came from, in words."""
+    if given is not None:
+        return "--example-weight"
+    if settings.example_weight is not None:
+        return "the model's zero_shot_config.example_weight"
+    if settings.photo_weight() > settings.names_weight():
+        return "the photos given: under it the names and photos read the photos best, each left out of its class's mean"
+    return "the names' own weight (the photos chose no more)"
 
 
 def _senses_note(model: Any, examples: Any, names: list[str]) -> str | None:

@@ -424,9 +424,10 @@ def test_the_photos_weight_is_the_models_unless_given_and_is_saved_and_reported(
         names_alone = model(pixel_values=pixels).logits
     result, with_photos = extended(tmp_path / "default")
     assert result["photo_weight"] == 3.0  # the fixture's names' weight: semantic, ConSE and prototypes at 1
+    assert result["photo_weight_from"] == "the names' own weight (the photos chose no more)"
     assert not torch.allclose(with_photos, names_alone, atol=1e-3)
     result, without = extended(tmp_path / "names_alone", "--example-weight", "0")
-    assert result["photo_weight"] == 0.0
+    assert result["photo_weight"] == 0.0 and result["photo_weight_from"] == "--example-weight"
     torch.testing.assert_close(without, names_alone, rtol=1e-4, atol=1e-4)
     result, _ = extended(tmp_path / "lighter", "--example-weight", "1.5")
     saved = json.loads((tmp_path / "lighter" / "config.json").read_text())["zero_shot_config"]

@@ -183,6 +183,7 @@ def test_the_photo_weight_follows_the_names_scores_unless_it_is_given(model, pho
     assert VSENetZeroShotConfig(head="semantic", example_weight=4.0).photo_weight() == 4.0
     assert VSENetZeroShotConfig(example_weight=0.0).photo_weight() == 0.0
     model.set_classes(NEW, examples={name: photos(seed) for name, seed in zip(NEW, (10, 20, 30), strict=True)})
+    model.config.zero_shot_config.fitted_example_weight = None  # the names' weight alone (the photos' choice: below)
     queries = model.image_processor()(photos(60, 4), return_tensors="pt")["pixel_values"]
     summed = model.config.zero_shot_config.updated(score_temperature=1.0)  # the experts' sum, no temperature
     names_alone = model(pixel_values=queries, zero_shot_config=summed.updated(example_weight=0.0)).logits
@@ -202,6 +203,59 @@ def test_the_photo_weight_follows_the_names_scores_unless_it_is_given(model, pho
     torch.testing.assert_close(reloaded_sum - names_alone, by_default * 4.0 / 3.0, rtol=1e-4, atol=1e-4)
     with pytest.raises(ConfigError, match="example_weight"):
         VSENetZeroShotConfig(example_weight=-1.0)
+
+
+def test_a_photo_weight_is_fitted_on_the_photos_each_left_out_of_its_names_mean():
+    """Photos that tell their classes apart beside names that do not choose a heavy weight, names that tell them
+    apart beside photos that do not a light one; with one photo a name there is nothing to leave out."""
+    from visnet_hf.zero_shot.few_shot import fitted_photo_weight
+
+    generator = torch.Generator().manual_seed(0)
+    classes, per, width = 5, 4, 16
+    rows = torch.arange(classes).repeat_interleave(per)
+    clear = torch.randn(classes, width, generator=generator)[rows] + torch.randn(len(rows), width, generator=generator)
+    anywhere = torch.randn(len(rows), width, generator=generator)
+    knowing = 5 * F.one_hot(rows, classes).float() + torch.randn(len(rows), classes, generator=generator)
+    guessing = 10 * torch.randn(len(rows), classes, generator=generator)  # as spread as knowing names, and as sure
+
+    def fitted(names: torch.Tensor, features: torch.Tensor) -> float | None:
+        examples = ExampleSet(torch.zeros(classes, width).index_add_(0, rows, features), torch.full((classes,), float(per)))
+        return fitted_photo_weight(names, features, rows, examples, None, 1.0, 10.0)
+
+    assert fitted(guessing, clear) >= 10.0
+    assert fitted(knowing, anywhere) <= 1.0
+    first = rows.diff(prepend=torch.tensor([-1])) != 0  # one photo of each name
+    alone = ExampleSet(clear[first], torch.ones(classes))
+    assert fitted_photo_weight(guessing[first], clear[first], rows[first], alone, None, 1.0, 10.0) is None
+
+
+def test_set_classes_keeps_the_weight_its_photos_choose_where_it_is_above_the_names(model, photos, tmp_path):
+    """The weight the photos chose is saved with them and used where it is above the names' own weight and no
+    example_weight is set; photos of one each, or none, choose none."""
+    model.set_classes(NEW, examples={name: photos(seed, 4) for name, seed in zip(NEW, (10, 20, 30), strict=True)})
+    settings = model.config.zero_shot_config
+    assert settings.fitted_example_weight is not None
+    assert settings.photo_weight() == max(settings.names_weight(), settings.fitted_example_weight)
+    settings.fitted_example_weight = 50.0  # as photos that read far better than their names choose
+    queries = model.image_processor()(photos(60, 4), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        chosen = model(pixel_values=queries).logits
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.zero_shot_config.photo_weight() == 50.0
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pixel_values=queries).logits, chosen)
+        given = model(pixel_values=queries, zero_shot_config=settings.updated(example_weight=3.0)).logits
+        names_weight = model(
+            pixel_values=queries, zero_shot_config=settings.updated(example_weight=settings.names_weight())
+        ).logits
+    torch.testing.assert_close(given, names_weight)  # a weight given is used as given (3: the names' own here)
+    assert not torch.allclose(given, chosen, atol=1e-3)
+    model.set_classes(NEW, examples={name: photos(seed, 1) for name, seed in zip(NEW, (10, 20, 30), strict=True)})
+    assert model.config.zero_shot_config.fitted_example_weight is None
+    model.config.zero_shot_config.fitted_example_weight = 50.0
+    model.set_classes(NEW)
+    assert model.config.zero_shot_config.fitted_example_weight is None
 
 
 def test_the_photos_are_saved_with_the_model_and_both_pipelines_use_them(model, photos, tmp_path):

@@ -119,7 +119,7 @@ class VSENetZeroShotConfig(CheckedConfig):
             in the feature space whitened by the trained classes' within-class covariance, per square root of
             the number of photos (0: photos ignored). ``None`` (the default): as much as the names' scores weigh
             together (:meth:`photo_weight`), so one photo weighs as much as the name whatever ``head`` and
-            ``prototype_weight`` are.
+            ``prototype_weight`` are, or more where the photos given ask for more (``fitted_example_weight``).
         example_shrinkage: that whitening's shrinkage toward the identity (1: standardised features only).
         example_threshold: the cosine to a name's photos an image must pass for them to raise the name's score: the
             photo score is the scaled cosine less this. Where every name has as many photos it changes no softmax; where
@@ -151,6 +151,12 @@ class VSENetZeroShotConfig(CheckedConfig):
             in that mixing, beside the text cosine (0: the text alone; a name without a sense: the text alone). 10 was
             chosen on the Tiny-ImageNet folds (studies/few_shot/WORDNET_LENDERS.md: +1.9 points for the names alone,
             +0.6 over names and photos), and keeps a name from borrowing from labels that only sound like it.
+        fitted_example_weight: the photo weight the photos last given chose (set by ``set_classes(...,
+            examples=...)``, not a setting): the weight under which the names' scores plus the photos' score the photos
+            themselves most likely, each left out of its own name's mean
+            (:func:`~visnet_hf.zero_shot.few_shot.fitted_photo_weight`); ``None`` with one photo a name. Used where
+            ``example_weight`` is not set and it is above the names' own weight: a model that reads the names poorly
+            leans on the photos more (studies/few_shot/FITTED_WEIGHT.md).
         separate_heads: the model keeps a second copy of its heads for every vocabulary but the trained one
             (WiSE-FT chosen per use; set by the trainer with ``wise_ft.seen_alpha``).
     """
@@ -172,6 +178,7 @@ class VSENetZeroShotConfig(CheckedConfig):
     backbone_label_weight: float = 0.0
     backbone_classifier_weight: float = 0.0
     backbone_classifier_hierarchy: float = 10.0
+    fitted_example_weight: float | None = None
     separate_heads: bool = False
 
     def _check_values(self, checks: FieldChecks, kwargs: dict[str, Any]) -> None:
@@ -189,6 +196,7 @@ class VSENetZeroShotConfig(CheckedConfig):
         checks.require("backbone_classifier_weight", lambda v: v >= 0, "must be >= 0 (0: no borrowed classifiers)")
         checks.require("backbone_classifier_hierarchy", lambda v: v >= 0, "must be >= 0 (0: text similarity alone)")
         checks.require("example_shrinkage", lambda v: 0 <= v <= 1, "must lie in [0, 1] (1: no whitening)")
+        checks.require("fitted_example_weight", lambda v: v is None or v >= 0, "must be >= 0 or null (none fitted)")
         checks.require("example_threshold", lambda v: -1 <= v <= 1, "must lie in [-1, 1] (a cosine; 0: none)")
         checks.require(
             "score_temperature", lambda v: v is None or v > 0, "must be positive (1: the scores as summed) or null (the rule)"
@@ -208,10 +216,11 @@ class VSENetZeroShotConfig(CheckedConfig):
     def photo_weight(self) -> float:
         """The weight of the photo score: ``example_weight``, or by default the names' scores' own weight
         (:meth:`names_weight`), which matches the best weight on the folds for each way of scoring the names
-        (studies/few_shot/WEIGHTS.md)."""
+        (studies/few_shot/WEIGHTS.md), or the weight the photos given chose (``fitted_example_weight``) where that is
+        more."""
         if self.example_weight is not None:
             return float(self.example_weight)
-        return self.names_weight()
+        return max(self.names_weight(), float(self.fitted_example_weight or 0.0))
 
     def temperature_for(self, typical_photos: float | torch.Tensor = 0.0) -> float | torch.Tensor:
         """What the scores are divided by: ``score_temperature``, or by default the names' scores' weight plus half the

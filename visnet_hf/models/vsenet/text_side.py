@@ -21,7 +21,7 @@ from ...errors import warn_user
 from ...text.encoder import TextEncoderError, get_text_encoder, load_tokenizer
 from ...text.prompts import ClassTexts, checked_names, plain_name
 from ...wordnet import fill_descriptions, senses_beside, senses_or_none
-from ...zero_shot.few_shot import embed_examples, examples_by_name
+from ...zero_shot.few_shot import embed_examples, examples_by_name, fitted_photo_weight
 from ...zero_shot.vocabulary import ExampleSet, TextEncoderLike, Vocabulary, build_vocabulary
 from .text_tower import TowerEncoder
 
@@ -188,8 +188,12 @@ class TextSide:
         vocabulary = self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings, known)
         if examples is not None:
             vocabulary = self.with_examples(vocabulary, examples)
+            self.config.zero_shot_config.fitted_example_weight = self.fitted_photo_weight(vocabulary)
+            self._say_names_read_poorly(vocabulary)
             if not keep_trained:
                 self._say_trained_among_new(vocabulary)
+        elif not keep_trained:
+            self.config.zero_shot_config.fitted_example_weight = None  # no photos: nothing to weigh
         if keep_trained and earlier.examples is not None:  # the photos of classes added before stay with them
             kept = earlier.examples.for_names(earlier.names, vocabulary.names)
             if kept is not None:
@@ -224,16 +228,46 @@ class TextSide:
                 "VSENet): the photos are compared on raw features, which scores lower (BENCHMARKS.md 5e). Fit them with "
                 "model.fit_prototypes(batches of its training images), then give the photos again."
             )
-        examples = embed_examples(self, by_name, vocabulary.names)
-        self._say_names_read_poorly(vocabulary, examples)
-        return dataclasses.replace(vocabulary, examples=examples)
+        return dataclasses.replace(vocabulary, examples=embed_examples(self, by_name, vocabulary.names))
 
     @torch.no_grad()
-    def _say_names_read_poorly(self, vocabulary: Vocabulary, examples: ExampleSet) -> None:
+    def fitted_photo_weight(self, vocabulary: Vocabulary) -> float | None:
+        """The photo weight the photos of ``vocabulary`` (as :meth:`with_examples` reads them) choose, among the names
+        that have photos (:func:`~visnet_hf.zero_shot.few_shot.fitted_photo_weight`); ``None`` where none has two, or
+        the photos were not read here (a saved vocabulary keeps only their sums)."""
+        examples = vocabulary.examples
+        if examples is None or examples.photos is None:
+            return None
+        features, rows = (part.to(self.device) for part in examples.photos)
+        named = [row for row, count in enumerate(examples.counts.tolist()) if count > 0]
+        column = torch.full((len(vocabulary),), -1, dtype=torch.long, device=self.device)
+        column[named] = torch.arange(len(named), device=self.device)
+        names_alone = vocabulary.select([vocabulary.names[row] for row in named], self.config.trained_class_names)
+        settings = self.config.zero_shot_config.updated(score_temperature=1.0)  # the sum the photos' score is added to
+        scores = torch.cat(
+            [
+                self(image_features=batch.to(self.dtype), vocabulary=names_alone, zero_shot_config=settings).logits
+                for batch in features.split(256)
+            ]
+        )
+        return fitted_photo_weight(
+            scores,
+            features,
+            column[rows],
+            ExampleSet(examples.sums[named], examples.counts[named]),
+            self.zero_shot.prototypes,
+            settings.example_shrinkage,
+            self.logit_scale_value(),
+            settings.example_threshold,
+        )
+
+    @torch.no_grad()
+    def _say_names_read_poorly(self, vocabulary: Vocabulary) -> None:
         """Say when the names alone pick the right class for the photos given no more often than chance would: the
         model reads these names poorly (another domain than it trained on, a below-chance names' score), so they add
         little to the photos, or take from them, and with one or two photos a class the photos alone may score higher."""
-        if examples.photos is None or len(examples.photos[1]) < NAMES_CHECK_PHOTOS:
+        examples = vocabulary.examples
+        if examples is None or examples.photos is None or len(examples.photos[1]) < NAMES_CHECK_PHOTOS:
             return
         features, rows = examples.photos
         names_alone = dataclasses.replace(vocabulary, examples=None)
