@@ -23,7 +23,7 @@ Paired by episode, the names' own weight against that rule, where no ``example_w
 
 Nothing here reads unseen_dev.
 
-    python studies/few_shot/fitted_weight.py --work-dir /tmp/fs   # 12 minutes on 2 cores with bench_fewshot's models there
+    python studies/few_shot/fitted_weight.py --work-dir /tmp/fs   # 9 min on 2 cores with bench_fewshot's models there; 2 once its own model is trained
 """
 
 from __future__ import annotations

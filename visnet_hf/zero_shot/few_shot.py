@@ -109,8 +109,9 @@ def example_logits(
     return scale * (features @ anchors.T.to(features) - threshold) * weights.to(features)
 
 
-WEIGHT_GRID = torch.logspace(-0.3, 2.0, 24)  # the photo weights the photos given choose from: 0.5 to 100
-SCALE_GRID = torch.logspace(-3.0, 1.5, 46)  # each weight's sum is read at its most likely scale
+WEIGHTS = torch.logspace(-0.3, 2.0, 24).tolist()  # the photo weights the photos given choose from: 0.5 to 100
+SCALES = torch.logspace(-3.0, 1.5, 46).tolist()  # each weight's sum is read at its most likely scale
+FIT_PHOTOS = 1024  # the photos that choose it, at most
 
 
 def fitted_photo_weight(
@@ -125,7 +126,7 @@ def fitted_photo_weight(
 ) -> float | None:
     """The photo weight under which the names' scores plus the photos' give the photos themselves their names most
     likely, each photo left out of its own name's mean (which then has one photo fewer): the weight of
-    :data:`WEIGHT_GRID` whose sum, at its most likely scale, has the highest likelihood, to 3 significant digits.
+    :data:`WEIGHTS` whose sum, at its most likely scale, has the highest likelihood, to 3 significant digits.
     ``None`` where no name has two photos (a photo alone cannot be left out of its mean). The library uses it where it
     is above the names' own weight (studies/few_shot/FITTED_WEIGHT.md: a model that reads its names poorly gains 1.0
     point over 1 to 16 photos, the shipped Tiny-ImageNet model's folds 0.07).
@@ -143,20 +144,22 @@ def fitted_photo_weight(
     if not keep.any():
         return None
     photos, rows, left, names_logits = photos[keep].float(), rows[keep], left[keep], names_logits[keep].float()
+    if len(rows) > FIT_PHOTOS:  # a large vocabulary: a fixed sample of its photos chooses as well, in less time
+        sample = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[:FIT_PHOTOS].to(rows.device)
+        photos, rows, left, names_logits = photos[sample], rows[sample], left[sample], names_logits[sample]
     logits = example_logits(photos, examples, [None] * len(counts), prototypes, shrinkage, scale, threshold)
     own_mean = (examples.sums.to(photos)[rows] - photos) / left[:, None]
     cosine = (unit_features(photos, prototypes, shrinkage) * unit_features(own_mean, prototypes, shrinkage)).sum(-1)
     logits[torch.arange(len(rows)), rows] = scale * (cosine - threshold) * left.sqrt()
-    scales = SCALE_GRID.to(photos)[:, None, None]
-    targets = rows.repeat(len(scales))  # the scales' sums below are flattened scale by scale
-    least_loss = [  # each weight's negative log-likelihood per photo, at its most likely scale
-        F.cross_entropy((scales * (names_logits + weight * logits)).flatten(0, 1), targets, reduction="none", label_smoothing=0.1)
-        .view(len(scales), -1)
-        .mean(-1)
-        .min()
-        for weight in WEIGHT_GRID.tolist()
-    ]
-    return float(f"{WEIGHT_GRID[int(torch.stack(least_loss).argmin())]:.3g}")  # 8.25, not 8.254042
+    least_loss = torch.tensor(
+        [  # each weight's negative log-likelihood per photo (smoothed: it stays finite), at its most likely scale
+            min(float(F.cross_entropy(scale * (names_logits + weight * logits), rows, label_smoothing=0.1)) for scale in SCALES)
+            for weight in WEIGHTS
+        ]
+    ).nan_to_num(nan=float("inf"))
+    if not torch.isfinite(least_loss).any():
+        return None
+    return float(f"{WEIGHTS[int(least_loss.argmin())]:.3g}")  # 8.25, not 8.254042
 
 
 # -- examples given by the user -------------------------------------------------------------------
