@@ -227,6 +227,11 @@ def test_a_photo_weight_is_fitted_on_the_photos_each_left_out_of_its_names_mean(
     first = rows.diff(prepend=torch.tensor([-1])) != 0  # one photo of each name
     alone = ExampleSet(clear[first], torch.ones(classes))
     assert fitted_photo_weight(guessing[first], clear[first], rows[first], alone, None, 1.0, 10.0) is None
+    many = torch.arange(100).repeat_interleave(12)  # more photos than choose it (FIT_PHOTOS): a fixed sample does
+    features = torch.randn(100, width, generator=generator)[many] + torch.randn(len(many), width, generator=generator)
+    examples = ExampleSet(torch.zeros(100, width).index_add_(0, many, features), torch.full((100,), 12.0))
+    names = 10 * torch.randn(len(many), 100, generator=generator)
+    assert fitted_photo_weight(names, features, many, examples, None, 1.0, 10.0) >= 10.0
 
 
 def test_set_classes_keeps_the_weight_its_photos_choose_where_it_is_above_the_names(model, photos, tmp_path):
