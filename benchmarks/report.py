@@ -817,7 +817,7 @@ def few_shot_section(result: dict) -> list[str]:
         "scored otherwise (the semantic head alone, no prototypes) is `studies/few_shot/WEIGHTS.md`; where the photos",
         "given ask for more (each left out of its name's mean), the default takes their weight, which gains 1.06 points",
         "for a model that reads its new names poorly and 0.04 on these folds (`studies/few_shot/FITTED_WEIGHT.md`; not",
-        "used here, where the config sets the weight). Its last table is a ceiling for any way of",
+        "used here, where the config sets the weight). WEIGHTS.md's last table is a ceiling for any way of",
         "weighing the names against the photos (the best weight for each episode, chosen on that episode's own queries):",
         "it stays below the goals at k = 1, 2 and 4, because beside the photos the names are worth about one photo, not k.",
         "That weight holds for photos like the training images: CIFAR-10's 32 px photos on the final model want 2 to 4",
