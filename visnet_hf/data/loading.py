@@ -174,8 +174,7 @@ def _load_splits(config: DataConfig, seed: int) -> Splits:
     if kept:
         keep = _class_indices(kept, class_names)
         train, evaluation = (_keep_classes(split, keep, kept) for split in (train, evaluation))
-        synonyms = [synonyms[i] for i in keep] if synonyms else None
-        synsets = [synsets[i] for i in keep] if synsets else None
+        synonyms, synsets = _picked(synonyms, keep), _picked(synsets, keep)
         if config.include_classes:
             listed = f"classes {', '.join(kept)}" if len(kept) <= 5 else f"{len(kept)} of its {len(class_names)} classes"
             eval_description += f", {listed} only"
@@ -201,6 +200,11 @@ def unused_names_note(unused: list[str], kept: int, learned: str = "the model le
         f"The data's label names {kept + len(unused)} classes; no image carries {len(unused)} of them ({listed}), so "
         f"{learned} the other {kept}. A file filtered from a larger one keeps every name of its label."
     )
+
+
+def _picked(per_class: list[T] | None, keep: list[int]) -> list[T] | None:
+    """A per-class list (synonyms, WordNet ids) for the ``keep`` classes only, in that order; ``None`` stays so."""
+    return [per_class[i] for i in keep] if per_class else None
 
 
 def _names_without_images(class_names: list[str], *sources: datasets.Dataset | None) -> list[str]:
@@ -236,8 +240,7 @@ def _load_whole(config: DataConfig, preferred: str | None = None) -> EvalData:
         description += f", the {len(keep)} of its label's {len(class_names)} classes it has images of"
         class_names = [class_names[i] for i in keep]
         dataset = _keep_classes(dataset, keep, class_names)
-        synonyms = [synonyms[i] for i in keep] if synonyms else None
-        synsets = [synsets[i] for i in keep] if synsets else None
+        synonyms, synsets = _picked(synonyms, keep), _picked(synsets, keep)
     if config.max_eval_samples and config.max_eval_samples < len(dataset):
         dataset = dataset.select(range(config.max_eval_samples))
         description += f", its first {config.max_eval_samples} images"
