@@ -126,16 +126,21 @@ def example_set(side: Side, support: torch.Tensor, support_labels: torch.Tensor,
 
 
 @torch.no_grad()
-def framework_logits(side, vocabulary, support, support_labels, queries, settings):
-    """The library's scores of ``queries`` given the ``support`` photos, at the model's settings changed by ``settings``;
-    without a photo weight set, the photos choose theirs where they ask for more than the names' (as set_classes does)."""
-    from visnet_hf.zero_shot import ExampleSet
-
-    examples = example_set(side, support, support_labels, len(vocabulary))
+def framework_settings(side, vocabulary, support, support_labels, settings):
+    """The photos as the library reads them and the settings it scores them with: the model's, changed by
+    ``settings``; without a photo weight set, the photos choose theirs where they ask for more than the names' (as
+    set_classes does)."""
+    examples = replace(example_set(side, support, support_labels, len(vocabulary)), photos=(support, support_labels))
     config = side.model.config.zero_shot_config.updated(**settings)
     if config.example_weight is None:
-        read = ExampleSet(examples.sums, examples.counts, (support, support_labels))
-        config = replace(config, fitted_example_weight=side.model.fitted_photo_weight(replace(vocabulary, examples=read)))
+        config = replace(config, fitted_example_weight=side.model.fitted_photo_weight(replace(vocabulary, examples=examples)))
+    return examples, config
+
+
+@torch.no_grad()
+def framework_logits(side, vocabulary, support, support_labels, queries, settings):
+    """The library's scores of ``queries`` given the ``support`` photos (:func:`framework_settings`)."""
+    examples, config = framework_settings(side, vocabulary, support, support_labels, settings)
     return side.model(image_features=queries, vocabulary=replace(vocabulary, examples=examples), zero_shot_config=config).logits
 
 

@@ -46,8 +46,8 @@ from bench_fewshot import (  # noqa: E402
     Side,
     accuracy,
     draw,
-    example_set,
     framework_logits,
+    framework_settings,
     paired_rows,
     scores_by_k,
     study_command,
@@ -70,15 +70,7 @@ def unset(model):
 
 def chosen_weight(side, vocabulary, support: torch.Tensor, support_labels: torch.Tensor) -> float:
     """The photo weight the library uses for these photos (the names' own where the photos choose none or less)."""
-    from dataclasses import replace
-
-    from visnet_hf.zero_shot import ExampleSet
-
-    examples = example_set(side, support, support_labels, len(vocabulary))
-    read = ExampleSet(examples.sums, examples.counts, (support, support_labels))
-    settings = side.model.config.zero_shot_config
-    fitted = side.model.fitted_photo_weight(replace(vocabulary, examples=read))
-    return replace(settings, fitted_example_weight=fitted).photo_weight()
+    return framework_settings(side, vocabulary, support, support_labels, {})[1].photo_weight()
 
 
 def episode_scores(side, vocabulary, support, support_labels, queries, query_labels) -> dict[str, float]:
