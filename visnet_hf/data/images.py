@@ -106,7 +106,7 @@ def decode(value: Any, where: str, fits: tuple[int, int] | None = None) -> Image
             ) from error
         if isinstance(error, FileNotFoundError):  # nothing to decode: the path is wrong
             named = "" if str(error.filename) in where else f" ({error.filename})"
-            raise BadImageError(f"{where} is not there: no such file{named}; fix its path, or remove it.") from error
+            raise BadImageError(f"{where} is not there: no such file{named}") from error
         if isinstance(error, UnidentifiedImageError):  # PIL's message names only the in-memory copy it read
             raise BadImageError(f"{where} cannot be decoded: it is in no image format PIL reads") from error
         raise BadImageError(f"{where} cannot be decoded: {type(error).__name__}: {error}") from error

@@ -394,7 +394,9 @@ def _picture(image: Any, decode: Any, name: str) -> Any:
     try:
         return decode(image, where)
     except BadImageError as error:  # nothing is saved or changed yet: the fix is the photo's, then a rerun
-        raise BadImageError(f"{str(error).rstrip('.')}. Replace it with a readable photo or remove it, then run again.") from None
+        missing = isinstance(error.__cause__, FileNotFoundError)
+        fix = "Fix its path or remove it" if missing else "Replace it with a readable photo or remove it"
+        raise BadImageError(f"{str(error).rstrip('.')}. {fix}, then run again.") from None
 
 
 def _array_picture(array: Any, name: str) -> Any:
