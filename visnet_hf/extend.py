@@ -133,7 +133,7 @@ def _photo_weight_source(settings: Any, given: float | None) -> str:
     if settings.example_weight is not None:
         return "the model's zero_shot_config.example_weight"
     if settings.photo_weight() > settings.names_weight():
-        return "the photos given: under it the names and photos read the photos best, each left out of its class's mean"
+        return "the photos, each left out of its class's mean: under it the names and photos read them best"
     return "the names' own weight (the photos chose no more)"
 
 

@@ -282,7 +282,10 @@ def test_extend_from_a_table_of_photo_paths_and_names(saved_vsenet, new_photos, 
     assert json.loads((output / "config.json").read_text())["class_example_counts"] == [4, 4, 4]
     table.write_text(table.read_text() + "photos/lion/IMG_0009.jpg,lion\n")
     err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(table), "--output-dir", str(tmp_path / "o")], capsys)
-    assert "an example of 'lion'" in err and "IMG_0009.jpg) is not there: no such file. Fix its path or remove it, then run again." in err
+    assert (
+        "an example of 'lion'" in err
+        and "IMG_0009.jpg) is not there: no such file. Fix its path or remove it, then run again." in err
+    )
 
 
 def test_a_file_filtered_from_a_larger_one_extends_with_the_classes_it_has_photos_of(saved_vsenet, new_photos, tmp_path, capsys):

@@ -236,7 +236,8 @@ def test_a_photo_weight_is_fitted_on_the_photos_each_left_out_of_its_names_mean(
 
 def test_set_classes_keeps_the_weight_its_photos_choose_where_it_is_above_the_names(model, photos, tmp_path):
     """The weight the photos chose is saved with them and used where it is above the names' own weight and no
-    example_weight is set; photos of one each, or none, choose none."""
+    example_weight is set; photos of one each, or none, choose none, and beside photos kept from before leave
+    the weight those chose."""
     model.set_classes(NEW, examples={name: photos(seed, 4) for name, seed in zip(NEW, (10, 20, 30), strict=True)})
     settings = model.config.zero_shot_config
     assert settings.fitted_example_weight is not None
@@ -256,6 +257,8 @@ def test_set_classes_keeps_the_weight_its_photos_choose_where_it_is_above_the_na
         ).logits
     torch.testing.assert_close(given, names_weight)  # a weight given is used as given (3: the names' own here)
     assert not torch.allclose(given, chosen, atol=1e-3)
+    model.set_classes(["deer"], examples={"deer": photos(40, 1)}, keep_trained=True)  # one more, beside those
+    assert model.config.zero_shot_config.fitted_example_weight == 50.0  # a photo alone chose nothing: theirs stays
     model.set_classes(NEW, examples={name: photos(seed, 1) for name, seed in zip(NEW, (10, 20, 30), strict=True)})
     assert model.config.zero_shot_config.fitted_example_weight is None
     model.config.zero_shot_config.fitted_example_weight = 50.0

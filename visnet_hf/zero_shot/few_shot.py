@@ -425,4 +425,12 @@ def _array_picture(array: Any, name: str) -> Any:
     return Image.fromarray(array.astype(np.uint8)).convert("RGB")
 
 
-__all__ = ["ExampleSet", "embed_examples", "example_logits", "examples_by_name", "unit_features"]
+__all__ = [
+    "ExampleSet",
+    "embed_examples",
+    "example_logits",
+    "examples_by_name",
+    "fitted_photo_weight",
+    "typical_photos",
+    "unit_features",
+]
