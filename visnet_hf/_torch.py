@@ -17,6 +17,12 @@ def upcast(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float() if tensor.dtype in _HALF else tensor
 
 
+def scoring_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half precision, else ``dtype``: what statistics held in a model loaded in half precision
+    (``from_pretrained(..., dtype=torch.bfloat16)``) are computed in, as :func:`upcast` does for activations."""
+    return torch.float32 if dtype in _HALF else dtype
+
+
 @contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     """``module`` in eval mode for the block, then back in the mode it was in (even after an error)."""

@@ -285,3 +285,31 @@ def test_each_name_borrows_a_classifier_from_the_labels_its_text_resembles(
     }
     with pytest.raises(ConfigError, match="backbone_classifier_weight reads the backbone's pretrained classifier"):
         config_from_dict(training, ["optim.freeze=none"])
+
+
+def test_a_model_loaded_in_half_precision_scores_new_names_and_photos(tiny_text_encoder, pretrained_file, tmp_path):
+    """``from_pretrained(..., dtype=torch.bfloat16)`` (or float16), as GPU inference loads a model: every expert's
+    buffers come in half precision, and the names with photos are scored as in float32, to half precision's error."""
+    model = create(
+        tiny_text_encoder,
+        pretrained_file,
+        prototype_weight=1.0,
+        zero_shot_config={"backbone_classifier_weight": 3.0, "score_temperature": 1.0},
+    )
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(24, 3, 32, 32, generator=generator)
+    model.fit_prototypes(
+        [(model.image_processor()(list(images), do_rescale=False, return_tensors="pt")["pixel_values"], torch.arange(24) % 3)]
+    )
+    photos = {name: list((255 * torch.rand(3, 32, 32, 3, generator=generator)).byte().numpy()) for name in NEW}
+    model.set_classes(NEW, examples=photos)
+    model.save_pretrained(tmp_path)
+    queries = model.image_processor()(photos["zebra"], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        expected = model(queries).logits
+    for dtype in (torch.bfloat16, torch.float16):
+        half = VSENetForImageClassification.from_pretrained(tmp_path, dtype=dtype).eval()
+        assert half.zero_shot.backbone_labels.weight.dtype == dtype
+        with torch.no_grad():
+            logits = half(queries.to(dtype)).logits
+        torch.testing.assert_close(logits.float(), expected, atol=0.05 * float(expected.abs().max()), rtol=0.0)

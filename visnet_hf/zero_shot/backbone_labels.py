@@ -73,7 +73,8 @@ class BackboneLabels(nn.Module):
     ) -> torch.Tensor:
         """``(B, K)`` scaled cosines of the images' ConSE embeddings over the labels (the ``masked`` rows left out)
         to the ``classes``' embeddings as the model scores them."""
-        logits = upcast(visual) @ self.weight.T + self.bias
+        visual = upcast(visual)  # a model loaded in half precision holds its buffers in it too
+        logits = visual @ self.weight.to(visual.dtype).T + self.bias.to(visual.dtype)
         if masked:
             logits = logits.index_fill(-1, torch.tensor(list(masked), device=logits.device), float("-inf"))
         return conse_logits(logits, self.embeddings, classes, scale, top_k)
@@ -92,7 +93,8 @@ class BackboneLabels(nn.Module):
         standardised logit is worth about a tenth of the scale's cosines)."""
         kept = torch.ones(len(self.bias), dtype=torch.bool, device=self.bias.device)
         kept[list(masked)] = False
-        logits = upcast(visual) @ self.weight[kept].T + self.bias[kept]
+        visual = upcast(visual)
+        logits = visual @ self.weight[kept].to(visual.dtype).T + self.bias[kept].to(visual.dtype)
         logits = (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True)
         return scale / 10 * logits @ self.lenders(classes, masked, senses, hierarchy)[:, kept].T
 
@@ -103,7 +105,8 @@ class BackboneLabels(nn.Module):
         :data:`BORROWING_SHARPNESS` x the name's text cosine to each, plus ``hierarchy`` x the Wu-Palmer similarity
         of the name's WordNet sense (``senses``, the vocabulary's; None or a name without one: the text alone) to the
         label's, the ``masked`` labels at 0."""
-        mix = BORROWING_SHARPNESS * (upcast(classes) @ self.embeddings.T)
+        classes = upcast(classes)
+        mix = BORROWING_SHARPNESS * (classes @ self.embeddings.to(classes.dtype).T)
         if hierarchy > 0 and senses is not None and any(senses):
             mix = mix + hierarchy * hierarchy_similarity(tuple(senses), self.synsets).to(mix)
         if masked:

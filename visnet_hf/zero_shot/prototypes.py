@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._torch import scoring_dtype
 from ..wordnet import hierarchy_similarity
 from .vocabulary import Vocabulary
 
@@ -126,7 +127,8 @@ class VisualPrototypes(nn.Module):
         covariance shrunk toward a multiple of the identity (``shrinkage`` 1: no whitening), unit length: a space
         where a class's images spread alike in every direction, so a few images' mean is a fair prototype.
         Standardised only, for a model fitted before the covariance was kept."""
-        standardised = (visual.to(self.centroids.dtype) - self.feature_mean) / self.feature_std
+        dtype = scoring_dtype(self.centroids.dtype)
+        standardised = (visual.to(dtype) - self.feature_mean.to(dtype)) / self.feature_std.to(dtype)
         whitening = self.whitening(shrinkage)
         return F.normalize(standardised if whitening is None else standardised @ whitening, dim=-1)
 
@@ -148,13 +150,14 @@ class VisualPrototypes(nn.Module):
                 len(matrix), dtype=torch.float64, device=matrix.device
             )
             values, vectors = torch.linalg.eigh(shrunk)
-            self._whitening = (version, (vectors / values.clamp(min=1e-12).sqrt()).to(covariance.dtype))
+            self._whitening = (version, (vectors / values.clamp(min=1e-12).sqrt()).to(scoring_dtype(covariance.dtype)))
         return self._whitening[1]
 
     def borrowed(self, borrowing: torch.Tensor) -> torch.Tensor:
         """``(K, num_features)`` each name's prototype: the centroids mixed by the softmax of ``borrowing``, unit length."""
-        weights = borrowing.to(self.centroids.dtype).masked_fill(self.counts == 0, float("-inf")).softmax(-1)
-        return F.normalize(weights @ self.centroids, dim=-1)
+        dtype = scoring_dtype(self.centroids.dtype)
+        weights = borrowing.to(dtype).masked_fill(self.counts == 0, float("-inf")).softmax(-1)
+        return F.normalize(weights @ self.centroids.to(dtype), dim=-1)
 
 
 def borrowing_logits(
