@@ -112,6 +112,9 @@ def example_logits(
 WEIGHTS = torch.logspace(-0.3, 2.0, 24).tolist()  # the photo weights the photos given choose from: 0.5 to 100
 SCALES = torch.logspace(-3.0, 1.5, 46).tolist()  # each weight's sum is read at its most likely scale
 FIT_PHOTOS = 1024  # the photos that choose it, at most
+# ... and at least: a handful of photos to leave out (two photos of one name and two of another, beside one of each
+# other name) chose the heaviest weight, 100, for every name
+FIT_LEAST_PHOTOS = 10
 
 
 def fitted_photo_weight(
@@ -127,8 +130,8 @@ def fitted_photo_weight(
     """The photo weight under which the names' scores plus the photos' give the photos themselves their names most
     likely, each photo left out of its own name's mean (which then has one photo fewer): the weight of
     :data:`WEIGHTS` whose sum, at its most likely scale, has the highest likelihood (smoothed by 0.1, so that photos
-    every weight tells apart do not tie at zero loss), to 3 significant digits. ``None`` where no name has two photos
-    (a photo alone cannot be left out of its mean). The library uses it where it is above the names' own weight
+    every weight tells apart do not tie at zero loss), to 3 significant digits. ``None`` where fewer than
+    :data:`FIT_LEAST_PHOTOS` photos have another of their name's (a photo alone cannot be left out of its mean). The library uses it where it is above the names' own weight
     (studies/few_shot/FITTED_WEIGHT.md: a model that reads its new names poorly gains 1.06 points over 1 to 16
     photos, the shipped Tiny-ImageNet model's fold episodes 0.04).
 
@@ -142,7 +145,7 @@ def fitted_photo_weight(
     counts = examples.counts.to(photos.device, torch.float32)
     left = counts[rows] - 1
     keep = left > 0
-    if not keep.any():
+    if int(keep.sum()) < FIT_LEAST_PHOTOS:
         return None
     photos, rows, left, names_logits = photos[keep].float(), rows[keep], left[keep], names_logits[keep].float()
     if len(rows) > FIT_PHOTOS:  # a large vocabulary: a fixed sample of its photos chooses as well, in less time
