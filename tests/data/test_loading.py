@@ -718,6 +718,47 @@ def test_a_label_column_of_names_is_read_as_classes(tmp_path):
         load_splits(DataConfig(path=str(tmp_path / "train.parquet"), eval_path=str(tmp_path / "other.parquet")))
 
 
+def test_a_name_with_spaces_around_it_is_the_name_and_names_written_alike_are_said(tmp_path, capsys):
+    """ "okapi " (a spreadsheet's stray space) is the class "okapi", in the training and the eval file; "Zebra" beside
+    "zebra" stays a class of its own, and the note names the two: training prints it, a whole file's readers
+    (eval, extend) warn it."""
+    import datasets
+
+    from visnet_hf.data import names_alike_note
+    from visnet_hf.errors import VisnetNote
+
+    names = ["zebra", "okapi ", "Zebra", " okapi", "zebra", "okapi"] * 2
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    datasets.Dataset.from_dict({"image": generated_images(12), "label": names}, features=features).to_parquet(
+        tmp_path / "train.parquet"
+    )
+    datasets.Dataset.from_dict(
+        {"image": generated_images(2, seed=1), "label": ["okapi  ", "zebra"]}, features=features
+    ).to_parquet(tmp_path / "eval.parquet")
+    splits = load_splits(DataConfig(path=str(tmp_path / "train.parquet"), eval_path=str(tmp_path / "eval.parquet")))
+    assert splits.class_names == ["Zebra", "okapi", "zebra"]
+    assert [splits.class_names[label] for label in splits.train["label"]] == [name.strip() for name in names]
+    assert [splits.class_names[label] for label in splits.eval["label"]] == ["okapi", "zebra"]
+    note = "Classes of the data differ only in case, underscores or spacing: 'Zebra' and 'zebra'."
+    assert names_alike_note(splits.class_names).startswith(note)
+    assert names_alike_note(["cat", "Golden_Retriever", "golden  retriever", "Cat"]).startswith(
+        "Classes of the data differ only in case, underscores or spacing: 'cat' and 'Cat'; 'Golden_Retriever' and "
+        "'golden  retriever'."
+    )
+    assert names_alike_note(["cat", "dog"]) is None
+    with pytest.warns(VisnetNote, match=re.escape(note)):
+        whole = load_eval_data(DataConfig(path=str(tmp_path / "train.parquet")))
+    assert whole.class_names == ["Zebra", "okapi", "zebra"]
+    capsys.readouterr()
+    train_main(
+        [
+            "--data", str(tmp_path / "train.parquet"), "--model", "frn_resnet18", "--epochs", "1", "--image-size", "32",
+            "--output-dir", str(tmp_path / "run"), "data.val_fraction=0.5", "trackers=[]", "export=false", "checkpoints=false",
+        ]
+    )  # fmt: skip
+    assert note in capsys.readouterr().out
+
+
 def _photo_table(tmp_path: Path) -> tuple[list[str], list[str]]:
     """``photos/<class>/<n>.png`` real-looking images under ``tmp_path``: their paths relative to ``tmp_path`` and labels."""
     paths, labels = [], []

@@ -27,7 +27,8 @@ from PIL import Image
 
 from .._choices import FILE_SOURCES, LOCAL_SOURCES, TABLE_SOURCES, Source
 from .._validation import did_you_mean
-from ..errors import DataError, NoClassNamesError
+from ..errors import DataError, NoClassNamesError, warn_user
+from ..text.prompts import plain_name
 from ..wordnet import WNID
 from .config import DataConfig, detect_source, is_saved_dataset
 from .folders import image_folder
@@ -246,6 +247,8 @@ def _load_whole(config: DataConfig, preferred: str | None = None) -> EvalData:
         description += f", its first {config.max_eval_samples} images"
     if len(dataset) == 0:
         raise DataError(f"{where} holds no images; check --data.")
+    if note := names_alike_note(class_names):
+        warn_user(note)
     return EvalData(dataset, class_names, description, synonyms, synsets, unused)
 
 
@@ -486,6 +489,9 @@ def _names_as_labels(
     values = train[column][:]
     if any(value is None or str(value).strip() == "" for value in values):
         raise DataError(f"Column {column!r} has rows without a class name; give every image its class, or remove those rows.")
+    train, values = _without_spaces_around(train, column, values)
+    if other is not None:
+        other, _ = _without_spaces_around(other, column, other[column][:])
     names = [str(n) for n in config.class_names] if config.class_names else sorted({str(v) for v in values})
 
     def encoded(dataset: datasets.Dataset, split: str, values: list) -> datasets.Dataset:
@@ -498,6 +504,33 @@ def _names_as_labels(
         return dataset.cast_column(column, datasets.ClassLabel(names=names))
 
     return encoded(train, "train", values), encoded(other, "eval", other[column][:]) if other is not None else None
+
+
+def _without_spaces_around(dataset: datasets.Dataset, column: str, values: list) -> tuple[datasets.Dataset, list[str]]:
+    """A label column of names without the spaces around them: "cat " (a spreadsheet's stray space) is "cat"."""
+    names = [str(value).strip() for value in values]
+    if names == [str(value) for value in values]:
+        return dataset, names
+    stripped = dataset.map(lambda labels: {column: [str(v).strip() for v in labels]}, input_columns=column, batched=True)
+    return stripped, names
+
+
+def names_alike_note(class_names: list[str]) -> str | None:
+    """What is said of classes that differ only in case, underscores or spacing ("Cat" and "cat"): each is a class
+    of its own, though a text encoder reads their names alike, so a VSENet can hardly tell them apart by name.
+    ``None`` where there are none."""
+    spellings: dict[str, list[str]] = {}
+    for name in class_names:
+        spellings.setdefault(plain_name(name), []).append(name)
+    alike = [names for names in spellings.values() if len(names) > 1]
+    if not alike:
+        return None
+    listed = "; ".join(" and ".join(repr(name) for name in names) for names in alike[:5])
+    more = f" (and {len(alike) - 5} more such groups)" if len(alike) > 5 else ""
+    return (
+        f"Classes of the data differ only in case, underscores or spacing: {listed}{more}. Each is a class of its own, "
+        "though their names read alike; if they are one class, write its name one way in the data."
+    )
 
 
 def _class_names(dataset: datasets.Dataset, config: DataConfig) -> list[str]:

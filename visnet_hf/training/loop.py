@@ -27,7 +27,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from .. import hub
-from ..data import unused_names_note
+from ..data import names_alike_note, unused_names_note
 from ..evaluation import evaluate_model
 from ..reports import write_reports
 from .checkpoints import save_checkpoint
@@ -76,6 +76,8 @@ def start(run: Run) -> None:
     if splits.unused_names:
         note = unused_names_note(splits.unused_names, len(splits.class_names))
         accelerator.print(f"{note} To choose the classes yourself, give data.include_classes.")
+    if alike := names_alike_note(splits.class_names):
+        accelerator.print(alike)
     model = run.inner
     if hasattr(model, "vocabulary"):  # a VSENet: which WordNet sense each class name was read as, and whence
         from ..wordnet import sense_records, sense_summary
