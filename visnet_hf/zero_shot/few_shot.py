@@ -131,9 +131,9 @@ def fitted_photo_weight(
     likely, each photo left out of its own name's mean (which then has one photo fewer): the weight of
     :data:`WEIGHTS` whose sum, at its most likely scale, has the highest likelihood (smoothed by 0.1, so that photos
     every weight tells apart do not tie at zero loss), to 3 significant digits. ``None`` where fewer than
-    :data:`FIT_LEAST_PHOTOS` photos have another of their name's (a photo alone cannot be left out of its mean). The library uses it where it is above the names' own weight
-    (studies/few_shot/FITTED_WEIGHT.md: a model that reads its new names poorly gains 1.06 points over 1 to 16
-    photos, the shipped Tiny-ImageNet model's fold episodes 0.04).
+    :data:`FIT_LEAST_PHOTOS` photos have another of their name's (a photo alone cannot be left out of its mean). The
+    library uses it where it is above the names' own weight (studies/few_shot/FITTED_WEIGHT.md: a model that reads
+    its new names poorly gains 1.06 points over 1 to 16 photos, the shipped Tiny-ImageNet model's fold episodes 0.04).
 
     Args:
         names_logits: ``(N, K)`` the names' summed scores (before the temperature) of the ``N`` photos, over the

@@ -188,10 +188,9 @@ class TextSide:
         vocabulary = self.vocabulary_for(names, descriptions, templates, synonyms, synsets, class_embeddings, known)
         if examples is not None:
             vocabulary = self.with_examples(vocabulary, examples)
-            settings = self.config.zero_shot_config
             fitted = self.fitted_photo_weight(vocabulary)
-            # photos of one a name choose nothing: beside the photos kept from before, the weight those chose stays
-            settings.fitted_example_weight = fitted if fitted is not None or not keep_trained else settings.fitted_example_weight
+            if fitted is not None or not keep_trained:  # else: beside the photos kept from before, their choice stays
+                self.config.zero_shot_config.fitted_example_weight = fitted
             self._say_names_read_poorly(vocabulary)
             if not keep_trained:
                 self._say_trained_among_new(vocabulary)
