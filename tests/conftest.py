@@ -227,3 +227,26 @@ def parquet_with_synonyms(tiny_parquet, tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("synonyms") / "train.parquet"
     dataset.to_parquet(str(path))
     return str(path)
+
+
+@pytest.fixture()
+def web_folder(tmp_path):
+    """``(folder, url)``: a folder served over HTTP on this machine (no network), as photos on a web server are."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # no request lines in the test output
+            pass
+
+    folder = tmp_path / "web"
+    folder.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -51,15 +51,20 @@ def parse_names(text: str | None, known: Sequence[str] = ()) -> list[str]:
     return names
 
 
-def image_files(paths: Sequence[str | Path]) -> list[Path]:
+def image_files(paths: Sequence[str | Path]) -> list[Path | str]:
     """The image files among ``paths`` and in the folders among them (recursively, sorted; hidden files such as
-    macOS's ``._IMG.jpg`` copies left out, linked folders read: as a training folder is read).
+    macOS's ``._IMG.jpg`` copies left out, linked folders read: as a training folder is read); a URL
+    (``https://...``) as it is, read when it is predicted.
 
     Raises:
         DataError: a path that does not exist, or no image file at all.
     """
-    files: list[Path] = []
-    for path in map(Path, paths):
+    files: list[Path | str] = []
+    for given in paths:
+        if isinstance(given, str) and "://" in given:
+            files.append(given)
+            continue
+        path = Path(given)
         if path.is_dir():
             files += images_in(path)
         elif path.exists():

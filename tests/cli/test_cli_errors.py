@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,3 +117,18 @@ def test_quickstart_without_the_shared_data_names_both_places(tmp_path, monkeypa
     assert "Parquet file '../shared/data/cifar10/train.parquet' does not exist." in err
     assert "The Hub dataset 'uoft-cs/cifar10' cannot be loaded" in err
     assert "Point data.path at a local copy (e.g. data.path=/path/to/train.parquet)" in err
+
+
+def test_predict_reads_photos_from_the_web_and_names_one_it_cannot_download(saved_frn, web_folder, capsys):
+    """`visnet predict https://.../photo.jpg` answers the photo as a local file's; a URL that gives nothing gets an
+    error line, the others are answered, and the status is 1."""
+    folder, url = web_folder
+    generated_images(1)[0].save(folder / "cat.png")
+    assert cli(["predict", "--model", saved_frn, str(folder / "cat.png")]) == 0
+    local = json.loads(capsys.readouterr().out)["predictions"]
+    assert cli(["predict", "--model", saved_frn, f"{url}/cat.png", f"{url}/dog.png"]) == 1
+    out, err = capsys.readouterr()
+    answered, missing = (json.loads(line) for line in out.splitlines())
+    assert answered == {"file": f"{url}/cat.png", "predictions": local}
+    assert missing["error"].startswith(f"{url}/dog.png cannot be downloaded: FileNotFoundError")
+    assert err.endswith(f"visnet: error: 1 of 2 images could not be read: {url}/dog.png\n")

@@ -759,6 +759,33 @@ def test_a_name_with_spaces_around_it_is_the_name_and_names_written_alike_are_sa
     assert note in capsys.readouterr().out
 
 
+def test_a_table_of_photo_urls_is_read_from_the_web(web_folder, tmp_path):
+    """A table whose image column holds URLs (photos on a web server) is read as datasets.Image reads them; a URL
+    that gives nothing is named, as one that cannot be downloaded."""
+    import datasets
+
+    from visnet_hf.data.images import BadImageError, decode, decode_tensor
+
+    folder, url = web_folder
+    images = generated_images(4)
+    for index, image in enumerate(images):
+        image.save(folder / f"{index}.png")
+    lines = ["image,label"] + [f"{url}/{index}.png,{'zebra' if index % 2 else 'okapi'}" for index in range(4)]
+    (tmp_path / "photos.csv").write_text("\n".join(lines) + "\n")
+    whole = load_eval_data(DataConfig(path=str(tmp_path / "photos.csv")))
+    assert whole.class_names == ["okapi", "zebra"] and len(whole.dataset) == 4
+    data_config = {"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear", "crop_pct": 1.0}
+    for transform in build_transforms(data_config, AugmentConfig()):  # the training recipe (tensors), eval's (PIL)
+        transformed = TransformedDataset(whole.dataset, transform, split="eval")
+        local = TransformedDataset(datasets.Dataset.from_dict({"image": images, "label": [0, 1, 0, 1]}), transform)
+        for index in range(4):
+            torch.testing.assert_close(transformed[index]["pixel_values"], local[index]["pixel_values"])
+    assert decode(f"{url}/1.png", "photo 1").size == images[1].size
+    assert decode_tensor({"path": f"{url}/1.png", "bytes": None}, "photo 1").shape[1:] == images[1].size[::-1]
+    with pytest.raises(BadImageError, match=rf"photo 9 cannot be downloaded: FileNotFoundError: {url}/9.png"):
+        decode(f"{url}/9.png", "photo 9")
+
+
 def _photo_table(tmp_path: Path) -> tuple[list[str], list[str]]:
     """``photos/<class>/<n>.png`` real-looking images under ``tmp_path``: their paths relative to ``tmp_path`` and labels."""
     paths, labels = [], []

@@ -487,6 +487,20 @@ def test_examples_as_folders_single_images_and_arrays_are_each_that_many_photos(
     assert model.config.class_example_counts == [3, 3, 3]
 
 
+def test_examples_given_by_url_are_read_from_the_web(model, photos, web_folder):
+    """A name's photo as a URL, alone or in a list, is read as the same photo from a file is."""
+    folder, url = web_folder
+    for number, image in enumerate(photos(60, 2)):
+        image.convert("RGB").save(folder / f"IMG_{number}.png")
+    model.set_classes(NEW, examples={"lion": [folder / "IMG_0.png", folder / "IMG_1.png"], "truck": folder / "IMG_0.png"})
+    from_files = model.class_example_sums.clone()
+    model.set_classes(NEW, examples={"lion": [f"{url}/IMG_0.png", f"{url}/IMG_1.png"], "truck": f"{url}/IMG_0.png"})
+    assert model.config.class_example_counts == [2, 1, 0]
+    torch.testing.assert_close(model.class_example_sums, from_files)
+    with pytest.raises(BadImageError, match=rf"an example of 'boat' \({url}/IMG_7.png\) cannot be downloaded"):
+        model.set_classes(NEW, examples={"boat": f"{url}/IMG_7.png"})
+
+
 def test_a_warning_points_at_the_users_own_line(model, photos):
     with pytest.warns(UserWarning, match="are already trained classes") as said:
         model.set_classes(["lion", CLASS_NAMES[0]], examples={"lion": photos(40, 2)})

@@ -104,6 +104,8 @@ def decode(value: Any, where: str, fits: tuple[int, int] | None = None) -> Image
                 f"{where} is a HEIC/HEIF photo (as phones save them), which needs pillow-heif: pip install "
                 "'visnet_hf[heic]' (or pillow-heif), or convert the photo to JPEG."
             ) from error
+        if _is_remote(value) and not isinstance(error, UnidentifiedImageError):  # a URL that gave no bytes
+            raise BadImageError(f"{where} cannot be downloaded: {type(error).__name__}: {error}") from error
         if isinstance(error, FileNotFoundError):  # nothing to decode: the path is wrong
             named = "" if str(error.filename) in where else f" ({error.filename})"
             raise BadImageError(f"{where} is not there: no such file{named}") from error
@@ -177,7 +179,24 @@ def upright(image: Image.Image) -> Image.Image:
 def _in_memory(source: Any) -> Any:
     """A path's bytes, read and closed: PIL keeps the file of an image that may hold several frames (a GIF, a
     TIFF) open after ``load``, one handle per photo until the garbage collector finds it."""
-    return io.BytesIO(Path(source).read_bytes()) if isinstance(source, (str, os.PathLike)) else source
+    return io.BytesIO(_file_bytes(source)) if isinstance(source, (str, os.PathLike)) else source
+
+
+def _file_bytes(path: str | os.PathLike) -> bytes:
+    """A file's bytes: a local path's, or a remote one's (a URL in a table of photos, a streamed Hub dataset's
+    ``hf://`` or ``zip://`` path) through ``datasets``' opener, as ``datasets.Image`` reads it."""
+    if _is_remote(path):
+        from datasets.utils.file_utils import xopen
+
+        with xopen(str(path), "rb") as file:
+            return file.read()
+    return Path(path).read_bytes()
+
+
+def _is_remote(value: Any) -> bool:
+    """Whether an image value names a file by URL (``scheme://...``) rather than a local path."""
+    path = value.get("path") if isinstance(value, dict) and not value.get("bytes") else value
+    return isinstance(path, str) and "://" in path
 
 
 HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
@@ -218,7 +237,7 @@ def _encoded_bytes(value: Any) -> bytes | None:
         value = value.get("path")
     if isinstance(value, (str, Path)):
         try:
-            return Path(value).read_bytes()
+            return _file_bytes(value)
         except OSError:
             return None  # decode() names the problem
     return None

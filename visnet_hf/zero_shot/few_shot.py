@@ -274,12 +274,14 @@ def _class_folders(root: Path) -> dict[str, Path]:
 
 
 def _images(value: Any, name: str) -> list[Any]:
-    """A name's example images as a list: a folder's image files (sorted, subfolders too), one path or image as
-    itself, a list (or an array of several images) as it is."""
+    """A name's example images as a list: a folder's image files (sorted, subfolders too), one path, URL or image
+    as itself, a list (or an array of several images) as it is."""
     from PIL import Image
 
     from ..data.folders import images_in
 
+    if isinstance(value, str) and "://" in value:  # a photo's URL, read when it is embedded
+        return [value]
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         if path.is_dir():
