@@ -107,6 +107,22 @@ def test_save_load_round_trip_reproduces_logits(variant, pixel_batch, tmp_path):
     assert saved == original
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_model_loaded_in_half_precision_takes_float32_pixels_and_features(variant, pixel_batch, tmp_path, dtype):
+    """``from_pretrained(..., dtype=torch.bfloat16)``, as GPU inference loads a model: the float32 pixels an image
+    processor gives (and pooled features) are cast to the model's precision, and it scores as in float32."""
+    variant.eval().save_pretrained(tmp_path)
+    half = type(variant).from_pretrained(tmp_path, dtype=dtype).eval()
+    with torch.no_grad():
+        expected = variant(pixel_batch).logits
+        logits = half(pixel_batch).logits.float()
+        _, pooled = variant.backbone_features(pixel_batch)
+        from_features = half(image_features=pooled).logits.float() if variant.accepts_image_features else logits
+    tolerance = 0.1 * float(expected.abs().max()) + 1e-3  # half precision on any CPU, with room
+    torch.testing.assert_close(logits, expected, atol=tolerance, rtol=0.0)
+    torch.testing.assert_close(from_features, expected, atol=tolerance, rtol=0.0)
+
+
 def comparable(config: dict) -> dict:
     """A config's fields but where it was loaded from and, in sub-configs, the dtype transformers sets on loading."""
     config.pop("_name_or_path")

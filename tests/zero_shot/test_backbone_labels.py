@@ -311,5 +311,7 @@ def test_a_model_loaded_in_half_precision_scores_new_names_and_photos(tiny_text_
         half = VSENetForImageClassification.from_pretrained(tmp_path, dtype=dtype).eval()
         assert half.zero_shot.backbone_labels.weight.dtype == dtype
         with torch.no_grad():
-            logits = half(queries.to(dtype)).logits
+            logits = half(queries).logits  # float32 pixels, as an image processor gives them
         torch.testing.assert_close(logits.float(), expected, atol=0.05 * float(expected.abs().max()), rtol=0.0)
+        half.save_pretrained(tmp_path / "half")  # saved in half precision: from_pretrained loads it so by default
+        assert VSENetForImageClassification.from_pretrained(tmp_path / "half").dtype == dtype

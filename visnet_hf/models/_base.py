@@ -124,6 +124,7 @@ class VisnetPreTrainedModel(PreTrainedModel):
         mode with test-time augmentation (``config.test_time_flip``, ``config.test_time_zoom``), the
         pooled features are the average over the image's views, and the map the image's own averaged
         with its mirror's (mirrored back)."""
+        pixel_values = pixel_values.to(self.dtype)  # float32 pixels for a model loaded in half precision, as CLIP does
         views = self.test_time_views
         if self.training or views == 1:
             feature_map = self.backbone.forward_features(pixel_values)

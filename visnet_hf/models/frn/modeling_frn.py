@@ -160,7 +160,7 @@ class FRNForImageClassification(FRNPreTrainedModel):
             feature_map, pooled = self.backbone_features(pixel_values)
             positions = _positions(feature_map, self._output_fmt)
         elif self.accepts_image_features:
-            feature_map, pooled, positions = None, image_features, None
+            feature_map, pooled, positions = None, image_features.to(self.dtype), None
         else:
             raise ValueError("This FRN head reads the backbone's feature map; give pixel_values, not image_features.")
         head_features = self.head(positions, pooled)

@@ -175,7 +175,7 @@ class VSENetForImageClassification(TextSide, VSENetPreTrainedModel):
         if image_features is None:
             feature_map, pooled = self.backbone_features(pixel_values)
         else:
-            feature_map, pooled = None, image_features
+            feature_map, pooled = None, image_features.to(self.dtype)
         visual = self.dropout(pooled)
         heads = self if self.zero_shot_heads is None or vocabulary.is_trained_vocabulary else self.zero_shot_heads
         image_embeds = F.normalize(heads.projection(visual), dim=-1)
