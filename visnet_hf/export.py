@@ -62,7 +62,7 @@ def export_model(
     """
     if format not in FORMATS:
         raise ExportError(f"Unknown export format {format!r}; choose one of {list(FORMATS)}.")
-    model = load_model(model_dir)
+    model = load_model(model_dir).float()  # one saved in half precision too: ONNX Runtime's CPU kernels take float32
     wrapper = _Logits(model).eval()
     pixels = _check_images(model, images)
     output = Path(output_dir)

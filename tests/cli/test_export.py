@@ -57,6 +57,8 @@ def test_an_frn_exports_and_a_wrong_export_is_refused(tiny_text_encoder, tmp_pat
     )
     model.eval().save_pretrained(tmp_path / "frn")
     assert export_model(tmp_path / "frn", tmp_path / "out", "onnx")["top1_equal"]
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "frn_bf16")  # saved in half precision: exported in float32
+    assert export_model(tmp_path / "frn_bf16", tmp_path / "out_bf16", "onnx")["top1_equal"]
 
     from visnet_hf import export
 
