@@ -9,7 +9,10 @@ from pathlib import Path
 
 # The files an image folder's reader takes as images, by their suffix in lower case (HEIC and HEIF read where
 # pillow-heif is installed).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"})
+# .jfif and .jpe: JPEG files as some browsers save them (datasets' image folders read them too)
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
 
 
 def cache_dir(kind: str) -> Path:

@@ -95,7 +95,7 @@ def test_missing_data_and_image_files(saved_frn, tiny_parquet, capsys, tmp_path)
     err = error_of(cli, ["eval", "--model", saved_frn, "--held-out"], capsys)
     assert "has no training_config.yaml, so the run's held-out split is unknown" in err
     err = error_of(cli, ["zero-shot", "--model", saved_frn, "--classes", "zebra", str(tmp_path)], capsys)
-    suffixes = ".avif, .bmp, .gif, .heic, .heif, .jpeg, .jpg, .png, .tif, .tiff, .webp"  # what a training folder takes
+    suffixes = ".avif, .bmp, .gif, .heic, .heif, .jfif, .jpe, .jpeg, .jpg, .png, .tif, .tiff, .webp"  # what a folder takes
     assert err == f"visnet: error: No image files ({suffixes}) in {tmp_path}.\n"
     generated_images(1)[0].save(tmp_path / "cat.png")
     err = error_of(cli, ["zero-shot", "--model", saved_frn, "--classes", "zebra", str(tmp_path)], capsys)

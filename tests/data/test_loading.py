@@ -220,7 +220,10 @@ def test_imagefolder_source(tmp_path):
     for index, image in enumerate(generated_images(12)):
         folder = tmp_path / "images" / ("red" if index % 2 else "blue")
         folder.mkdir(parents=True, exist_ok=True)
-        image.save(folder / f"{index}.png")
+        if index < 2:  # JPEG as some browsers name it is an image too
+            image.convert("RGB").save(folder / f"{index}.jfif", "JPEG")
+        else:
+            image.save(folder / f"{index}.png")
     splits = load_splits(DataConfig(source="imagefolder", path=str(tmp_path / "images"), val_fraction=0.5))
     assert splits.class_names == ["blue", "red"]
     assert len(splits.train) + len(splits.eval) == 12
