@@ -248,7 +248,7 @@ class TextSide:
         settings = self.config.zero_shot_config.updated(score_temperature=1.0)  # the sum the photos' score is added to
         scores = torch.cat(
             [
-                self(image_features=batch.to(self.dtype), vocabulary=names_alone, zero_shot_config=settings).logits
+                self(image_features=batch, vocabulary=names_alone, zero_shot_config=settings).logits
                 for batch in features.split(256)
             ]
         )
@@ -275,7 +275,7 @@ class TextSide:
         names_alone = dataclasses.replace(vocabulary, examples=None)
         right = 0
         for batch, labels in zip(features.split(256), rows.split(256), strict=True):
-            logits = self(image_features=batch.to(self.device, self.dtype), vocabulary=names_alone).logits
+            logits = self(image_features=batch.to(self.device), vocabulary=names_alone).logits
             right += int((logits.argmax(-1).cpu() == labels).sum())
         chance = 1 / len(vocabulary.names)
         if right / len(rows) <= chance:
