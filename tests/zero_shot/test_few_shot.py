@@ -464,6 +464,9 @@ def test_examples_as_folders_single_images_and_arrays_are_each_that_many_photos(
     torch.testing.assert_close(model.class_example_sums[0], as_pil[0], atol=1e-3, rtol=1e-3)
     with pytest.raises(ValueError, match=r"An example of 'boat' is an array of shape \(5, 8, 8\), which is no image"):
         model.set_classes(NEW, examples={"boat": [np.zeros((5, 8, 8))]})
+    normalised = model.image_processor()(photos(70, 1), return_tensors="pt")["pixel_values"]  # not the photo itself
+    with pytest.raises(ValueError, match=r"An example of 'boat' has values below 0, as an image normalised for a model"):
+        model.set_classes(NEW, examples={"boat": normalised})
 
     with pytest.raises(ValueError, match=r"The examples of 'lion': .*nowhere is not there"):
         model.set_classes(NEW, examples={"lion": str(tmp_path / "nowhere")})

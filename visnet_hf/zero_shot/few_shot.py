@@ -409,7 +409,7 @@ def _array_picture(array: Any, name: str) -> Any:
     ``(C, H, W)``; whole numbers in 0..255, or fractions in 0..1 (``ToTensor``'s).
 
     Raises:
-        ValueError: an array that is no image (another shape), named with its class.
+        ValueError: an array that is no image (another shape, or normalised: values below 0), named with its class.
     """
     import numpy as np
     from PIL import Image
@@ -424,6 +424,12 @@ def _array_picture(array: Any, name: str) -> Any:
         raise ValueError(
             f"An example of {name!r} is an array of shape {tuple(np.shape(array))}, which is no image: give each "
             "image as (height, width, 3) or (3, height, width), or as a PIL image or a file."
+        )
+    if array.dtype.kind == "f" and array.min(initial=0.0) < 0:
+        raise ValueError(
+            f"An example of {name!r} has values below 0, as an image normalised for a model has (an image "
+            "processor's pixel_values): give the image itself (a file, a PIL image, or an array of 0..255 or 0..1), "
+            "which the model's processor then reads as it reads every image."
         )
     if array.dtype.kind == "f":
         array = np.clip(array * (255.0 if array.max(initial=0.0) <= 1.0 else 1.0), 0, 255).round()
