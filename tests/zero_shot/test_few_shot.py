@@ -208,7 +208,7 @@ def test_the_photo_weight_follows_the_names_scores_unless_it_is_given(model, pho
 def test_a_photo_weight_is_fitted_on_the_photos_each_left_out_of_its_names_mean():
     """Photos that tell their classes apart beside names that do not choose a heavy weight, names that tell them
     apart beside photos that do not a light one; with one photo a name there is nothing to leave out, and fewer than
-    FIT_LEAST_PHOTOS photos to leave out choose nothing."""
+    FIT_LEAST_PHOTOS photos to leave out, or the photos of one name, choose nothing."""
     from visnet_hf.zero_shot.few_shot import fitted_photo_weight
 
     generator = torch.Generator().manual_seed(0)
@@ -234,6 +234,11 @@ def test_a_photo_weight_is_fitted_on_the_photos_each_left_out_of_its_names_mean(
     more = first | (rows < 3)  # 12
     enough = ExampleSet(torch.zeros(classes, width).index_add_(0, rows[more], clear[more]), torch.bincount(rows[more]).float())
     assert fitted_photo_weight(guessing[more], clear[more], rows[more], enough, None, 1.0, 10.0) >= 10.0
+    alike = torch.randn(1, width, generator=generator) + torch.randn(12, width, generator=generator)
+    only = ExampleSet(alike.sum(0, keepdim=True), torch.tensor([12.0]))  # 12 photos of one name, named alike by any weight
+    assert (
+        fitted_photo_weight(torch.randn(12, 1, generator=generator), alike, torch.zeros(12).long(), only, None, 1.0, 10.0) is None
+    )
     many = torch.arange(100).repeat_interleave(12)  # more photos than choose it (FIT_PHOTOS): a fixed sample does
     features = torch.randn(100, width, generator=generator)[many] + torch.randn(len(many), width, generator=generator)
     examples = ExampleSet(torch.zeros(100, width).index_add_(0, many, features), torch.full((100,), 12.0))

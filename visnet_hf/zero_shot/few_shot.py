@@ -131,7 +131,8 @@ def fitted_photo_weight(
     likely, each photo left out of its own name's mean (which then has one photo fewer): the weight of
     :data:`WEIGHTS` whose sum, at its most likely scale, has the highest likelihood (smoothed by 0.1, so that photos
     every weight tells apart do not tie at zero loss), to 3 significant digits. ``None`` where fewer than
-    :data:`FIT_LEAST_PHOTOS` photos have another of their name's (a photo alone cannot be left out of its mean). The
+    :data:`FIT_LEAST_PHOTOS` photos have another of their name's (a photo alone cannot be left out of its mean), or
+    only one name has photos (every weight gives its photos that name alike). The
     library uses it where it is above the names' own weight (studies/few_shot/FITTED_WEIGHT.md: a model that reads
     its new names poorly gains 1.06 points over 1 to 16 photos, the shipped Tiny-ImageNet model's fold episodes 0.04).
 
@@ -145,7 +146,7 @@ def fitted_photo_weight(
     counts = examples.counts.to(photos.device, torch.float32)
     left = counts[rows] - 1
     keep = left > 0
-    if int(keep.sum()) < FIT_LEAST_PHOTOS:
+    if int(keep.sum()) < FIT_LEAST_PHOTOS or len(counts) < 2:  # the photos of one name tell no two names apart
         return None
     photos, rows, left, names_logits = photos[keep].float(), rows[keep], left[keep], names_logits[keep].float()
     if len(rows) > FIT_PHOTOS:  # a large vocabulary: a fixed sample of its photos chooses as well, in less time
