@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -399,6 +400,12 @@ def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
         model.set_classes(NEW, examples=tmp_path / path)
         assert model.config.class_example_counts == [2, 1, 1], path
         torch.testing.assert_close(model.class_example_sums, as_set, atol=1e-3, rtol=1e-3)  # the same photos (PNG: lossless)
+    # a pandas table of image paths, or of PIL images, beside the names
+    paths = pd.DataFrame({"image": [str(tmp_path / f"IMG_{i}.png") for i in range(4)], "label": names})
+    for frame in (paths, pd.DataFrame({"image": list(dataset["image"]), "label": names})):
+        model.set_classes(NEW, examples=frame)
+        assert model.config.class_example_counts == [2, 1, 1]
+        torch.testing.assert_close(model.class_example_sums, as_set, atol=1e-3, rtol=1e-3)
     with pytest.raises(ValueError, match=r"IMG_0.png is one image, not photos of named classes: give a mapping from name"):
         model.set_classes(NEW, examples=tmp_path / "IMG_0.png")
     streamed = datasets.load_dataset("parquet", data_files=str(tmp_path / "photos.parquet"), streaming=True)

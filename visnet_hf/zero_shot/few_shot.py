@@ -173,8 +173,8 @@ def fitted_photo_weight(
 def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]]:
     """``{name: [image, ...]}`` from a mapping of names to images (a list of PIL images, paths or arrays; a folder of
     them; one image), from a folder with a folder of photos per class (named as the class), or from a
-    ``datasets.Dataset`` with an image column and a label column (a ``ClassLabel`` or the names themselves; of a
-    ``DatasetDict``, its train split).
+    ``datasets.Dataset`` (or a pandas ``DataFrame``) with an image column and a label column (a ``ClassLabel`` or
+    the names themselves; of a ``DatasetDict``, its train split).
 
     Raises:
         ValueError: a name that has examples but is not among ``names``; a name with no image (an empty list or
@@ -182,7 +182,7 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
     """
     if isinstance(examples, (str, os.PathLike)):
         examples = _from_path(Path(examples))
-    examples = _one_split(examples)
+    examples = _one_split(_from_data_frame(examples))
     if isinstance(examples, Mapping):
         by_name = {str(name): _images(images, str(name)) for name, images in examples.items()}
     else:
@@ -213,6 +213,16 @@ def examples_by_name(examples: Any, names: Sequence[str]) -> dict[str, list[Any]
             "these classes lean on their photos more than on their names."
         )
     return by_name
+
+
+def _from_data_frame(examples: Any) -> Any:
+    """A pandas ``DataFrame`` (a column of image paths or PIL images beside one of names) as a ``datasets.Dataset``
+    of the same columns; anything else as it is."""
+    if not (hasattr(examples, "columns") and hasattr(examples, "iloc")):
+        return examples
+    import datasets
+
+    return datasets.Dataset.from_dict({str(column): examples[column].tolist() for column in examples.columns})
 
 
 def _one_split(examples: Any) -> Any:
@@ -307,8 +317,8 @@ def _dataset_examples(dataset: Any) -> dict[str, list[Any]]:
     columns = getattr(dataset, "column_names", None)
     if columns is None:
         raise ValueError(
-            "examples must be a mapping from class name to a list of images, or a datasets.Dataset with image and "
-            f"label columns; got {type(dataset).__name__}."
+            "examples must be a mapping from class name to a list of images, or a datasets.Dataset (or a pandas "
+            f"DataFrame) with image and label columns; got {type(dataset).__name__}."
         )
     kinds = {column: type(feature).__name__ for column, feature in (getattr(dataset, "features", None) or {}).items()}
     image_column = next((c for c in ("image", "img", "pixel_values") if c in columns), None) or next(
