@@ -26,6 +26,13 @@ def cache_dir(kind: str) -> Path:
 _HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
+def not_here(what: str, path: str | os.PathLike) -> str:
+    """``"<what> '<path>' does not exist"``, and for a relative path where it was looked for: a run's saved config
+    names its data as the run was given it, from the folder it was started in."""
+    relative = "" if Path(path).is_absolute() else f" (a relative path is read from the working directory, {os.getcwd()})"
+    return f"{what} {str(path)!r} does not exist{relative}"
+
+
 def missing_folder(name_or_path: str | os.PathLike) -> bool:
     """Whether ``name_or_path`` is a path that is not here and could be no Hub id (``./model``, ``/data/enc``)."""
     text = str(name_or_path)

@@ -114,7 +114,8 @@ def test_quickstart_without_the_shared_data_names_both_places(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     err = error_of(train_main, ["--config", str(ROOT / "configs" / "quickstart.yaml")], capsys)
     assert err.count("\n") == 1
-    assert "Parquet file '../shared/data/cifar10/train.parquet' does not exist." in err
+    working = f"(a relative path is read from the working directory, {tmp_path})"
+    assert f"Parquet file '../shared/data/cifar10/train.parquet' does not exist {working}." in err
     assert "The Hub dataset 'uoft-cs/cifar10' cannot be loaded" in err
     assert "Point data.path at a local copy (e.g. data.path=/path/to/train.parquet)" in err
 

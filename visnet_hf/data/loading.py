@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .._choices import FILE_SOURCES, LOCAL_SOURCES, TABLE_SOURCES, Source
+from .._paths import not_here
 from .._validation import did_you_mean
 from ..errors import DataError, NoClassNamesError, warn_user
 from ..text.prompts import plain_name
@@ -329,7 +330,7 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
         files = [config.path] if isinstance(config.path, str) else list(config.path)
         for file in files:
             if "://" not in file and not Path(file).exists():
-                raise DataError(f"{config.source.capitalize()} file {file!r} does not exist.")
+                raise DataError(not_here(f"{config.source.capitalize()} file", file) + ".")
         named = ", ".join(Path(f).name for f in files) if len(files) <= 3 else f"{len(files)} {config.source} files"
         if config.source in TABLE_SOURCES:
             loaded = _load_dataset(config.source, data_files={"train": files}, **table_options(files))
@@ -338,7 +339,7 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
         return _load_dataset(config.source, data_files={"train": files}), named
     if config.source == "imagefolder":
         if not Path(str(config.path)).is_dir():
-            raise DataError(f"Image folder {config.path!r} does not exist.")
+            raise DataError(not_here("Image folder", str(config.path)) + ".")
         by_class_folder = image_folder(Path(str(config.path)))  # None: a metadata file says the labels
         loaded = by_class_folder if by_class_folder is not None else _load_dataset("imagefolder", data_dir=config.path)
         return loaded, f"the image folder {config.path}"

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .._paths import not_here
 from ..errors import DataError
 from .config import DataConfig
 from .folders import image_folder
@@ -81,11 +82,11 @@ def _open(config: DataConfig) -> dict[str, Any]:
         files = {k: ([v] if isinstance(v, str) else list(v)) for k, v in given.items() if v}
         for name in [f for group in files.values() for f in group]:
             if "://" not in name and not Path(name).exists():
-                raise DataError(f"{config.source.capitalize()} file {name!r} does not exist.")
+                raise DataError(not_here(f"{config.source.capitalize()} file", name) + ".")
         return datasets.load_dataset(config.source, data_files=files, streaming=True)
     if config.source == "imagefolder":
         if not Path(str(config.path)).is_dir():
-            raise DataError(f"Image folder {config.path!r} does not exist.")
+            raise DataError(not_here("Image folder", str(config.path)) + ".")
         by_class_folder = image_folder(Path(str(config.path)))  # paths: each image is read when it comes
         if by_class_folder is None:  # a metadata file says the labels
             return datasets.load_dataset("imagefolder", data_dir=config.path, streaming=True)
