@@ -118,11 +118,15 @@ def seen_features(side, data, per_class: int) -> tuple[torch.Tensor, torch.Tenso
     features, labelled in the order the model's heads follow.
 
     Raises:
-        SystemExit: ``data`` holds none of the model's trained classes.
+        SystemExit: ``data`` is not there, or holds none of the model's trained classes.
     """
     from visnet_hf.data import load_splits
+    from visnet_hf.errors import DataError
 
-    seen = load_splits(data)
+    try:
+        seen = load_splits(data)
+    except DataError as error:  # the training run's data, named as that run was given it, is not here
+        sys.exit(f"bench_fewshot_yours: error: {str(error).rstrip('.')}; give the images the model trained on with --seen-data.")
     trained = list(side.model.config.trained_class_names)
     order = {index: trained.index(name) for index, name in enumerate(seen.class_names) if name in trained}
     if not order:

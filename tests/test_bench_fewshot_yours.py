@@ -111,6 +111,10 @@ def test_the_command_scores_every_method_on_the_images_it_did_not_draw(saved_vse
     monkeypatch.setattr(sys, "argv", [*command[:4], one_image, *command[5:]])
     with pytest.raises(SystemExit, match="has 1 image"):
         main()
+    missing = [*command[:6], "gone/train.parquet", *command[7:]]  # as a run started elsewhere names its data
+    monkeypatch.setattr(sys, "argv", missing)
+    with pytest.raises(SystemExit, match=r"gone/train.parquet' does not exist \(a relative path .*--seen-data\.$"):
+        main()
     monkeypatch.setattr(sys, "argv", command[:5])  # no --seen-data, and a model saved by save_pretrained alone
     with pytest.raises(SystemExit, match="no training_config.yaml.*--seen-data"):
         main()
