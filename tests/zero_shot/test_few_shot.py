@@ -466,6 +466,11 @@ def test_examples_as_folders_single_images_and_arrays_are_each_that_many_photos(
     single = {"lion": image, "truck": tmp_path / "photos" / "truck" / "IMG_0.png", "boat": np.asarray(image.convert("RGB"))}
     model.set_classes(NEW, examples=single)
     assert model.config.class_example_counts == [1, 1, 1]
+    as_files = model.class_example_sums.clone()
+    encoded = (tmp_path / "photos" / "truck" / "IMG_0.png").read_bytes()  # a file's bytes: one photo, or a list of them
+    model.set_classes(NEW, examples={"truck": encoded, "boat": [encoded, bytearray(encoded)]})
+    assert model.config.class_example_counts == [0, 1, 2]
+    torch.testing.assert_close(model.class_example_sums[1], as_files[1], atol=1e-3, rtol=1e-3)
     model.set_classes(NEW, examples={"lion": np.stack([np.asarray(i.convert("RGB")) for i in photos(70, 2)])})
     assert model.config.class_example_counts == [2, 0, 0]  # an array of several images is that many
     as_pil = model.class_example_sums.clone()

@@ -74,7 +74,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def decode(value: Any, where: str, fits: tuple[int, int] | None = None) -> Image.Image:
-    """Decode an undecoded ``datasets.Image`` value (``{"bytes", "path"}``), a path or a PIL image, fully.
+    """Decode an undecoded ``datasets.Image`` value (``{"bytes", "path"}``), a path, an image file's bytes or a PIL
+    image, fully.
 
     ``fits``: the ``(height, width)`` the image will be resized to; a JPEG many times larger is decoded at a
     reduced scale (:func:`_draft`).
@@ -85,6 +86,8 @@ def decode(value: Any, where: str, fits: tuple[int, int] | None = None) -> Image
     try:
         if isinstance(value, Image.Image):
             image = value
+        elif isinstance(value, (bytes, bytearray)):  # an encoded file's bytes, as read or downloaded
+            image = Image.open(io.BytesIO(value))
         elif isinstance(value, dict):
             source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
             if source is None:

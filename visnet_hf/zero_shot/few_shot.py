@@ -285,8 +285,8 @@ def _class_folders(root: Path) -> dict[str, Path]:
 
 
 def _images(value: Any, name: str) -> list[Any]:
-    """A name's example images as a list: a folder's image files (sorted, subfolders too), one path, URL or image
-    as itself, a list (or an array of several images) as it is."""
+    """A name's example images as a list: a folder's image files (sorted, subfolders too), one path, URL, image or
+    image file's bytes as itself, a list (or an array of several images) as it is."""
     from PIL import Image
 
     from ..data.folders import images_in
@@ -301,7 +301,7 @@ def _images(value: Any, name: str) -> list[Any]:
             raise ValueError(f"The examples of {name!r}: {path} is not there; give an image file or a folder of them.")
         return [path]
     single_array = hasattr(value, "ndim") and value.ndim in (2, 3)  # one image (H, W[, C]), not a stack of them
-    if isinstance(value, (Image.Image, dict)) or single_array:
+    if isinstance(value, (Image.Image, dict, bytes, bytearray)) or single_array:  # bytes: one encoded file's
         return [value]
     return list(value)
 
@@ -392,7 +392,8 @@ def embed_examples(model: Any, by_name: Mapping[str, Sequence[Any]], names: Sequ
 
 
 def _picture(image: Any, decode: Any, name: str) -> Any:
-    """A PIL image of an example given as a PIL image, a path, a ``datasets`` image value or an array."""
+    """A PIL image of an example given as a PIL image, a path, an image file's bytes, a ``datasets`` image value or an
+    array."""
     from PIL import Image
 
     from ..data.images import BadImageError

@@ -163,11 +163,11 @@ class TextSide:
 
         Args:
             examples: a few photos of some or all of the names (few-shot): a mapping from name to a list of
-                images (PIL images, paths or URLs, arrays as NumPy or torch lay them out) or to a folder of them, a folder
-                with a folder of photos per class (named as the class; of one with split folders, its train split's),
-                a labelled file or anything else ``visnet extend --data`` reads, or a ``datasets.Dataset`` with an
-                image and a label column (streamed too; of a ``DatasetDict``, its train split), or a pandas
-                ``DataFrame`` with such columns.
+                images (PIL images, paths or URLs, image files' bytes, arrays as NumPy or torch lay them out) or to a
+                folder of them, a folder with a folder of photos per class (named as the class; of one with split
+                folders, its train split's), a labelled file or anything else ``visnet extend --data`` reads, or a
+                ``datasets.Dataset`` with an image and a label column (streamed too; of a ``DatasetDict``, its train
+                split), or a pandas ``DataFrame`` with such columns.
                 Each name is then scored from its text and its photos together (:mod:`visnet_hf.zero_shot.few_shot`);
                 the photos' features are kept in the vocabulary and saved with the model.
             keep_trained: keep what the model knows beside ``names`` (generalised use: the offset
