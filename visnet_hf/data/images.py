@@ -86,8 +86,6 @@ def decode(value: Any, where: str, fits: tuple[int, int] | None = None) -> Image
     try:
         if isinstance(value, Image.Image):
             image = value
-        elif isinstance(value, (bytes, bytearray)):  # an encoded file's bytes, as read or downloaded
-            image = Image.open(io.BytesIO(value))
         elif isinstance(value, dict):
             source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
             if source is None:
@@ -180,8 +178,10 @@ def upright(image: Image.Image) -> Image.Image:
 
 
 def _in_memory(source: Any) -> Any:
-    """A path's bytes, read and closed: PIL keeps the file of an image that may hold several frames (a GIF, a
-    TIFF) open after ``load``, one handle per photo until the garbage collector finds it."""
+    """A path's bytes, read and closed (PIL keeps the file of an image that may hold several frames, a GIF or a
+    TIFF, open after ``load``, one handle per photo until the garbage collector finds it), or bytes given, as a file."""
+    if isinstance(source, (bytes, bytearray)):  # an encoded file's bytes, as read or downloaded
+        return io.BytesIO(source)
     return io.BytesIO(_file_bytes(source)) if isinstance(source, (str, os.PathLike)) else source
 
 
