@@ -268,8 +268,8 @@ def test_the_installed_command_in_a_fresh_process(saved_vsenet, new_photos, tmp_
 
 
 def test_extend_from_a_table_of_photo_paths_and_names(saved_vsenet, new_photos, tmp_path, capsys):
-    """A labelled .csv file (paths relative to it, class names as labels) extends a model as the folder does, and a
-    photo it names that is not there is one error, with its path."""
+    """A labelled .csv file (paths relative to it, class names as labels), or a folder of photos with a metadata.csv,
+    extends a model as the class folders do, and a photo it names that is not there is one error, with its path."""
     shutil.copytree(new_photos, tmp_path / "photos")
     rows = [(f"photos/{name}/{photo.name}", name) for name in NEW for photo in sorted((new_photos / name).iterdir())]
     table = tmp_path / "labels.csv"
@@ -280,6 +280,15 @@ def test_extend_from_a_table_of_photo_paths_and_names(saved_vsenet, new_photos, 
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["photos"] == {"boat": 4, "lion": 4, "truck": 4}
     assert json.loads((output / "config.json").read_text())["class_example_counts"] == [4, 4, 4]
+    # a folder of photos whose metadata.csv names their classes, as datasets' ImageFolder reads one
+    (tmp_path / "flat").mkdir()
+    for number, (path, _) in enumerate(rows):
+        shutil.copy(tmp_path / path, tmp_path / "flat" / f"{number}.jpg")
+    (tmp_path / "flat" / "metadata.csv").write_text(
+        "file_name,label\n" + "".join(f"{i}.jpg,{n}\n" for i, (_, n) in enumerate(rows))
+    )
+    assert cli(["extend", "--model", saved_vsenet, "--data", str(tmp_path / "flat"), "--output-dir", str(output)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["photos"] == {"boat": 4, "lion": 4, "truck": 4}
     table.write_text(table.read_text() + "photos/lion/IMG_0009.jpg,lion\n")
     err = error_of(cli, ["extend", "--model", saved_vsenet, "--data", str(table), "--output-dir", str(tmp_path / "o")], capsys)
     assert (

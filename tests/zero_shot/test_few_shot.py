@@ -395,8 +395,9 @@ def test_examples_from_a_dataset_and_the_mistakes(model, photos, tmp_path):
         image.convert("RGB").save(tmp_path / f"IMG_{number}.png")
     names = [NEW[label] for label in dataset["label"]]
     (tmp_path / "photos.csv").write_text("image,label\n" + "".join(f"IMG_{i}.png,{name}\n" for i, name in enumerate(names)))
+    (tmp_path / "metadata.csv").write_text((tmp_path / "photos.csv").read_text().replace("image,", "file_name,", 1))
     as_set = model.class_example_sums.clone()
-    for path in ("photos.parquet", "saved", "photos.csv"):
+    for path in ("photos.parquet", "saved", "photos.csv", "."):  # ".": a folder whose metadata.csv names the classes
         model.set_classes(NEW, examples=tmp_path / path)
         assert model.config.class_example_counts == [2, 1, 1], path
         torch.testing.assert_close(model.class_example_sums, as_set, atol=1e-3, rtol=1e-3)  # the same photos (PNG: lossless)

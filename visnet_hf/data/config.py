@@ -242,14 +242,17 @@ def detect_source(path: str | list[str]) -> Source:
 
 
 def folder_problem(path: str) -> str | None:
-    """Why a folder is not images in class folders (``path/cat/*.jpg``, or split folders of those), or ``None``.
+    """Why a folder is not images in class folders (``path/cat/*.jpg``, or split folders of those) nor images with
+    a metadata file that names their labels (``metadata.csv``, as ``datasets``' ImageFolder reads it), or ``None``.
     Stops at the first image in a class folder, so a folder of a million images costs no more than a small one
     (the folder's own files are listed first, so images loose beside the class folders are seen before)."""
-    from .folders import walk_images  # the image folder reader's own walk: hidden files are no images
+    from .folders import METADATA_FILES, walk_images  # the image folder reader's own walk: hidden files are no images
 
     root, loose = Path(path), None
     layout = f"one folder per class: {path}/cat/*.jpg, {path}/dog/*.jpg"
-    for directory, _, images in walk_images(root):
+    for directory, files, images in walk_images(root):
+        if METADATA_FILES & set(files):  # a metadata.csv says the labels (datasets' ImageFolder), not the folders
+            return None
         if Path(directory) == root:
             loose = images[0] if images else None
         elif not images:

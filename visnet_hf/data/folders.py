@@ -97,6 +97,12 @@ def has_images(folder: Path) -> bool:
     return any(images for _, _, images in walk_images(folder))
 
 
+def has_metadata(root: Path) -> bool:
+    """Whether a folder holds a metadata file (``metadata.csv``, ...) that names its images' labels, as ``datasets``'
+    ImageFolder reads it, rather than class folders."""
+    return any(METADATA_FILES & set(files) for _, files, _ in walk_images(root))
+
+
 def walk_images(folder: Path) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk`` with hidden folders and files left out: each folder, its files, and its images (sorted). A linked
     folder is read as torchvision's ``ImageFolder`` reads it (a class folder may be a link), but not one that links

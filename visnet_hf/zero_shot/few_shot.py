@@ -238,14 +238,15 @@ def _one_split(examples: Any) -> Any:
 
 def _from_path(path: Path) -> Any:
     """The photos at ``path`` as ``visnet extend`` reads them: a folder of class folders by name; a labelled file
-    (``.parquet``, ``.csv``, ``.jsonl``), a folder ``save_to_disk`` wrote or a Hub dataset id as a dataset (its train
-    split)."""
+    (``.parquet``, ``.csv``, ``.jsonl``), a folder ``save_to_disk`` wrote, a folder of images with a ``metadata.csv``
+    that names their labels or a Hub dataset id as a dataset (its train split)."""
     from .._paths import IMAGE_SUFFIXES
     from ..data import DataConfig, load_eval_data
     from ..data.config import HUB_ID, is_saved_dataset
+    from ..data.folders import has_metadata
     from ..errors import NoClassNamesError
 
-    if path.is_dir() and not is_saved_dataset(path):
+    if path.is_dir() and not is_saved_dataset(path) and not has_metadata(path):
         return _class_folders(path)
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         raise ValueError(
