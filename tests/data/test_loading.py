@@ -9,6 +9,7 @@ import struct
 from dataclasses import replace
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -802,10 +803,11 @@ def _photo_table(tmp_path: Path) -> tuple[list[str], list[str]]:
     return paths, labels
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
 def test_a_table_of_image_paths_and_labels_is_a_source(suffix, tmp_path, monkeypatch):
-    """A .csv / .tsv / .jsonl file of image paths (relative to the file's folder) and class names: read the same
-    from any working directory, for training (with a held-out part) and for scoring; an absolute path works too."""
+    """A .csv / .tsv / .jsonl file (or a .parquet file of strings) of image paths (relative to the file's folder) and
+    class names: read the same from any working directory, for training (with a held-out part) and for scoring; an
+    absolute path works too."""
     import json as json_lib
 
     from visnet_hf.data import load_eval_data
@@ -815,6 +817,8 @@ def test_a_table_of_image_paths_and_labels_is_a_source(suffix, tmp_path, monkeyp
     table = tmp_path / f"labels{suffix}"
     if suffix == ".jsonl":
         table.write_text("".join(json_lib.dumps({"image": p, "label": n}) + "\n" for p, n in zip(paths, labels, strict=True)))
+    elif suffix == ".parquet":
+        datasets.Dataset.from_dict({"image": paths, "label": labels}).to_parquet(str(table))
     else:
         sep = "\t" if suffix == ".tsv" else ","
         table.write_text(f"image{sep}label\n" + "".join(f"{p}{sep}{n}\n" for p, n in zip(paths, labels, strict=True)))
@@ -822,7 +826,7 @@ def test_a_table_of_image_paths_and_labels_is_a_source(suffix, tmp_path, monkeyp
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     config = DataConfig(path=str(table), val_fraction=0.25)
-    assert config.source == ("json" if suffix == ".jsonl" else "csv")
+    assert config.source == {".jsonl": "json", ".parquet": "parquet"}.get(suffix, "csv")
     splits = load_splits(config)
     assert splits.class_names == ["lorry", "okapi", "zebra"] and len(splits.train) + len(splits.eval) == 12
     whole = load_eval_data(DataConfig(path=str(table)))

@@ -336,7 +336,10 @@ def _load_dataset_dict(config: DataConfig) -> tuple[datasets.DatasetDict, str]:
             loaded = _load_dataset(config.source, data_files={"train": files}, **table_options(files))
             loaded = datasets.DatasetDict({k: with_metadata_file_names(v, config) for k, v in loaded.items()})
             return datasets.DatasetDict({k: with_image_paths(v, config.image_column, files) for k, v in loaded.items()}), named
-        return _load_dataset(config.source, data_files={"train": files}), named
+        loaded = _load_dataset(config.source, data_files={"train": files})
+        if config.source == "parquet":  # a column of image paths is read from the file's folder, as a table's is
+            loaded = datasets.DatasetDict({k: with_image_paths(v, config.image_column, files) for k, v in loaded.items()})
+        return loaded, named
     if config.source == "imagefolder":
         if not Path(str(config.path)).is_dir():
             raise DataError(not_here("Image folder", str(config.path)) + ".")
@@ -384,7 +387,8 @@ def with_metadata_file_names(dataset: datasets.Dataset, config: DataConfig) -> d
 def with_image_paths(dataset: datasets.Dataset, image_column: str, files: list[str]) -> datasets.Dataset:
     """A table's image column with each relative path read from the (first) table's folder, as ``metadata.csv`` paths
     are in an image folder, so a table works from any working directory; a path found only from the working
-    directory is taken from there. Absolute paths and URLs stay as they are."""
+    directory is taken from there. Absolute paths and URLs stay as they are, and so does a column of images (a
+    parquet file's ``Image`` column)."""
     if "://" in files[0]:
         return dataset
     folder = Path(files[0]).resolve().parent
@@ -397,6 +401,8 @@ def with_image_paths(dataset: datasets.Dataset, image_column: str, files: list[s
 
     if image_column not in dataset.column_names:
         return dataset  # said by the column check, with the table's columns
+    if not isinstance(dataset.features[image_column], datasets.Value):
+        return dataset  # the images themselves (a parquet file's Image column), not their paths
     return dataset.map(lambda batch: {image_column: [resolved(p) for p in batch[image_column]]}, batched=True)
 
 
