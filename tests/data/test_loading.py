@@ -832,6 +832,10 @@ def test_a_table_of_image_paths_and_labels_is_a_source(suffix, tmp_path, monkeyp
     whole = load_eval_data(DataConfig(path=str(table)))
     assert [whole.class_names[label] for label in whole.dataset["label"]] == labels
     assert whole.dataset[5]["image"].size == generated_images(12)[5].size
+    if suffix == ".csv":  # as a spreadsheet saves CSV where the comma is the decimal mark: separated by ";"
+        semicolons = tmp_path / "semicolons.csv"
+        semicolons.write_text(table.read_text().replace(",", ";"))
+        assert load_eval_data(DataConfig(path=str(semicolons))).dataset["label"] == whole.dataset["label"]
     # paths written from the working directory instead (tables/labels.csv naming photos/...): found there
     (tmp_path / "tables").mkdir()
     monkeypatch.chdir(tmp_path)

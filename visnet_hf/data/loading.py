@@ -370,8 +370,18 @@ def load_saved(path: str) -> datasets.DatasetDict:
 
 
 def table_options(files: list[str]) -> dict[str, Any]:
-    """``load_dataset`` options for a table of image paths: tab-separated for ``.tsv`` files."""
-    return {"delimiter": "\t"} if all(Path(f.split("?")[0]).suffix.lower() == ".tsv" for f in files) else {}
+    """``load_dataset`` options for a table of image paths: tab-separated for ``.tsv`` files; for a local ``.csv``
+    file whose header has no comma, the separator it has instead (``;``, as spreadsheets save CSV where the comma is
+    the decimal mark, a tab or ``|``)."""
+    if all(Path(f.split("?")[0]).suffix.lower() == ".tsv" for f in files):
+        return {"delimiter": "\t"}
+    first = Path(files[0])
+    if "://" in files[0] or first.suffix.lower() != ".csv" or not first.is_file():
+        return {}
+    with first.open(encoding="utf-8-sig", errors="replace") as table:
+        header = table.readline()
+    separator = next((s for s in (";", "\t", "|") if s in header), None) if "," not in header else None
+    return {"delimiter": separator} if separator else {}
 
 
 def with_metadata_file_names(dataset: datasets.Dataset, config: DataConfig) -> datasets.Dataset:
