@@ -871,6 +871,9 @@ def test_a_table_with_other_column_names_is_read_by_naming_them(tmp_path, capsys
     (tmp_path / "labels.xlsx").write_bytes(b"PK")
     with pytest.raises(ValueError, match=r"a \.csv or \.jsonl file of image paths and labels"):
         DataConfig(path=str(tmp_path / "labels.xlsx"))
+    (tmp_path / "photos.zip").write_bytes(b"PK")  # photos as they are shared
+    with pytest.raises(ValueError, match=r"photos.zip' is a file .* \(an archive: unpack it and give the folder it holds\)"):
+        DataConfig(path=str(tmp_path / "photos.zip"))
     with pytest.raises(ValueError, match=r"a csv table of image paths is read as it is.*drop data.streaming"):
         DataConfig(path=str(table), streaming=True)
 

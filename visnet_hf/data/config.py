@@ -221,9 +221,11 @@ def detect_source(path: str | list[str]) -> Source:
     if suffix in (".json", ".jsonl"):
         return "json"
     if local.exists():
+        archive = " (an archive: unpack it and give the folder it holds)" if first.lower().endswith(ARCHIVE_SUFFIXES) else ""
         raise ValueError(
-            f"data.path={first!r} is a file visnet_hf does not read as a dataset; give a folder with one folder of images per "
-            "class, a .parquet file, a .csv or .jsonl file of image paths and labels, .tar shards, or a Hub dataset id"
+            f"data.path={first!r} is a file visnet_hf does not read as a dataset{archive}; give a folder with one folder of "
+            "images per class, a .parquet file, a .csv or .jsonl file of image paths and labels, .tar shards, or a Hub "
+            "dataset id"
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     if HUB_ID.fullmatch(first) and not offline:  # offline, "owner/name" that is not here is a local path mistyped
@@ -268,6 +270,9 @@ def folder_problem(path: str) -> str | None:
         return f"data.path={path!r} holds images but no class folders, so they have no labels; move them into {layout}"
     return f"data.path={path!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put them in {layout}"
 
+
+# Archives of photos as they are downloaded or shared; .tar is read as WebDataset shards.
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
 
 # A Hub dataset id: "owner/name", letters, digits, "-", "_", "." (no path separators beyond the one).
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
