@@ -558,3 +558,25 @@ def test_names_that_pick_the_photos_no_better_than_chance_are_said(model, photos
     assert many.counts.tolist() == [20, 0, 0] and many.photos[1].tolist() == [0] * 16 == batched.photos[1].tolist()
     torch.testing.assert_close(batched.sums, many.sums, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(batched.photos[0], many.photos[0], atol=1e-4, rtol=1e-5)
+
+
+def test_classes_named_by_numbers_are_said_to_be_named_so(model, photos):
+    """Class folders 0/, 1/, 2/ (a dataset exported by index): one note names the cause and the fix, in place of the
+    note on names read poorly; a number given its words as a synonym, or a trained name, is a name."""
+    numbers = ["0", "1", "2"]
+    by_name = {name: photos(20 + 4 * index, 4) for index, name in enumerate(numbers)}
+    with pytest.warns(UserWarning) as said:
+        model.set_classes(numbers, examples=by_name)
+    notes = [str(warning.message) for warning in said]
+    assert [note for note in notes if "named by numbers" in note] == [
+        "The new classes are named by numbers (0, 1, 2), which say nothing of what they show: only the photos tell them "
+        "apart. Name each class by what it shows (a folder zebra/ instead of 0/, or a label column of names), or give "
+        "its words as synonyms."
+    ]
+    assert not any("The names alone pick the right class" in note for note in notes)
+    with pytest.warns(UserWarning, match=r"named by numbers \(0, 1, 2\), .*: they are scored as if at random\."):
+        model.set_classes(numbers, synonyms=[None, None, None])  # as a data file without synonyms gives them
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.set_classes(numbers, synonyms=["lion", "truck", "boat"])
+        model.set_classes([*NEW, "007"])  # one name of words among them

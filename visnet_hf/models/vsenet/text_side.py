@@ -180,6 +180,8 @@ class TextSide:
         earlier = self.vocabulary
         names = list(checked_names(names))
         self._say_near_trained(names, keep_trained)
+        texts_given = class_embeddings is not None or any(any(given or ()) for given in (descriptions, synonyms, synsets))
+        numbers = not texts_given and self._say_names_are_numbers(names, examples is not None)
         if keep_trained:
             names, descriptions, synonyms, synsets = self._with_known(earlier, names, descriptions, synonyms, synsets)
             if class_embeddings is not None:
@@ -192,7 +194,8 @@ class TextSide:
             fitted = self.fitted_photo_weight(vocabulary)
             if fitted is not None or not keep_trained:  # else: beside the photos kept from before, their choice stays
                 self.config.zero_shot_config.fitted_example_weight = fitted
-            self._say_names_read_poorly(vocabulary)
+            if not numbers:  # else the cause is said already
+                self._say_names_read_poorly(vocabulary)
             if not keep_trained:
                 self._say_trained_among_new(vocabulary)
         elif not keep_trained:
@@ -265,6 +268,22 @@ class TextSide:
         )
 
     @torch.no_grad()
+    def _say_names_are_numbers(self, names: Sequence[str], with_photos: bool) -> bool:
+        """Say when every new name is a number (class folders ``0/``, ``1/``, ... as a dataset exported by index
+        leaves them), which tells the text encoder nothing of what the class shows; whether it was said."""
+        trained = set(self.config.trained_class_names)
+        new = [name for name in names if name not in trained]
+        if not new or not all(name.strip().isdigit() for name in new):
+            return False
+        shown = ", ".join(new[:5]) + (", ..." if len(new) > 5 else "")
+        scored = "only the photos tell them apart" if with_photos else "they are scored as if at random"
+        warn_user(
+            f"The new classes are named by numbers ({shown}), which say nothing of what they show: {scored}. Name each "
+            "class by what it shows (a folder zebra/ instead of 0/, or a label column of names), or give its words as "
+            "synonyms."
+        )
+        return True
+
     def _say_names_read_poorly(self, vocabulary: Vocabulary) -> None:
         """Say when the names alone pick the right class for the photos given no more often than chance would: the
         model reads these names poorly (another domain than it trained on, a below-chance names' score), so they add
