@@ -27,10 +27,14 @@ _HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def not_here(what: str, path: str | os.PathLike) -> str:
-    """``"<what> '<path>' does not exist"``, and for a relative path where it was looked for: a run's saved config
-    names its data as the run was given it, from the folder it was started in."""
-    relative = "" if Path(path).is_absolute() else f" (a relative path is read from the working directory, {os.getcwd()})"
-    return f"{what} {str(path)!r} does not exist{relative}"
+    """``"<what> '<path>' does not exist"``, and for a relative path where it was looked for (:func:`looked_in`)."""
+    return f"{what} {str(path)!r} does not exist{looked_in(path)}"
+
+
+def looked_in(path: str | os.PathLike) -> str:
+    """For a relative path that is not there, where it was looked for (a run's saved config names its files as the run
+    was given them, from the folder it was started in); nothing for an absolute one."""
+    return "" if Path(path).is_absolute() else f" (a relative path is read from the working directory, {os.getcwd()})"
 
 
 def missing_folder(name_or_path: str | os.PathLike) -> bool:

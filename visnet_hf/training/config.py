@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from .._paths import looked_in
 from .._validation import build, did_you_mean, raise_problems
 from ..constraints import ConstraintSpec
 from ..data.config import DataConfig
@@ -52,8 +52,8 @@ class ModelConfig:
         file = self.pretrained_file
         if file and "://" not in file and not Path(file).is_file():
             raise ValueError(
-                f"model.pretrained_file={file!r} is not a file (a relative path is read from the working directory, "
-                f"{os.getcwd()}); give the weights file's path, or model.pretrained: true for the Hub's weights"
+                f"model.pretrained_file={file!r} is not a file{looked_in(file)}; give the weights file's path, or "
+                "model.pretrained: true for the Hub's weights"
             )
 
 
