@@ -29,6 +29,7 @@ def test_benchmarks_md_is_what_the_stored_results_render(monkeypatch):
         ("few_shot/imagenet_head.py", "tinyimagenet_fewshot_imagenet_head", "IMAGENET_HEAD.md"),
         ("few_shot/label_prototypes.py", "tinyimagenet_fewshot_label_prototypes", "LABEL_PROTOTYPES.md"),
         ("few_shot/methods.py", "tinyimagenet_fewshot_methods", "REPORT.md"),
+        ("few_shot/mirrored_photos.py", "fewshot_mirrored_photos", "MIRRORED_PHOTOS.md"),
         ("few_shot/offset.py", "tinyimagenet_fewshot_offset", "OFFSET.md"),
         ("few_shot/other_domain.py", "cifar10_fewshot_other_domain", "OTHER_DOMAIN.md"),
         ("few_shot/partial.py", "tinyimagenet_fewshot_partial", "PARTIAL.md"),
