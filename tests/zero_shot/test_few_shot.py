@@ -462,6 +462,10 @@ def test_examples_as_folders_single_images_and_arrays_are_each_that_many_photos(
     torch.testing.assert_close(model.class_example_sums, as_lists, atol=1e-3, rtol=1e-3)  # PNG is lossless
     model.set_classes(NEW, examples={"truck": str(tmp_path / "photos" / "truck")})
     assert model.config.class_example_counts == [0, 3, 0]
+    model.set_classes(NEW, examples={"truck": str(tmp_path / "photos" / "*" / "IMG_0.png"), "boat": f"{tmp_path}/**/IMG_1.png"})
+    assert model.config.class_example_counts == [0, 3, 3]  # the files a pattern matches
+    with pytest.raises(ValueError, match=r"The examples of 'lion': .*IMG_9\*.png matches no file; give a pattern of image"):
+        model.set_classes(NEW, examples={"lion": str(tmp_path / "photos" / "IMG_9*.png")})
 
     image = photos(70, 1)[0]
     single = {"lion": image, "truck": tmp_path / "photos" / "truck" / "IMG_0.png", "boat": np.asarray(image.convert("RGB"))}

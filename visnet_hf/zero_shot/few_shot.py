@@ -29,6 +29,7 @@ The photos' state (per name: the sum of their pooled features, and their number)
 from __future__ import annotations
 
 import difflib
+import glob
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -286,8 +287,9 @@ def _class_folders(root: Path) -> dict[str, Path]:
 
 
 def _images(value: Any, name: str) -> list[Any]:
-    """A name's example images as a list: a folder's image files (sorted, subfolders too), one path, URL, image or
-    image file's bytes as itself, a list (or an array of several images) as it is."""
+    """A name's example images as a list: a folder's image files (sorted, subfolders too), the files a pattern
+    matches (``photos/zebra_*.jpg``, sorted), one path, URL, image or image file's bytes as itself, a list (or an
+    array of several images) as it is."""
     from PIL import Image
 
     from ..data.folders import images_in
@@ -298,6 +300,11 @@ def _images(value: Any, name: str) -> list[Any]:
         path = Path(value)
         if path.is_dir():
             return images_in(path)
+        if not path.exists() and glob.has_magic(str(value)):  # a pattern: "photos/zebra_*.jpg"
+            matches = sorted(Path(match) for match in glob.glob(str(value), recursive=True))
+            if not any(match.is_file() for match in matches):
+                raise ValueError(f"The examples of {name!r}: {value} matches no file; give a pattern of image files.")
+            return [match for match in matches if match.is_file()]
         if not path.exists():
             raise ValueError(f"The examples of {name!r}: {path} is not there; give an image file or a folder of them.")
         return [path]
