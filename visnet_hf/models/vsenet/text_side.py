@@ -164,8 +164,9 @@ class TextSide:
         Args:
             examples: a few photos of some or all of the names (few-shot): a mapping from name to a list of
                 images (PIL images, paths or URLs, image files' bytes, arrays as NumPy or torch lay them out), to a
-                folder of them or to a pattern of files (``"photos/lorry_*.jpg"``), a folder with a folder of photos per class (named as the class; of one with split
-                folders, its train split's), a labelled file or anything else ``visnet extend --data`` reads, or a
+                folder of them or to a pattern of files (``"photos/lorry_*.jpg"``), a folder with a folder of photos
+                per class (named as the class; of one with split folders, its train split's), a labelled file or
+                anything else ``visnet extend --data`` reads, or a
                 ``datasets.Dataset`` with an image and a label column (streamed too; of a ``DatasetDict``, its train
                 split), or a pandas ``DataFrame`` with such columns.
                 Each name is then scored from its text and its photos together (:mod:`visnet_hf.zero_shot.few_shot`);
