@@ -301,10 +301,10 @@ def _images(value: Any, name: str) -> list[Any]:
         if path.is_dir():
             return images_in(path)
         if not path.exists() and glob.has_magic(str(value)):  # a pattern: "photos/zebra_*.jpg"
-            matches = sorted(Path(match) for match in glob.glob(str(value), recursive=True))
-            if not any(match.is_file() for match in matches):
+            files = [Path(match) for match in sorted(glob.glob(str(value), recursive=True)) if Path(match).is_file()]
+            if not files:
                 raise ValueError(f"The examples of {name!r}: {value} matches no file; give a pattern of image files.")
-            return [match for match in matches if match.is_file()]
+            return files
         if not path.exists():
             raise ValueError(f"The examples of {name!r}: {path} is not there; give an image file or a folder of them.")
         return [path]

@@ -166,9 +166,8 @@ class TextSide:
                 images (PIL images, paths or URLs, image files' bytes, arrays as NumPy or torch lay them out), to a
                 folder of them or to a pattern of files (``"photos/lorry_*.jpg"``), a folder with a folder of photos
                 per class (named as the class; of one with split folders, its train split's), a labelled file or
-                anything else ``visnet extend --data`` reads, or a
-                ``datasets.Dataset`` with an image and a label column (streamed too; of a ``DatasetDict``, its train
-                split), or a pandas ``DataFrame`` with such columns.
+                anything else ``visnet extend --data`` reads, a ``datasets.Dataset`` with an image and a label column
+                (streamed too; of a ``DatasetDict``, its train split), or a pandas ``DataFrame`` with such columns.
                 Each name is then scored from its text and its photos together (:mod:`visnet_hf.zero_shot.few_shot`);
                 the photos' features are kept in the vocabulary and saved with the model.
             keep_trained: keep what the model knows beside ``names`` (generalised use: the offset
@@ -268,7 +267,6 @@ class TextSide:
             settings.example_threshold,
         )
 
-    @torch.no_grad()
     def _say_names_are_numbers(self, names: Sequence[str], with_photos: bool) -> bool:
         """Say when every new name is a number (class folders ``0/``, ``1/``, ... as a dataset exported by index
         leaves them), which tells the text encoder nothing of what the class shows; whether it was said."""
@@ -285,6 +283,7 @@ class TextSide:
         )
         return True
 
+    @torch.no_grad()
     def _say_names_read_poorly(self, vocabulary: Vocabulary) -> None:
         """Say when the names alone pick the right class for the photos given no more often than chance would: the
         model reads these names poorly (another domain than it trained on, a below-chance names' score), so they add
